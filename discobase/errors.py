@@ -1,0 +1,181 @@
+"""The exceptions discobase raises: one hierarchy under :class:`DiscobaseError`.
+
+Every error carries the facts it is about as attributes (``table``, ``field``, ...) and a
+message that says what to do about it. Catch :class:`DiscobaseError` to handle them all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = (
+    "DiscobaseError",
+    "DiscordUnavailableError",
+    "GuildNotFoundError",
+    "MissingPermissionsError",
+    "NotConnectedError",
+    "RecordNotFoundError",
+    "RecordTooLargeError",
+    "SchemaError",
+    "SchemaMismatchError",
+    "StorageCorruptError",
+    "TableExistsError",
+    "TableNotFoundError",
+    "UniqueViolationError",
+    "UnknownFieldError",
+    "UnsupportedFormatError",
+    "ValidationError",
+)
+
+
+class DiscobaseError(Exception):
+    """Base class of every error discobase raises on purpose."""
+
+
+class NotConnectedError(DiscobaseError):
+    """The database is not open, or a table class is not attached to a database.
+
+    Call ``await db.open()`` (or use ``async with db.conn(token)``) first, and decorate table
+    classes with ``@db.table``.
+    """
+
+
+class GuildNotFoundError(DiscobaseError):
+    """The bot is not in the guild the database was bound to."""
+
+    def __init__(self, guild: int | str) -> None:
+        self.guild = guild
+        super().__init__(
+            f"the bot is not in a guild {guild!r}: invite it to that server (a person creates the "
+            "server; bots cannot since 2025) or pass the right id or name to Database()"
+        )
+
+
+class MissingPermissionsError(DiscobaseError):
+    """The bot lacks permissions it needs in the guild."""
+
+    def __init__(self, guild: int, missing: list[str]) -> None:
+        self.guild = guild
+        self.missing = missing
+        super().__init__(
+            f"the bot lacks these permissions in guild {guild}: {', '.join(missing)}; "
+            "grant them to the bot's role in the server settings"
+        )
+
+
+class TableNotFoundError(DiscobaseError):
+    """No table of that name exists in this database."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        super().__init__(f"no table named {table!r}; create it first (db.create_table or @db.table)")
+
+
+class TableExistsError(DiscobaseError):
+    """A table of that name exists already."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        super().__init__(f"a table named {table!r} exists already; pick another name or drop it")
+
+
+class SchemaError(DiscobaseError):
+    """A table definition is not valid (name, field, type, key or index)."""
+
+
+class UnknownFieldError(SchemaError):
+    """A query or write names a field the table does not have."""
+
+    def __init__(self, table: str, field: str, known: list[str]) -> None:
+        self.table = table
+        self.field = field
+        self.known = known
+        super().__init__(
+            f"table {table!r} has no field {field!r}; its fields are: {', '.join(known) or '(none)'}"
+        )
+
+
+class SchemaMismatchError(SchemaError):
+    """A table class does not match the schema stored in the guild, and its records do not fit."""
+
+    def __init__(self, table: str, detail: str) -> None:
+        self.table = table
+        self.detail = detail
+        super().__init__(
+            f"the class for table {table!r} does not match the stored schema: {detail}; make the "
+            "change backwards compatible (new fields need defaults) or migrate the data"
+        )
+
+
+class ValidationError(DiscobaseError):
+    """A value does not fit the table's schema. ``errors`` holds pydantic's error list."""
+
+    def __init__(self, table: str, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        self.table = table
+        self.errors = errors or []
+        super().__init__(f"invalid data for table {table!r}: {message}")
+
+
+class UniqueViolationError(DiscobaseError):
+    """A write would give two records the same value of a unique field."""
+
+    def __init__(self, table: str, field: str, value: Any, key: Any) -> None:
+        self.table = table
+        self.field = field
+        self.value = value
+        self.key = key
+        super().__init__(
+            f"table {table!r}: {field}={value!r} is taken by the record with key {key!r}; "
+            "unique fields cannot repeat"
+        )
+
+
+class RecordNotFoundError(DiscobaseError):
+    """No record has that key (``get``, ``update`` or ``delete`` of a missing record)."""
+
+    def __init__(self, table: str, key: Any) -> None:
+        self.table = table
+        self.key = key
+        super().__init__(f"table {table!r} has no record with key {key!r}")
+
+
+class RecordTooLargeError(DiscobaseError):
+    """An encoded record is larger than one Discord attachment may be."""
+
+    def __init__(self, table: str, size: int, limit: int) -> None:
+        self.table = table
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"a record of table {table!r} encodes to {size} bytes, over the limit of {limit} "
+            "bytes (the guild's attachment size); store less in one record"
+        )
+
+
+class StorageCorruptError(DiscobaseError):
+    """Stored data cannot be read as discobase data where it must be (e.g. the catalog)."""
+
+
+class UnsupportedFormatError(StorageCorruptError):
+    """Storage written in a format version this discobase does not know."""
+
+    def __init__(self, version: str, where: str) -> None:
+        self.version = version
+        self.where = where
+        super().__init__(
+            f"{where} uses storage format {version!r}, which this discobase does not know; "
+            "upgrade discobase"
+        )
+
+
+class DiscordUnavailableError(DiscobaseError):
+    """Discord did not accept a request after every retry. Nothing was half-written."""
+
+    def __init__(self, route: str, attempts: int, cause: BaseException | None = None) -> None:
+        self.route = route
+        self.attempts = attempts
+        detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+        super().__init__(
+            f"Discord did not answer {route} after {attempts} attempts{detail}; "
+            "the write was not applied, try again later"
+        )
