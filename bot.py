@@ -1,0 +1,446 @@
+"""The discobase bot: slash commands that administer a guild's database from Discord itself.
+
+``python bot.py`` runs it. With ``DISCORD_TOKEN`` set it logs in to Discord; without one (or with
+``--offline``) it runs the same bot, cogs and database against SimCord, an in-memory Discord, and
+serves a browser page on 127.0.0.1 where you can run every command.
+
+Sections: settings (from the environment and ``.env``), the bot (one database per guild, cogs,
+command sync, shutdown), the online runner with its exit codes, the offline runner, ``main``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field, replace
+from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+from dotenv import dotenv_values
+
+import discobase
+from cogs._errors import reply_unexpected_error
+from cogs._permissions import (
+    access_denied_message,
+    apply_default_permissions,
+    find_role,
+    required_access,
+)
+
+if TYPE_CHECKING:
+    import simcord
+
+log = logging.getLogger("discobase.bot")
+
+COGS_DIRECTORY = Path(__file__).resolve().parent / "cogs"
+
+
+# --------------------------------------------------------------------------- settings
+
+
+class ExitCode(IntEnum):
+    """Process exit codes of ``python bot.py``, documented in docs/commands.md."""
+
+    OK = 0
+    UNEXPECTED = 1
+    BAD_SETTINGS = 2
+    LOGIN_FAILED = 3
+    GUILD_NOT_FOUND = 4
+    MISSING_PERMISSIONS = 5
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable and what to set."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot is configured with. Read by :meth:`from_env`; see ``.env.example``.
+
+    ``admin_role`` and ``reader_role`` name a role by id or by exact name.
+    """
+
+    token: str | None = field(default=None, repr=False)
+    guild_id: int | None = None
+    admin_role: str | None = None
+    reader_role: str | None = None
+    log_level: str = "INFO"
+    category: str = "discobase"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, dotenv_path: str | Path | None = ".env"
+    ) -> Settings:
+        """Read settings from ``environ`` (default: the process environment over ``.env``).
+
+        Raises :class:`SettingsError` for a malformed value.
+        """
+        if environ is None:
+            values: dict[str, str | None] = {}
+            if dotenv_path is not None and Path(dotenv_path).is_file():
+                values.update(dotenv_values(dotenv_path))
+            values.update(os.environ)
+        else:
+            values = dict(environ)
+
+        def text(name: str) -> str | None:
+            value = (values.get(name) or "").strip()
+            return value or None
+
+        token = text("DISCORD_TOKEN")
+        if token is not None and any(character.isspace() for character in token):
+            raise SettingsError("DISCORD_TOKEN contains whitespace; paste the bot token alone")
+        guild = text("DISCOBASE_GUILD")
+        if guild is not None and not guild.isdigit():
+            raise SettingsError(f"DISCOBASE_GUILD must be a server id (digits), not {guild!r}")
+        log_level = (text("DISCOBASE_LOG_LEVEL") or "INFO").upper()
+        if not isinstance(logging.getLevelName(log_level), int):
+            raise SettingsError(
+                f"DISCOBASE_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}"
+            )
+        return cls(
+            token=token,
+            guild_id=int(guild) if guild is not None else None,
+            admin_role=text("DISCOBASE_ADMIN_ROLE"),
+            reader_role=text("DISCOBASE_READER_ROLE"),
+            log_level=log_level,
+            category=text("DISCOBASE_CATEGORY") or "discobase",
+        )
+
+
+# --------------------------------------------------------------------------- the bot
+
+
+class DiscobaseTree(app_commands.CommandTree["DiscobaseBot"]):
+    """The command tree: checks access before any command runs, logs what nothing else caught."""
+
+    async def interaction_check(self, interaction: discord.Interaction[DiscobaseBot], /) -> bool:
+        command = interaction.command
+        if not isinstance(command, app_commands.Command):
+            return True
+        denial = access_denied_message(interaction, required_access(command), self.client.settings)
+        if denial is None:
+            return True
+        if interaction.type is discord.InteractionType.autocomplete:
+            await interaction.response.autocomplete([])
+        else:
+            await interaction.response.send_message(denial, ephemeral=True)
+        return False
+
+    async def on_error(
+        self, interaction: discord.Interaction[DiscobaseBot], error: app_commands.AppCommandError, /
+    ) -> None:
+        await reply_unexpected_error(interaction, error)
+
+
+def bot_intents() -> discord.Intents:
+    """Guilds and guild messages only: slash commands and the bot's own storage need no more.
+
+    No privileged intent (members, presences, message content) is requested.
+    """
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    return intents
+
+
+class DiscobaseBot(commands.Bot):
+    """The bot. Holds one :class:`discobase.Database` per guild, opened on first use.
+
+    When ``settings.guild_id`` is set, the bot syncs its commands to that guild only and opens its
+    database at startup; a guild it is not in or missing permissions stop it with
+    :attr:`exit_code` set.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            help_command=None,
+            intents=bot_intents(),
+            allowed_mentions=discord.AllowedMentions.none(),
+            tree_cls=DiscobaseTree,
+        )
+        self.settings = settings
+        self.exit_code = ExitCode.OK
+        self.exit_message: str | None = None
+        self._databases: dict[int, discobase.Database] = {}
+        self._opening = asyncio.Lock()
+        self._checked_startup = False
+
+    async def database(self, guild_id: int) -> discobase.Database:
+        """The open database of a guild, created and opened on first use.
+
+        Raises the errors of :meth:`discobase.Database.open` (``GuildNotFoundError``,
+        ``MissingPermissionsError``, ...); a failed open is retried on the next call.
+        """
+        database = self._databases.get(guild_id)
+        if database is not None:
+            return database
+        async with self._opening:
+            database = self._databases.get(guild_id)
+            if database is not None:
+                return database
+            guild = self.get_guild(guild_id)
+            admin_role = find_role(guild, self.settings.admin_role) if guild else None
+            database = discobase.Database(
+                guild_id,
+                bot=self,
+                category=self.settings.category,
+                admin_role=admin_role.id if admin_role else None,
+            )
+            await database.open()
+            self._databases[guild_id] = database
+            return database
+
+    async def setup_hook(self) -> None:
+        for extension in sorted(COGS_DIRECTORY.glob("[!_]*.py")):
+            await self.load_extension(f"cogs.{extension.stem}")
+        apply_default_permissions(self.tree, self.settings)
+        if self.settings.guild_id is not None:
+            guild = discord.Object(self.settings.guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d commands to guild %s", len(synced), self.settings.guild_id)
+        else:
+            synced = await self.tree.sync()
+            log.info(
+                "synced %d global commands (clients may take a while to show them)", len(synced)
+            )
+
+    async def on_ready(self) -> None:
+        if self._checked_startup:
+            return
+        self._checked_startup = True
+        log.info("logged in as %s, in %d guild(s)", self.user, len(self.guilds))
+        guild_id = self.settings.guild_id
+        if guild_id is None:
+            return
+        if self.get_guild(guild_id) is None:
+            await self.stop_with(
+                ExitCode.GUILD_NOT_FOUND,
+                f"the bot is not in server {guild_id} (DISCOBASE_GUILD): invite it with the "
+                "applications.commands and bot scopes, or fix the id",
+            )
+            return
+        try:
+            await self.database(guild_id)
+        except discobase.MissingPermissionsError as error:
+            await self.stop_with(
+                ExitCode.MISSING_PERMISSIONS,
+                f"the bot lacks permissions in server {guild_id}: {', '.join(error.missing)}; "
+                "grant them to its role",
+            )
+        except discobase.GuildNotFoundError:
+            await self.stop_with(
+                ExitCode.GUILD_NOT_FOUND, f"the bot is not in server {guild_id} (DISCOBASE_GUILD)"
+            )
+
+    async def stop_with(self, code: ExitCode, message: str) -> None:
+        """Record why the bot stops and close it; :func:`main` prints the message once."""
+        self.exit_code = code
+        self.exit_message = message
+        await self.close()
+
+    async def close_databases(self) -> None:
+        """Flush pending writes and close every open database."""
+        databases, self._databases = list(self._databases.values()), {}
+        for database in databases:
+            try:
+                await database.close()
+            except discobase.DiscobaseError:
+                log.exception("closing the database of guild %s failed", database.guild_id)
+
+    async def close(self) -> None:
+        await self.close_databases()
+        await super().close()
+
+
+def create_bot(settings: Settings | None = None) -> DiscobaseBot:
+    """Build the bot without logging in. ``settings=None`` reads the environment and ``.env``."""
+    return DiscobaseBot(settings if settings is not None else Settings.from_env())
+
+
+# --------------------------------------------------------------------------- online
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """Set ``stop`` on SIGINT and SIGTERM (where the platform lets us)."""
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError):
+            loop.add_signal_handler(signal_number, stop.set)
+
+
+async def run_online(settings: Settings) -> tuple[ExitCode, str | None]:
+    """Log in to Discord and serve until SIGINT/SIGTERM. Returns the exit code and why."""
+    assert settings.token is not None
+    bot = create_bot(settings)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+
+    async def close_on_stop() -> None:
+        await stop.wait()
+        log.info("stopping: flushing pending writes and closing databases")
+        await bot.close()
+
+    stopper = asyncio.create_task(close_on_stop())
+    try:
+        async with bot:
+            await bot.start(settings.token)
+    except discord.LoginFailure:
+        return ExitCode.LOGIN_FAILED, (
+            "Discord rejected DISCORD_TOKEN: copy the token again from the Developer Portal "
+            "(Bot → Reset Token)"
+        )
+    except discord.PrivilegedIntentsRequired:
+        return ExitCode.BAD_SETTINGS, "Discord refused the intents; the bot needs no privileged one"
+    finally:
+        stopper.cancel()
+    return bot.exit_code, bot.exit_message
+
+
+# --------------------------------------------------------------------------- offline
+
+
+OFFLINE_ADMIN_ROLE = "db-admin"
+OFFLINE_READER_ROLE = "db-reader"
+
+
+@dataclass
+class OfflineSession:
+    """A running offline world: SimCord, the seeded guild and its members, the browser page."""
+
+    env: simcord.Env
+    bot: DiscobaseBot
+    guild: simcord.GuildHandle
+    channel: simcord.ChannelHandle
+    admin: simcord.MemberActor
+    reader: simcord.MemberActor
+    member: simcord.MemberActor
+    preview: simcord.Preview
+
+    @property
+    def url(self) -> str:
+        """The page's address; it carries a secret, so only print it to the person running it."""
+        return self.preview.url
+
+
+@asynccontextmanager
+async def offline_session(settings: Settings, *, port: int = 0) -> AsyncIterator[OfflineSession]:
+    """Run the bot against SimCord with a seeded guild and serve the preview on 127.0.0.1.
+
+    The guild has a ``#general`` channel, an admin (role ``db-admin``, Manage Server), a reader
+    (role ``db-reader``) and a plain member. Data lives in memory only. The databases are closed
+    (pending writes flushed) before the world goes away.
+    """
+    import simcord
+
+    settings = replace(
+        settings,
+        token=None,
+        guild_id=None,
+        admin_role=settings.admin_role or OFFLINE_ADMIN_ROLE,
+        reader_role=settings.reader_role or OFFLINE_READER_ROLE,
+    )
+    bot = create_bot(settings)
+    async with simcord.run(bot) as env:
+        guild = env.create_guild("discobase offline")
+        channel = guild.create_text_channel("general")
+        admin_role = guild.create_role(
+            settings.admin_role or OFFLINE_ADMIN_ROLE,
+            permissions=discord.Permissions(manage_guild=True),
+        )
+        reader_role = guild.create_role(settings.reader_role or OFFLINE_READER_ROLE)
+        admin = guild.add_member(env.create_user("ada"), roles=[admin_role])
+        reader = guild.add_member(env.create_user("rita"), roles=[reader_role])
+        member = guild.add_member(env.create_user("bob"))
+        try:
+            async with env.preview(
+                channel, viewers=[admin, reader, member], layout="channel", port=port
+            ) as preview:
+                yield OfflineSession(env, bot, guild, channel, admin, reader, member, preview)
+        finally:
+            await bot.close_databases()
+
+
+async def run_offline(settings: Settings, *, port: int = 0) -> tuple[ExitCode, str | None]:
+    """Serve the offline world until SIGINT/SIGTERM or until the page ends the session."""
+    async with offline_session(settings, port=port) as session:
+        print(
+            "discobase is running OFFLINE against SimCord, a simulated Discord: no token, no "
+            "network.\nData lives in memory and is gone when you stop the bot (Ctrl+C).\n"
+            f"Open this address in a browser (it is a secret, served on 127.0.0.1 only):\n"
+            f"  {session.url}\n"
+            "Switch between ada (admin), rita (reader) and bob (member) in the page; type / to "
+            "run commands.",
+            flush=True,
+        )
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        waiters = [
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(session.preview.wait_closed()),
+        ]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        print("stopping; the in-memory data is discarded", flush=True)
+    return ExitCode.OK, None
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bot.py",
+        description="Run the discobase bot. Without DISCORD_TOKEN it runs offline.",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--offline", action="store_true", help="run against SimCord with a browser page"
+    )
+    mode.add_argument("--online", action="store_true", help="require DISCORD_TOKEN and log in")
+    parser.add_argument(
+        "--port", type=int, default=0, help="offline page port on 127.0.0.1 (default: any free)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the bot; returns the process exit code (see :class:`ExitCode`)."""
+    arguments = parse_arguments(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        print(f"discobase: {error}", file=sys.stderr)
+        return ExitCode.BAD_SETTINGS
+    if arguments.online and settings.token is None:
+        print("discobase: DISCORD_TOKEN is not set (put it in .env)", file=sys.stderr)
+        return ExitCode.BAD_SETTINGS
+    discord.utils.setup_logging(level=logging.getLevelName(settings.log_level))
+    offline = arguments.offline or settings.token is None
+    runner: Any = run_offline(settings, port=arguments.port) if offline else run_online(settings)
+    try:
+        code, message = asyncio.run(runner)
+    except KeyboardInterrupt:
+        return ExitCode.OK
+    if message is not None:
+        print(f"discobase: {message}", file=sys.stderr)
+    return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

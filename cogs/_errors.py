@@ -1,0 +1,127 @@
+"""Errors as replies, in one place: what the member did wrong and how to fix it, ephemerally.
+
+Commands run their work inside :func:`answer_errors`: a :class:`BadInputError` or a discobase error
+becomes a short ephemeral message and the command stops before writing anything. Anything else is
+a bug: the command tree logs it with its traceback and answers with a generic message
+(:func:`reply_unexpected_error`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import discord
+from discord import app_commands
+
+import discobase
+from cogs._render import code, respond
+
+log = logging.getLogger(__name__)
+
+UNEXPECTED_ERROR_REPLY = (
+    "Something went wrong inside the bot; the error was logged for the bot's operator. "
+    "Try again, and check the result with /find."
+)
+MAX_VALIDATION_LINES = 5
+
+
+class BadInputError(Exception):
+    """Input the member can fix: the message says what is wrong and what to write instead."""
+
+
+def _validation_lines(error: Any) -> str:
+    lines = []
+    for item in error.errors[:MAX_VALIDATION_LINES]:
+        location = ".".join(str(part) for part in item.get("loc", ())) or "record"
+        line = f"{code(location, 60)}: {item.get('msg', 'invalid')}"
+        if "input" in item and not isinstance(item["input"], dict):
+            line += f" (got {code(item['input'], 60)})"
+        lines.append(line)
+    if len(error.errors) > MAX_VALIDATION_LINES:
+        lines.append(f"…and {len(error.errors) - MAX_VALIDATION_LINES} more")
+    return "\n".join(lines) or str(error)
+
+
+def explain_expected(error: BaseException) -> str | None:
+    """The member-facing message for an expected error, or None for a bug."""
+    if isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    if isinstance(error, BadInputError):
+        return f"{error}. Nothing was changed."
+    if not isinstance(error, discobase.DiscobaseError):
+        return None
+    if isinstance(error, discobase.ValidationError):
+        return (
+            f"That does not fit table {code(error.table)}:\n{_validation_lines(error)}\n"
+            "Nothing was changed; `/schema` shows the fields and their types."
+        )
+    if isinstance(error, discobase.UnknownFieldError):
+        known = ", ".join(code(name, 60) for name in error.known) or "none"
+        return (
+            f"Table {code(error.table)} has no field {code(error.field)}; its fields are {known}."
+        )
+    if isinstance(error, discobase.TableNotFoundError):
+        return f"There is no table {code(error.table)}; `/table list` shows the tables."
+    if isinstance(error, discobase.TableExistsError):
+        return f"A table {code(error.table)} exists already; pick another name or `/drop` it first."
+    if isinstance(error, discobase.UniqueViolationError):
+        return (
+            f"{code(error.field)} must be unique in {code(error.table)}, and {code(error.value)} is "
+            f"taken by the record {code(error.key)}. Nothing was changed."
+        )
+    if isinstance(error, discobase.RecordNotFoundError):
+        return f"Table {code(error.table)} has no record with key {code(error.key)}."
+    if isinstance(error, discobase.RecordTooLargeError):
+        return (
+            f"That record is too large to store ({error.size:,} bytes; the limit is "
+            f"{error.limit:,}). Store less in one record. Nothing was changed."
+        )
+    if isinstance(error, discobase.SchemaError):
+        return f"That table definition does not work: {discord.utils.escape_markdown(str(error))}"
+    log.warning("discobase error answered to a member: %s", error)
+    if isinstance(error, discobase.MissingPermissionsError):
+        return (
+            f"The bot lacks permissions in this server: {', '.join(error.missing)}. Ask a server "
+            "admin to grant them to the bot's role."
+        )
+    if isinstance(error, discobase.DiscordUnavailableError):
+        return "Discord did not answer the bot in time; nothing was changed. Try again in a minute."
+    if isinstance(error, discobase.StorageCorruptError):
+        return (
+            "Stored data could not be read: "
+            f"{discord.utils.escape_markdown(str(error))}. An admin can run `/check`."
+        )
+    if isinstance(error, discobase.NotConnectedError):
+        return "The database is not connected yet; try again in a moment."
+    return discord.utils.escape_markdown(str(error))
+
+
+@asynccontextmanager
+async def answer_errors(interaction: discord.Interaction[Any]) -> AsyncIterator[None]:
+    """Turn expected errors raised inside the block into an ephemeral reply; re-raise bugs."""
+    try:
+        yield
+    except (BadInputError, discobase.DiscobaseError) as error:
+        message = explain_expected(error)
+        assert message is not None
+        await respond(interaction, message)
+
+
+async def reply_unexpected_error(
+    interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+) -> None:
+    """Log a command's unexpected error with its traceback and answer with a generic message."""
+    explanation = explain_expected(error)
+    if explanation is not None:
+        await respond(interaction, explanation)
+        return
+    command = interaction.command.qualified_name if interaction.command else "?"
+    original = getattr(error, "original", error)
+    log.error("command /%s failed", command, exc_info=original)
+    try:
+        await respond(interaction, UNEXPECTED_ERROR_REPLY)
+    except discord.HTTPException:
+        log.warning("could not tell the member that /%s failed", command)

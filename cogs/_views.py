@@ -1,0 +1,121 @@
+"""Interactive views: pages of records, and confirmation buttons for destructive commands.
+
+Only the member who ran the command may press the buttons; others get an ephemeral refusal.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+
+from cogs._errors import explain_expected
+from cogs._render import NO_MENTIONS, content
+
+log = logging.getLogger(__name__)
+
+
+class OwnedView(discord.ui.View):
+    """A view only the member who ran the command may use; on timeout its buttons go."""
+
+    def __init__(self, owner: discord.Interaction[Any], *, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        self.owner = owner
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        if interaction.user.id == self.owner.user.id:
+            return True
+        await interaction.response.send_message(
+            "Only the member who ran this command can use these buttons.",
+            ephemeral=True,
+            allowed_mentions=NO_MENTIONS,
+        )
+        return False
+
+
+class RecordPages(OwnedView):
+    """Previous/Next buttons over embeds; the message shows one page at a time."""
+
+    def __init__(self, owner: discord.Interaction[Any], pages: list[discord.Embed]) -> None:
+        super().__init__(owner, timeout=600)
+        self.pages = pages
+        self.index = 0
+        self._sync_buttons()
+
+    def _sync_buttons(self) -> None:
+        self.previous.disabled = self.index == 0
+        self.next.disabled = self.index >= len(self.pages) - 1
+
+    async def _show(self, interaction: discord.Interaction[Any], index: int) -> None:
+        self.index = max(0, min(index, len(self.pages) - 1))
+        self._sync_buttons()
+        await interaction.response.edit_message(embed=self.pages[self.index], view=self)
+
+    @discord.ui.button(label="Previous", style=discord.ButtonStyle.secondary)
+    async def previous(
+        self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]
+    ) -> None:
+        await self._show(interaction, self.index - 1)
+
+    @discord.ui.button(label="Next", style=discord.ButtonStyle.secondary)
+    async def next(self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]) -> None:
+        await self._show(interaction, self.index + 1)
+
+    async def on_timeout(self) -> None:
+        try:
+            await self.owner.edit_original_response(view=None)
+        except discord.HTTPException:
+            log.debug("could not remove the page buttons after the timeout", exc_info=True)
+
+
+class Confirmation(OwnedView):
+    """A destructive action that runs only when the command's member presses the button in time.
+
+    ``action`` does the work inside the button's interaction and returns the text to show.
+    """
+
+    def __init__(
+        self,
+        owner: discord.Interaction[Any],
+        *,
+        confirm_label: str,
+        action: Callable[[discord.Interaction[Any]], Awaitable[str]],
+        timeout: float = 60,
+        timeout_text: str,
+    ) -> None:
+        super().__init__(owner, timeout=timeout)
+        self.action = action
+        self.timeout_text = timeout_text
+        self.confirm.label = confirm_label
+
+    @discord.ui.button(label="Confirm", style=discord.ButtonStyle.danger)
+    async def confirm(
+        self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]
+    ) -> None:
+        self.stop()
+        await interaction.response.defer()
+        try:
+            text = await self.action(interaction)
+        except Exception as error:
+            explanation = explain_expected(error)
+            if explanation is None:
+                raise
+            text = explanation
+        await self.owner.edit_original_response(content=content(text), embed=None, view=None)
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)
+    async def cancel(
+        self, interaction: discord.Interaction[Any], _: discord.ui.Button[Any]
+    ) -> None:
+        self.stop()
+        await interaction.response.edit_message(
+            content="Cancelled; nothing was changed.", view=None
+        )
+
+    async def on_timeout(self) -> None:
+        try:
+            await self.owner.edit_original_response(content=self.timeout_text, view=None)
+        except discord.HTTPException:
+            log.debug("could not show the confirmation timeout", exc_info=True)

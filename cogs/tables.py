@@ -1,0 +1,191 @@
+"""Schema commands: ``/table create``, ``/table list``, ``/schema``, ``/drop``, ``/check``, ``/compact``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from cogs._autocomplete import table_names
+from cogs._database import guild_database, table_class
+from cogs._errors import BadInputError, answer_errors
+from cogs._grammar import FIELD_TYPES, parse_fields, parse_names
+from cogs._permissions import Access, requires
+from cogs._render import (
+    EMBED_COLOUR,
+    EMBED_DESCRIPTION_LIMIT,
+    add_field,
+    code,
+    respond,
+    schema_embed,
+    shown,
+    truncate,
+)
+from cogs._views import Confirmation
+
+Interaction = discord.Interaction[Any]
+MAX_PROBLEMS_SHOWN = 20
+
+
+class Tables(commands.Cog):
+    """Create, list, inspect, drop, check and compact tables."""
+
+    table = app_commands.Group(name="table", description="Create and list database tables")
+
+    @table.command(name="create", description="Create a table", extras=requires(Access.WRITE))
+    @app_commands.describe(
+        name="Table name: lowercase letters, digits, - and _",
+        fields=f"Fields like `name:str, age:int=0, email:str?`; types: {', '.join(FIELD_TYPES)}",
+        primary_key="The field that identifies a record (default: a generated key)",
+        indexes="Fields to index for fast queries, comma-separated",
+        unique="Fields whose values may not repeat, comma-separated",
+    )
+    async def create(
+        self,
+        interaction: Interaction,
+        *,
+        name: app_commands.Range[str, 1, 100],
+        fields: str,
+        primary_key: str | None = None,
+        indexes: str | None = None,
+        unique: str | None = None,
+    ) -> None:
+        async with answer_errors(interaction):
+            specs = parse_fields(fields)
+            known = list(specs)
+            keys = parse_names(primary_key, what="primary_key", known=known)
+            if len(keys) > 1:
+                raise BadInputError("primary_key must be one field")
+            index_names = parse_names(indexes, what="indexes", known=known)
+            unique_names = parse_names(unique, what="unique", known=known)
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            database = await guild_database(interaction)
+            await database.create_table(
+                name,
+                specs,
+                primary_key=keys[0] if keys else None,
+                indexes=index_names,
+                unique=unique_names,
+            )
+            await respond(
+                interaction,
+                f"Created table {code(name)}.",
+                embed=schema_embed(database.schema(name)),
+            )
+
+    @table.command(name="list", description="List the tables", extras=requires(Access.READ))
+    async def list_tables(self, interaction: Interaction) -> None:
+        async with answer_errors(interaction):
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            database = await guild_database(interaction)
+            names = sorted(database.tables)
+            if not names:
+                await respond(interaction, "There are no tables yet; `/table create` makes one.")
+                return
+            lines = []
+            for name in names:
+                count = database.schema(name).record_count
+                lines.append(f"{code(name)}: {count} record{'' if count == 1 else 's'}")
+            embed = discord.Embed(
+                title=f"{len(names)} table{'' if len(names) == 1 else 's'}",
+                description=truncate("\n".join(lines), EMBED_DESCRIPTION_LIMIT),
+                colour=EMBED_COLOUR,
+            )
+            await respond(interaction, embed=embed)
+
+    @app_commands.command(
+        name="schema",
+        description="Show a table's fields, key, indexes and size",
+        extras=requires(Access.READ),
+    )
+    @app_commands.describe(table="The table to describe")
+    @app_commands.autocomplete(table=table_names)
+    async def schema(self, interaction: Interaction, table: str) -> None:
+        async with answer_errors(interaction):
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            database = await guild_database(interaction)
+            table_class(database, table)
+            await respond(interaction, embed=schema_embed(database.schema(table)))
+
+    @app_commands.command(
+        name="drop", description="Delete a table and all its records", extras=requires(Access.WRITE)
+    )
+    @app_commands.describe(table="The table to drop (asks you to confirm)")
+    @app_commands.autocomplete(table=table_names)
+    async def drop(self, interaction: Interaction, table: str) -> None:
+        async with answer_errors(interaction):
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            database = await guild_database(interaction)
+            table_class(database, table)
+            count = database.schema(table).record_count
+
+            async def drop_table(_: Interaction) -> str:
+                await database.drop_table(table)
+                return f"Dropped table {code(table)} and its {count} record(s)."
+
+            confirmation = Confirmation(
+                interaction,
+                confirm_label=f"Drop {truncate(table, 60)}",
+                action=drop_table,
+                timeout_text=f"Not confirmed in time: table {code(table)} was not dropped.",
+            )
+            await respond(
+                interaction,
+                f"Drop table {code(table)} and its {count} record(s)? This cannot be undone. "
+                "Confirm within a minute.",
+                view=confirmation,
+            )
+
+    @app_commands.command(
+        name="check",
+        description="Check the stored data for problems (read only)",
+        extras=requires(Access.WRITE),
+    )
+    async def check(self, interaction: Interaction) -> None:
+        async with answer_errors(interaction):
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            database = await guild_database(interaction)
+            report = await database.check()
+            if report.ok:
+                await respond(interaction, "No problems found: every stored message is readable.")
+                return
+            embed = discord.Embed(
+                title=f"{len(report.problems)} problem(s) found; nothing was changed",
+                colour=discord.Colour.orange(),
+            )
+            for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
+                where = (
+                    f"https://discord.com/channels/{interaction.guild_id}/{problem.channel_id}/"
+                    f"{problem.message_id}"
+                    if problem.channel_id and problem.message_id
+                    else "(no message)"
+                )
+                add_field(
+                    embed,
+                    f"{problem.kind} in {problem.table or 'storage'}",
+                    f"{shown(problem.detail, 800)}\n{where}",
+                )
+            if len(report.problems) > MAX_PROBLEMS_SHOWN:
+                embed.set_footer(text=f"…and {len(report.problems) - MAX_PROBLEMS_SHOWN} more")
+            await respond(interaction, embed=embed)
+
+    @app_commands.command(
+        name="compact",
+        description="Rewrite a table's storage as a snapshot",
+        extras=requires(Access.WRITE),
+    )
+    @app_commands.describe(table="The table to compact")
+    @app_commands.autocomplete(table=table_names)
+    async def compact(self, interaction: Interaction, table: str) -> None:
+        async with answer_errors(interaction):
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            database = await guild_database(interaction)
+            table_class(database, table)
+            await database.compact(table)
+            await respond(interaction, f"Compacted table {code(table)}.")
+
+
+async def setup(bot: commands.Bot) -> None:
+    await bot.add_cog(Tables())
