@@ -13,6 +13,11 @@ Buckets are fixed windows, the shape Discord documents: a window opens with the 
 does once it has seen the headers) waits for the next window instead of collecting 429s, so the
 model never returns a 429: it waits, in FIFO order per bucket.
 
+One SimCord gap is closed while the model is installed: SimCord answers ``GET
+/channels/{id}/messages?after=X`` with the *newest* messages after X, where Discord returns the
+*oldest* ``limit`` ones (newest first), so paging forward through a channel skips messages past the
+first page. :func:`history_after_like_discord` answers such requests as Discord does.
+
 The model keeps SimCord's backend clock (which stands still unless advanced) in step with the loop's
 time, so message ids and timestamps move as they would on Discord. Run it on a virtual-time loop
 (``looptime``): the waits then cost no real time and the figures are deterministic.
@@ -29,13 +34,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import heapq
 import re
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import discord
+from simcord.http import router as simcord_router
 from simcord.http.client import FakeHTTPClient, FakeWebhookAdapter
+from simcord.http.routes import messages as simcord_message_routes
 
 __all__ = (
     "DEFAULT_LATENCY_SECONDS",
@@ -322,6 +331,8 @@ class RestMetrics:
     attachment_downloads: int = 0
     attachment_bytes: int = 0
     rate_limit_wait_seconds: float = 0.0
+    #: CPU time spent inside SimCord answering calls: the simulated server's work, not the client's.
+    server_cpu_seconds: float = 0.0
 
     @property
     def rest_calls(self) -> int:
@@ -342,6 +353,7 @@ class RestMetrics:
             attachment_downloads=self.attachment_downloads - earlier.attachment_downloads,
             attachment_bytes=self.attachment_bytes - earlier.attachment_bytes,
             rate_limit_wait_seconds=self.rate_limit_wait_seconds - earlier.rate_limit_wait_seconds,
+            server_cpu_seconds=self.server_cpu_seconds - earlier.server_cpu_seconds,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -352,6 +364,7 @@ class RestMetrics:
             "attachment_downloads": self.attachment_downloads,
             "attachment_bytes": self.attachment_bytes,
             "rate_limit_wait_seconds": round(self.rate_limit_wait_seconds, 6),
+            "server_cpu_seconds": round(self.server_cpu_seconds, 4),
         }
 
 
@@ -417,12 +430,14 @@ class DiscordModel:
         self.metrics.rate_limit_wait_seconds += waited
         await asyncio.sleep(self.latency / 2)
         self.sync_clock(backend)
+        cpu_started = time.thread_time()
         try:
             result = await send()
         except BaseException:
             self.metrics.failed_calls_by_route[name] += 1
             raise
         finally:
+            self.metrics.server_cpu_seconds += time.thread_time() - cpu_started
             await asyncio.sleep(self.latency / 2)
             self.sync_clock(backend)
         return result
@@ -431,7 +446,9 @@ class DiscordModel:
         """One attachment download from the CDN: a round trip, counted apart from REST calls."""
         await asyncio.sleep(self.latency / 2)
         self.sync_clock(backend)
+        cpu_started = time.thread_time()
         data = await fetch()
+        self.metrics.server_cpu_seconds += time.thread_time() - cpu_started
         await asyncio.sleep(self.latency / 2)
         self.sync_clock(backend)
         self.metrics.attachment_downloads += 1
@@ -505,12 +522,55 @@ class DiscordModel:
         FakeHTTPClient.request = modelled_http_request  # type: ignore[method-assign,assignment]
         FakeWebhookAdapter.request = modelled_webhook_request  # type: ignore[method-assign]
         FakeHTTPClient.get_from_cdn = modelled_get_from_cdn  # type: ignore[method-assign]
+        history_routes = simcord_router._ROUTES["GET"]
+        original_routes = list(history_routes)
+        history_routes[:] = [
+            (template, history_after_like_discord(handler))
+            if handler is simcord_message_routes.get_history
+            else (template, handler)
+            for template, handler in history_routes
+        ]
         try:
             yield self
         finally:
+            history_routes[:] = original_routes
             FakeHTTPClient.request = http_request  # type: ignore[method-assign]
             FakeWebhookAdapter.request = webhook_request  # type: ignore[method-assign]
             FakeHTTPClient.get_from_cdn = get_from_cdn  # type: ignore[method-assign]
+
+
+def history_after_like_discord(
+    get_history: Callable[[simcord_router.RequestContext], Any],
+) -> Callable[[simcord_router.RequestContext], Any]:
+    """SimCord's history handler, except that ``after`` alone pages forward as on Discord.
+
+    Discord answers ``after=X`` (without ``before``/``around``) with the ``limit`` messages right
+    after X, newest first; discord.py pages forward from the first (newest) of them.
+    """
+
+    def handler(ctx: simcord_router.RequestContext) -> Any:
+        params = ctx.params
+        if "after" not in params or "before" in params or "around" in params:
+            return get_history(ctx)
+        backend = ctx.backend
+        channel_id = ctx.int_arg("channel_id")
+        ctx.require_channel_permissions(channel_id)
+        bot_id = backend.bot_user.id
+        if not simcord_message_routes.channel_accessible(backend, channel_id, bot_id, history=True):
+            return []
+        after = int(params["after"])
+        oldest = heapq.nsmallest(
+            int(params.get("limit", 50)),
+            (
+                message
+                for message in backend.messages[channel_id].values()
+                if message.id > after and not message.is_ephemeral
+            ),
+            key=lambda message: message.id,
+        )
+        return [simcord_message_routes.message_response(ctx, message) for message in oldest[::-1]]
+
+    return handler
 
 
 def _age_applies(age: float | None, min_age: float | None, max_age: float | None) -> bool:

@@ -1,0 +1,306 @@
+"""Workloads W1..W7 on our discobase, on SimCord under the Discord model, in virtual time.
+
+Each workload group runs in its own process (see :mod:`bench.worker`) against a fresh simulated
+guild, and returns one result per measured phase (see :class:`bench.measure.Phase`). Workloads are
+driven from the top-level coroutine, never from bot event handlers: work started in bot scope runs
+on SimCord timers bridged to real time, which would make a virtual-time loop jump.
+
+A phase ends when its operations have returned. Calls the library makes later (a background flush,
+for instance) are counted when the database closes, and reported as ``trailing_rest_calls``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import gc
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+import simcord
+from discord.ext import commands
+
+import discobase
+
+from .measure import Phase
+from .model import DiscordModel
+from .records import (
+    Sizes,
+    range_bounds,
+    record_fields,
+    record_name,
+    scan_bounds,
+)
+
+__all__ = ("GROUPS", "run_group")
+
+GUILD_NAME = "discobase-bench"
+TABLE_NAME = "rec"
+
+Result = dict[str, Any]
+
+
+def new_bot() -> commands.Bot:
+    """A bot as an application would make one: default intents, no privileged ones."""
+    return commands.Bot(command_prefix="!", intents=discord.Intents.default())
+
+
+def define_record_table(db: discobase.Database) -> type[discobase.Table]:
+    """A fresh table class bound to ``db``: five fields, ``name`` and ``n`` indexed."""
+
+    class Rec(discobase.Table):
+        name: str
+        n: int
+        x: float
+        flag: bool
+        at: datetime.datetime
+
+        class Settings:
+            name = TABLE_NAME
+            indexes = ["name", "n"]
+
+    db.table(Rec)
+    return Rec
+
+
+@dataclass
+class World:
+    """A running SimCord environment with the bench guild."""
+
+    env: simcord.Env
+    guild_id: int
+
+    async def open_database(self, bot: commands.Bot) -> tuple[discobase.Database, Any]:
+        db = discobase.Database(self.guild_id, bot=bot)
+        table = define_record_table(db)
+        await db.open()
+        return db, table
+
+
+@contextlib.asynccontextmanager
+async def simulated_guild(model: DiscordModel) -> AsyncIterator[World]:
+    """SimCord with the model installed, one guild, one bot at READY."""
+    with model.installed():
+        async with simcord.run(new_bot()) as env:
+            guild = env.create_guild(GUILD_NAME)
+            yield World(env, guild.id)
+
+
+async def close_counting_trailing_calls(
+    db: discobase.Database, model: DiscordModel, results: list[Result]
+) -> None:
+    """Close ``db``; attribute the calls made since the last phase to that phase."""
+    before = model.metrics.copy()
+    await db.close()
+    if results:
+        results[-1]["trailing_rest_calls"] = model.metrics.since(before).rest_calls
+
+
+def records(numbers: range) -> list[dict[str, Any]]:
+    return [record_fields(number) for number in numbers]
+
+
+async def verify_count(phase_result: Result, table: Any, expected: int) -> None:
+    """Count the table's records and note whether the phase left what it should."""
+    try:
+        found = await table.count()
+    except Exception as error:
+        phase_result["verified"] = f"count failed: {type(error).__name__}: {error}"[:300]
+        return
+    phase_result["verified"] = (
+        "ok" if found == expected else f"MISMATCH: {found} records, expected {expected}"
+    )
+
+
+async def w1_sequential_inserts(sizes: Sizes, model: DiscordModel) -> list[Result]:
+    results: list[Result] = []
+    async with simulated_guild(model) as world:
+        db, table = await world.open_database(world.env.bot)  # type: ignore[arg-type]
+        rows = records(range(sizes.w1_inserts))
+        phase = Phase("W1 inserts awaited one by one", model, unit="insert").start()
+        with phase.guarded():
+            for fields in rows:
+                await phase.op(table(**fields).save())
+        results.append(phase.finish())
+        await verify_count(results[-1], table, phase.ops)
+        await close_counting_trailing_calls(db, model, results)
+    return results
+
+
+async def w2_concurrent_inserts(sizes: Sizes, model: DiscordModel) -> list[Result]:
+    results: list[Result] = []
+    async with simulated_guild(model) as world:
+        db, table = await world.open_database(world.env.bot)  # type: ignore[arg-type]
+        per_task = sizes.w2_inserts // sizes.w2_tasks
+        rows = records(range(per_task * sizes.w2_tasks))
+        phase = Phase(
+            f"W2 inserts from {sizes.w2_tasks} concurrent tasks", model, unit="insert"
+        ).start()
+
+        async def task(first: int) -> None:
+            for fields in rows[first : first + per_task]:
+                await phase.op(table(**fields).save())
+
+        with phase.guarded():
+            await asyncio.gather(*(task(n * per_task) for n in range(sizes.w2_tasks)))
+        results.append(phase.finish())
+        await verify_count(results[-1], table, phase.ops)
+        await close_counting_trailing_calls(db, model, results)
+    return results
+
+
+def expected_matches(total: int, predicate: Callable[[dict[str, Any]], bool]) -> int:
+    return sum(1 for number in range(total) if predicate(record_fields(number)))
+
+
+async def w3_w4_w5_bulk_queries_cold_open(sizes: Sizes, model: DiscordModel) -> list[Result]:
+    """W3 builds the table, W4 queries it, W5 compacts it and opens it cold with a new client."""
+    results: list[Result] = []
+    total = sizes.w3_records
+    async with simulated_guild(model) as world:
+        db, table = await world.open_database(world.env.bot)  # type: ignore[arg-type]
+        rows = [table(**fields) for fields in records(range(total))]
+        phase = Phase("W3 insert_many", model, unit="record").start()
+        with phase.guarded():
+            await phase.op(table.insert_many(rows), count=total)
+        results.append(phase.finish())
+        del rows
+        await verify_count(results[-1], table, total)
+
+        results.extend(await w4_queries(sizes, model, table, total))
+
+        phase = Phase("W5 compaction (before the cold open)", model, unit="compaction").start()
+        with phase.guarded():
+            await phase.op(db.compact(TABLE_NAME))
+        results.append(phase.finish())
+        await close_counting_trailing_calls(db, model, results)
+        del db, table
+        gc.collect()
+
+        bot = new_bot()
+        await world.env.restart_bot(bot)
+        cold_db = discobase.Database(world.guild_id, bot=bot)
+        cold_table = define_record_table(cold_db)
+        phase = Phase("W5 cold open by a new client, then count()", model, unit="open").start()
+        counted: int | None = None
+        with phase.guarded():
+            await phase.op(cold_db.open())
+            counted = await cold_table.count()
+        result = phase.finish()
+        result["verified"] = (
+            "ok" if counted == total else f"MISMATCH: count() = {counted}, expected {total}"
+        )
+        result["notes"].append(
+            "the new client runs in the same process as SimCord's world (a restarted bot and a new "
+            "Database object): peak RSS includes the simulated Discord; see rss_at_start_bytes"
+        )
+        results.append(result)
+        await close_counting_trailing_calls(cold_db, model, results)
+    return results
+
+
+async def w4_queries(sizes: Sizes, model: DiscordModel, table: Any, total: int) -> list[Result]:
+    results: list[Result] = []
+
+    async def queries(
+        phase: Phase, count: int, query: Callable[[int], Awaitable[list[Any]]], expect: Any
+    ) -> None:
+        wrong: Counter[str] = Counter()
+        with phase.guarded():
+            for q in range(count):
+                found = await phase.op(query(q))
+                if found is not None and len(found) != expect(q):
+                    wrong["wrong result size"] += 1
+        phase.extra["wrong_results"] = sum(wrong.values())
+
+    phase = Phase("W4 finds by an indexed field (name)", model, unit="find").start()
+    await queries(
+        phase,
+        sizes.w4_finds,
+        lambda q: table.find(name=record_name((q * 7919 + 13) % total)),
+        lambda q: 1,
+    )
+    results.append(phase.finish())
+
+    n_of = [record_fields(number)["n"] for number in range(total)]
+    x_of = [record_fields(number)["x"] for number in range(total)]
+
+    def range_expect(q: int) -> int:
+        lo, hi = range_bounds(q)
+        return sum(1 for n in n_of if lo <= n < hi)
+
+    def range_query(q: int) -> Awaitable[list[Any]]:
+        lo, hi = range_bounds(q)
+        return table.find((table.n >= lo) & (table.n < hi))  # type: ignore[no-any-return]
+
+    phase = Phase("W4 range queries on an indexed field (n)", model, unit="query").start()
+    await queries(phase, sizes.w4_ranges, range_query, range_expect)
+    results.append(phase.finish())
+
+    def scan_expect(q: int) -> int:
+        lo, hi = scan_bounds(q)
+        return sum(1 for x in x_of if lo <= x < hi)
+
+    def scan_query(q: int) -> Awaitable[list[Any]]:
+        lo, hi = scan_bounds(q)
+        return table.find((table.x >= lo) & (table.x < hi))  # type: ignore[no-any-return]
+
+    phase = Phase(f"W4 unindexed scans (x) of {total} records", model, unit="scan").start()
+    await queries(phase, sizes.w4_scans, scan_query, scan_expect)
+    results.append(phase.finish())
+    return results
+
+
+async def w6_updates_deletes(sizes: Sizes, model: DiscordModel) -> list[Result]:
+    results: list[Result] = []
+    ops = sizes.w6_ops
+    async with simulated_guild(model) as world:
+        db, table = await world.open_database(world.env.bot)  # type: ignore[arg-type]
+        rows = [table(**fields) for fields in records(range(2 * ops))]
+        await table.insert_many(rows)
+        one_by_one, concurrent = rows[:ops], rows[ops:]
+
+        phase = Phase("W6 updates awaited one by one", model, unit="update").start()
+        with phase.guarded():
+            for row in one_by_one:
+                await phase.op(row.update(n=row.n + 1))
+        results.append(phase.finish())
+
+        phase = Phase("W6 deletes awaited one by one", model, unit="delete").start()
+        with phase.guarded():
+            for row in one_by_one:
+                await phase.op(row.delete())
+        results.append(phase.finish())
+        await verify_count(results[-1], table, ops)
+
+        phase = Phase("W6 concurrent updates", model, unit="update").start()
+        with phase.guarded():
+            await asyncio.gather(*(phase.op(row.update(n=row.n + 1)) for row in concurrent))
+        results.append(phase.finish())
+
+        phase = Phase("W6 concurrent deletes", model, unit="delete").start()
+        with phase.guarded():
+            await asyncio.gather(*(phase.op(row.delete()) for row in concurrent))
+        results.append(phase.finish())
+        await verify_count(results[-1], table, 0)
+        await close_counting_trailing_calls(db, model, results)
+    return results
+
+
+Group = Callable[[Sizes, DiscordModel], Awaitable[list[Result]]]
+
+#: Workload groups by name; each runs in a process of its own.
+GROUPS: dict[str, Group] = {
+    "W1": w1_sequential_inserts,
+    "W2": w2_concurrent_inserts,
+    "W3-W5": w3_w4_w5_bulk_queries_cold_open,
+    "W6": w6_updates_deletes,
+}
+
+
+async def run_group(name: str, sizes: Sizes, model: DiscordModel) -> list[Result]:
+    return await GROUPS[name](sizes, model)
