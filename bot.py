@@ -222,28 +222,36 @@ class DiscobaseBot(commands.Bot):
             return
         self._checked_startup = True
         log.info("logged in as %s, in %d guild(s)", self.user, len(self.guilds))
+        problem = await self.startup_problem()
+        if problem is not None:
+            await self.stop_with(*problem)
+
+    async def startup_problem(self) -> tuple[ExitCode, str] | None:
+        """Why the bot cannot serve its configured guild, or None (also None without one).
+
+        Opens the configured guild's database, so its storage is ready before the first command.
+        """
         guild_id = self.settings.guild_id
         if guild_id is None:
-            return
+            return None
+        not_in_guild = (
+            ExitCode.GUILD_NOT_FOUND,
+            f"the bot is not in server {guild_id} (DISCOBASE_GUILD): invite it with the "
+            "bot and applications.commands scopes, or fix the id",
+        )
         if self.get_guild(guild_id) is None:
-            await self.stop_with(
-                ExitCode.GUILD_NOT_FOUND,
-                f"the bot is not in server {guild_id} (DISCOBASE_GUILD): invite it with the "
-                "applications.commands and bot scopes, or fix the id",
-            )
-            return
+            return not_in_guild
         try:
             await self.database(guild_id)
         except discobase.MissingPermissionsError as error:
-            await self.stop_with(
+            return (
                 ExitCode.MISSING_PERMISSIONS,
                 f"the bot lacks permissions in server {guild_id}: {', '.join(error.missing)}; "
-                "grant them to its role",
+                "grant them to its role in Server Settings → Roles",
             )
         except discobase.GuildNotFoundError:
-            await self.stop_with(
-                ExitCode.GUILD_NOT_FOUND, f"the bot is not in server {guild_id} (DISCOBASE_GUILD)"
-            )
+            return not_in_guild
+        return None
 
     async def stop_with(self, code: ExitCode, message: str) -> None:
         """Record why the bot stops and close it; :func:`main` prints the message once."""

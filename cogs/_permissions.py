@@ -79,15 +79,15 @@ def access_denied_message(
     granted = member_access(member, settings)
     if granted is Access.WRITE or (granted is Access.READ and access is Access.READ):
         return None
-    writers = "the Manage Server permission"
+    holders = ["the Manage Server permission"]
     if settings.admin_role is not None:
-        writers += f" or the `{settings.admin_role}` role"
+        holders.append(f"the `{settings.admin_role}` role")
+    if access is Access.READ and settings.reader_role is not None:
+        holders.append(f"the `{settings.reader_role}` role")
+    needed = holders[0] if len(holders) == 1 else f"{', '.join(holders[:-1])} or {holders[-1]}"
     if access is Access.WRITE:
-        return f"Changing the database needs {writers}."
-    readers = writers
-    if settings.reader_role is not None:
-        readers += f", or the `{settings.reader_role}` role"
-    return f"Reading the database needs {readers}."
+        return f"Changing the database needs {needed}."
+    return f"Reading the database needs {needed}."
 
 
 def only_managers_may(access: Access, settings: RoleSettings) -> bool:
