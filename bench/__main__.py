@@ -1,0 +1,338 @@
+"""``python -m bench``: run the workloads on ours and on 1.0.0, print and record the figures.
+
+- ``python -m bench``: the full sizes (the issue's), ours and the baseline; writes
+  ``bench/results.json`` and ``docs/performance.md``.
+- ``python -m bench --quick``: CI sizes, ours only, no baseline install; prints the table and writes
+  nothing unless ``--json PATH`` is given (a quick run never overwrites the full results).
+- ``--groups W1,W6`` runs some groups only; ``--no-baseline`` skips 1.0.0; ``--limits`` prints the
+  model's table and exits.
+
+Each workload group runs in a subprocess of its own (ours: ``bench.worker``; 1.0.0:
+``bench/baseline_driver.py`` in its virtual environment); ours and the baseline run side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from . import baseline, report
+from .model import DEFAULT_LATENCY_SECONDS, limits_markdown
+from .records import FULL, QUICK, Sizes
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "bench" / "results.json"
+PERFORMANCE_DOC = REPO / "docs" / "performance.md"
+OUR_GROUPS = ("W1", "W2", "W3-W5", "W6")
+BASELINE_GROUPS = ("W1", "W2", "W3-W5", "W6")
+#: Real seconds a group of ours may take before it is reported as timed out.
+OUR_TIMEOUT_SECONDS = 1800.0
+#: Real seconds the baseline driver spends per group before it stops issuing operations.
+BASELINE_BUDGET_SECONDS = 300.0
+
+
+def run_subprocess(command: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
+    """Run a worker that writes JSON to the path after ``--out``; collect its result."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "result.json"
+        command = [*command, "--out", str(out)]
+        started = time.monotonic()
+        try:
+            completed = subprocess.run(
+                command,
+                check=False,
+                env=env,
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return {"phases": [], "error": f"timed out after {timeout:g} real seconds"}
+        real_seconds = time.monotonic() - started
+        if out.exists():
+            result: dict[str, Any] = json.loads(out.read_text())
+        else:
+            result = {"phases": [], "error": f"exit {completed.returncode}: {completed.stderr}"}
+        result["real_seconds"] = round(real_seconds, 1)
+        return result
+
+
+def run_ours(groups: list[str], sizes: Sizes) -> dict[str, dict[str, Any]]:
+    results = {}
+    env = dict(os.environ)
+    for group in groups:
+        print(f"ours: {group} ...", flush=True)
+        command = [
+            sys.executable,
+            "-m",
+            "bench.worker",
+            group,
+            "--sizes",
+            json.dumps(sizes.as_json()),
+        ]
+        results[group] = run_subprocess(command, env, OUR_TIMEOUT_SECONDS)
+    return results
+
+
+def run_baseline(groups: list[str], sizes: Sizes) -> dict[str, dict[str, Any]]:
+    results = {}
+    for group in groups:
+        print(f"1.0.0: {group} ...", flush=True)
+        command = baseline.driver_command(
+            group, json.dumps(sizes.as_json()), BASELINE_BUDGET_SECONDS
+        )
+        results[group] = run_subprocess(
+            command, baseline.driver_environment(), BASELINE_BUDGET_SECONDS * 3
+        )
+    return results
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = None
+    with contextlib.suppress(ValueError, OSError):
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // report.MB
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "memory_mb": memory,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "discord.py": version("discord.py"),
+        "simcord": version("simcord"),
+        "looptime": version("looptime"),
+    }
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="CI sizes, ours only")
+    parser.add_argument("--groups", help=f"comma-separated subset of {', '.join(OUR_GROUPS)}")
+    parser.add_argument("--no-baseline", action="store_true", help="skip discobase 1.0.0")
+    parser.add_argument("--json", type=Path, help="write the results here (default: full runs)")
+    parser.add_argument("--limits", action="store_true", help="print the model's figures")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.limits:
+        print(limits_markdown())
+        return 0
+    sizes = QUICK if args.quick else FULL
+    groups = args.groups.split(",") if args.groups else list(OUR_GROUPS)
+    unknown = sorted(set(groups) - set(OUR_GROUPS))
+    if unknown:
+        print(f"unknown groups: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    with_baseline = not (args.quick or args.no_baseline)
+    command = "python -m bench" + (" --quick" if args.quick else "")
+    if args.groups:
+        command += f" --groups {args.groups}"
+    if args.no_baseline and not args.quick:
+        command += " --no-baseline"
+    started = time.monotonic()
+    baseline_setup_error = None
+    if with_baseline:
+        try:
+            baseline.ensure_installed()
+        except (subprocess.CalledProcessError, OSError) as error:
+            baseline_setup_error = (
+                f"could not install discobase {baseline.BASELINE_VERSION}: {error}"
+            )
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        ours_future = pool.submit(run_ours, groups, sizes)
+        baseline_groups = [group for group in groups if group in BASELINE_GROUPS]
+        theirs_future = (
+            pool.submit(run_baseline, baseline_groups, sizes)
+            if with_baseline and baseline_setup_error is None
+            else None
+        )
+        ours = ours_future.result()
+        theirs = theirs_future.result() if theirs_future is not None else None
+
+    ours_phases = report.phases_by_name(ours)
+    theirs_phases = report.phases_by_name(theirs) if theirs is not None else None
+    targets = report.evaluate_targets(ours_phases, theirs_phases)
+    results = {
+        "command": command,
+        "mode": "quick" if args.quick else "full",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "real_seconds": round(time.monotonic() - started, 1),
+        "sizes": sizes.as_json(),
+        "machine": machine(),
+        "model": {"latency_seconds": DEFAULT_LATENCY_SECONDS, "limits": limits_markdown()},
+        "ours": ours,
+        "baseline": theirs,
+        "baseline_setup_error": baseline_setup_error,
+        "targets": [target.as_json() for target in targets],
+    }
+    print()
+    print(render_text(results, ours, theirs, targets))
+    json_path = args.json or (None if args.quick or args.groups else RESULTS)
+    if json_path is not None:
+        json_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
+        print(f"\nwrote {json_path}")
+    if not (args.quick or args.groups):
+        PERFORMANCE_DOC.write_text(render_markdown(results, ours, theirs, targets))
+        print(f"wrote {PERFORMANCE_DOC.relative_to(REPO)}")
+    failed_groups = [name for name, group in ours.items() if group.get("error")]
+    return 1 if failed_groups else 0
+
+
+def render_text(
+    results: dict[str, Any],
+    ours: dict[str, dict[str, Any]],
+    theirs: dict[str, dict[str, Any]] | None,
+    targets: list[report.Target],
+) -> str:
+    parts = [
+        f"discobase benchmark ({results['mode']}; {results['real_seconds']} real s)",
+        "",
+        "ours:",
+        report.text_table(report.COLUMNS, report.group_rows(ours)),
+    ]
+    if theirs is not None:
+        parts += [
+            "",
+            "discobase 1.0.0:",
+            report.text_table(report.COLUMNS, report.group_rows(theirs)),
+        ]
+        ratios = report.ratio_rows(report.phases_by_name(ours), report.phases_by_name(theirs))
+        parts += [
+            "",
+            "ours/1.0.0:",
+            report.text_table(["phase", "calls/op", "ops/sim s", "1.0.0 outcome"], ratios),
+        ]
+    elif results["baseline_setup_error"]:
+        parts += ["", results["baseline_setup_error"]]
+    parts += [
+        "",
+        "targets:",
+        report.text_table(
+            ["workload", "target", "value", "verdict", "note"], report.target_rows(targets)
+        ),
+    ]
+    if results["mode"] == "quick":
+        parts.append("(quick sizes: the targets are meant for the full run)")
+    return "\n".join(parts)
+
+
+def render_markdown(
+    results: dict[str, Any],
+    ours: dict[str, dict[str, Any]],
+    theirs: dict[str, dict[str, Any]] | None,
+    targets: list[report.Target],
+) -> str:
+    machine_info = results["machine"]
+    sizes = ", ".join(f"{key}={value}" for key, value in results["sizes"].items())
+    parts = [
+        "# Performance",
+        "",
+        "Generated by `python -m bench` (do not edit by hand; rerun it). Figures come from a model",
+        "of Discord's rate limits wrapped around SimCord's REST transport, in virtual time",
+        "(looptime), so they are deterministic: simulated seconds are what the workload would take",
+        "against Discord under the model; CPU seconds and RSS are real, of the workload's process.",
+        "",
+        f"- command: `{results['command']}` ({results['real_seconds']} real seconds)",
+        f"- date: {results['date']}",
+        f"- machine: {machine_info['cpu']}, {machine_info['cpus']} CPUs, "
+        f"{machine_info['memory_mb']} MB; {machine_info['platform']}; Python "
+        f"{machine_info['python']}; discord.py {machine_info['discord.py']}, SimCord "
+        f"{machine_info['simcord']}, looptime {machine_info['looptime']}",
+        f"- sizes: {sizes}",
+        "",
+        "## Reading the table",
+        "",
+        "- **calls/op**: REST calls per operation, counted at SimCord's transport (not by the",
+        "  library), including calls the library made after the phase's operations returned",
+        "  (`trailing_rest_calls` in `bench/results.json`).",
+        "- **sim s**, **ops/sim s**, **p50 s**, **p99 s**: simulated time of the phase and of each",
+        "  operation (rate-limit waits and 100 ms round trips).",
+        "- **CPU s**: process CPU time of the phase, which includes SimCord answering the calls;",
+        "  **server CPU s** is that part (the simulated Discord's work), so the client's share is",
+        "  the difference. **peak RSS MB**: the process's peak during the phase (the kernel's",
+        "  high-water mark is reset when a phase starts), SimCord's world included.",
+        "",
+        "## Ours",
+        "",
+        report.markdown_table(report.COLUMNS, report.group_rows(ours)),
+        "",
+        "### REST calls per operation by route",
+        "",
+        report.markdown_table(["phase", "route", "calls/op"], report.route_rows(ours)),
+        "",
+        "## Targets (issue 4)",
+        "",
+        report.markdown_table(
+            ["workload", "target", "value", "verdict", "note"], report.target_rows(targets)
+        ),
+        "",
+    ]
+    if theirs is not None:
+        parts += [
+            "## discobase 1.0.0 (the baseline)",
+            "",
+            "Installed from PyPI into `bench/.baseline-venv` and driven by",
+            "`bench/baseline_driver.py` on the same SimCord and model (its docstring says how).",
+            "It stores only str, int and bool: its records carry `x` as `x_milli: int` and `at` as",
+            "an ISO 8601 string. It has no bulk insert, no range queries and no compaction; it",
+            "cannot build tables of the workloads' sizes, so its later phases run on the records",
+            "it holds. A phase stops after 10 consecutive failures or "
+            f"{BASELINE_BUDGET_SECONDS:g} real seconds per group.",
+            "",
+            report.markdown_table(report.COLUMNS, report.group_rows(theirs)),
+            "",
+            "### REST calls per operation by route (1.0.0)",
+            "",
+            report.markdown_table(["phase", "route", "calls/op"], report.route_rows(theirs)),
+            "",
+            "### Ours / 1.0.0",
+            "",
+            report.markdown_table(
+                ["phase", "calls/op ours/1.0.0", "ops/sim s ours/1.0.0", "1.0.0 outcome"],
+                report.ratio_rows(report.phases_by_name(ours), report.phases_by_name(theirs)),
+            ),
+            "",
+        ]
+    elif results["baseline_setup_error"]:
+        parts += ["## discobase 1.0.0", "", results["baseline_setup_error"], ""]
+    parts += [
+        "## The model of Discord",
+        "",
+        "`bench/model.py`; figures from `shared/DISCORD_LIMITS.md` (tags: D documented, C observed",
+        "by the community, U uncertain; where uncertain the model is conservative). Buckets are",
+        "fixed windows opened by their first request; a call takes a token from every bucket that",
+        "applies, waiting (first come, first served) when one is empty, then pays the round trip,",
+        "reaching SimCord half-way. SimCord's clock moves with the loop's virtual time. While the",
+        "model is installed, `GET /channels/{id}/messages?after=` pages forward as on Discord",
+        "(SimCord returns the newest messages instead).",
+        "",
+        results["model"]["limits"],
+        "",
+    ]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
