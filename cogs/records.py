@@ -38,7 +38,7 @@ def _query_note(query: str | None, sort: str | None) -> str:
         parts.append(f"where {code(query, 200)}")
     if sort:
         parts.append(f"sorted by {code(sort, 60)}")
-    return " ".join(parts)
+    return "".join(f" {part}" for part in parts)
 
 
 class RecordForm(discord.ui.Modal):
@@ -152,13 +152,13 @@ class Records(commands.Cog):
             found = await cls.find(*expressions, order_by=order_by, limit=limit)
             if not found:
                 await respond(
-                    interaction, f"No records in {code(table)} {_query_note(query, sort)}."
+                    interaction, f"No records in {code(table)}{_query_note(query, sort)}."
                 )
                 return
             pages = paginate(
                 table,
                 [(record.pk, record_fields(schema, record)) for record in found],
-                note=_query_note(query, sort),
+                note=_query_note(query, sort).strip(),
             )
             view = RecordPages(interaction, pages) if len(pages) > 1 else None
             await respond(interaction, embed=pages[0], view=view)
@@ -178,7 +178,7 @@ class Records(commands.Cog):
             total = await cls.count(*query_expressions(cls, schema, conditions))
             noun = "record" if total == 1 else "records"
             await respond(
-                interaction, f"{code(table)} has {total} {noun} {_query_note(query, None)}."
+                interaction, f"{code(table)} has {total} {noun}{_query_note(query, None)}."
             )
 
     @app_commands.command(

@@ -1,0 +1,273 @@
+"""``/insert``, ``/find``, ``/count``, ``/update``, ``/delete`` and ``/export``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import pytest
+from cog_world import World
+
+
+async def records_of(pets: Any) -> dict[str, dict[str, Any]]:
+    return {record.name: record.model_dump() for record in await pets.find()}
+
+
+async def test_insert_json_saves_a_record_the_library_finds(world: World, pets: Any) -> None:
+    result = await world.admin.slash(
+        world.channel, "insert", table="pets", data='{"name": "nemo", "legs": 0}'
+    )
+
+    assert result.ephemeral
+    assert result.response.content.startswith("Inserted into `pets` with key `nemo`:")
+    assert "**legs**: 0" in result.response.content
+    found = await pets.find(name="nemo")
+    assert [(record.name, record.legs, record.email) for record in found] == [("nemo", 0, None)]
+
+
+@pytest.mark.parametrize(
+    ("data", "complaint"),
+    [
+        ("{name: nemo}", "data is not valid JSON"),
+        ("[1, 2]", "data must be a JSON object"),
+        ('{"name": "nemo", "legs": "many"}', "That does not fit table `pets`"),
+        ('{"legs": 3}', "`name`"),
+        ('{"name": "nemo", "email": "rex@example.org"}', "`email` must be unique in `pets`"),
+    ],
+)
+async def test_insert_refuses_bad_data_and_writes_nothing(
+    world: World, pets: Any, data: str, complaint: str
+) -> None:
+    before = await records_of(pets)
+    result = await world.admin.slash(world.channel, "insert", table="pets", data=data)
+
+    assert result.ephemeral
+    assert complaint in result.response.content
+    assert await records_of(pets) == before
+
+
+async def test_insert_into_an_unknown_table(world: World, pets: Any) -> None:
+    result = await world.admin.slash(world.channel, "insert", table="cats", data='{"a": 1}')
+    assert result.response.content.startswith("There is no table `cats`")
+
+
+async def test_insert_form_for_small_tables(world: World, pets: Any) -> None:
+    shown = await world.admin.slash(world.channel, "insert", table="pets")
+
+    assert shown.modal is not None
+    inputs = [component["components"][0] for component in shown.modal["components"]]
+    assert [item["label"] for item in inputs] == [
+        "name (str)",
+        "legs (int)",
+        "email (str, optional)",
+    ]
+    assert [item["required"] for item in inputs] == [True, False, False]
+
+    by_label = {item["label"]: item["custom_id"] for item in inputs}
+    submitted = await world.admin.submit_modal(
+        shown, {by_label["name (str)"]: "dory", by_label["legs (int)"]: "0"}
+    )
+
+    assert submitted.response.content.startswith("Inserted into `pets` with key `dory`:")
+    assert (await pets.get("dory")).legs == 0
+
+
+async def test_insert_form_refuses_a_wrong_type(world: World, pets: Any) -> None:
+    shown = await world.admin.slash(world.channel, "insert", table="pets")
+    inputs = [component["components"][0] for component in shown.modal["components"]]
+    values = {inputs[0]["custom_id"]: "dory", inputs[1]["custom_id"]: "lots"}
+
+    submitted = await world.admin.submit_modal(shown, values)
+
+    assert "field 'legs': 'lots' is not a whole number" in submitted.response.content
+    assert "dory" not in await records_of(pets)
+
+
+async def test_insert_form_is_refused_for_wide_tables(world: World) -> None:
+    database = await world.database()
+    await database.create_table("wide", {f"f{i}": "str?" for i in range(6)})
+
+    result = await world.admin.slash(world.channel, "insert", table="wide")
+
+    assert result.modal is None
+    assert "has 6 fields and a form holds 5" in result.response.content
+
+
+async def test_find_types_query_values_by_the_schema(world: World, pets: Any) -> None:
+    result = await world.reader.slash(world.channel, "find", table="pets", query="legs>=3")
+
+    assert result.ephemeral
+    embed = result.response.embeds[0]
+    assert embed.title == "pets: records 1-1 of 1"
+    assert [field.name for field in embed.fields] == ["key: rex"]
+    assert "**email**: rex@example.org" in embed.fields[0].value
+
+
+async def test_find_shows_records_saved_by_the_library(world: World, pets: Any) -> None:
+    await pets(name="nemo", legs=0, email="nemo@sea.org").save()
+
+    result = await world.reader.slash(
+        world.channel, "find", table="pets", query="email~sea, legs!=2", sort="-legs"
+    )
+
+    assert [field.name for field in result.response.embeds[0].fields] == ["key: nemo"]
+
+
+async def test_find_sorts_limits_and_pages(world: World, pets: Any) -> None:
+    for number in range(12):
+        await pets(name=f"pet{number:02}", legs=number).save()
+
+    result = await world.admin.slash(
+        world.channel, "find", table="pets", query="name~pet", sort="-legs", limit=11
+    )
+
+    first = result.response.embeds[0]
+    assert first.title == "pets: records 1-5 of 11"
+    assert [field.name for field in first.fields][:2] == ["key: pet11", "key: pet10"]
+    await world.admin.click(result.response, label="Next")
+    await world.admin.click(result.response, label="Next")
+    last = result.response.embeds[0]
+    assert last.title == "pets: records 11-11 of 11"
+    assert [field.name for field in last.fields] == ["key: pet01"]
+    await world.admin.click(result.response, label="Previous")
+    assert result.response.embeds[0].title == "pets: records 6-10 of 11"
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        ({"query": "legs"}, "cannot read the condition 'legs'"),
+        ({"query": "wings=2"}, "Table `pets` has no field `wings`"),
+        ({"query": "legs>=many"}, "That does not fit table `pets`"),
+        ({"sort": "wings"}, "cannot sort by 'wings'"),
+    ],
+)
+async def test_find_explains_bad_queries(
+    world: World, pets: Any, options: dict[str, str], complaint: str
+) -> None:
+    result = await world.reader.slash(world.channel, "find", table="pets", **options)
+
+    assert result.ephemeral
+    assert complaint in result.response.content
+    assert not result.response.embeds
+
+
+async def test_find_without_matches(world: World, pets: Any) -> None:
+    result = await world.reader.slash(world.channel, "find", table="pets", query="legs>100")
+    assert result.response.content == "No records in `pets` where `legs>100`."
+
+
+async def test_count_with_and_without_a_query(world: World, pets: Any) -> None:
+    everything = await world.reader.slash(world.channel, "count", table="pets")
+    some = await world.reader.slash(world.channel, "count", table="pets", query="legs=2")
+
+    assert everything.response.content == "`pets` has 2 records."
+    assert some.response.content == "`pets` has 1 record where `legs=2`."
+
+
+async def test_update_changes_a_record(world: World, pets: Any) -> None:
+    result = await world.admin.slash(
+        world.channel, "update", table="pets", key="rex", changes='{"legs": 3}'
+    )
+
+    assert result.response.content.startswith("Updated `rex` in `pets`:")
+    assert (await pets.get("rex")).legs == 3
+
+
+@pytest.mark.parametrize(
+    ("key", "changes", "complaint"),
+    [
+        ("rex", '{"legs": "x"}', "That does not fit table `pets`"),
+        ("rex", '{"wings": 2}', "has no field `wings`"),
+        ("rex", '{"name": "max"}', "the primary key `name` cannot change"),
+        ("rex", "{}", "changes is empty"),
+        ("rex", "legs=3", "changes is not valid JSON"),
+        ("ghost", '{"legs": 3}', "Table `pets` has no record with key `ghost`"),
+        ("tweety", '{"email": "rex@example.org"}', "`email` must be unique"),
+    ],
+)
+async def test_update_refuses_bad_changes(
+    world: World, pets: Any, key: str, changes: str, complaint: str
+) -> None:
+    before = await records_of(pets)
+    result = await world.admin.slash(
+        world.channel, "update", table="pets", key=key, changes=changes
+    )
+
+    assert complaint in result.response.content
+    assert await records_of(pets) == before
+
+
+async def test_delete_asks_first(world: World, pets: Any) -> None:
+    asked = await world.admin.slash(world.channel, "delete", table="pets", key="rex")
+
+    assert asked.response.content.startswith("Delete this record from `pets`?")
+    assert "rex" in await records_of(pets)
+    await world.admin.click(asked.response, label="Delete")
+
+    assert asked.response.content == "Deleted `rex` from `pets`."
+    assert sorted(await records_of(pets)) == ["tweety"]
+
+
+async def test_delete_of_a_missing_record(world: World, pets: Any) -> None:
+    result = await world.admin.slash(world.channel, "delete", table="pets", key="ghost")
+    assert result.response.content == "Table `pets` has no record with key `ghost`."
+    assert not result.response.components
+
+
+async def test_export_jsonl_and_csv(world: World, pets: Any) -> None:
+    jsonl = await world.reader.slash(world.channel, "export", table="pets")
+    as_csv = await world.reader.slash(world.channel, "export", table="pets", format="csv")
+
+    assert jsonl.ephemeral
+    assert jsonl.response.content == "`pets`: 2 record(s) as jsonl."
+    [jsonl_file] = jsonl.response.attachments
+    assert jsonl_file.filename == "pets.jsonl"
+    lines = [json.loads(line) for line in (await jsonl_file.read()).decode().splitlines()]
+    assert {"name": "rex", "legs": 4, "email": "rex@example.org"} in lines
+    [csv_file] = as_csv.response.attachments
+    rows = list(csv.DictReader(io.StringIO((await csv_file.read()).decode())))
+    assert {"name": "tweety", "legs": "2", "email": ""} in rows
+
+
+async def test_stored_text_cannot_ping_or_break_embeds(world: World, pets: Any) -> None:
+    hostile = "@everyone <@123> **bold** `tick` " + "x" * 3000
+    await pets(name="evil", legs=1, email=hostile).save()
+
+    result = await world.reader.slash(world.channel, "find", table="pets", query="name=evil")
+
+    message = result.response.message
+    assert message.mentions == []
+    assert not message.mention_everyone
+    value = result.response.embeds[0].fields[0].value
+    assert "\\*\\*bold\\*\\*" in value
+    assert "@\u200beveryone" in value
+    assert len(value) <= 1024
+    posted = [
+        entry
+        for entry in world.env.http_requests
+        if entry.json and "allowed_mentions" in entry.json
+    ]
+    assert posted
+    assert all(entry.json["allowed_mentions"]["parse"] == [] for entry in posted)
+
+
+async def test_keys_and_fields_autocomplete(world: World, pets: Any) -> None:
+    keys = await world.admin.autocomplete(world.channel, "update", "key", "tw", table="pets")
+    sorts = await world.admin.autocomplete(world.channel, "find", "sort", "-l", table="pets")
+    query = await world.admin.autocomplete(
+        world.channel, "find", "query", "legs>2, em", table="pets"
+    )
+
+    assert [choice["value"] for choice in keys] == ["tweety"]
+    assert [choice["value"] for choice in sorts] == ["-legs"]
+    assert [choice["value"] for choice in query] == ["legs>2, em", "legs>2, email="]
+
+
+async def test_autocomplete_offers_nothing_to_members_without_access(
+    world: World, pets: Any
+) -> None:
+    choices = await world.member.autocomplete(world.channel, "find", "table", "")
+    assert choices == []

@@ -1,0 +1,170 @@
+"""``/table create``, ``/table list``, ``/schema``, ``/drop``, ``/check`` and ``/compact``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import simcord
+from cog_world import World
+
+
+async def test_table_create_makes_a_table_the_library_can_use(world: World) -> None:
+    result = await world.admin.slash(
+        world.channel,
+        "table create",
+        name="users",
+        fields="name:str, age:int=0, email:str?",
+        primary_key="name",
+        indexes="age",
+        unique="email",
+    )
+
+    assert result.ephemeral
+    assert result.response.content == "Created table `users`."
+    embed = result.response.embeds[0]
+    assert "`age` int = `0`" in embed.description
+    assert "`email` str?" in embed.description
+    assert {field.name: field.value for field in embed.fields}["Primary key"] == "`name`"
+    database = await world.database()
+    schema = database.schema("users")
+    assert schema.primary_key == "name"
+    assert schema.indexes == ["age"]
+    assert schema.unique == ["email"]
+    users = database.tables["users"]
+    await users(name="ann").save()
+    assert (await users.get("ann")).age == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "complaint"),
+    [
+        ({"fields": "name:string"}, "unknown type 'string'"),
+        ({"fields": "name"}, "is not `name:type`"),
+        (
+            {"fields": "name:str", "primary_key": "id"},
+            "primary_key names 'id', which is not a field",
+        ),
+        ({"fields": "name:str", "indexes": "age"}, "indexes names 'age'"),
+        ({"fields": "a:str, b:str", "primary_key": "a, b"}, "primary_key must be one field"),
+    ],
+)
+async def test_table_create_refuses_bad_definitions(
+    world: World, options: dict[str, str], complaint: str
+) -> None:
+    result = await world.admin.slash(world.channel, "table create", name="users", **options)
+
+    assert result.ephemeral
+    assert complaint in result.response.content
+    assert "Nothing was changed" in result.response.content
+    assert "users" not in (await world.database()).tables
+
+
+async def test_table_create_refuses_an_existing_name(world: World, pets: Any) -> None:
+    result = await world.admin.slash(world.channel, "table create", name="pets", fields="x:int")
+
+    assert result.response.content.startswith("A table `pets` exists already")
+    assert (await world.database()).schema("pets").record_count == 2
+
+
+async def test_table_list_shows_tables_and_counts(world: World, pets: Any) -> None:
+    empty_world_reply = "There are no tables yet"
+    result = await world.reader.slash(world.channel, "table list")
+
+    assert result.ephemeral
+    assert empty_world_reply not in result.response.content
+    assert result.response.embeds[0].title == "1 table"
+    assert result.response.embeds[0].description == "`pets`: 2 records"
+
+
+async def test_table_list_without_tables(world: World) -> None:
+    result = await world.admin.slash(world.channel, "table list")
+    assert result.response.content.startswith("There are no tables yet")
+
+
+async def test_schema_shows_fields_key_indexes_and_count(world: World, pets: Any) -> None:
+    result = await world.reader.slash(world.channel, "schema", table="pets")
+
+    embed = result.response.embeds[0]
+    assert embed.title == "Table pets"
+    assert embed.description.splitlines() == ["`name` str", "`legs` int = `4`", "`email` str?"]
+    fields = {field.name: field.value for field in embed.fields}
+    assert fields == {
+        "Primary key": "`name`",
+        "Indexes": "`legs`",
+        "Unique": "`email`",
+        "Records": "2",
+    }
+
+
+async def test_schema_of_an_unknown_table(world: World) -> None:
+    result = await world.reader.slash(world.channel, "schema", table="nope")
+    assert result.ephemeral
+    assert result.response.content == "There is no table `nope`; `/table list` shows the tables."
+
+
+async def test_drop_asks_first_and_drops_on_confirmation(world: World, pets: Any) -> None:
+    asked = await world.admin.slash(world.channel, "drop", table="pets")
+
+    assert asked.ephemeral
+    assert asked.response.content.startswith("Drop table `pets` and its 2 record(s)?")
+    assert "pets" in (await world.database()).tables
+
+    await world.admin.click(asked.response, label="Drop pets")
+
+    assert asked.response.content == "Dropped table `pets` and its 2 record(s)."
+    assert asked.response.components == []
+    assert "pets" not in (await world.database()).tables
+
+
+async def test_drop_cancelled_drops_nothing(world: World, pets: Any) -> None:
+    asked = await world.admin.slash(world.channel, "drop", table="pets")
+    await world.admin.click(asked.response, label="Cancel")
+
+    assert asked.response.content == "Cancelled; nothing was changed."
+    assert await (await world.database()).tables["pets"].count() == 2
+
+
+async def test_drop_cannot_be_confirmed_by_someone_else(world: World, pets: Any) -> None:
+    asked = await world.admin.slash(world.channel, "drop", table="pets")
+    # The confirmation is ephemeral: only the invoker ever sees the button.
+    with pytest.raises(simcord.SetupError, match="not visible to this user"):
+        await world.manager.click(asked.response, label="Drop pets")
+
+    assert "pets" in (await world.database()).tables
+
+
+async def test_drop_times_out_without_dropping(world: World, pets: Any) -> None:
+    asked = await world.admin.slash(world.channel, "drop", table="pets")
+    await world.env.advance_time(61)
+
+    assert asked.response.content == "Not confirmed in time: table `pets` was not dropped."
+    assert asked.response.components == []
+    assert "pets" in (await world.database()).tables
+
+
+async def test_check_reports_a_clean_database(world: World, pets: Any) -> None:
+    result = await world.admin.slash(world.channel, "check")
+    assert result.ephemeral
+    assert result.response.content == "No problems found: every stored message is readable."
+
+
+async def test_compact_keeps_the_records(world: World, pets: Any) -> None:
+    result = await world.admin.slash(world.channel, "compact", table="pets")
+
+    assert result.response.content == "Compacted table `pets`."
+    assert sorted(record.name for record in await pets.find()) == ["rex", "tweety"]
+
+
+async def test_compact_of_an_unknown_table(world: World) -> None:
+    result = await world.admin.slash(world.channel, "compact", table="nope")
+    assert result.response.content.startswith("There is no table `nope`")
+
+
+async def test_table_names_autocomplete(world: World, pets: Any) -> None:
+    database = await world.database()
+    await database.create_table("people", {"name": "str"})
+
+    choices = await world.admin.autocomplete(world.channel, "drop", "table", "pe")
+
+    assert [choice["value"] for choice in choices] == ["people", "pets"]
