@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = (
+    "AmbiguousResultError",
     "DiscobaseError",
     "DiscordUnavailableError",
     "GuildNotFoundError",
@@ -68,7 +69,9 @@ class TableNotFoundError(DiscobaseError):
 
     def __init__(self, table: str) -> None:
         self.table = table
-        super().__init__(f"no table named {table!r}; create it first (db.create_table or @db.table)")
+        super().__init__(
+            f"no table named {table!r}; create it first (db.create_table or @db.table)"
+        )
 
 
 class TableExistsError(DiscobaseError):
@@ -110,7 +113,9 @@ class SchemaMismatchError(SchemaError):
 class ValidationError(DiscobaseError):
     """A value does not fit the table's schema. ``errors`` holds pydantic's error list."""
 
-    def __init__(self, table: str, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, table: str, message: str, errors: list[dict[str, Any]] | None = None
+    ) -> None:
         self.table = table
         self.errors = errors or []
         super().__init__(f"invalid data for table {table!r}: {message}")
@@ -137,6 +142,17 @@ class RecordNotFoundError(DiscobaseError):
         self.table = table
         self.key = key
         super().__init__(f"table {table!r} has no record with key {key!r}")
+
+
+class AmbiguousResultError(DiscobaseError):
+    """``find_unique`` matched more than one record."""
+
+    def __init__(self, table: str, count: int) -> None:
+        self.table = table
+        self.count = count
+        super().__init__(
+            f"table {table!r}: {count} records match where one was expected; narrow the query"
+        )
 
 
 class RecordTooLargeError(DiscobaseError):

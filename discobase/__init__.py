@@ -1,0 +1,75 @@
+"""discobase: a database that lives inside a Discord server.
+
+Pydantic models are tables (``class User(discobase.Table)``), records are stored as an
+append-only, batched log of messages in the guild's channels, and reads are served from
+memory. See ``docs/library.md`` for the guide and ``docs/format.md`` for the storage format.
+"""
+
+from .codec import FORMAT_VERSION
+from .database import CheckReport, Database
+from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema
+from .engine.state import Problem
+from .engine.table import Compaction
+from .errors import (
+    AmbiguousResultError,
+    DiscobaseError,
+    DiscordUnavailableError,
+    GuildNotFoundError,
+    MissingPermissionsError,
+    NotConnectedError,
+    RecordNotFoundError,
+    RecordTooLargeError,
+    SchemaError,
+    SchemaMismatchError,
+    StorageCorruptError,
+    TableExistsError,
+    TableNotFoundError,
+    UniqueViolationError,
+    UnknownFieldError,
+    UnsupportedFormatError,
+    ValidationError,
+)
+from .model import Table, field
+from .query import And, Compare, FieldRef, Not, Or, Order, Predicate, Query
+from .transport import RetryPolicy
+
+__version__ = "2.0.0.dev0"
+
+__all__ = (
+    "FORMAT_VERSION",
+    "TYPE_NAMES",
+    "AmbiguousResultError",
+    "And",
+    "CheckReport",
+    "Compaction",
+    "Compare",
+    "Database",
+    "DiscobaseError",
+    "DiscordUnavailableError",
+    "FieldRef",
+    "FieldSchema",
+    "GuildNotFoundError",
+    "MissingPermissionsError",
+    "Not",
+    "NotConnectedError",
+    "Or",
+    "Order",
+    "Predicate",
+    "Problem",
+    "Query",
+    "RecordNotFoundError",
+    "RecordTooLargeError",
+    "RetryPolicy",
+    "SchemaError",
+    "SchemaMismatchError",
+    "StorageCorruptError",
+    "Table",
+    "TableExistsError",
+    "TableNotFoundError",
+    "TableSchema",
+    "UniqueViolationError",
+    "UnknownFieldError",
+    "UnsupportedFormatError",
+    "ValidationError",
+    "field",
+)

@@ -1,0 +1,221 @@
+"""Storage format version 1: records, batches, snapshots and catalog events as message text.
+
+Every discobase message starts with a header line ``dbs1 <kind> key=value ...``; what follows
+the header (or the message's one attachment, zlib-compressed) is the body, JSON lines for
+batches and snapshot parts, one JSON object for catalog events. ``docs/format.md`` is the
+specification; this module is its only implementation. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = (
+    "ATTACHMENT_NAME",
+    "CONTENT_LIMIT",
+    "FORMAT_VERSION",
+    "EncodedMessage",
+    "Entry",
+    "FormatProblem",
+    "Header",
+    "decode_body",
+    "decode_catalog_event",
+    "decode_entries",
+    "encode_batch",
+    "encode_catalog_event",
+    "encode_entry",
+    "encode_marker",
+    "encode_snapshot_part",
+    "parse_header",
+)
+
+FORMAT_VERSION = 1
+CONTENT_LIMIT = 2000
+ATTACHMENT_NAME = "body.jsonl.z"
+_HEADER = re.compile(r"dbs(\d+) ([a-z]+)((?: [a-z]+=[^ \n]*)*)")
+_KINDS = ("batch", "cat", "part", "snap")
+
+
+class FormatProblem(Exception):
+    """A message is not readable discobase data; ``kind`` names the problem for reports."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        self.kind = kind
+        self.detail = detail
+        super().__init__(f"{kind}: {detail}")
+
+
+@dataclass(frozen=True)
+class Header:
+    """The first line of a discobase message."""
+
+    version: int
+    kind: str
+    fields: dict[str, str]
+
+    def get(self, name: str) -> str:
+        try:
+            return self.fields[name]
+        except KeyError:
+            raise FormatProblem("unreadable", f"header has no {name}=") from None
+
+    def get_int(self, name: str) -> int:
+        value = self.get(name)
+        if not value.isdigit():
+            raise FormatProblem("unreadable", f"header {name}= is not a number")
+        return int(value)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One write in a batch: a put of a whole record, or a tombstone (``record is None``).
+
+    Entries of one ``insert_many`` that may land in several messages carry ``group`` and
+    ``group_size``; readers apply such entries only once all ``group_size`` are present.
+    """
+
+    key: Any
+    record: dict[str, Any] | None
+    group: str | None = None
+    group_size: int = 1
+
+
+@dataclass
+class EncodedMessage:
+    """What to send: the content, and the body as an attachment when it does not fit inline."""
+
+    content: str
+    attachment: bytes | None = None
+    entry_count: int = 0
+    raw_size: int = field(default=0, compare=False)
+
+
+def parse_header(content: str) -> Header:
+    """Read the header line; raise :class:`FormatProblem` for anything that is not discobase's."""
+    first = content.split("\n", 1)[0]
+    match = _HEADER.fullmatch(first)
+    if match is None:
+        raise FormatProblem("foreign", "not a discobase message")
+    version = int(match.group(1))
+    if version != FORMAT_VERSION:
+        raise FormatProblem("unknown-version", f"format version {version}")
+    kind = match.group(2)
+    if kind not in _KINDS:
+        raise FormatProblem("unreadable", f"unknown message kind {kind!r}")
+    fields = dict(item.split("=", 1) for item in match.group(3).split())
+    return Header(version, kind, fields)
+
+
+def _header(kind: str, **fields: object) -> str:
+    return " ".join([f"dbs{FORMAT_VERSION} {kind}", *(f"{k}={v}" for k, v in fields.items())])
+
+
+def _dumps(value: Any) -> str:
+    # ASCII only: Discord may normalise non-ASCII text, and escapes survive unchanged.
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=True)
+
+
+def _crc(body: bytes) -> str:
+    return f"{zlib.crc32(body):08x}"
+
+
+def encode_entry(entry: Entry, *, with_group: bool = True) -> str:
+    """One JSON line for ``entry``."""
+    line: dict[str, Any] = (
+        {"del": entry.key} if entry.record is None else {"put": entry.key, "rec": entry.record}
+    )
+    if with_group and entry.group is not None:
+        line["grp"] = entry.group
+        line["gn"] = entry.group_size
+    return _dumps(line)
+
+
+def _pack(
+    kind: str, lines: Sequence[str], count: int, inline_ok: bool, **fields: object
+) -> EncodedMessage:
+    body = "\n".join(lines).encode("ascii")
+    header = _header(kind, n=count, crc=_crc(body), **fields)
+    if inline_ok and len(header) + 1 + len(body) <= CONTENT_LIMIT:
+        return EncodedMessage(f"{header}\n{body.decode('ascii')}", None, count, len(body))
+    return EncodedMessage(f"{header} att=1", zlib.compress(body, 3), count, len(body))
+
+
+def encode_batch(batch_id: str, entry_lines: Sequence[str]) -> EncodedMessage:
+    """A batch message: inline JSON lines when they fit in the content, else an attachment."""
+    return _pack("batch", entry_lines, len(entry_lines), True, id=batch_id)
+
+
+def encode_snapshot_part(snapshot_id: str, entry_lines: Sequence[str]) -> EncodedMessage:
+    """A snapshot part: put entries of live records, always as an attachment."""
+    return _pack("part", entry_lines, len(entry_lines), False, id=snapshot_id)
+
+
+def encode_marker(snapshot_id: str, upto: int, count: int, parts: Iterable[int]) -> str:
+    """The marker that makes a snapshot visible: its parts, and the last log message it covers."""
+    part_list = ",".join(str(part) for part in parts)
+    return _header("snap", id=snapshot_id, upto=upto, n=count, parts=part_list)
+
+
+def encode_catalog_event(event: dict[str, Any]) -> str:
+    """A catalog message: one JSON object inline (schemas are small)."""
+    body = _dumps(event).encode("ascii")
+    text = f"{_header('cat', crc=_crc(body))}\n{body.decode('ascii')}"
+    if len(text) > CONTENT_LIMIT:
+        raise ValueError("catalog event longer than one message")
+    return text
+
+
+def decode_body(header: Header, content: str, attachment: bytes | None) -> bytes:
+    """The body bytes of a message, checked against the header's checksum."""
+    if header.fields.get("att") == "1":
+        if attachment is None:
+            raise FormatProblem("missing-attachment", "the body attachment is gone")
+        try:
+            body = zlib.decompress(attachment)
+        except zlib.error as error:
+            raise FormatProblem("unreadable", f"attachment does not decompress: {error}") from None
+    else:
+        body = content.split("\n", 1)[1].encode("utf-8") if "\n" in content else b""
+    if _crc(body) != header.get("crc"):
+        raise FormatProblem("checksum", "body does not match its checksum (truncated or edited)")
+    return body
+
+
+def decode_entries(header: Header, body: bytes) -> list[Entry]:
+    """The entries of a batch or snapshot part body."""
+    entries: list[Entry] = []
+    for raw in body.split(b"\n") if body else ():
+        try:
+            line = json.loads(raw)
+        except ValueError as error:
+            raise FormatProblem("unreadable", f"entry is not JSON: {error}") from None
+        if not isinstance(line, dict):
+            raise FormatProblem("unreadable", "entry is not a JSON object")
+        group = line.get("grp")
+        group_size = line.get("gn", 1)
+        if "put" in line and isinstance(line.get("rec"), dict):
+            entries.append(Entry(line["put"], line["rec"], group, group_size))
+        elif "del" in line:
+            entries.append(Entry(line["del"], None, group, group_size))
+        else:
+            raise FormatProblem("unreadable", "entry is neither a put nor a delete")
+    if len(entries) != header.get_int("n"):
+        raise FormatProblem("checksum", "entry count does not match the header")
+    return entries
+
+
+def decode_catalog_event(header: Header, content: str) -> dict[str, Any]:
+    """The event of a catalog message."""
+    body = decode_body(header, content, None)
+    try:
+        event = json.loads(body)
+    except ValueError as error:
+        raise FormatProblem("unreadable", f"catalog event is not JSON: {error}") from None
+    if not isinstance(event, dict) or not isinstance(event.get("table"), str):
+        raise FormatProblem("unreadable", "catalog event has no table")
+    return event

@@ -1,0 +1,509 @@
+"""The :class:`Database`: a guild bound as storage, its catalog, and its tables."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pydantic
+
+from .engine.catalog import Catalog
+from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema, check_name, describe_annotation
+from .engine.state import Problem
+from .engine.table import Compaction, TableEngine
+from .errors import (
+    NotConnectedError,
+    SchemaError,
+    SchemaMismatchError,
+    TableExistsError,
+    TableNotFoundError,
+)
+from .model import Table, _settings
+from .transport import RetryPolicy, StoredMessage, Transport
+
+if TYPE_CHECKING:
+    import discord
+
+__all__ = ("CheckReport", "Database")
+
+log = logging.getLogger(__name__)
+T = TypeVar("T", bound=type[Table])
+#: Attachments are capped here even where a guild allows more (SimCord enforces none).
+MAX_ATTACHMENT = 10 * 1024 * 1024
+CATALOG_CHANNEL = "catalog"
+
+
+@dataclass
+class CheckReport:
+    """What ``Database.check`` found. ``ok`` when there are no problems."""
+
+    problems: list[Problem] = field(default_factory=list)
+    tables: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        lines = [f"{len(self.tables)} tables, {sum(self.tables.values())} records"]
+        lines += [
+            f"{p.kind}: table={p.table} channel={p.channel_id} message={p.message_id}: {p.detail}"
+            for p in self.problems
+        ]
+        return "\n".join(lines)
+
+
+class Database:
+    """A database stored in one Discord guild.
+
+    ``guild`` is the guild's id, or its name (the first guild with exactly that name).
+    Pass ``bot`` to share a discord.py client that runs elsewhere (the bot's own process);
+    without it the database makes its own and ``login``/``conn`` run it. ``category`` names
+    the (hidden) category that holds the storage channels; ``admin_role`` is a role id that
+    may read them. ``compaction`` sets when tables compact by themselves (None: never).
+    """
+
+    def __init__(
+        self,
+        guild: int | str,
+        *,
+        bot: discord.Client | None = None,
+        category: str = "discobase",
+        admin_role: int | None = None,
+        retry: RetryPolicy | None = None,
+        compaction: Compaction | None = Compaction(),
+    ) -> None:
+        if not isinstance(guild, int | str) or isinstance(guild, bool):
+            raise TypeError("guild must be a guild id (int) or name (str)")
+        self.guild_ref = guild
+        self.category = category
+        self.admin_role = admin_role
+        self.compaction = compaction
+        self._owns_bot = bot is None
+        self.bot = bot if bot is not None else Transport.create_client()
+        self.transport = Transport(self.bot, retry)
+        self.guild_id: int | None = None
+        self.size_limit = MAX_ATTACHMENT
+        #: Table name -> its Table class, for every table in the guild (runtime ones too).
+        self.tables: dict[str, type[Table]] = {}
+        self._classes: dict[str, type[Table]] = {}
+        self._engines: dict[str, TableEngine] = {}
+        self._catalog: Catalog | None = None
+        self._category_id = 0
+        self._open_lock = asyncio.Lock()
+        self._ready = asyncio.Event()
+        self._login_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # -- tables declared by classes ---------------------------------------------------------
+
+    def table(self, cls: T) -> T:
+        """Register a :class:`Table` subclass (use as ``@db.table``). Returns the class."""
+        if not (isinstance(cls, type) and issubclass(cls, Table)):
+            raise TypeError(f"{cls!r} is not a subclass of discobase.Table; did you forget it?")
+        schema = _schema_of_class(cls)
+        cls.__discobase_name__ = schema.name
+        self._classes[schema.name] = cls
+        self.tables[schema.name] = cls
+        return cls
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return self._ready.is_set()
+
+    async def open(self) -> None:
+        """Bind to the guild, create or verify the storage layout, load every table.
+
+        Waits until the client is ready. Idempotent. Raises :class:`GuildNotFoundError`,
+        :class:`MissingPermissionsError`, :class:`SchemaMismatchError`,
+        :class:`UnsupportedFormatError`.
+        """
+        async with self._open_lock:
+            if self.is_open:
+                return
+            await self.bot.wait_until_ready()
+            guild = self.transport.find_guild(self.guild_ref)
+            self.guild_id = guild.id
+            self.size_limit = min(guild.filesize_limit, MAX_ATTACHMENT)
+            self._category_id = await self.transport.ensure_category(
+                guild, self.category, self.admin_role
+            )
+            channels = self.transport.channels_in(guild, self._category_id)
+            catalog_ids = sorted(i for i, name in channels.items() if name == CATALOG_CHANNEL)
+            catalog_id = (
+                catalog_ids[0] if catalog_ids else await self._create_channel(CATALOG_CHANNEL)
+            )
+            self._catalog = Catalog(self.transport, catalog_id)
+            await self._catalog.load()
+            for name, cls in self._classes.items():
+                await self._open_class_table(name, cls)
+            for name, schema in self._catalog.tables.items():
+                if name not in self._engines:
+                    await self._attach(schema, self._classes.get(name))
+            self.transport.listen(self._on_message)
+            self._ready.set()
+            log.info("database open: guild %s, %d tables", guild.id, len(self._engines))
+
+    async def close(self) -> None:
+        """Send pending writes, stop background work, and (own client only) log out."""
+        self.transport.unlisten(self._on_message)
+        for engine in list(self._engines.values()):
+            await engine.close()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        for cls in self.tables.values():
+            cls.__discobase_engine__ = None
+        self._engines.clear()
+        self._ready.clear()
+        if self._owns_bot and not self.bot.is_closed():
+            await self.bot.close()
+
+    async def login(self, token: str) -> None:
+        """Log the database's own client in and run it until it closes (opens the database)."""
+        if not self._owns_bot:
+            raise NotConnectedError("this database shares a client: run that client instead")
+        opener = asyncio.get_running_loop().create_task(self.open())
+        self._background.add(opener)
+        opener.add_done_callback(self._background.discard)
+        await self.bot.start(token)
+
+    def login_task(self, token: str) -> asyncio.Task[None]:
+        """Run :meth:`login` as a task (kept referenced); ``await db.wait_ready()`` after."""
+        self._login_task = asyncio.get_running_loop().create_task(self.login(token))
+        return self._login_task
+
+    async def wait_ready(self) -> None:
+        """Wait until the database is open; raise if logging in failed first."""
+        ready = asyncio.ensure_future(self._ready.wait())
+        waiters: set[asyncio.Future[Any]] = {ready}
+        if self._login_task is not None:
+            waiters.add(self._login_task)
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if ready not in done:
+            ready.cancel()
+            assert self._login_task is not None
+            self._login_task.result()
+            raise NotConnectedError("the client stopped before the database opened")
+
+    @asynccontextmanager
+    async def conn(self, token: str) -> AsyncIterator[Database]:
+        """``async with db.conn(token):`` log in, open, and close at the end."""
+        self.login_task(token)
+        try:
+            await self.wait_ready()
+            yield self
+        finally:
+            await self.close()
+
+    # -- tables -----------------------------------------------------------------------------
+
+    def _require_open(self) -> Catalog:
+        if self._catalog is None or not self.is_open:
+            raise NotConnectedError("the database is not open: await db.open() first")
+        return self._catalog
+
+    async def _create_channel(self, name: str) -> int:
+        assert self.guild_id is not None
+        guild = self.transport.find_guild(self.guild_id)
+        return await self.transport.create_channel(guild, self._category_id, name, self.admin_role)
+
+    async def _create_in_guild(self, schema: TableSchema) -> TableSchema:
+        assert self._catalog is not None
+        schema.channels = [
+            await self._create_channel(schema.name if i == 0 else f"{schema.name}-{i}")
+            for i in range(schema.shards)
+        ]
+        await self._catalog.append("create", schema)
+        return self._catalog.tables[schema.name]
+
+    async def _open_class_table(self, name: str, cls: type[Table]) -> None:
+        assert self._catalog is not None
+        declared = _schema_of_class(cls)
+        stored = self._catalog.tables.get(name)
+        if stored is None:
+            await self._attach(await self._create_in_guild(declared), cls)
+            return
+        if declared.shards != stored.shards:
+            raise SchemaMismatchError(
+                name,
+                f"shards changed from {stored.shards} to {declared.shards}; shards cannot change",
+            )
+        declared.channels = stored.channels
+        engine = await self._attach(declared, cls)
+        if declared.same_shape(stored):
+            return
+        invalid = [p for p in engine.state.problems if p.kind == "invalid-record"]
+        if invalid:
+            self._detach(name)
+            raise SchemaMismatchError(
+                name, f"{len(invalid)} stored records do not fit: {invalid[0].detail}"
+            )
+        await self._catalog.append("alter", declared)
+
+    async def _attach(self, schema: TableSchema, cls: type[Table] | None) -> TableEngine:
+        if cls is None:
+            cls = _runtime_class(schema)
+        cls.__discobase_name__ = schema.name
+        engine = TableEngine(
+            schema,
+            self.transport,
+            self.size_limit,
+            cls._decode,
+            lambda record: record._encode(),  # type: ignore[no-any-return]
+            compaction=self.compaction,
+        )
+        self._engines[schema.name] = engine
+        cls.__discobase_engine__ = engine
+        self.tables[schema.name] = cls
+        await engine.load()
+        return engine
+
+    def _detach(self, name: str) -> None:
+        self._engines.pop(name, None)
+        cls = self.tables.pop(name, None)
+        if cls is not None:
+            cls.__discobase_engine__ = None
+            if name in self._classes:
+                self.tables[name] = cls
+
+    async def create_table(
+        self,
+        name: str,
+        fields: Mapping[str, Any],
+        *,
+        primary_key: str | None = None,
+        indexes: list[str] | tuple[str, ...] = (),
+        unique: list[str] | tuple[str, ...] = (),
+        shards: int = 1,
+    ) -> type[Table]:
+        """Create a table without a Python class; return its (generated) Table class.
+
+        ``fields`` maps names to a type (``str``, ``int | None``), a type name (``"int"``,
+        ``"datetime?"`` for optional; see ``TYPE_NAMES``), or ``(type, default)``. Raises
+        :class:`TableExistsError` or :class:`SchemaError`.
+        """
+        catalog = self._require_open()
+        check_name(name)
+        if name == CATALOG_CHANNEL:
+            raise SchemaError("'catalog' is reserved: pick another table name")
+        if name in catalog.tables or name in self._classes:
+            raise TableExistsError(name)
+        if not isinstance(fields, Mapping):
+            raise SchemaError("fields must map field names to types")
+        schema = TableSchema(
+            name,
+            [_field_spec(name, fname, spec) for fname, spec in fields.items()],
+            primary_key,
+            list(indexes),
+            list(unique),
+            shards,
+        ).validate()
+        _runtime_class(schema)  # defaults must fit their types before anything is written
+        await self._attach(await self._create_in_guild(schema), None)
+        return self.tables[name]
+
+    def schema(self, name: str) -> TableSchema:
+        """The table's schema, with its current ``record_count``."""
+        self._require_open()
+        engine = self._engine(name)
+        schema = TableSchema.from_dict(engine.schema.to_dict())
+        schema.record_count = len(engine.state.records)
+        return schema
+
+    def _engine(self, name: str) -> TableEngine:
+        try:
+            return self._engines[name]
+        except KeyError:
+            raise TableNotFoundError(name) from None
+
+    async def drop_table(self, name: str) -> None:
+        """Delete the table and its records (its channels are deleted too)."""
+        catalog = self._require_open()
+        engine = self._engine(name)
+        await engine.close()
+        await catalog.append("drop", engine.schema)
+        self._detach(name)
+        self._classes.pop(name, None)
+        for channel_id in engine.schema.channels:
+            await self.transport.delete_channel(channel_id)
+
+    async def compact(self, name: str | None = None) -> int:
+        """Snapshot the table (all tables with no name) now; return old messages deleted."""
+        self._require_open()
+        names = [name] if name is not None else list(self._engines)
+        return sum([await self._engine(n).compact() for n in names])
+
+    async def flush(self) -> None:
+        """Wait until every queued write has been sent."""
+        for engine in list(self._engines.values()):
+            await engine.flush()
+
+    @property
+    def metrics(self) -> dict[str, int]:
+        """REST calls made by this database, by route."""
+        return dict(self.transport.calls)
+
+    # -- consistency ------------------------------------------------------------------------
+
+    def _on_message(self, message: StoredMessage) -> None:
+        catalog = self._catalog
+        if catalog is None:
+            return
+        if message.channel_id == catalog.channel_id:
+            if catalog.ingest(message):
+                self._spawn(self._follow_catalog())
+            return
+        for engine in self._engines.values():
+            if engine.owns(message.channel_id):
+                engine.spawn_ingest(message)
+                return
+
+    def _spawn(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _follow_catalog(self) -> None:
+        """Attach tables another process created; detach ones it dropped."""
+        assert self._catalog is not None
+        for name in [n for n in self._engines if n not in self._catalog.tables]:
+            await self._engines[name].close()
+            self._detach(name)
+        for name, schema in self._catalog.tables.items():
+            if name not in self._engines:
+                await self._attach(schema, self._classes.get(name))
+
+    async def sync(self) -> None:
+        """Catch up with writes made by other processes (e.g. after a gateway reconnect)."""
+        catalog = self._require_open()
+        newer = []
+        async for message in self.transport.history(catalog.channel_id):
+            if message.id <= catalog.last_id:
+                break
+            newer.append(message)
+        changed = [catalog.ingest(m) for m in reversed(newer)]
+        if any(changed):
+            await self._follow_catalog()
+        for engine in list(self._engines.values()):
+            await engine.catch_up()
+
+    async def check(self) -> CheckReport:
+        """Re-read all storage and report what discobase skips; changes nothing."""
+        catalog = self._require_open()
+        fresh = Catalog(self.transport, catalog.channel_id)
+        await fresh.load()
+        report = CheckReport(problems=list(fresh.problems))
+        assert self.guild_id is not None
+        guild = self.transport.find_guild(self.guild_id)
+        known = {catalog.channel_id} | {c for s in fresh.tables.values() for c in s.channels}
+        for channel_id, channel_name in self.transport.channels_in(
+            guild, self._category_id
+        ).items():
+            if channel_id not in known:
+                report.problems.append(
+                    Problem(
+                        None,
+                        channel_id,
+                        None,
+                        "orphan-channel",
+                        f"#{channel_name} is in the storage category but no table uses it",
+                    )
+                )
+        for name, schema in fresh.tables.items():
+            cls = self.tables.get(name) or _runtime_class(schema)
+            scratch = TableEngine(
+                schema,
+                self.transport,
+                self.size_limit,
+                cls._decode,
+                lambda record: record._encode(),  # type: ignore[no-any-return]
+                compaction=None,
+            )
+            await scratch.load()
+            report.problems.extend(scratch.state.problems)
+            report.tables[name] = len(scratch.state.records)
+        return report
+
+
+def _schema_of_class(cls: type[Table]) -> TableSchema:
+    settings = _settings(cls)
+    name = settings.get("name") or cls.__name__.lower()
+    return TableSchema.of_model(
+        name,
+        cls,
+        primary_key=settings.get("primary_key"),
+        indexes=list(settings.get("indexes", ())),
+        unique=list(settings.get("unique", ())),
+        shards=settings.get("shards", 1),
+    )
+
+
+def _field_spec(table: str, name: str, spec: Any) -> FieldSchema:
+    """A field of ``create_table`` from a type, a type name, or ``(type, default)``."""
+    default: Any = None
+    has_default = False
+    if isinstance(spec, tuple):
+        if len(spec) != 2:
+            raise SchemaError(f"table {table!r}: field {name!r}: give (type, default)")
+        spec, default = spec
+        has_default = True
+    if isinstance(spec, str):
+        optional = spec.endswith("?")
+        type_name = spec.rstrip("?")
+        if type_name not in TYPE_NAMES:
+            raise SchemaError(
+                f"table {table!r}: field {name!r} has unknown type {spec!r}; use one of "
+                f"{', '.join(TYPE_NAMES)} (add ? for optional)"
+            )
+    else:
+        type_name, optional = describe_annotation(spec)
+        if type_name == "json" and spec is not Any and spec is not dict and spec is not list:
+            raise SchemaError(
+                f"table {table!r}: field {name!r}: type {spec!r} is not supported by runtime "
+                f"tables; use one of {', '.join(TYPE_NAMES)} or a Table class"
+            )
+    if has_default and default is None:
+        optional = True
+    return FieldSchema(name, type_name, optional, has_default, default)
+
+
+def _runtime_class(schema: TableSchema) -> type[Table]:
+    """Build the Table class of a table that has no Python class."""
+    definitions: dict[str, Any] = {}
+    for f in schema.fields:
+        annotation = TYPE_NAMES[f.type]
+        if f.optional and annotation is not Any:
+            annotation = annotation | None
+        default = pydantic.Field(default=f.default, validate_default=True) if f.has_default else ...
+        definitions[f.name] = (annotation, default)
+    settings = type(
+        "Settings",
+        (),
+        {
+            "name": schema.name,
+            "primary_key": schema.primary_key,
+            "indexes": list(schema.indexes),
+            "unique": list(schema.unique),
+            "shards": schema.shards,
+        },
+    )
+    class_name = "".join(part.capitalize() for part in schema.name.split("_")) or "Record"
+    for name, (annotation, default) in definitions.items():
+        if default is not ...:
+            try:
+                pydantic.TypeAdapter(annotation).validate_python(default.default)
+            except pydantic.ValidationError as error:
+                raise SchemaError(
+                    f"table {schema.name!r}: the default of {name!r} does not fit its type: "
+                    f"{error.errors()[0]['msg']}"
+                ) from None
+    cls: type[Table] = pydantic.create_model(class_name, __base__=Table, **definitions)
+    cls.Settings = settings  # type: ignore[attr-defined]
+    cls.__discobase_name__ = schema.name
+    return cls

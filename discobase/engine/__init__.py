@@ -1,0 +1,1 @@
+"""The storage engine: table state, group-commit writers, indexes, catalog, snapshots."""

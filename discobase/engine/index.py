@@ -1,0 +1,97 @@
+"""In-memory secondary indexes: a hash of value -> keys, with a sorted view for ranges.
+
+Indexes are derived data: rebuilt from the records on load, never stored, never trusted over
+the records (every candidate they return is checked against the full predicate).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ("FieldIndex",)
+
+
+class FieldIndex:
+    """Keys by value of one field. ``None`` values are kept apart and never range-matched."""
+
+    def __init__(self, field: str, *, unique: bool = False) -> None:
+        self.field = field
+        self.unique = unique
+        self._keys: dict[Any, set[Any]] = {}
+        self._sorted: list[Any] | None = []
+
+    def add(self, value: Any, key: Any) -> None:
+        bucket = self._keys.get(value)
+        if bucket is None:
+            self._keys[value] = {key}
+            if self._sorted is not None and value is not None:
+                # Keep the sorted view while it is cheap; rebuild lazily once it is not.
+                if len(self._sorted) < 4096:
+                    try:
+                        bisect.insort(self._sorted, value)
+                    except TypeError:
+                        self._sorted = None
+                else:
+                    self._sorted = None
+        else:
+            bucket.add(key)
+
+    def remove(self, value: Any, key: Any) -> None:
+        bucket = self._keys.get(value)
+        if bucket is None:
+            return
+        bucket.discard(key)
+        if not bucket:
+            del self._keys[value]
+            if self._sorted is not None and value is not None:
+                position = bisect.bisect_left(self._sorted, value)
+                if position < len(self._sorted) and self._sorted[position] == value:
+                    del self._sorted[position]
+
+    def holder(self, value: Any) -> Any | None:
+        """For a unique index: the key holding ``value``, if any."""
+        bucket = self._keys.get(value)
+        return next(iter(bucket)) if bucket else None
+
+    def equal(self, value: Any) -> set[Any]:
+        return self._keys.get(value, set())
+
+    def any_of(self, values: Iterable[Any]) -> set[Any]:
+        found: set[Any] = set()
+        for value in values:
+            found |= self._keys.get(value, set())
+        return found
+
+    def _sorted_values(self) -> list[Any] | None:
+        if self._sorted is None:
+            try:
+                self._sorted = sorted(v for v in self._keys if v is not None)
+            except TypeError:
+                return None
+        return self._sorted
+
+    def range(self, op: str, value: Any) -> set[Any] | None:
+        """Keys whose value satisfies ``value`` under ``op`` (< <= > >=); None if not sortable."""
+        values = self._sorted_values()
+        if values is None or value is None:
+            return None
+        try:
+            if op == "<":
+                selected = values[: bisect.bisect_left(values, value)]
+            elif op == "<=":
+                selected = values[: bisect.bisect_right(values, value)]
+            elif op == ">":
+                selected = values[bisect.bisect_right(values, value) :]
+            else:
+                selected = values[bisect.bisect_left(values, value) :]
+        except TypeError:
+            return None
+        keys: set[Any] = set()
+        for selected_value in selected:
+            keys |= self._keys[selected_value]
+        return keys
+
+    def __len__(self) -> int:
+        return sum(len(bucket) for bucket in self._keys.values())

@@ -1,0 +1,235 @@
+"""Table schemas: what the catalog stores about a table, and the rules for names and types."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import re
+import types
+import typing
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from ..errors import SchemaError
+
+__all__ = ("TYPE_NAMES", "FieldSchema", "TableSchema", "check_name", "describe_annotation")
+
+#: The field types a table created by name (without a Python class) can use.
+TYPE_NAMES: dict[str, Any] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "datetime": dt.datetime,
+    "date": dt.date,
+    "uuid": uuid.UUID,
+    "decimal": decimal.Decimal,
+    "json": Any,
+}
+_NAMES_BY_TYPE = {v: k for k, v in TYPE_NAMES.items() if k != "json"}
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
+_RESERVED_FIELDS = {"pk", "model_config", "model_fields"}
+#: Key types: values that JSON keeps exactly and that hash.
+_KEY_TYPES = ("str", "int", "uuid")
+_INDEXABLE = ("str", "int", "float", "bool", "datetime", "date", "uuid", "decimal")
+
+
+def check_name(name: object) -> str:
+    """A table name: 1-63 of a-z, 0-9 and _, starting with a letter (it names channels)."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise SchemaError(
+            f"invalid table name {name!r}: use 1 to 63 lowercase letters, digits and _, "
+            "starting with a letter"
+        )
+    return name
+
+
+def check_field_name(table: str, name: object) -> str:
+    """A field name: 1-63 of letters, digits and _, starting with a letter; not reserved."""
+    if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
+        raise SchemaError(
+            f"table {table!r}: invalid field name {name!r}: use letters, digits and _, "
+            "starting with a letter (at most 63)"
+        )
+    if name in _RESERVED_FIELDS or name.startswith("model_"):
+        raise SchemaError(f"table {table!r}: field name {name!r} is reserved by discobase")
+    return name
+
+
+def describe_annotation(annotation: Any) -> tuple[str, bool]:
+    """(type name, optional) for an annotation; types outside :data:`TYPE_NAMES` are "json"."""
+    optional = False
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(annotation))
+        if len(args) == 1:
+            annotation = args[0]
+        else:
+            return "json", optional
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "json", optional
+    return _NAMES_BY_TYPE.get(annotation, "json"), optional
+
+
+@dataclass(frozen=True)
+class FieldSchema:
+    """One field: its name, type name, whether None is allowed, and its default."""
+
+    name: str
+    type: str
+    optional: bool = False
+    has_default: bool = False
+    default: Any = None
+    annotation: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.optional:
+            data["optional"] = True
+        if self.has_default:
+            data["default"] = self.default
+        if self.annotation and self.annotation != self.type:
+            data["annotation"] = self.annotation
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FieldSchema:
+        return cls(
+            name=data["name"],
+            type=data["type"] if data["type"] in TYPE_NAMES else "json",
+            optional=bool(data.get("optional", False)),
+            has_default="default" in data,
+            default=data.get("default"),
+            annotation=data.get("annotation", ""),
+        )
+
+    def same_shape(self, other: FieldSchema) -> bool:
+        """Same name, type, optionality and default: nothing to migrate."""
+        return self.to_dict() == other.to_dict()
+
+
+@dataclass
+class TableSchema:
+    """A table as the catalog knows it."""
+
+    name: str
+    fields: list[FieldSchema]
+    primary_key: str | None = None
+    indexes: list[str] = field(default_factory=list)
+    unique: list[str] = field(default_factory=list)
+    shards: int = 1
+    #: The log channels, one per shard (filled in when the table is created in the guild).
+    channels: list[int] = field(default_factory=list)
+    #: Records in the table right now (filled in by ``Database.schema``).
+    record_count: int = 0
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def field(self, name: str) -> FieldSchema:
+        for candidate in self.fields:
+            if candidate.name == name:
+                return candidate
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The catalog form (also what ``/schema`` shows)."""
+        return {
+            "name": self.name,
+            "fields": [f.to_dict() for f in self.fields],
+            "primary_key": self.primary_key,
+            "indexes": list(self.indexes),
+            "unique": list(self.unique),
+            "shards": self.shards,
+            "channels": [str(c) for c in self.channels],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TableSchema:
+        return cls(
+            name=check_name(data["name"]),
+            fields=[FieldSchema.from_dict(f) for f in data["fields"]],
+            primary_key=data.get("primary_key"),
+            indexes=list(data.get("indexes", [])),
+            unique=list(data.get("unique", [])),
+            shards=int(data.get("shards", 1)),
+            channels=[int(c) for c in data.get("channels", [])],
+        )
+
+    def same_shape(self, other: TableSchema) -> bool:
+        """Same fields, key, indexes and shards (channels aside)."""
+        return (
+            len(self.fields) == len(other.fields)
+            and all(a.same_shape(b) for a, b in zip(self.fields, other.fields, strict=True))
+            and (self.primary_key, sorted(self.indexes), sorted(self.unique), self.shards)
+            == (other.primary_key, sorted(other.indexes), sorted(other.unique), other.shards)
+        )
+
+    def validate(self) -> TableSchema:
+        """Check key, index and unique declarations against the fields; return self."""
+        check_name(self.name)
+        names = self.field_names
+        if not names:
+            raise SchemaError(f"table {self.name!r} has no fields")
+        if len(set(names)) != len(names):
+            raise SchemaError(f"table {self.name!r} declares a field twice")
+        for name in names:
+            check_field_name(self.name, name)
+        if self.primary_key is not None:
+            if self.primary_key not in names:
+                raise SchemaError(
+                    f"table {self.name!r}: primary key {self.primary_key!r} is not a field"
+                )
+            key = self.field(self.primary_key)
+            if key.type not in _KEY_TYPES or key.optional:
+                raise SchemaError(
+                    f"table {self.name!r}: primary key {key.name!r} must be a required "
+                    f"{', '.join(_KEY_TYPES)} field, not {key.type}"
+                )
+        for kind, declared in (("index", self.indexes), ("unique", self.unique)):
+            for name in declared:
+                if name not in names:
+                    raise SchemaError(f"table {self.name!r}: {kind} on unknown field {name!r}")
+                if self.field(name).type not in _INDEXABLE:
+                    raise SchemaError(
+                        f"table {self.name!r}: cannot index {name!r} of type "
+                        f"{self.field(name).type}; index {', '.join(_INDEXABLE)} fields"
+                    )
+        if not isinstance(self.shards, int) or not 1 <= self.shards <= 16:
+            raise SchemaError(f"table {self.name!r}: shards must be 1 to 16")
+        return self
+
+    @classmethod
+    def of_model(
+        cls,
+        name: str,
+        model: type[BaseModel],
+        *,
+        primary_key: str | None,
+        indexes: list[str],
+        unique: list[str],
+        shards: int,
+    ) -> TableSchema:
+        """Describe a pydantic model's fields as a schema."""
+        fields = [_field_schema(fname, info) for fname, info in model.model_fields.items()]
+        return cls(name, fields, primary_key, list(indexes), list(unique), shards).validate()
+
+
+def _field_schema(name: str, info: FieldInfo) -> FieldSchema:
+    type_name, optional = describe_annotation(info.annotation)
+    has_default = not info.is_required() and info.default_factory is None
+    default = info.default if has_default else None
+    if has_default and not isinstance(default, str | int | float | bool | type(None)):
+        default = str(default)
+    annotation = getattr(info.annotation, "__name__", None) or str(info.annotation)
+    return FieldSchema(
+        name, type_name, optional, has_default, default, annotation.replace("typing.", "")
+    )

@@ -1,0 +1,199 @@
+"""A table's state in memory: the fold of its log, with indexes, and query execution.
+
+Every entry is applied with a version, the id of the message that holds it. A key keeps the
+version of its last applied entry (tombstones included), and an entry older than that is
+ignored, so the state is the last-writer-wins fold in log order whatever order messages
+arrive in, and applying a message twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..codec import Entry
+from ..query import And, Compare, Order, Predicate, Query
+from .index import FieldIndex
+
+__all__ = ("Problem", "TableState")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something in storage that discobase skipped: reported by ``Database.check``.
+
+    ``kind`` is one of ``foreign`` (not a discobase message), ``unknown-version`` (a format
+    this version does not read), ``unreadable``, ``checksum``, ``missing-attachment``,
+    ``invalid-record`` (a record that does not fit the table's schema), ``incomplete-group``
+    (part of an ``insert_many`` whose other parts never landed), ``orphan-channel``.
+    """
+
+    table: str | None
+    channel_id: int | None
+    message_id: int | None
+    kind: str
+    detail: str
+
+
+class TableState:
+    """Records by key, their versions, secondary indexes and pending ``insert_many`` groups."""
+
+    def __init__(
+        self,
+        table: str,
+        decode: Callable[[Any, dict[str, Any]], Any],
+        *,
+        indexes: list[str],
+        unique: list[str],
+    ) -> None:
+        self.table = table
+        self._decode = decode
+        self.records: dict[Any, Any] = {}
+        self.versions: dict[Any, int] = {}
+        self.indexes = {
+            name: FieldIndex(name, unique=name in unique) for name in {*indexes, *unique}
+        }
+        self._groups: dict[str, list[tuple[Entry, int, int]]] = {}
+        self.problems: list[Problem] = []
+
+    # -- applying the log ---------------------------------------------------------------
+
+    def apply(self, entries: list[Entry], version: int, channel_id: int | None = None) -> None:
+        """Apply the entries of one message, whose id is ``version``."""
+        for entry in entries:
+            if entry.group is None:
+                self._apply_one(entry, version, channel_id)
+                continue
+            parts = self._groups.setdefault(entry.group, [])
+            parts.append((entry, version, channel_id or 0))
+            if len(parts) >= entry.group_size:
+                del self._groups[entry.group]
+                for part, part_version, part_channel in parts:
+                    self._apply_one(part, part_version, part_channel)
+
+    def abandon_group(self, group: str) -> None:
+        """Forget the received parts of a group that will never complete (its write failed)."""
+        self._groups.pop(group, None)
+
+    def pending_group_versions(self) -> list[int]:
+        """Message ids that hold parts of groups not yet complete."""
+        return [version for parts in self._groups.values() for _, version, _ in parts]
+
+    def report_incomplete_groups(self) -> None:
+        for group, parts in self._groups.items():
+            entry, version, channel = parts[0]
+            self.problems.append(
+                Problem(
+                    self.table,
+                    channel,
+                    version,
+                    "incomplete-group",
+                    f"insert_many group {group}: {len(parts)} of {entry.group_size} entries landed; "
+                    "the write failed and is not applied",
+                )
+            )
+
+    def _apply_one(self, entry: Entry, version: int, channel_id: int | None) -> None:
+        key = entry.key
+        if self.versions.get(key, -1) > version:
+            return
+        if entry.record is None:
+            self.versions[key] = version
+            self._remove(key)
+            return
+        try:
+            record = self._decode(key, entry.record)
+        except Exception as error:  # a record that no longer fits the schema: skip, report
+            self.problems.append(
+                Problem(self.table, channel_id, version, "invalid-record", f"key {key!r}: {error}")
+            )
+            log.warning("table %s: skipping invalid record %r: %s", self.table, key, error)
+            return
+        self.versions[key] = version
+        self.put(key, record)
+
+    def put(self, key: Any, record: Any) -> None:
+        """Make ``record`` the current version of ``key`` (indexes follow)."""
+        self._remove(key)
+        self.records[key] = record
+        for name, index in self.indexes.items():
+            index.add(getattr(record, name), key)
+
+    def _remove(self, key: Any) -> None:
+        old = self.records.pop(key, None)
+        if old is not None:
+            for name, index in self.indexes.items():
+                index.remove(getattr(old, name), key)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def unique_holder(self, field: str, value: Any) -> Any | None:
+        return self.indexes[field].holder(value)
+
+    def _candidates(self, where: Predicate) -> Iterator[Any] | None:
+        """Keys that may match, from the most selective usable index; None means scan."""
+        parts = where.parts if isinstance(where, And) else (where,)
+        best: set[Any] | None = None
+        for part in parts:
+            if not isinstance(part, Compare) or part.field not in self.indexes:
+                continue
+            index = self.indexes[part.field]
+            found: set[Any] | None
+            if part.op == "==":
+                found = index.equal(part.value)
+            elif part.op == "in":
+                found = index.any_of(part.value)
+            elif part.op in ("<", "<=", ">", ">="):
+                found = index.range(part.op, part.value)
+            else:
+                found = None
+            if found is not None and (best is None or len(found) < len(best)):
+                best = found
+        return None if best is None else iter(list(best))
+
+    def select(self, query: Query) -> list[Any]:
+        """The records matching ``query``, ordered and paged (the stored objects: copy them)."""
+        candidates = self._candidates(query.where)
+        where = query.where
+        always = isinstance(where, And) and not where.parts
+        if candidates is None:
+            pool: Iterator[Any] = iter(self.records.values())
+        else:
+            keys = sorted(candidates, key=self._position) if not query.order_by else candidates
+            pool = (self.records[k] for k in keys if k in self.records)
+        if not query.order_by:
+            result: list[Any] = []
+            stop = None if query.limit is None else query.offset + query.limit
+            for record in pool:
+                if always or where.matches(record):
+                    result.append(record)
+                    if stop is not None and len(result) >= stop:
+                        break
+            return result[query.offset :]
+        matched = [r for r in pool if always or where.matches(r)]
+        for order in reversed(query.order_by):
+            matched.sort(key=_sort_key(order), reverse=order.descending)
+        end = None if query.limit is None else query.offset + query.limit
+        return matched[query.offset : end]
+
+    def _position(self, key: Any) -> int:
+        # Results without an order come in insertion order; the version is a proxy for it.
+        return self.versions.get(key, 0)
+
+    def count(self, where: Predicate) -> int:
+        if isinstance(where, And) and not where.parts:
+            return len(self.records)
+        return len(self.select(Query(where)))
+
+
+def _sort_key(order: Order) -> Callable[[Any], tuple[int, Any]]:
+    def key(record: Any) -> tuple[int, Any]:
+        value = getattr(record, order.field)
+        # None sorts first ascending (last descending); it never compares with values.
+        return (0, 0) if value is None else (1, value)
+
+    return key

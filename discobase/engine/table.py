@@ -1,0 +1,483 @@
+"""One table: its log channels (shards), their writers, its state, loading and compaction.
+
+A record's key picks its shard (CRC-32 of the key's JSON, modulo the shard count), so all
+writes of one key go through one channel in order. Loading reads each shard newest first
+back to its newest snapshot marker, then folds the snapshot and the log after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..codec import (
+    Entry,
+    FormatProblem,
+    Header,
+    decode_body,
+    decode_entries,
+    encode_entry,
+    encode_marker,
+    encode_snapshot_part,
+    parse_header,
+)
+from ..errors import RecordNotFoundError, RecordTooLargeError, UniqueViolationError
+from ..transport import StoredMessage, Transport
+from .schema import TableSchema
+from .state import Problem, TableState
+from .writer import BatchWriter, split_to_fit
+
+__all__ = ("Compaction", "LogShard", "TableEngine", "Write")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Write:
+    """One operation of a write: a put of ``record`` (its JSON form in ``data``) or a delete."""
+
+    key: Any
+    record: Any = None
+    data: dict[str, Any] | None = None
+
+    @property
+    def is_delete(self) -> bool:
+        return self.data is None
+
+
+@dataclass
+class Compaction:
+    """When a shard compacts by itself: after ``min_messages`` log messages since its last
+    snapshot, or ``min_entries`` entries when those are more than ``ratio`` times its live
+    records. ``Database(compaction=None)`` turns automatic compaction off."""
+
+    min_messages: int = 500
+    min_entries: int = 20_000
+    ratio: float = 2.0
+
+
+@dataclass(eq=False)
+class LogShard:
+    """One log channel of a table and what the engine knows of its messages."""
+
+    index: int
+    channel_id: int
+    writer: BatchWriter
+    seen_batches: set[str] = field(default_factory=set)
+    #: Batch messages of the log since the snapshot (a compaction deletes those it covers).
+    log_ids: list[int] = field(default_factory=list)
+    #: The current snapshot's parts and marker.
+    snapshot_ids: list[int] = field(default_factory=list)
+    #: Superseded snapshots, orphan parts and duplicate batches: the next compaction deletes them.
+    stale_ids: list[int] = field(default_factory=list)
+    #: The highest message id applied.
+    last_id: int = 0
+    snapshot_id: int = 0
+    messages_since_snapshot: int = 0
+    entries_since_snapshot: int = 0
+    compacting: asyncio.Task[None] | None = None
+    #: Gateway echoes of our own batches that arrived before their send was acknowledged.
+    echoes: dict[str, StoredMessage] = field(default_factory=dict)
+
+
+class TableEngine:
+    """Storage and state of one table. The model layer turns records into ``Write``s."""
+
+    def __init__(
+        self,
+        schema: TableSchema,
+        transport: Transport,
+        size_limit: int,
+        decode: Callable[[Any, dict[str, Any]], Any],
+        encode: Callable[[Any], dict[str, Any]],
+        *,
+        compaction: Compaction | None = None,
+    ) -> None:
+        self.schema = schema
+        self.transport = transport
+        self.size_limit = size_limit
+        self.encode = encode
+        self.compaction = compaction
+        self.state = TableState(schema.name, decode, indexes=schema.indexes, unique=schema.unique)
+        self.shards = [
+            LogShard(
+                i,
+                channel_id,
+                BatchWriter(
+                    transport,
+                    channel_id,
+                    size_limit,
+                    self._committed,
+                    lambda batch_id, channel_id=channel_id: self._send_failed(channel_id, batch_id),
+                ),
+            )
+            for i, channel_id in enumerate(schema.channels)
+        ]
+        self._by_channel = {shard.channel_id: shard for shard in self.shards}
+        self._reserved: dict[tuple[str, Any], list[Any]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def name(self) -> str:
+        return self.schema.name
+
+    def shard_for(self, key: Any) -> LogShard:
+        if len(self.shards) == 1:
+            return self.shards[0]
+        return self.shards[zlib.crc32(json.dumps(key).encode()) % len(self.shards)]
+
+    def owns(self, channel_id: int) -> bool:
+        return channel_id in self._by_channel
+
+    # -- loading --------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Read every shard and fold it into the state."""
+        for shard in self.shards:
+            await self._load_shard(shard)
+        self.state.report_incomplete_groups()
+
+    async def _load_shard(self, shard: LogShard) -> None:
+        newest_first: list[tuple[StoredMessage, Header]] = []
+        marker: tuple[StoredMessage, Header] | None = None
+        upto = -1
+        async for message in self.transport.history(shard.channel_id):
+            try:
+                header = parse_header(message.content)
+            except FormatProblem as problem:
+                self._problem(shard, message, problem)
+                continue
+            if marker is not None and message.id <= upto:
+                shard.stale_ids.append(message.id)  # an unfinished clean-up left it
+                break
+            newest_first.append((message, header))
+            if marker is None and header.kind == "snap":
+                marker, upto = (message, header), _int(header, "upto")
+        log_messages = sorted(newest_first, key=lambda item: item[0].id)
+        if marker is not None:
+            marker_message, marker_header = marker
+            parts = {int(p) for p in marker_header.get("parts").split(",") if p}
+            by_id = {m.id: (m, h) for m, h in log_messages}
+            if not parts <= by_id.keys():
+                # A marker whose parts are gone cannot be trusted: read the whole log instead.
+                self.state.problems.append(
+                    Problem(
+                        self.name,
+                        shard.channel_id,
+                        marker_message.id,
+                        "missing-attachment",
+                        "snapshot parts named by the marker are gone; reading the full log",
+                    )
+                )
+                shard.stale_ids.clear()
+                await self._load_full(shard)
+                return
+            for part_id in sorted(parts):
+                await self._apply_message(shard, *by_id[part_id], version=upto)
+            shard.snapshot_id = marker_message.id
+            shard.snapshot_ids = [*sorted(parts), marker_message.id]
+            shard.last_id = max(shard.last_id, upto)
+        for message, header in log_messages:
+            if header.kind == "batch":
+                await self._apply_message(shard, message, header)
+            elif message.id not in shard.snapshot_ids:
+                shard.stale_ids.append(message.id)  # an older snapshot or an orphan part
+
+    async def _load_full(self, shard: LogShard) -> None:
+        messages: list[tuple[StoredMessage, Header]] = []
+        async for message in self.transport.history(shard.channel_id):
+            try:
+                messages.append((message, parse_header(message.content)))
+            except FormatProblem:
+                continue
+        for message, header in sorted(messages, key=lambda item: item[0].id):
+            if header.kind == "batch":
+                await self._apply_message(shard, message, header)
+            else:
+                shard.stale_ids.append(message.id)
+
+    async def _apply_message(
+        self, shard: LogShard, message: StoredMessage, header: Header, *, version: int | None = None
+    ) -> None:
+        """Decode one batch or snapshot part (downloading its attachment) and apply it."""
+        batch_id = header.fields.get("id", "")
+        if header.kind == "batch" and batch_id in shard.seen_batches:
+            shard.stale_ids.append(message.id)  # a duplicate of a retried send
+            return
+        attachment = None
+        try:
+            if header.fields.get("att") == "1" and message.attachments:
+                attachment = await self.transport.read_attachment(message.attachments[0])
+            entries = decode_entries(header, decode_body(header, message.content, attachment))
+        except FormatProblem as problem:
+            self._problem(shard, message, problem)
+            return
+        if header.kind == "batch":
+            if batch_id in shard.seen_batches:  # applied while the attachment downloaded
+                return
+            shard.seen_batches.add(batch_id)
+            shard.messages_since_snapshot += 1
+            shard.entries_since_snapshot += len(entries)
+            shard.log_ids.append(message.id)
+        self.state.apply(entries, message.id if version is None else version, shard.channel_id)
+        shard.last_id = max(shard.last_id, message.id)
+
+    def _problem(self, shard: LogShard, message: StoredMessage, problem: FormatProblem) -> None:
+        log.warning(
+            "table %s: skipping message %s in channel %s: %s",
+            self.name,
+            message.id,
+            shard.channel_id,
+            problem,
+        )
+        self.state.problems.append(
+            Problem(self.name, shard.channel_id, message.id, problem.kind, problem.detail)
+        )
+
+    async def ingest(self, message: StoredMessage) -> None:
+        """Apply a message seen on the gateway (another process's write, or our own echo)."""
+        shard = self._by_channel[message.channel_id]
+        try:
+            header = parse_header(message.content)
+        except FormatProblem as problem:
+            self._problem(shard, message, problem)
+            return
+        if header.kind == "batch":
+            batch_id = header.fields.get("id", "")
+            if batch_id in shard.writer.in_flight:
+                shard.echoes[batch_id] = message  # our own send: its acknowledgement applies it
+                return
+            await self._apply_message(shard, message, header)
+        elif header.kind in ("snap", "part") and message.id not in shard.snapshot_ids:
+            shard.stale_ids.append(message.id)  # another process compacts this table
+
+    async def catch_up(self) -> None:
+        """Read what each shard got since the newest message applied (after a reconnect)."""
+        for shard in self.shards:
+            newer: list[StoredMessage] = []
+            async for message in self.transport.history(shard.channel_id):
+                if message.id <= shard.last_id:
+                    break
+                newer.append(message)
+            for message in reversed(newer):
+                await self.ingest(message)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _send_failed(self, channel_id: int, batch_id: str) -> None:
+        """A send failed after its retries; if Discord has it after all, it counts."""
+        shard = self._by_channel[channel_id]
+        echo = shard.echoes.pop(batch_id, None)
+        if echo is not None:
+            self._spawn(self.ingest(echo))
+
+    def _committed(self, message: StoredMessage, entries: list[Entry]) -> None:
+        shard = self._by_channel[message.channel_id]
+        batch_id = parse_header(message.content).get("id")
+        shard.echoes.pop(batch_id, None)
+        if batch_id in shard.seen_batches:
+            return
+        shard.seen_batches.add(batch_id)
+        shard.log_ids.append(message.id)
+        shard.messages_since_snapshot += 1
+        shard.entries_since_snapshot += len(entries)
+        self.state.apply(entries, message.id, shard.channel_id)
+        shard.last_id = max(shard.last_id, message.id)
+        self._maybe_compact(shard)
+
+    def _check(self, writes: list[Write], *, insert: bool, must_exist: bool) -> None:
+        """Constraints, checked before anything is sent (and held while it is in flight)."""
+        pk = self.schema.primary_key
+        batch_unique: dict[tuple[str, Any], Any] = {}
+        for write in writes:
+            exists = write.key in self.state.records
+            if must_exist and not exists:
+                raise RecordNotFoundError(self.name, write.key)
+            if write.is_delete:
+                continue
+            if insert and (exists or (("", write.key) in self._reserved)):
+                raise UniqueViolationError(self.name, pk or "pk", write.key, write.key)
+            for name in self.schema.unique:
+                value = getattr(write.record, name)
+                if value is None:
+                    continue
+                holders = [
+                    self.state.unique_holder(name, value),
+                    (self._reserved.get((name, value)) or [None])[0],
+                    batch_unique.get((name, value)),
+                ]
+                for holder in holders:
+                    if holder is not None and holder != write.key:
+                        raise UniqueViolationError(self.name, name, value, holder)
+                batch_unique[(name, value)] = write.key
+            if insert:
+                if ("", write.key) in batch_unique:
+                    raise UniqueViolationError(self.name, pk or "pk", write.key, write.key)
+                batch_unique[("", write.key)] = write.key
+
+    def _reserve(self, writes: list[Write]) -> list[tuple[str, Any]]:
+        held: list[tuple[str, Any]] = []
+        for write in writes:
+            if write.is_delete:
+                continue
+            names = [*self.schema.unique, ""]
+            for name in names:
+                value = write.key if name == "" else getattr(write.record, name)
+                if value is None:
+                    continue
+                slot = self._reserved.setdefault((name, value), [write.key, 0])
+                slot[1] += 1
+                held.append((name, value))
+        return held
+
+    def _release(self, held: list[tuple[str, Any]]) -> None:
+        for slot_key in held:
+            slot = self._reserved[slot_key]
+            slot[1] -= 1
+            if slot[1] <= 0:
+                del self._reserved[slot_key]
+
+    async def write(
+        self, writes: list[Write], *, insert: bool = False, must_exist: bool = False
+    ) -> None:
+        """Write atomically: every put and delete lands, or (after an error) none is applied."""
+        if not writes:
+            return
+        self._check(writes, insert=insert, must_exist=must_exist)
+        group = secrets.token_hex(6) if len(writes) > 1 else None
+        by_shard: dict[int, tuple[list[Entry], list[str]]] = {}
+        for write in writes:
+            entry = Entry(write.key, write.data, group, len(writes))
+            line = encode_entry(entry)
+            if len(line) > self.size_limit:
+                raise RecordTooLargeError(self.name, len(line), self.size_limit)
+            entries, lines = by_shard.setdefault(self.shard_for(write.key).index, ([], []))
+            entries.append(entry)
+            lines.append(line)
+        held = self._reserve(writes)
+        try:
+            futures = [
+                self.shards[index].writer.submit(entries, lines)
+                for index, (entries, lines) in by_shard.items()
+            ]
+            results = await asyncio.gather(*futures, return_exceptions=True)
+        finally:
+            self._release(held)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            if group is not None:
+                self.state.abandon_group(group)
+            raise errors[0]
+
+    async def flush(self) -> None:
+        for shard in self.shards:
+            await shard.writer.flush()
+
+    async def close(self) -> None:
+        for shard in self.shards:
+            await shard.writer.close()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    # -- compaction -----------------------------------------------------------------------
+
+    def _maybe_compact(self, shard: LogShard) -> None:
+        rule = self.compaction
+        if rule is None or (shard.compacting is not None and not shard.compacting.done()):
+            return
+        live = len(self.state.records) / len(self.shards)
+        if shard.messages_since_snapshot >= rule.min_messages or (
+            shard.entries_since_snapshot >= rule.min_entries
+            and shard.entries_since_snapshot > rule.ratio * live
+        ):
+            shard.compacting = self._spawn(self._compact_shard(shard))
+
+    def spawn_ingest(self, message: StoredMessage) -> None:
+        """Apply a gateway message in the background (it may need a download)."""
+        self._spawn(self.ingest(message))
+
+    def _spawn(self, work: Any) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
+        return task
+
+    async def compact(self) -> int:
+        """Snapshot every shard now; return how many old messages were deleted."""
+        deleted = 0
+        for shard in self.shards:
+            if shard.compacting is not None and not shard.compacting.done():
+                await asyncio.gather(shard.compacting, return_exceptions=True)
+            await shard.writer.flush()
+            deleted += await self._compact_shard(shard)
+        return deleted
+
+    async def _compact_shard(self, shard: LogShard) -> int:
+        """Write the shard's live records as a snapshot, then delete the log it covers."""
+        # Everything up to upto is in memory; a message holding part of an unfinished
+        # insert_many must stay readable, so the snapshot stops short of it.
+        pending = self.state.pending_group_versions()
+        upto = min([shard.last_id, *(v - 1 for v in pending)])
+        lines = [
+            encode_entry(Entry(key, self.encode(record)))
+            for key, record in self.state.records.items()
+            if self.shard_for(key) is shard and self.state.versions.get(key, 0) <= upto
+        ]
+        snapshot_id = secrets.token_hex(8)
+        parts: list[int] = []
+        for start, end, part in split_to_fit(
+            lines, self.size_limit, lambda s, e: encode_snapshot_part(snapshot_id, lines[s:e])
+        ):
+            del start, end
+            sent = await self.transport.send(
+                shard.channel_id,
+                part.content,
+                part.attachment,
+                filename="snapshot.jsonl.z",
+                nonce=secrets.token_hex(8),
+            )
+            parts.append(sent.id)
+        marker = await self.transport.send(
+            shard.channel_id,
+            encode_marker(snapshot_id, upto, len(lines), parts),
+            nonce=secrets.token_hex(8),
+        )
+        # From here a reload uses the new snapshot. Delete what it covers.
+        keep = set(pending)
+        covered = [m for m in shard.log_ids if m <= upto and m not in keep]
+        obsolete = [*covered, *shard.stale_ids, *shard.snapshot_ids]
+        gone = set(covered)
+        shard.log_ids = [m for m in shard.log_ids if m not in gone]
+        shard.stale_ids = []
+        shard.snapshot_ids = [*parts, marker.id]
+        shard.snapshot_id = marker.id
+        shard.messages_since_snapshot = 0
+        shard.entries_since_snapshot = 0
+        await self.transport.delete_messages(shard.channel_id, obsolete)
+        log.info(
+            "table %s: snapshot of %d records in %d parts; deleted %d old messages",
+            self.name,
+            len(lines),
+            len(parts),
+            len(obsolete),
+        )
+        return len(obsolete)
+
+
+def _int(header: Header, name: str) -> int:
+    try:
+        return header.get_int(name)
+    except FormatProblem:
+        return -1
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background compaction failed", exc_info=task.exception())

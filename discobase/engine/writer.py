@@ -1,0 +1,214 @@
+"""Group commit: one writer per log channel sends every write queued meanwhile as one batch.
+
+Callers hand the writer encoded entry lines and wait. The writer takes everything queued,
+packs it into as few messages as the limits allow (inline content up to 2,000 characters,
+else one compressed attachment up to the guild's file size limit), sends them one at a time,
+and after each acknowledgement calls ``on_commit`` and resolves the callers whose writes the
+message held. While a send waits on Discord (rate limits, latency), new writes queue up and
+go out together in the next message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..codec import EncodedMessage, Entry, encode_batch, encode_entry, parse_header
+from ..transport import StoredMessage, Transport
+
+__all__ = ("BatchWriter", "Submission")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class Submission:
+    """The entries of one caller's write and the future that tells the caller how it went."""
+
+    entries: list[Entry]
+    lines: list[str]
+    future: asyncio.Future[list[int]]
+    #: Ids of the messages that hold this submission's entries, as they are acknowledged.
+    message_ids: list[int] = field(default_factory=list)
+    remaining: int = 0
+
+
+class BatchWriter:
+    """Sends the writes of one log channel in batches, one message in flight at a time."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        channel_id: int,
+        size_limit: int,
+        on_commit: Callable[[StoredMessage, list[Entry]], None],
+        on_failed: Callable[[str], None],
+    ) -> None:
+        self.transport = transport
+        self.channel_id = channel_id
+        self.size_limit = size_limit
+        self._on_commit = on_commit
+        self._on_failed = on_failed
+        #: Batch ids sent and not yet acknowledged (their gateway echo waits for the outcome).
+        self.in_flight: set[str] = set()
+        self._queue: list[Submission] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        #: Messages sent and batches per message, for metrics.
+        self.messages_sent = 0
+        self.entries_sent = 0
+
+    def submit(self, entries: list[Entry], lines: list[str]) -> asyncio.Future[list[int]]:
+        """Queue a write; the future resolves to the ids of the messages that hold it."""
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._queue.append(Submission(entries, lines, future))
+        self._idle.clear()
+        self._wakeup.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"discobase-writer-{self.channel_id}"
+            )
+        return future
+
+    async def flush(self) -> None:
+        """Wait until every write queued so far has been sent (or failed)."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        """Send what is queued, then stop."""
+        await self.flush()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch, self._queue = self._queue, []
+                await self._send_all(batch)
+            self._idle.set()
+
+    def _pack(
+        self, batch: list[Submission]
+    ) -> list[tuple[EncodedMessage, list[Entry], list[Submission]]]:
+        """Split the batch into messages within the size limits, and who waits on each."""
+        owner = {id(e): s for s in batch for e in s.entries}
+        entries = [e for s in batch for e in s.entries]
+        lines = [line for s in batch for line in s.lines]
+
+        def encode(start: int, end: int) -> EncodedMessage:
+            return encode_batch(
+                secrets.token_hex(8), _untag_whole_groups(entries[start:end], lines[start:end])
+            )
+
+        for submission in batch:
+            submission.remaining = 0
+        packed = []
+        for start, end, message in split_to_fit(lines, self.size_limit, encode):
+            message_entries = entries[start:end]
+            holders = list({id(owner[id(e)]): owner[id(e)] for e in message_entries}.values())
+            for submission in holders:
+                submission.remaining += 1
+            packed.append((message, message_entries, holders))
+        return packed
+
+    async def _send_all(self, batch: list[Submission]) -> None:
+        try:
+            messages = self._pack(batch)
+        except Exception as error:  # encoding bug: fail the callers, keep the writer alive
+            for submission in batch:
+                if not submission.future.done():
+                    submission.future.set_exception(error)
+            return
+        for message, entries, holders in messages:
+            live = [s for s in holders if not s.future.done()]
+            if not live:
+                continue
+            batch_id = parse_header(message.content).get("id")
+            self.in_flight.add(batch_id)
+            try:
+                stored = await self.transport.send(
+                    self.channel_id,
+                    message.content,
+                    message.attachment,
+                    filename="body.jsonl.z",
+                    nonce=batch_id,
+                )
+            except BaseException as error:
+                self.in_flight.discard(batch_id)
+                self._on_failed(batch_id)
+                for submission in live:
+                    if not submission.future.done():
+                        submission.future.set_exception(error)
+                if isinstance(error, asyncio.CancelledError):
+                    raise
+                continue
+            self.in_flight.discard(batch_id)
+            self.messages_sent += 1
+            self.entries_sent += message.entry_count
+            try:
+                self._on_commit(stored, entries)
+            except Exception:
+                log.exception("applying batch %s failed", stored.id)
+            for submission in live:
+                submission.message_ids.append(stored.id)
+                submission.remaining -= 1
+                if submission.remaining <= 0 and not submission.future.done():
+                    submission.future.set_result(submission.message_ids)
+
+
+def _untag_whole_groups(entries: list[Entry], lines: list[str]) -> list[str]:
+    """A group wholly inside one message is atomic by itself: its tags can go."""
+    counts: dict[str, int] = {}
+    for entry in entries:
+        if entry.group is not None:
+            counts[entry.group] = counts.get(entry.group, 0) + 1
+    whole = {e.group for e in entries if e.group is not None and counts[e.group] == e.group_size}
+    if not whole:
+        return lines
+    return [
+        encode_entry(e, with_group=False) if e.group in whole else line
+        for e, line in zip(entries, lines, strict=True)
+    ]
+
+
+def split_to_fit(
+    lines: list[str], size_limit: int, encode: Callable[[int, int], EncodedMessage]
+) -> list[tuple[int, int, EncodedMessage]]:
+    """Cut ``lines`` into runs that each encode (``encode(start, end)``) within ``size_limit``.
+
+    zlib shrinks JSON several times over, so runs are cut by a raw budget of four times the
+    limit, and a run whose attachment still comes out too large is halved until it fits.
+    """
+    budget = size_limit * 4
+    runs: list[tuple[int, int]] = []
+    start, raw = 0, 0
+    for position, line in enumerate(lines):
+        if position > start and raw + len(line) + 1 > budget:
+            runs.append((start, position))
+            start, raw = position, 0
+        raw += len(line) + 1
+    if start < len(lines):
+        runs.append((start, len(lines)))
+    result: list[tuple[int, int, EncodedMessage]] = []
+    while runs:
+        start, end = runs.pop(0)
+        message = encode(start, end)
+        if (
+            message.attachment is not None
+            and len(message.attachment) > size_limit
+            and end - start > 1
+        ):
+            middle = (start + end) // 2
+            runs[:0] = [(start, middle), (middle, end)]
+            continue
+        result.append((start, end, message))
+    return result

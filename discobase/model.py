@@ -1,0 +1,339 @@
+"""The :class:`Table` base: a pydantic model is a table, its instances are records.
+
+Per-table options live in a nested ``class Settings`` (``name``, ``primary_key``, ``indexes``,
+``unique``, ``shards``). Class attributes named like fields (``User.age``) are field
+references that build queries. Every verb goes through the table's engine, which the
+:class:`~discobase.Database` attaches when the class is registered and the database opens.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter
+from pydantic._internal._model_construction import ModelMetaclass
+
+from .errors import (
+    AmbiguousResultError,
+    NotConnectedError,
+    RecordNotFoundError,
+    UnknownFieldError,
+    ValidationError,
+)
+from .query import FieldRef, Order, Predicate, Query
+
+if TYPE_CHECKING:
+    from .engine.table import TableEngine
+
+__all__ = ("Table", "field")
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def field(name: str) -> FieldRef:
+    """A field reference by name, for tables without a Python class: ``field("age") > 3``."""
+    return FieldRef(name)
+
+
+def new_key() -> str:
+    """A generated record key: milliseconds since the epoch (hex) and 40 random bits."""
+    return f"{time.time_ns() // 1_000_000:011x}{secrets.token_hex(5)}"
+
+
+class TableMeta(ModelMetaclass):
+    """Makes ``User.age`` a :class:`FieldRef` for every field of a table class."""
+
+    def __getattr__(cls, name: str) -> Any:
+        if not name.startswith("_"):
+            fields = cls.__dict__.get("__pydantic_fields__") or {}
+            if name in fields:
+                return FieldRef(name)
+        return super().__getattr__(name)  # type: ignore[misc]
+
+
+class Table(BaseModel, metaclass=TableMeta):
+    """Base class of tables. Subclass it, declare fields, and register it with ``@db.table``.
+
+    ``Settings`` (a nested class, all optional): ``name`` (table name, default the class
+    name lowercased), ``primary_key`` (a str, int or UUID field; default: a generated key),
+    ``indexes`` (fields with an index), ``unique`` (fields whose values cannot repeat, indexed
+    too), ``shards`` (log channels, 1 to 16: more channels, more writes per second).
+    """
+
+    model_config = ConfigDict(
+        validate_assignment=True, extra="forbid", ser_json_inf_nan="constants"
+    )
+
+    __discobase_engine__: ClassVar[TableEngine | None] = None
+    __discobase_name__: ClassVar[str] = ""
+    _dbk: Any = PrivateAttr(default=None)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except pydantic.ValidationError as error:
+            raise _validation_error(type(self), error) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        """Validate ``obj`` as a record; raises :class:`discobase.ValidationError`."""
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except pydantic.ValidationError as error:
+            raise _validation_error(cls, error) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except pydantic.ValidationError as error:
+            raise _validation_error(type(self), error) from None
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @classmethod
+    def _engine(cls) -> TableEngine:
+        engine = cls.__discobase_engine__
+        if engine is None:
+            raise NotConnectedError(
+                f"{cls.__name__} is not attached to an open database: decorate it with "
+                "@db.table and await db.open() first"
+            )
+        return engine
+
+    @property
+    def pk(self) -> Any:
+        """The record's key: its primary key field, or the key generated on its first save."""
+        engine = type(self).__discobase_engine__
+        primary_key = (
+            engine.schema.primary_key
+            if engine is not None
+            else _settings(type(self)).get("primary_key")
+        )
+        if primary_key is not None:
+            return _json_key(type(self), primary_key, getattr(self, primary_key))
+        return self._dbk
+
+    def _write(self) -> Any:
+        from .engine.table import Write
+
+        cls = type(self)
+        data = self.model_dump(mode="json")
+        stored = cls.model_validate(data)  # a private copy: later changes to self stay local
+        if cls._engine().schema.primary_key is None and self._dbk is None:
+            self._dbk = new_key()
+        stored._dbk = self.pk
+        return Write(self.pk, stored, data)
+
+    @classmethod
+    def _decode(cls, key: Any, data: dict[str, Any]) -> Self:
+        record = super().model_validate(data)
+        record._dbk = key
+        return record
+
+    def _encode(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def _copy(self) -> Self:
+        return self.model_copy(deep=_needs_deep_copy(type(self)))
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def save(self) -> Self:
+        """Insert the record, or replace the stored record with the same key.
+
+        Returns once Discord has it. Raises :class:`ValidationError`,
+        :class:`UniqueViolationError`, :class:`RecordTooLargeError`,
+        :class:`DiscordUnavailableError` (nothing was applied) or :class:`NotConnectedError`.
+        """
+        await self._engine().write([self._write()])
+        return self
+
+    async def insert(self) -> Self:
+        """Like :meth:`save`, but raise :class:`UniqueViolationError` if the key exists."""
+        await self._engine().write([self._write()], insert=True)
+        return self
+
+    async def update(self, **changes: Any) -> Self:
+        """Change some fields and save; the record must exist (:class:`RecordNotFoundError`)."""
+        cls = type(self)
+        for name in changes:
+            if name not in cls.model_fields:
+                raise UnknownFieldError(cls._engine().name, name, list(cls.model_fields))
+        updated = cls.model_validate({**self.model_dump(), **changes})
+        updated._dbk = self._dbk
+        if updated.pk != self.pk:
+            raise ValidationError(
+                cls._engine().name, "update() cannot change the primary key; save a new record"
+            )
+        await cls._engine().write([updated._write()], must_exist=True)
+        for name in changes:
+            object.__setattr__(self, name, getattr(updated, name))
+        return self
+
+    async def delete(self) -> None:
+        """Delete the record; raise :class:`RecordNotFoundError` if it is not stored."""
+        from .engine.table import Write
+
+        if self.pk is None:
+            raise RecordNotFoundError(self._engine().name, None)
+        await self._engine().write([Write(self.pk)], must_exist=True)
+
+    @classmethod
+    async def insert_many(cls, records: Iterable[Self | dict[str, Any]]) -> list[Self]:
+        """Insert many records in as few messages as fit, atomically: all land, or none.
+
+        Raises :class:`UniqueViolationError` if a key exists already or repeats.
+        """
+        instances = [r if isinstance(r, cls) else cls.model_validate(r) for r in records]
+        await cls._engine().write([r._write() for r in instances], insert=True)
+        return instances
+
+    # -- reads (from memory: no REST call) ---------------------------------------------------
+
+    @classmethod
+    def _query(
+        cls,
+        expressions: Sequence[Predicate],
+        equals: dict[str, Any],
+        order_by: Any = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Query:
+        query = Query.build(expressions, equals, order_by=order_by, limit=limit, offset=offset)
+        known = list(cls.model_fields)
+        name = cls._engine().name
+        for field_name in [*query.where.fields(), *(o.field for o in query.order_by)]:
+            if field_name not in cls.model_fields:
+                raise UnknownFieldError(name, field_name, known)
+        query.where = query.where.map_values(lambda f, op, v: _coerce(cls, f, op, v))
+        return query
+
+    @classmethod
+    async def find(
+        cls,
+        *expressions: Predicate,
+        order_by: str | FieldRef | Order | Sequence[str | FieldRef | Order] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        **equals: Any,
+    ) -> list[Self]:
+        """Records matching every condition (AND), e.g. ``find(User.age >= 3, name="a")``.
+
+        Values are converted to the field's type (``age="3"`` finds ``age == 3``). Raises
+        :class:`UnknownFieldError` and :class:`ValidationError` for bad fields and values.
+        """
+        query = cls._query(expressions, equals, order_by, limit, offset)
+        return [record._copy() for record in cls._engine().state.select(query)]
+
+    @classmethod
+    async def find_one(cls, *expressions: Predicate, **equals: Any) -> Self | None:
+        """The first matching record, or None."""
+        found = await cls.find(*expressions, limit=1, **equals)
+        return found[0] if found else None
+
+    @classmethod
+    async def find_unique(cls, *expressions: Predicate, **equals: Any) -> Self | None:
+        """The one matching record, None if none; :class:`AmbiguousResultError` if several."""
+        found = await cls.find(*expressions, limit=2, **equals)
+        if len(found) > 1:
+            raise AmbiguousResultError(cls._engine().name, await cls.count(*expressions, **equals))
+        return found[0] if found else None
+
+    @classmethod
+    async def get(cls, key: Any) -> Self:
+        """The record with this key; :class:`RecordNotFoundError` if there is none."""
+        engine = cls._engine()
+        primary_key = engine.schema.primary_key
+        lookup = _json_key(cls, primary_key, key) if primary_key is not None else key
+        try:
+            record = engine.state.records[lookup]
+        except (KeyError, TypeError):
+            raise RecordNotFoundError(engine.name, key) from None
+        return record._copy()  # type: ignore[no-any-return]
+
+    @classmethod
+    async def count(cls, *expressions: Predicate, **equals: Any) -> int:
+        """How many records match (all of them with no conditions)."""
+        query = cls._query(expressions, equals)
+        return cls._engine().state.count(query.where)
+
+    @classmethod
+    async def all(
+        cls,
+        *expressions: Predicate,
+        order_by: str | FieldRef | Order | Sequence[str | FieldRef | Order] | None = None,
+        **equals: Any,
+    ) -> AsyncIterator[Self]:
+        """Iterate over the matching records (all of them by default)."""
+        for record in await cls.find(*expressions, order_by=order_by, **equals):
+            yield record
+
+
+def _settings(cls: type[Table]) -> dict[str, Any]:
+    settings = getattr(cls, "Settings", None)
+    return {k: v for k, v in vars(settings).items() if not k.startswith("_")} if settings else {}
+
+
+def _validation_error(cls: type[BaseModel], error: pydantic.ValidationError) -> ValidationError:
+    name = (
+        cls.__discobase_name__
+        if issubclass(cls, Table) and cls.__discobase_name__
+        else cls.__name__.lower()
+    )
+    details = "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in error.errors()[:5]
+    )
+    return ValidationError(name, details, [dict(e) for e in error.errors(include_url=False)])
+
+
+@cache
+def _adapter(cls: type[Table], name: str) -> TypeAdapter[Any]:
+    return TypeAdapter(cls.model_fields[name].annotation)
+
+
+@cache
+def _needs_deep_copy(cls: type[Table]) -> bool:
+    return not all(
+        f.annotation in _SCALARS
+        or (f.annotation.__class__ is type and issubclass(f.annotation, _SCALARS))  # type: ignore[arg-type]
+        for f in cls.model_fields.values()
+    )
+
+
+def _json_key(cls: type[Table], field_name: str, value: Any) -> Any:
+    adapter = _adapter(cls, field_name)
+    try:
+        return adapter.dump_python(adapter.validate_python(value), mode="json")
+    except pydantic.ValidationError as error:
+        raise _validation_error(cls, error) from None
+
+
+def _coerce(cls: type[Table], field_name: str, op: str, value: Any) -> Any:
+    """Convert a query value to the field's type, so comparisons compare like with like."""
+    if value is None and op in ("==", "!="):
+        return None
+    adapter = _adapter(cls, field_name)
+    try:
+        if op == "in":
+            return [adapter.validate_python(v) for v in value]
+        if op == "startswith":
+            return str(value)
+        if op == "contains":
+            annotation = cls.model_fields[field_name].annotation
+            return str(value) if annotation is str else value
+        return adapter.validate_python(value)
+    except pydantic.ValidationError as error:
+        raise ValidationError(
+            cls._engine().name,
+            f"{field_name} {op} {value!r}: {error.errors()[0]['msg']}",
+            [dict(e) for e in error.errors(include_url=False)],
+        ) from None
+    except TypeError:
+        raise ValidationError(
+            cls._engine().name, f"{field_name} in needs a list of values"
+        ) from None
