@@ -284,6 +284,33 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:g} s"
 
 
+async def virtual_sleep(seconds: float) -> None:
+    """``asyncio.sleep`` on the loop's own timer heap, also from SimCord's bot scope.
+
+    In bot scope (event handlers, command callbacks) SimCord replaces the loop's ``call_at`` with
+    timers that fire on real time or when SimCord advances its clock, which under looptime makes
+    the loop jump. The model's waits are the simulated Discord's, not the bot's: they go straight
+    to ``BaseEventLoop.call_at``, which looptime runs in virtual time.
+    """
+    loop = asyncio.get_running_loop()
+    woken = loop.create_future()
+    timer = asyncio.BaseEventLoop.call_at(
+        loop,  # type: ignore[arg-type]
+        loop.time() + seconds,
+        _wake,
+        woken,
+    )
+    try:
+        await woken
+    finally:
+        timer.cancel()
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class FixedWindowBucket:
     """``limit.requests`` tokens per window of ``limit.per_seconds``, opened by the first request.
 
@@ -310,7 +337,7 @@ class FixedWindowBucket:
                 self._open_window(None)
             if self.remaining == 0:
                 assert self.window_ends is not None
-                await asyncio.sleep(self.window_ends - started)
+                await virtual_sleep(self.window_ends - started)
                 self._open_window(None)
             if self.window_ends is None:
                 self._open_window(loop.time())
@@ -428,7 +455,7 @@ class DiscordModel:
         name = route_name(method, path_template)
         self.metrics.calls_by_route[name] += 1
         self.metrics.rate_limit_wait_seconds += waited
-        await asyncio.sleep(self.latency / 2)
+        await virtual_sleep(self.latency / 2)
         self.sync_clock(backend)
         cpu_started = time.thread_time()
         try:
@@ -438,18 +465,18 @@ class DiscordModel:
             raise
         finally:
             self.metrics.server_cpu_seconds += time.thread_time() - cpu_started
-            await asyncio.sleep(self.latency / 2)
+            await virtual_sleep(self.latency / 2)
             self.sync_clock(backend)
         return result
 
     async def download(self, fetch: Callable[[], Awaitable[bytes]], *, backend: Any) -> bytes:
         """One attachment download from the CDN: a round trip, counted apart from REST calls."""
-        await asyncio.sleep(self.latency / 2)
+        await virtual_sleep(self.latency / 2)
         self.sync_clock(backend)
         cpu_started = time.thread_time()
         data = await fetch()
         self.metrics.server_cpu_seconds += time.thread_time() - cpu_started
-        await asyncio.sleep(self.latency / 2)
+        await virtual_sleep(self.latency / 2)
         self.sync_clock(backend)
         self.metrics.attachment_downloads += 1
         self.metrics.attachment_bytes += len(data)
