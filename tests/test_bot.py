@@ -1,0 +1,200 @@
+"""bot.py: settings, the bot factory, startup checks, exit codes and the offline mode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import discord
+import pytest
+import simcord
+
+import bot
+from bot import ExitCode, Settings, SettingsError, create_bot
+
+
+def test_settings_come_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "DISCORD_TOKEN": " abc.def ",
+            "DISCOBASE_GUILD": "123",
+            "DISCOBASE_ADMIN_ROLE": "db-admin",
+            "DISCOBASE_READER_ROLE": "456",
+            "DISCOBASE_LOG_LEVEL": "debug",
+            "DISCOBASE_CATEGORY": "data",
+        }
+    )
+    assert settings == Settings(
+        token="abc.def",
+        guild_id=123,
+        admin_role="db-admin",
+        reader_role="456",
+        log_level="DEBUG",
+        category="data",
+    )
+    assert "abc.def" not in repr(settings)
+    assert Settings.from_env({}) == Settings()
+
+
+def test_settings_read_dotenv_under_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("DISCOBASE_GUILD=42\nDISCOBASE_CATEGORY=from-file\n")
+    monkeypatch.setenv("DISCOBASE_CATEGORY", "from-env")
+    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+
+    settings = Settings.from_env(dotenv_path=dotenv)
+
+    assert settings.guild_id == 42
+    assert settings.category == "from-env"
+
+
+@pytest.mark.parametrize(
+    ("variables", "complaint"),
+    [
+        ({"DISCOBASE_GUILD": "my server"}, "DISCOBASE_GUILD must be a server id"),
+        ({"DISCOBASE_LOG_LEVEL": "loud"}, "DISCOBASE_LOG_LEVEL must be"),
+        ({"DISCORD_TOKEN": "abc def"}, "DISCORD_TOKEN contains whitespace"),
+    ],
+)
+def test_malformed_settings_are_refused(variables: dict[str, str], complaint: str) -> None:
+    with pytest.raises(SettingsError, match=complaint):
+        Settings.from_env(variables)
+
+
+def test_the_bot_asks_for_no_privileged_intent() -> None:
+    intents = create_bot(Settings()).intents
+    assert intents.guilds
+    assert intents.guild_messages
+    assert not (intents.members or intents.presences or intents.message_content)
+
+
+async def test_every_command_option_is_described() -> None:
+    the_bot = create_bot(Settings())
+    async with simcord.run(the_bot):
+        commands = [
+            command
+            for top in the_bot.tree.get_commands()
+            for command in (top.walk_commands() if hasattr(top, "walk_commands") else [top])
+        ]
+        assert {command.qualified_name for command in commands} == {
+            "table create",
+            "table list",
+            "schema",
+            "drop",
+            "check",
+            "compact",
+            "insert",
+            "find",
+            "count",
+            "update",
+            "delete",
+            "export",
+        }
+        for command in commands:
+            for parameter in command.parameters:
+                assert parameter.description != "…", f"{command.qualified_name} {parameter.name}"
+
+
+class TestConfiguredGuild:
+    @pytest.fixture
+    def simcord_bot(self) -> bot.DiscobaseBot:
+        return create_bot(Settings(guild_id=1234))
+
+    async def test_a_guild_the_bot_is_not_in_stops_it(self, simcord_env: simcord.Env) -> None:
+        the_bot = simcord_env.bot
+        assert isinstance(the_bot, bot.DiscobaseBot)
+
+        code, message = await the_bot.startup_problem()  # type: ignore[misc]
+
+        assert code is ExitCode.GUILD_NOT_FOUND
+        assert "the bot is not in server 1234 (DISCOBASE_GUILD)" in message
+
+
+async def test_a_rejected_token_is_one_line_and_exit_code_3(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def refuse(self: Any, token: str, *, reconnect: bool = True) -> None:
+        raise discord.LoginFailure("Improper token has been passed.")
+
+    monkeypatch.setattr(bot.DiscobaseBot, "start", refuse)
+
+    code, message = await bot.run_online(Settings(token="not-a-token"))
+
+    assert code is ExitCode.LOGIN_FAILED
+    assert message is not None
+    assert "\n" not in message
+    assert "not-a-token" not in message
+
+
+def test_online_without_a_token_exits_with_code_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    assert bot.main(["--online"]) == ExitCode.BAD_SETTINGS
+    assert capsys.readouterr().err == "discobase: DISCORD_TOKEN is not set (put it in .env)\n"
+
+
+async def test_offline_mode_serves_its_page_on_loopback_and_answers_commands() -> None:
+    async with bot.offline_session(Settings()) as session:
+        base, capability = session.url.split("/#")
+        assert base.startswith("http://127.0.0.1:")
+        headers = {"X-Simcord-Capability": capability}
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/") as page:
+                assert page.status == 200
+                assert page.content_type == "text/html"
+            async with http.post(
+                f"{base}/api/pages", json={"viewer_id": str(session.admin.id)}, headers=headers
+            ) as opened:
+                state = await opened.json()
+            headers["X-Simcord-Context"] = state["context"]["id"]
+            async with http.get(f"{base}/api/commands", headers=headers) as listed:
+                catalog = await listed.json()
+            entry = next(e for e in catalog["entries"] if e["invocation"] == "table create")
+            action = {
+                "protocol_version": 3,
+                "sequence": 1,
+                "request_id": "create-pets",
+                "generation": state["context"]["generation"],
+                "bot_generation": state["botGeneration"],
+                "published_revision": state["publishedRevision"],
+                "kind": "run_command",
+                "command_id": entry["commandId"],
+                "path": entry["path"],
+                "schema_fingerprint": entry["schemaFingerprint"],
+                "options": {"name": "pets", "fields": "name:str, legs:int=4"},
+            }
+            async with http.post(f"{base}/api/action", json=action, headers=headers) as ran:
+                outcome = await ran.json()
+
+        assert outcome["settlement"] == "settled"
+        assert not outcome["rejected"]
+        database = await session.bot.database(session.guild.id)
+        assert "pets" in database.tables
+        listed_by_member = await session.member.slash(session.channel, "table list")
+        assert listed_by_member.response.content.startswith("Reading the database needs")
+        listed_by_reader = await session.reader.slash(session.channel, "table list")
+        assert listed_by_reader.response.embeds[0].description == "`pets`: 0 records"
+
+
+async def test_run_offline_announces_that_data_lives_in_memory(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stop_at_once = bot.install_stop_signals
+
+    def stop_immediately(stop: Any) -> None:
+        stop_at_once(stop)
+        stop.set()
+
+    monkeypatch.setattr(bot, "install_stop_signals", stop_immediately)
+
+    assert await bot.run_offline(Settings()) == (ExitCode.OK, None)
+
+    printed = capsys.readouterr().out
+    assert "Data lives in memory and is gone when you stop the bot" in printed
+    assert "http://127.0.0.1:" in printed
