@@ -35,6 +35,7 @@ T = TypeVar("T", bound=type[Table])
 #: Attachments are capped here even where a guild allows more (SimCord enforces none).
 MAX_ATTACHMENT = 10 * 1024 * 1024
 CATALOG_CHANNEL = "catalog"
+DEFAULT_COMPACTION = Compaction()
 
 
 @dataclass
@@ -75,7 +76,7 @@ class Database:
         category: str = "discobase",
         admin_role: int | None = None,
         retry: RetryPolicy | None = None,
-        compaction: Compaction | None = Compaction(),
+        compaction: Compaction | None = DEFAULT_COMPACTION,
     ) -> None:
         if not isinstance(guild, int | str) or isinstance(guild, bool):
             raise TypeError("guild must be a guild id (int) or name (str)")
@@ -255,7 +256,7 @@ class Database:
             self.transport,
             self.size_limit,
             cls._decode,
-            lambda record: record._encode(),  # type: ignore[no-any-return]
+            lambda record: record._encode(),
             compaction=self.compaction,
         )
         self._engines[schema.name] = engine
@@ -422,7 +423,7 @@ class Database:
                 self.transport,
                 self.size_limit,
                 cls._decode,
-                lambda record: record._encode(),  # type: ignore[no-any-return]
+                lambda record: record._encode(),
                 compaction=None,
             )
             await scratch.load()

@@ -293,7 +293,8 @@ def _validation_error(cls: type[BaseModel], error: pydantic.ValidationError) -> 
 
 @cache
 def _adapter(cls: type[Table], name: str) -> TypeAdapter[Any]:
-    return TypeAdapter(cls.model_fields[name].annotation)
+    annotation: Any = cls.model_fields[name].annotation
+    return TypeAdapter(annotation)
 
 
 @cache

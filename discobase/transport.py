@@ -9,6 +9,7 @@ that the layers above can read without knowing discord.py.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import random
@@ -308,28 +309,15 @@ class Transport:
         cursor = before
         while True:
             page_before = cursor
-            page: list[dict[str, Any]] = await self._call(
+            page: list[Any] = await self._call(
                 "GET /channels/{id}/messages",
-                lambda before=page_before: self.client.http.logs_from(  # type: ignore[misc]
-                    channel_id, 100, before=before
-                ),
+                functools.partial(self.client.http.logs_from, channel_id, 100, before=page_before),
             )
             for data in page:
                 yield StoredMessage.from_payload(data, channel_id)
             if len(page) < 100:
                 return
             cursor = int(page[-1]["id"])
-
-    async def fetch_message(self, channel_id: int, message_id: int) -> StoredMessage | None:
-        """One message, or None when it no longer exists."""
-        try:
-            data = await self._call(
-                "GET /channels/{id}/messages/{id}",
-                lambda: self.client.http.get_message(channel_id, message_id),
-            )
-        except StorageCorruptError:
-            return None
-        return StoredMessage.from_payload(data, channel_id)
 
     async def read_attachment(self, attachment: StoredAttachment) -> bytes | None:
         """An attachment's bytes, or None when it is gone."""

@@ -86,7 +86,7 @@ class Catalog:
 
     async def append(self, op: str, schema: TableSchema) -> None:
         """Write an event and apply it."""
-        event = {"op": op, "table": schema.name}
+        event: dict[str, Any] = {"op": op, "table": schema.name}
         if op != "drop":
             event["schema"] = schema.to_dict()
         try:

@@ -8,6 +8,7 @@ back to its newest snapshot marker, then folds the snapshot and the log after it
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import secrets
@@ -51,7 +52,7 @@ class Write:
         return self.data is None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Compaction:
     """When a shard compacts by itself: after ``min_messages`` log messages since its last
     snapshot, or ``min_entries`` entries when those are more than ``ratio`` times its live
@@ -114,7 +115,7 @@ class TableEngine:
                     channel_id,
                     size_limit,
                     self._committed,
-                    lambda batch_id, channel_id=channel_id: self._send_failed(channel_id, batch_id),
+                    functools.partial(self._send_failed, channel_id),
                 ),
             )
             for i, channel_id in enumerate(schema.channels)

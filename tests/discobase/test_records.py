@@ -1,0 +1,270 @@
+"""Tables declared as classes: save, find, get, update, delete, keys, constraints, reloads."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import simcord
+
+import discobase
+from tests.conftest import make_bot, rest_calls
+
+
+class User(discobase.Table):
+    name: str
+    age: int = 0
+    email: str | None = None
+
+    class Settings:
+        indexes = ["age"]
+        unique = ["email"]
+
+
+class Pet(discobase.Table):
+    tag: str
+    legs: int
+
+    class Settings:
+        name = "pets"
+        primary_key = "tag"
+
+
+async def open_db(new_db, *tables):
+    db = new_db()
+    for table in tables:
+        db.table(table)
+    await db.open()
+    return db
+
+
+async def reopen(env: simcord.Env, db, new_db, *tables):
+    """Close ``db``, restart the bot (a new process), and open a fresh Database."""
+    await db.close()
+    await env.restart_bot(make_bot())
+    return await open_db(new_db, *tables)
+
+
+async def test_save_then_find_returns_the_record_with_a_generated_key(new_db):
+    db = await open_db(new_db, User)
+    alice = await User(name="alice", age=30).save()
+    assert isinstance(alice.pk, str) and len(alice.pk) >= 16
+    found = await User.find(name="alice")
+    assert found == [alice]
+    assert found[0].pk == alice.pk
+    assert await User.get(alice.pk) == alice
+    await db.close()
+
+
+async def test_find_is_an_and_of_all_criteria(new_db):
+    db = await open_db(new_db, User)
+    await User(name="a", age=1).save()
+    await User(name="a", age=2).save()
+    await User(name="b", age=1).save()
+    assert [(u.name, u.age) for u in await User.find(name="a", age=1)] == [("a", 1)]
+    assert await User.find(name="b", age=2) == []
+    await db.close()
+
+
+async def test_expressions_order_limit_offset(new_db):
+    db = await open_db(new_db, User)
+    for i, name in enumerate(["dave", "carol", "bob", "alice", "anna"]):
+        await User(name=name, age=20 + i).save()
+    adults = await User.find(User.age >= 22, order_by="name")
+    assert [u.name for u in adults] == ["alice", "anna", "bob"]
+    assert [u.name for u in await User.find(User.name.startswith("a"), order_by="-age")] == [
+        "anna",
+        "alice",
+    ]
+    assert [u.age for u in await User.find(order_by=User.age.desc(), limit=2, offset=1)] == [23, 22]
+    assert [u.name for u in await User.find(User.age.in_([20, 24]))] == ["dave", "anna"]
+    assert [u.name for u in await User.find(User.name.contains("ro"))] == ["carol"]
+    assert [u.name for u in await User.find(User.age != 20, User.age < 22)] == ["carol"]
+    either = await User.find((User.name == "bob") | (User.age == 20), order_by="age")
+    assert [u.name for u in either] == ["dave", "bob"]
+    assert [u.name for u in await User.find(~(User.age <= 23))] == ["anna"]
+    assert await User.count(User.age > 21) == 3
+    assert await User.count() == 5
+    assert (await User.find_one(User.age > 100)) is None
+    await db.close()
+
+
+async def test_query_values_are_converted_to_the_field_type(new_db):
+    db = await open_db(new_db, User)
+    await User(name="x", age=3).save()
+    assert [u.name for u in await User.find(age="3")] == ["x"]
+    with pytest.raises(discobase.ValidationError, match="age"):
+        await User.find(age="three")
+    with pytest.raises(discobase.UnknownFieldError) as error:
+        await User.find(height=3)
+    assert error.value.field == "height" and "age" in error.value.known
+    with pytest.raises(discobase.UnknownFieldError):
+        await User.find(order_by="height")
+    await db.close()
+
+
+async def test_all_iterates_and_find_unique_refuses_ambiguity(new_db):
+    db = await open_db(new_db, User)
+    await User.insert_many([User(name="p", age=1), User(name="q", age=1), User(name="r", age=2)])
+    assert [u.name async for u in User.all(order_by="name")] == ["p", "q", "r"]
+    assert (await User.find_unique(age=2)).name == "r"
+    with pytest.raises(discobase.AmbiguousResultError) as error:
+        await User.find_unique(age=1)
+    assert error.value.count == 2
+    await db.close()
+
+
+async def test_primary_key_save_replaces_and_insert_refuses(new_db):
+    db = await open_db(new_db, Pet)
+    rex = await Pet(tag="rex", legs=4).save()
+    assert rex.pk == "rex"
+    await Pet(tag="rex", legs=3).save()
+    assert (await Pet.get("rex")).legs == 3
+    assert await Pet.count() == 1
+    with pytest.raises(discobase.UniqueViolationError):
+        await Pet(tag="rex", legs=5).insert()
+    assert (await Pet.get("rex")).legs == 3
+    with pytest.raises(discobase.RecordNotFoundError):
+        await Pet.get("nobody")
+    await db.close()
+
+
+async def test_update_and_delete(new_db):
+    db = await open_db(new_db, User)
+    bob = await User(name="bob", age=1).save()
+    await bob.update(age=2)
+    assert bob.age == 2
+    assert (await User.get(bob.pk)).age == 2
+    with pytest.raises(discobase.UnknownFieldError):
+        await bob.update(height=3)
+    with pytest.raises(discobase.ValidationError):
+        await bob.update(age="old")
+    assert (await User.get(bob.pk)).age == 2
+    await bob.delete()
+    assert await User.find(name="bob") == []
+    with pytest.raises(discobase.RecordNotFoundError):
+        await bob.delete()
+    with pytest.raises(discobase.RecordNotFoundError):
+        await bob.update(age=5)
+    assert await User.count() == 0
+    await db.close()
+
+
+async def test_returned_records_are_copies(new_db):
+    db = await open_db(new_db, User)
+    alice = await User(name="alice", age=1).save()
+    alice.age = 99  # not saved
+    assert (await User.get(alice.pk)).age == 1
+    found = (await User.find(name="alice"))[0]
+    found.age = 50
+    assert (await User.get(alice.pk)).age == 1
+    await db.close()
+
+
+async def test_unique_constraint_is_enforced_and_changes_nothing(new_db, simcord_env):
+    db = await open_db(new_db, User)
+    await User(name="a", email="a@x").save()
+    before = len(simcord_env.http_requests)
+    with pytest.raises(discobase.UniqueViolationError) as error:
+        await User(name="b", email="a@x").save()
+    assert (error.value.field, error.value.value) == ("email", "a@x")
+    assert len(simcord_env.http_requests) == before  # refused before any REST call
+    assert await User.count() == 1
+    # two concurrent saves of one unique value: exactly one wins
+    results = await asyncio.gather(
+        User(name="c", email="c@x").save(),
+        User(name="d", email="c@x").save(),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(r, discobase.UniqueViolationError) for r in results) == 1
+    assert await User.count(email="c@x") == 1
+    with pytest.raises(discobase.UniqueViolationError):
+        await User.insert_many([User(name="e", email="e@x"), User(name="f", email="e@x")])
+    assert await User.count() == 2
+    await db.close()
+
+
+async def test_bad_input_raises_typed_errors_and_writes_nothing(new_db, simcord_env):
+    db = await open_db(new_db, User)
+    await User(name="keep", age=1).save()
+    before = len(simcord_env.http_requests)
+    with pytest.raises(discobase.ValidationError) as error:
+        User(name="x", age="not a number")
+    assert error.value.errors and error.value.errors[0]["loc"] == ("age",)
+    with pytest.raises(discobase.ValidationError):
+        User(name="x", shoe_size=3)  # unknown field
+    user = User(name="y")
+    with pytest.raises(discobase.ValidationError):
+        user.age = "nope"
+    with pytest.raises(discobase.RecordTooLargeError) as too_large:
+        await User(name="z" * (db.size_limit + 1)).save()
+    assert too_large.value.limit == db.size_limit
+    assert len(simcord_env.http_requests) == before
+    assert [u.name for u in await User.find()] == ["keep"]
+    await db.close()
+
+
+async def test_reload_shows_exactly_the_acknowledged_state(simcord_env, new_db):
+    db = await open_db(new_db, User, Pet)
+    users = [await User(name=f"u{i}", age=i).save() for i in range(5)]
+    await users[1].delete()
+    await users[2].update(age=42)
+    await Pet.insert_many([Pet(tag="a", legs=1), Pet(tag="b", legs=2)])
+    await Pet(tag="a", legs=7).save()
+    db2 = await reopen(simcord_env, db, new_db, User, Pet)
+    assert sorted((u.name, u.age, u.pk) for u in await User.find()) == sorted(
+        (u.name, u.age, u.pk) for u in [users[0], users[2], users[3], users[4]]
+    )
+    assert (await User.get(users[2].pk)).age == 42
+    assert {p.tag: p.legs for p in await Pet.find()} == {"a": 7, "b": 2}
+    await db2.close()
+
+
+async def test_reads_make_no_rest_call(new_db, simcord_env):
+    db = await open_db(new_db, User)
+    await User.insert_many([User(name=f"n{i}", age=i % 7) for i in range(300)])
+    before = len(simcord_env.http_requests)
+    assert await User.count(age=3) == len([i for i in range(300) if i % 7 == 3])
+    await User.find(User.age > 2, order_by="-age", limit=10)
+    await User.find(User.name.contains("9"))
+    [u async for u in User.all()]
+    await User.find_one(name="n5")
+    assert rest_calls(simcord_env, before) == []
+    await db.close()
+
+
+async def test_thousand_concurrent_saves_batch_into_few_calls(new_db, simcord_env):
+    db = await open_db(new_db, User)
+    before = len(simcord_env.http_requests)
+    saved = await asyncio.gather(*(User(name=f"c{i}", age=i).save() for i in range(1000)))
+    calls = rest_calls(simcord_env, before)
+    assert len(calls) < 100, calls
+    assert await User.count() == 1000
+    db2 = await reopen(simcord_env, db, new_db, User)
+    assert {u.pk for u in await User.find()} == {u.pk for u in saved}
+    await db2.close()
+
+
+async def test_each_awaited_save_costs_one_call(new_db, simcord_env):
+    db = await open_db(new_db, User)
+    before = len(simcord_env.http_requests)
+    for i in range(10):
+        await User(name=f"s{i}").save()
+    assert (
+        rest_calls(simcord_env, before)
+        == [f"POST /channels/{db.tables['user']._engine().shards[0].channel_id}/messages"] * 10
+    )
+    await db.close()
+
+
+async def test_a_table_class_must_be_attached(new_db):
+    class Loose(discobase.Table):
+        x: int
+
+    with pytest.raises(discobase.NotConnectedError):
+        await Loose(x=1).save()
+    with pytest.raises(discobase.NotConnectedError):
+        await Loose.find()
+    db = new_db()
+    with pytest.raises(TypeError):
+        db.table(int)
