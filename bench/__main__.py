@@ -1,7 +1,7 @@
 """``python -m bench``: run the workloads on ours and on 1.0.0, print and record the figures.
 
 - ``python -m bench``: the full sizes (the issue's), ours and the baseline; writes
-  ``bench/results.json`` and ``docs/performance.md``.
+  ``bench/results.json`` and ``docs/performance.md`` (only a complete run writes them).
 - ``python -m bench --quick``: CI sizes, ours only, no baseline install; prints the table and writes
   nothing unless ``--json PATH`` is given (a quick run never overwrites the full results).
 - ``--groups W1,W6`` runs some groups only; ``--no-baseline`` skips 1.0.0; ``--limits`` prints the
@@ -189,11 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     print()
     print(render_text(results, ours, theirs, targets))
-    json_path = args.json or (None if args.quick or args.groups else RESULTS)
+    complete_run = not (args.quick or args.groups or args.no_baseline)
+    json_path = args.json or (RESULTS if complete_run else None)
     if json_path is not None:
         json_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
         print(f"\nwrote {json_path}")
-    if not (args.quick or args.groups):
+    if complete_run:
         PERFORMANCE_DOC.write_text(render_markdown(results, ours, theirs, targets))
         print(f"wrote {PERFORMANCE_DOC.relative_to(REPO)}")
     failed_groups = [name for name, group in ours.items() if group.get("error")]
