@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import datetime
 import gc
+import json
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -291,6 +292,57 @@ async def w6_updates_deletes(sizes: Sizes, model: DiscordModel) -> list[Result]:
     return results
 
 
+def response_text(result: simcord.InteractionResult) -> str:
+    """Everything a slash command answered, as text: contents and embeds, follow-ups included."""
+    messages = [result.response, *result.followups]
+    parts = []
+    for message in messages:
+        if message is None:
+            continue
+        parts.append(message.content or "")
+        for embed in message.embeds:
+            parts.append(json.dumps(embed.to_dict()))
+    return "\n".join(parts)
+
+
+async def w7_slash_find(sizes: Sizes, model: DiscordModel) -> list[Result]:
+    """``/find`` through the bot's slash command, end to end, on a table built beforehand."""
+    from bot import Settings, create_bot
+
+    results: list[Result] = []
+    total = sizes.w7_records
+    # No guild in the settings: the bot's on_ready would open the database in bot scope.
+    bot = create_bot(Settings())
+    with model.installed():
+        async with simcord.run(bot) as env:
+            guild = env.create_guild(GUILD_NAME)
+            channel = guild.create_text_channel("general")
+            owner = simcord.MemberActor(env, guild, guild.owner)
+            loader = discobase.Database(guild.id, bot=bot)
+            table = define_record_table(loader)
+            await loader.open()
+            await table.insert_many([table(**fields) for fields in records(range(total))])
+            await loader.close()
+            await bot.database(guild.id)
+
+            phase = Phase(f"W7 /find by name on {total} records", model, unit="command").start()
+            wrong = 0
+            with phase.guarded():
+                for q in range(sizes.w7_commands):
+                    name = record_name((q * 7919 + 13) % total)
+                    answer = await phase.op(
+                        owner.slash(channel, "find", table=TABLE_NAME, query=f"name={name}")
+                    )
+                    if answer is not None and name[:12] not in response_text(answer):
+                        wrong += 1
+                        if wrong == 1:
+                            phase.notes.append(f"first wrong answer: {response_text(answer)[:300]}")
+            phase.extra["wrong_results"] = wrong
+            results.append(phase.finish())
+            await bot.close_databases()
+    return results
+
+
 Group = Callable[[Sizes, DiscordModel], Awaitable[list[Result]]]
 
 #: Workload groups by name; each runs in a process of its own.
@@ -299,6 +351,7 @@ GROUPS: dict[str, Group] = {
     "W2": w2_concurrent_inserts,
     "W3-W5": w3_w4_w5_bulk_queries_cold_open,
     "W6": w6_updates_deletes,
+    "W7": w7_slash_find,
 }
 
 
