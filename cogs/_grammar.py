@@ -116,9 +116,10 @@ def coerce_value(type_name: str, text: str, *, what: str) -> Any:
 def parse_fields(text: str) -> dict[str, str | tuple[str, Any]]:
     """Parse a field list into discobase's field specs.
 
-    ``name:str, age:int=0, email:str?`` → ``{"name": "str", "age": ("int", 0), "email": "str?"}``.
-    A ``?`` makes a field optional (it may be null); ``=value`` gives a default (quote strings
-    that contain commas; ``=null`` for optional fields). Raises :class:`BadInputError`.
+    ``name:str, age:int=0, email:str?`` →
+    ``{"name": "str", "age": ("int", 0), "email": ("str?", None)}``.
+    A ``?`` makes a field optional: it may be null and defaults to null. ``=value`` gives a
+    default (quote strings that contain commas). Raises :class:`BadInputError`.
     """
     specs: dict[str, str | tuple[str, Any]] = {}
     pieces = split_top_level(text)
@@ -141,7 +142,7 @@ def parse_fields(text: str) -> dict[str, str | tuple[str, Any]]:
             raise BadInputError(f"field {name!r} appears twice")
         spec = type_name + ("?" if optional else "")
         if default is None:
-            specs[name] = spec
+            specs[name] = (spec, None) if optional else spec
         elif default.lower() in ("null", "none"):
             if not optional:
                 raise BadInputError(

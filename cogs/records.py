@@ -68,11 +68,17 @@ class RecordForm(discord.ui.Modal):
     async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
         async with answer_errors(interaction):
             types = field_types(self.schema)
-            data = {
-                name: coerce_value(types[name], text_input.value, what=f"field {name!r}")
-                for name, text_input in self.inputs.items()
-                if text_input.value.strip()
+            nullable = {
+                field.name
+                for field in self.schema.fields
+                if field.optional and not field.has_default
             }
+            data: dict[str, Any] = {}
+            for name, text_input in self.inputs.items():
+                if text_input.value.strip():
+                    data[name] = coerce_value(types[name], text_input.value, what=f"field {name!r}")
+                elif name in nullable:
+                    data[name] = None
             await interaction.response.defer(ephemeral=True, thinking=True)
             record = self.table.model_validate(data)
             await record.save()

@@ -56,7 +56,7 @@ async def pets(world: World) -> Any:
     database = await world.database()
     table = await database.create_table(
         "pets",
-        {"name": "str", "legs": ("int", 4), "email": "str?"},
+        {"name": "str", "legs": ("int", 4), "email": ("str?", None)},
         primary_key="name",
         indexes=["legs"],
         unique=["email"],

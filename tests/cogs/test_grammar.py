@@ -24,7 +24,7 @@ def test_fields_take_types_optional_marks_and_defaults() -> None:
     assert parse_fields("name:str, age:int=0, email:str?") == {
         "name": "str",
         "age": ("int", 0),
-        "email": "str?",
+        "email": ("str?", None),
     }
 
 

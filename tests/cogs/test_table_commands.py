@@ -87,7 +87,11 @@ async def test_schema_shows_fields_key_indexes_and_count(world: World, pets: Any
 
     embed = result.response.embeds[0]
     assert embed.title == "Table pets"
-    assert embed.description.splitlines() == ["`name` str", "`legs` int = `4`", "`email` str?"]
+    assert embed.description.splitlines() == [
+        "`name` str",
+        "`legs` int = `4`",
+        "`email` str? = `null`",
+    ]
     fields = {field.name: field.value for field in embed.fields}
     assert fields == {
         "Primary key": "`name`",
