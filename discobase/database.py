@@ -471,6 +471,8 @@ def _field_spec(table: str, name: str, spec: Any) -> FieldSchema:
             )
     if has_default and default is None:
         optional = True
+    if optional and not has_default:
+        has_default = True  # an optional field may be left out: it is None then
     return FieldSchema(name, type_name, optional, has_default, default)
 
 
