@@ -254,3 +254,20 @@ def test_model_is_uninstalled_after_the_block() -> None:
     model, _ = run_virtual(_send_messages_through_simcord(1))
     assert simcord.http.FakeHTTPClient.request.__qualname__ == "FakeHTTPClient.request"
     assert model.metrics.rest_calls == 2
+
+
+def test_history_pages_forward_past_the_first_hundred_while_the_model_is_installed() -> None:
+    async def scenario() -> tuple[list[str], list[str]]:
+        model = DiscordModel(latency=0.0)
+        bot = commands.Bot(command_prefix="!", intents=discord.Intents.default())
+        with model.installed():
+            async with simcord.run(bot) as env:
+                handle = env.create_guild("bench").create_text_channel("log")
+                channel = bot.get_channel(handle.id)
+                assert isinstance(channel, discord.TextChannel)
+                sent = [(await channel.send(f"m{index}")).content for index in range(150)]
+                read = [m.content async for m in channel.history(limit=None, oldest_first=True)]
+        return sent, read
+
+    sent, read = run_virtual(scenario())
+    assert read == sent
