@@ -183,8 +183,12 @@ class Tables(commands.Cog):
             await interaction.response.defer(ephemeral=True, thinking=True)
             database = await guild_database(interaction)
             table_class(database, table)
-            await database.compact(table)
-            await respond(interaction, f"Compacted table {code(table)}.")
+            deleted = await database.compact(table)
+            await respond(
+                interaction,
+                f"Compacted table {code(table)}: it loads from a snapshot now; "
+                f"{deleted} old storage message(s) deleted.",
+            )
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -156,7 +156,7 @@ async def test_check_reports_a_clean_database(world: World, pets: Any) -> None:
 async def test_compact_keeps_the_records(world: World, pets: Any) -> None:
     result = await world.admin.slash(world.channel, "compact", table="pets")
 
-    assert result.response.content == "Compacted table `pets`."
+    assert result.response.content.startswith("Compacted table `pets`: it loads from a snapshot")
     assert sorted(record.name for record in await pets.find()) == ["rex", "tweety"]
 
 
@@ -172,3 +172,24 @@ async def test_table_names_autocomplete(world: World, pets: Any) -> None:
     choices = await world.admin.autocomplete(world.channel, "drop", "table", "pe")
 
     assert [choice["value"] for choice in choices] == ["people", "pets"]
+
+
+async def test_an_unexpected_error_is_logged_and_answered_generically(
+    world: World, pets: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = await world.database()
+
+    async def broken_compact(name: str | None = None) -> int:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(database, "compact", broken_compact)
+
+    result = await world.admin.slash(world.channel, "compact", table="pets")
+
+    assert result.ephemeral
+    assert result.response.content.startswith("Something went wrong inside the bot")
+    assert "disk on fire" not in result.response.content
+    assert "command /compact failed" in caplog.text
+    assert "RuntimeError: disk on fire" in caplog.text
+    [captured] = world.env.errors
+    assert "disk on fire" in str(captured)
