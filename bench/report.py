@@ -36,10 +36,12 @@ def find_phase(phases: Phases, prefix: str) -> dict[str, Any] | None:
 
 
 def calls_per_op(phase: dict[str, Any]) -> float | None:
-    """REST calls per operation, counting calls the library made after the phase (flushes)."""
-    if not phase.get("ops"):
+    """REST calls per operation attempted (failed ones too), counting calls the library made
+    after the phase's operations returned (``trailing_rest_calls``)."""
+    attempted = phase.get("ops", 0) + phase.get("failed_ops", 0)
+    if not attempted:
         return None
-    return (phase["rest_calls"] + phase.get("trailing_rest_calls", 0)) / phase["ops"]
+    return (phase["rest_calls"] + phase.get("trailing_rest_calls", 0)) / attempted
 
 
 @dataclasses.dataclass
