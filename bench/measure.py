@@ -139,6 +139,7 @@ class Phase:
         cpu_seconds = time.process_time() - self._cpu_started
         metrics = self.model.metrics.since(self._metrics_before)
         ops = self.ops
+        attempted = ops + sum(self.failures.values())
         p50 = percentile(self.latencies, 0.50)
         p99 = percentile(self.latencies, 0.99)
         cpu_p50 = percentile(self.op_cpu, 0.50)
@@ -150,11 +151,11 @@ class Phase:
             "failures": dict(self.failures),
             "failure_examples": self.failure_examples,
             **metrics.as_json(),
-            "rest_calls_per_op": metrics.rest_calls / ops if ops else None,
+            "rest_calls_per_op": metrics.rest_calls / attempted if attempted else None,
             "calls_per_op_by_route": {
-                route: count / ops for route, count in sorted(metrics.calls_by_route.items())
+                route: count / attempted for route, count in sorted(metrics.calls_by_route.items())
             }
-            if ops
+            if attempted
             else {},
             "simulated_seconds": round(loop_seconds, 6),
             "ops_per_simulated_second": ops / loop_seconds if loop_seconds > 0 else None,

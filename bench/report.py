@@ -314,8 +314,9 @@ def route_rows(groups: dict[str, dict[str, Any]]) -> list[list[str]]:
     for phase in phases_by_name(groups).values():
         for route, per_op in phase.get("calls_per_op_by_route", {}).items():
             rows.append([phase["phase"], route, _number(per_op)])
+        attempted = phase.get("ops", 0) + phase.get("failed_ops", 0)
         if phase.get("attachment_downloads"):
-            per_op = phase["attachment_downloads"] / phase["ops"] if phase["ops"] else None
+            per_op = phase["attachment_downloads"] / attempted if attempted else None
             rows.append([phase["phase"], "attachment downloads (CDN)", _number(per_op)])
     return rows
 
