@@ -11,6 +11,7 @@ import pytest
 import simcord
 
 import bot
+import discobase
 from bot import ExitCode, Settings, SettingsError, create_bot
 
 
@@ -99,18 +100,51 @@ async def test_every_command_option_is_described() -> None:
 
 
 class TestConfiguredGuild:
-    @pytest.fixture
-    def simcord_bot(self) -> bot.DiscobaseBot:
-        return create_bot(Settings(guild_id=1234))
+    """With DISCOBASE_GUILD set, the bot opens that guild's database when it is ready, or stops."""
 
-    async def test_a_guild_the_bot_is_not_in_stops_it(self, simcord_env: simcord.Env) -> None:
-        the_bot = simcord_env.bot
-        assert isinstance(the_bot, bot.DiscobaseBot)
+    @staticmethod
+    async def started(with_guild: bool) -> tuple[simcord.Env, bot.DiscobaseBot]:
+        the_bot = create_bot(Settings(guild_id=1234))
+        env = simcord.Env(the_bot)
+        if with_guild:
+            env.create_guild("configured", id=1234)
+        await env.start()
+        return env, the_bot
 
-        code, message = await the_bot.startup_problem()  # type: ignore[misc]
+    async def test_the_configured_guild_opens_at_startup(self) -> None:
+        env, the_bot = await self.started(with_guild=True)
+        try:
+            assert the_bot.exit_code is ExitCode.OK
+            assert not the_bot.is_closed()
+            assert (await the_bot.database(1234)).is_open
+        finally:
+            await env.shutdown()
 
-        assert code is ExitCode.GUILD_NOT_FOUND
-        assert "the bot is not in server 1234 (DISCOBASE_GUILD)" in message
+    async def test_a_guild_the_bot_is_not_in_stops_it(self) -> None:
+        env, the_bot = await self.started(with_guild=False)
+        try:
+            assert the_bot.exit_code is ExitCode.GUILD_NOT_FOUND
+            assert the_bot.exit_message is not None
+            assert "the bot is not in server 1234 (DISCOBASE_GUILD)" in the_bot.exit_message
+            assert the_bot.is_closed()
+        finally:
+            await env.shutdown()
+
+    async def test_missing_bot_permissions_stop_it_and_are_named(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        async def refuse(self: discobase.Database) -> None:
+            raise discobase.MissingPermissionsError(1234, ["manage_channels", "attach_files"])
+
+        monkeypatch.setattr(discobase.Database, "open", refuse)
+        env, the_bot = await self.started(with_guild=True)
+        try:
+            assert the_bot.exit_code is ExitCode.MISSING_PERMISSIONS
+            assert the_bot.exit_message is not None
+            assert "server 1234: manage_channels, attach_files" in the_bot.exit_message
+            assert the_bot.is_closed()
+        finally:
+            await env.shutdown()
 
 
 async def test_a_rejected_token_is_one_line_and_exit_code_3(
