@@ -70,7 +70,8 @@ class LogShard:
     index: int
     channel_id: int
     writer: BatchWriter
-    seen_batches: set[str] = field(default_factory=set)
+    #: Batch id -> the message that holds it (a second message with that id is a duplicate).
+    seen_batches: dict[str, int] = field(default_factory=dict)
     #: Batch messages of the log since the snapshot (a compaction deletes those it covers).
     log_ids: list[int] = field(default_factory=list)
     #: The current snapshot's parts and marker.
@@ -209,7 +210,8 @@ class TableEngine:
         """Decode one batch or snapshot part (downloading its attachment) and apply it."""
         batch_id = header.fields.get("id", "")
         if header.kind == "batch" and batch_id in shard.seen_batches:
-            shard.stale_ids.append(message.id)  # a duplicate of a retried send
+            if shard.seen_batches[batch_id] != message.id:
+                shard.stale_ids.append(message.id)  # a duplicate of a retried send
             return
         attachment = None
         try:
@@ -222,7 +224,7 @@ class TableEngine:
         if header.kind == "batch":
             if batch_id in shard.seen_batches:  # applied while the attachment downloaded
                 return
-            shard.seen_batches.add(batch_id)
+            shard.seen_batches[batch_id] = message.id
             shard.messages_since_snapshot += 1
             shard.entries_since_snapshot += len(entries)
             shard.log_ids.append(message.id)
@@ -255,8 +257,6 @@ class TableEngine:
                 shard.echoes[batch_id] = message  # our own send: its acknowledgement applies it
                 return
             await self._apply_message(shard, message, header)
-        elif header.kind in ("snap", "part") and message.id not in shard.snapshot_ids:
-            shard.stale_ids.append(message.id)  # another process compacts this table
 
     async def catch_up(self) -> None:
         """Read what each shard got since the newest message applied (after a reconnect)."""
@@ -284,7 +284,7 @@ class TableEngine:
         shard.echoes.pop(batch_id, None)
         if batch_id in shard.seen_batches:
             return
-        shard.seen_batches.add(batch_id)
+        shard.seen_batches[batch_id] = message.id
         shard.log_ids.append(message.id)
         shard.messages_since_snapshot += 1
         shard.entries_since_snapshot += len(entries)
