@@ -154,10 +154,6 @@ async def w2_concurrent_inserts(sizes: Sizes, model: DiscordModel) -> list[Resul
     return results
 
 
-def expected_matches(total: int, predicate: Callable[[dict[str, Any]], bool]) -> int:
-    return sum(1 for number in range(total) if predicate(record_fields(number)))
-
-
 async def w3_w4_w5_bulk_queries_cold_open(sizes: Sizes, model: DiscordModel) -> list[Result]:
     """W3 builds the table, W4 queries it, W5 compacts it and opens it cold with a new client."""
     results: list[Result] = []
@@ -227,12 +223,12 @@ async def w4_queries(sizes: Sizes, model: DiscordModel, table: Any, total: int) 
     )
     results.append(phase.finish())
 
-    n_of = [record_fields(number)["n"] for number in range(total)]
+    records_by_n = Counter(record_fields(number)["n"] for number in range(total))
     x_of = [record_fields(number)["x"] for number in range(total)]
 
     def range_expect(q: int) -> int:
         lo, hi = range_bounds(q)
-        return sum(1 for n in n_of if lo <= n < hi)
+        return sum(records_by_n[n] for n in range(lo, hi))
 
     def range_query(q: int) -> Awaitable[list[Any]]:
         lo, hi = range_bounds(q)
