@@ -235,7 +235,7 @@ def outcome(phase: dict[str, Any]) -> str:
     if verified and verified != "ok":
         parts.append(str(verified))
     if "findable_after" in phase:
-        parts.append(f"{phase['findable_after']} of {phase['ops']} findable after")
+        parts.append(f"after the phase: {phase['findable_after']}")
     parts.extend(phase.get("notes", []))
     return "; ".join(parts) or "ok"
 
