@@ -182,13 +182,30 @@ async def w2(sizes: Sizes, model: DiscordModel, budget: Budget) -> list[Result]:
                 if await phase.op(attempt(record.save)) is not None:
                     saved.append(record)
 
+        tasks = [asyncio.ensure_future(task(n * per_task)) for n in range(sizes.w2_tasks)]
         with phase.guarded():
-            await asyncio.gather(*(task(n * per_task) for n in range(sizes.w2_tasks)))
-        if budget.spent():
-            phase.notes.append(f"stopped: real-time budget of {budget.seconds:g} s spent")
+            await cancel_when_spent(tasks, budget, phase)
         result = phase.finish()
         result["findable_after"] = await findable(table, saved, budget)
         return [result]
+
+
+async def cancel_when_spent(
+    tasks: list[asyncio.Future[None]], budget: Budget, phase: Phase
+) -> None:
+    """Wait for ``tasks``; cancel those still running once the real-time budget is spent."""
+    while not all(task.done() for task in tasks):
+        if budget.spent():
+            running = [task for task in tasks if not task.done()]
+            for task in running:
+                task.cancel()
+            phase.notes.append(
+                f"stopped: real-time budget of {budget.seconds:g} s spent; "
+                f"{len(running)} tasks cancelled mid-insert"
+            )
+            break
+        await asyncio.wait(tasks, timeout=1.0)
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def unsupported(name: str, reason: str) -> Result:

@@ -16,7 +16,7 @@ W1 = "W1 inserts awaited one by one"
 W3 = "W3 insert_many"
 W4_FIND = "W4 finds by an indexed field (name)"
 W4_RANGE = "W4 range queries on an indexed field (n)"
-W5_OPEN = "W5 cold open by a new client, then count()"
+W5_OPEN = "W5 cold open by a new process, then count()"
 W6_UPDATE = "W6 updates awaited one by one"
 W6_DELETE = "W6 deletes awaited one by one"
 W6_CONCURRENT_UPDATE = "W6 concurrent updates"
@@ -152,7 +152,7 @@ def evaluate_targets(ours: Phases, baseline: Phases | None) -> list[Target]:
             500,
             True,
             " MB",
-            "process peak while opening, SimCord's simulated guild included",
+            "peak of the new process while opening, SimCord's simulated guild included",
         ),
     ]
     for name, limit in (

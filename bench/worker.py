@@ -2,6 +2,8 @@
 
 ``python -m bench.worker GROUP --sizes JSON --out PATH``. The orchestrator (:mod:`bench.__main__`)
 starts one process per group so that CPU time and peak RSS belong to that group alone.
+``python -m bench.worker cold-open --world PATH --records N --out PATH`` is W5's new process,
+started by the W3-W5 group with the world it built.
 """
 
 from __future__ import annotations
@@ -11,35 +13,43 @@ import json
 import logging
 import sys
 import traceback
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import looptime
 
 from .model import DiscordModel
 from .records import Sizes
-from .workloads import GROUPS, run_group
+from .workloads import GROUPS, load_world, run_group, w5_cold_open
+
+_T = TypeVar("_T")
 
 
-def run_in_virtual_time(group: str, sizes: Sizes) -> list[dict[str, Any]]:
-    """Run ``group`` on a looptime loop whose clock starts at 0; waits cost no real time."""
+def run_in_virtual_time(workload: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``workload`` on a looptime loop whose clock starts at 0; waits cost no real time."""
     loop = looptime.new_event_loop(start=0)
     try:
-        return loop.run_until_complete(run_group(group, sizes, DiscordModel()))
+        return loop.run_until_complete(workload)
     finally:
         loop.close()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("group", choices=sorted(GROUPS))
-    parser.add_argument("--sizes", required=True, help="workload sizes as JSON (records.Sizes)")
+    parser.add_argument("group", choices=[*sorted(GROUPS), "cold-open"])
+    parser.add_argument("--sizes", help="workload sizes as JSON (records.Sizes)")
+    parser.add_argument("--world", type=Path, help="cold-open: the pickled SimCord world")
+    parser.add_argument("--records", type=int, help="cold-open: records the table must hold")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    sizes = Sizes(**json.loads(args.sizes))
+    if args.group == "cold-open":
+        workload = w5_cold_open(load_world(args.world), args.records, DiscordModel())
+    else:
+        workload = run_group(args.group, Sizes(**json.loads(args.sizes)), DiscordModel())
     try:
-        outcome: dict[str, Any] = {"phases": run_in_virtual_time(args.group, sizes)}
+        outcome: dict[str, Any] = {"phases": run_in_virtual_time(workload)}
     except Exception as error:
         outcome = {"phases": [], "error": "".join(traceback.format_exception(error))[-3000:]}
     args.out.write_text(json.dumps(outcome, indent=1, default=str))
