@@ -50,6 +50,8 @@ import discobase
 
 GUILD_NAME = "discobase-bench"
 MAX_CONSECUTIVE_FAILURES = 10
+#: SimCord's settle timeout for slash commands, in (virtual) seconds; its default is 5.
+SLASH_SETTLE_SECONDS = 3600.0
 Result = dict[str, Any]
 
 
@@ -323,8 +325,77 @@ async def w6(sizes: Sizes, model: DiscordModel, budget: Budget) -> list[Result]:
     return results
 
 
+async def w7(sizes: Sizes, model: DiscordModel, budget: Budget) -> list[Result]:
+    """``/find`` through 1.0.0's own slash command (options: table channel, column, value)."""
+    db, table = new_database()
+    results: list[Result] = []
+    with model.installed():
+        # Its /find makes many REST calls; SimCord's settling must outlast their simulated time.
+        async with simcord.run(
+            db.bot, settle_timeout=SLASH_SETTLE_SECONDS, check_errors=False
+        ) as env:
+            guild = env.create_guild(GUILD_NAME)
+            await init_database(db)
+            phase = Phase(
+                f"W7 setup: {sizes.w7_records} inserts awaited one by one", model, unit="insert"
+            ).start()
+            with phase.guarded():
+                saved = await insert_one_by_one(phase, budget, table, sizes.w7_records)
+            results.append(phase.finish())
+            if not saved:
+                return results
+            budget.restart()
+            cursor = table.__disco_cursor__
+            assert cursor is not None
+            channel = next(
+                c for c in guild.channels.values() if c.id == cursor.metadata.table_channel
+            )
+            owner = simcord.MemberActor(env, guild, guild.owner)
+            phase = Phase(f"W7 /find by name on {len(saved)} records", model, unit="command")
+            phase.start()
+            wrong = 0
+            with phase.guarded():
+                for q in range(sizes.w7_commands):
+                    if budget.stop(phase):
+                        break
+                    name = saved[(q * 7919 + 13) % len(saved)].name
+                    answer = await budget.op(
+                        phase,
+                        slash_raising_bot_errors(
+                            env, owner, channel, "find", table=channel, column="name", value=name
+                        ),
+                    )
+                    if answer is not None and name[:12] not in answer_text(answer):
+                        wrong += 1
+            phase.extra["wrong_results"] = wrong
+            phase.notes.append(f"on the {len(saved)} records 1.0.0 holds, not {sizes.w7_records}")
+            results.append(phase.finish())
+    return results
+
+
+async def slash_raising_bot_errors(
+    env: simcord.Env, member: simcord.MemberActor, channel: Any, name: str, **options: Any
+) -> simcord.InteractionResult:
+    """Run a slash command; raise the first error the bot's command raised, if any."""
+    cursor = env.error_cursor
+    answer = await member.slash(channel, name, **options)
+    errors = env.errors_since(cursor)
+    if errors:
+        raise errors[0]
+    return answer
+
+
+def answer_text(result: simcord.InteractionResult) -> str:
+    parts = []
+    for message in [result.response, *result.followups]:
+        if message is not None:
+            parts.append(message.content or "")
+            parts.extend(json.dumps(embed.to_dict()) for embed in message.embeds)
+    return "\n".join(parts)
+
+
 Group = Callable[[Sizes, DiscordModel, Budget], Awaitable[list[Result]]]
-GROUPS: dict[str, Group] = {"W1": w1, "W2": w2, "W3-W5": w3_w4_w5, "W6": w6}
+GROUPS: dict[str, Group] = {"W1": w1, "W2": w2, "W3-W5": w3_w4_w5, "W6": w6, "W7": w7}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -353,6 +353,18 @@ def response_text(result: simcord.InteractionResult) -> str:
     return "\n".join(parts)
 
 
+async def slash_raising_bot_errors(
+    env: simcord.Env, member: simcord.MemberActor, channel: Any, name: str, **options: Any
+) -> simcord.InteractionResult:
+    """Run a slash command; raise the first error the bot raised meanwhile, if any."""
+    cursor = env.error_cursor
+    answer = await member.slash(channel, name, **options)
+    errors = env.errors_since(cursor)
+    if errors:
+        raise errors[0]
+    return answer
+
+
 async def w7_slash_find(sizes: Sizes, model: DiscordModel) -> list[Result]:
     """``/find`` through the bot's slash command, end to end, on a table built beforehand."""
     from bot import Settings, create_bot
@@ -362,7 +374,7 @@ async def w7_slash_find(sizes: Sizes, model: DiscordModel) -> list[Result]:
     # No guild in the settings: the bot's on_ready would open the database in bot scope.
     bot = create_bot(Settings())
     with model.installed():
-        async with simcord.run(bot) as env:
+        async with simcord.run(bot, check_errors=False) as env:
             guild = env.create_guild(GUILD_NAME)
             channel = guild.create_text_channel("general")
             owner = simcord.MemberActor(env, guild, guild.owner)
@@ -379,7 +391,9 @@ async def w7_slash_find(sizes: Sizes, model: DiscordModel) -> list[Result]:
                 for q in range(sizes.w7_commands):
                     name = record_name((q * 7919 + 13) % total)
                     answer = await phase.op(
-                        owner.slash(channel, "find", table=TABLE_NAME, query=f"name={name}")
+                        slash_raising_bot_errors(
+                            env, owner, channel, "find", table=TABLE_NAME, query=f"name={name}"
+                        )
                     )
                     if answer is not None and name[:12] not in response_text(answer):
                         wrong += 1
