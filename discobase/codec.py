@@ -77,6 +77,7 @@ class Entry:
 
     Entries of one ``insert_many`` that may land in several messages carry ``group`` and
     ``group_size``; readers apply such entries only once all ``group_size`` are present.
+    A snapshot says that a group completed with ``Entry(None, None, group, 0)`` (``done``).
     """
 
     key: Any
@@ -126,6 +127,8 @@ def _crc(body: bytes) -> str:
 
 def encode_entry(entry: Entry, *, with_group: bool = True) -> str:
     """One JSON line for ``entry``."""
+    if entry.group_size == 0:
+        return _dumps({"done": entry.group})
     line: dict[str, Any] = (
         {"del": entry.key} if entry.record is None else {"put": entry.key, "rec": entry.record}
     )
@@ -200,6 +203,8 @@ def decode_entries(header: Header, body: bytes) -> list[Entry]:
         group_size = line.get("gn", 1)
         if "put" in line and isinstance(line.get("rec"), dict):
             entries.append(Entry(line["put"], line["rec"], group, group_size))
+        elif isinstance(line.get("done"), str):
+            entries.append(Entry(None, None, line["done"], 0))
         elif "del" in line:
             entries.append(Entry(line["del"], None, group, group_size))
         else:

@@ -58,6 +58,9 @@ class TableState:
             name: FieldIndex(name, unique=name in unique) for name in {*indexes, *unique}
         }
         self._groups: dict[str, list[tuple[Entry, int, int]]] = {}
+        #: Completed groups whose entries span channels -> channels still holding tagged parts
+        #: (a compaction of one channel must tell the others' readers the group completed).
+        self.done_groups: dict[str, set[int]] = {}
         self.problems: list[Problem] = []
 
     # -- applying the log ---------------------------------------------------------------
@@ -67,13 +70,34 @@ class TableState:
         for entry in entries:
             if entry.group is None:
                 self._apply_one(entry, version, channel_id)
-                continue
-            parts = self._groups.setdefault(entry.group, [])
-            parts.append((entry, version, channel_id or 0))
-            if len(parts) >= entry.group_size:
-                del self._groups[entry.group]
-                for part, part_version, part_channel in parts:
-                    self._apply_one(part, part_version, part_channel)
+            elif entry.group_size == 0:
+                self._complete(entry.group, self._groups.pop(entry.group, []))
+            elif entry.group in self.done_groups:
+                self.done_groups[entry.group].add(channel_id or 0)
+                self._apply_one(entry, version, channel_id)
+            else:
+                parts = self._groups.setdefault(entry.group, [])
+                parts.append((entry, version, channel_id or 0))
+                if len(parts) >= entry.group_size:
+                    self._complete(entry.group, self._groups.pop(entry.group))
+
+    def _complete(self, group: str, parts: list[tuple[Entry, int, int]]) -> None:
+        channels = self.done_groups.setdefault(group, set())
+        for part, part_version, part_channel in parts:
+            channels.add(part_channel)
+            self._apply_one(part, part_version, part_channel)
+
+    def groups_to_carry(self, channel_id: int) -> list[str]:
+        """Completed groups a snapshot of ``channel_id`` must name: they have tagged parts
+        in other channels, whose readers must learn that the group completed."""
+        return [g for g, channels in self.done_groups.items() if channels - {channel_id}]
+
+    def snapshot_written(self, channel_id: int, carried: list[str]) -> None:
+        """A snapshot of the channel folded its tagged parts: forget them."""
+        for group in list(self.done_groups):
+            self.done_groups[group].discard(channel_id)
+            if not self.done_groups[group] and group not in carried:
+                del self.done_groups[group]
 
     def abandon_group(self, group: str) -> None:
         """Forget the received parts of a group that will never complete (its write failed)."""

@@ -431,6 +431,8 @@ class TableEngine:
             for key, record in self.state.records.items()
             if self.shard_for(key) is shard and self.state.versions.get(key, 0) <= upto
         ]
+        carried = self.state.groups_to_carry(shard.channel_id)
+        lines += [encode_entry(Entry(None, None, group, 0)) for group in carried]
         snapshot_id = secrets.token_hex(8)
         parts: list[int] = []
         for start, end, part in split_to_fit(
@@ -451,6 +453,7 @@ class TableEngine:
             nonce=secrets.token_hex(8),
         )
         # From here a reload uses the new snapshot. Delete what it covers.
+        self.state.snapshot_written(shard.channel_id, carried)
         keep = set(pending)
         covered = [m for m in shard.log_ids if m <= upto and m not in keep]
         obsolete = [*covered, *shard.stale_ids, *shard.snapshot_ids]
