@@ -8,8 +8,6 @@ references that build queries. Every verb goes through the table's engine, which
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -38,11 +36,6 @@ _SCALARS = (str, int, float, bool, type(None))
 def field(name: str) -> FieldRef:
     """A field reference by name, for tables without a Python class: ``field("age") > 3``."""
     return FieldRef(name)
-
-
-def new_key() -> str:
-    """A generated record key: milliseconds since the epoch (hex) and 40 random bits."""
-    return f"{time.time_ns() // 1_000_000:011x}{secrets.token_hex(5)}"
 
 
 class TableMeta(ModelMetaclass):
@@ -125,7 +118,7 @@ class Table(BaseModel, metaclass=TableMeta):
         data = self.model_dump(mode="json")
         stored = cls.model_validate(data)  # a private copy: later changes to self stay local
         if cls._engine().schema.primary_key is None and self._dbk is None:
-            self._dbk = new_key()
+            self._dbk = cls._engine().new_key()
         stored._dbk = self.pk
         return Write(self.pk, stored, data)
 

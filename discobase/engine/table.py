@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import secrets
+import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -133,6 +134,31 @@ class TableEngine:
         if len(self.shards) == 1:
             return self.shards[0]
         return self.shards[zlib.crc32(json.dumps(key).encode()) % len(self.shards)]
+
+    def new_key(self) -> str:
+        """A generated key, placed on the shard where it will be sent soonest.
+
+        Keys are milliseconds since the epoch (hex) and 40 random bits; the random part is
+        drawn until the key hashes to the chosen shard: one whose next message is forming and
+        not blocked behind a send (join that batch), else the idle shard used least recently
+        (so awaited writes rotate over the channels and their rate limits), else the one that
+        started its send first.
+        """
+        target = self._placement()
+        prefix = f"{time.time_ns() // 1_000_000:011x}"
+        while True:
+            key = prefix + secrets.token_hex(5)
+            if self.shard_for(key) is target:
+                return key
+
+    def _placement(self) -> LogShard:
+        if len(self.shards) == 1:
+            return self.shards[0]
+        idle = [s for s in self.shards if not s.writer.sending]
+        forming = [s for s in idle if s.writer.forming]
+        if forming:
+            return forming[0]
+        return min(idle or self.shards, key=lambda s: s.writer.last_used)
 
     def owns(self, channel_id: int) -> bool:
         return channel_id in self._by_channel

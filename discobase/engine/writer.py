@@ -11,6 +11,7 @@ go out together in the next message.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import secrets
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from ..transport import StoredMessage, Transport
 __all__ = ("BatchWriter", "Submission")
 
 log = logging.getLogger(__name__)
+_ticks = itertools.count(1)
 
 
 @dataclass(eq=False)
@@ -59,9 +61,18 @@ class BatchWriter:
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
-        #: Messages sent and batches per message, for metrics.
+        #: A message is being sent (new writes wait for the next one).
+        self.sending = False
+        #: When this writer last started a send, as a tick of a counter shared by all writers.
+        self.last_used = 0
+        #: Messages sent and entries in them, for metrics.
         self.messages_sent = 0
         self.entries_sent = 0
+
+    @property
+    def forming(self) -> bool:
+        """Writes are queued for a message that has not started to send."""
+        return bool(self._queue)
 
     def submit(self, entries: list[Entry], lines: list[str]) -> asyncio.Future[list[int]]:
         """Queue a write; the future resolves to the ids of the messages that hold it."""
@@ -134,6 +145,8 @@ class BatchWriter:
                 continue
             batch_id = parse_header(message.content).get("id")
             self.in_flight.add(batch_id)
+            self.sending = True
+            self.last_used = next(_ticks)
             try:
                 stored = await self.transport.send(
                     self.channel_id,
@@ -143,6 +156,7 @@ class BatchWriter:
                     nonce=batch_id,
                 )
             except BaseException as error:
+                self.sending = False
                 self.in_flight.discard(batch_id)
                 self._on_failed(batch_id)
                 for submission in live:
@@ -151,6 +165,7 @@ class BatchWriter:
                 if isinstance(error, asyncio.CancelledError):
                     raise
                 continue
+            self.sending = False
             self.in_flight.discard(batch_id)
             self.messages_sent += 1
             self.entries_sent += message.entry_count

@@ -289,3 +289,38 @@ async def test_concurrent_saves_across_shards_survive_a_reload(simcord_env, new_
     await db2.open()
     assert sorted(h.n for h in await Hot.find()) == [*range(400), *range(1000, 1050)]
     await db2.close()
+
+
+async def test_generated_keys_rotate_awaited_writes_and_batch_concurrent_ones(simcord_env, new_db):
+    class Spread(discobase.Table):
+        n: int
+
+        class Settings:
+            shards = 4
+
+    db = new_db()
+    db.table(Spread)
+    await db.open()
+    channels = db.schema("spread").channels
+    posts = [f"POST /channels/{c}/messages" for c in channels]
+    before = len(simcord_env.http_requests)
+    for i in range(8):
+        await Spread(n=i).save()
+    calls = rest_calls(simcord_env, before)
+    # each channel has its own rate limit: awaited writes take turns
+    assert sorted(calls) == sorted(posts * 2)
+    before = len(simcord_env.http_requests)
+    await asyncio.gather(*(Spread(n=100 + i).save() for i in range(200)))
+    assert len(rest_calls(simcord_env, before)) == 1  # one batch on one channel
+    await Spread.insert_many([Spread(n=1000 + i) for i in range(50)])
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    db2 = new_db()
+    db2.table(Spread)
+    await db2.open()
+    assert sorted(s.n for s in await Spread.find()) == [
+        *range(8),
+        *range(100, 300),
+        *range(1000, 1050),
+    ]
+    await db2.close()
