@@ -1,0 +1,246 @@
+"""Fault injection on every route the engine uses, during each kind of write, compaction and
+load: after a reload every acknowledged write is there exactly once, and a failed write is
+either wholly there or wholly absent."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+import discobase
+from tests.conftest import make_bot
+
+
+class Doc(discobase.Table):
+    key: str
+    n: int = 0
+
+    class Settings:
+        primary_key = "key"
+        shards = 2
+
+
+def flaky_http(env, method: str, path: str, error: BaseException, times: int, *, after: bool) -> dict:
+    """Make the bot's HTTP client raise ``error`` for matching requests, ``times`` times;
+    with ``after`` the request reaches Discord first (a response lost on the way back).
+    SimCord's own ``inject_error`` covers status codes; this covers timeouts and drops."""
+    http = env.bot.http
+    real = http.request
+    left = {"n": times}
+
+    async def request(route: Any, **kwargs: Any) -> Any:
+        matches = route.method == method and fnmatch.fnmatch(route.path, path)
+        if matches and left["n"] > 0:
+            left["n"] -= 1
+            if after:
+                await real(route, **kwargs)
+            raise error
+        return await real(route, **kwargs)
+
+    http.request = request
+    return left
+
+
+async def open_db(new_db):
+    db = new_db(compaction=None)
+    db.table(Doc)
+    await db.open()
+    return db
+
+
+async def reload(env, db, new_db) -> dict[str, int]:
+    await db.close()
+    await env.restart_bot(make_bot())
+    db2 = await open_db(new_db)
+    found = {d.key: d.n for d in await Doc.find()}
+    await db2.close()
+    return found
+
+
+async def seed() -> dict[str, int]:
+    """Six records, and a log with superseded entries for compaction to clean up."""
+    await Doc.insert_many([Doc(key=f"s{i}", n=i) for i in range(6)])
+    for i in range(3):
+        await Doc(key="s0", n=10 + i).save()
+        await Doc(key="s5", n=10 + i).save()
+    return {**{f"s{i}": i for i in range(6)}, "s0": 12, "s5": 12}
+
+
+async def do_compact(db) -> None:
+    await db.compact()
+
+
+#: op -> (what it does, the state it leads to from the seeded state)
+OPS: dict[str, tuple[Callable[[Any], Awaitable[Any]], Callable[[dict[str, int]], dict[str, int]]]] = {
+    "save": (lambda db: Doc(key="new", n=1).save(), lambda m: {**m, "new": 1}),
+    "insert_many": (  # spans both shards
+        lambda db: Doc.insert_many([Doc(key=f"m{i}", n=i) for i in range(8)]),
+        lambda m: {**m, **{f"m{i}": i for i in range(8)}},
+    ),
+    "update": (lambda db: Doc(key="s1", n=1).update(n=100), lambda m: {**m, "s1": 100}),
+    "delete": (lambda db: Doc(key="s2", n=2).delete(), lambda m: {k: v for k, v in m.items() if k != "s2"}),
+    "compact": (do_compact, lambda m: m),
+}
+ROUTES = {
+    "save": [("POST", "/channels/*/messages")],
+    "insert_many": [("POST", "/channels/*/messages")],
+    "update": [("POST", "/channels/*/messages")],
+    "delete": [("POST", "/channels/*/messages")],
+    "compact": [("POST", "/channels/*/messages"), ("POST", "/channels/*/messages/bulk-delete")],
+}
+CASES = [(op, method, path) for op, routes in ROUTES.items() for method, path in routes]
+
+
+@pytest.mark.parametrize(("op", "method", "path"), CASES)
+@pytest.mark.parametrize("fault", ["500x2", "429", "timeout-after-delivery", "connection-reset"])
+async def test_transient_faults_are_retried_and_each_write_lands_once(
+    simcord_env, new_db, op, method, path, fault
+):
+    db = await open_db(new_db)
+    model = await seed()
+    if fault == "500x2":
+        simcord_env.inject_error(method, path, status=500, times=2)
+    elif fault == "429":
+        simcord_env.inject_error(method, path, status=429, times=1)
+    elif fault == "timeout-after-delivery":
+        flaky_http(simcord_env, method, path, TimeoutError(), 1, after=True)
+    else:
+        flaky_http(simcord_env, method, path, aiohttp.ClientOSError(), 1, after=False)
+    action, expect = OPS[op]
+    await action(db)
+    expected = expect(model)
+    assert {d.key: d.n for d in await Doc.find()} == expected
+    assert sum(db.transport.retries.values()) >= 1
+    assert await reload(simcord_env, db, new_db) == expected
+
+
+@pytest.mark.parametrize(("op", "method", "path"), CASES)
+async def test_a_write_that_fails_for_good_is_wholly_there_or_wholly_absent(
+    simcord_env, new_db, op, method, path
+):
+    db = await open_db(new_db)
+    model = await seed()
+    simcord_env.inject_error(method, path, status=502, times=None)
+    with pytest.raises(discobase.DiscordUnavailableError):
+        await OPS[op][0](db)
+    simcord_env.backend.faults.clear()
+    if op != "compact":
+        assert {d.key: d.n for d in await Doc.find()} == model  # not applied in memory
+    after = await reload(simcord_env, db, new_db)
+    assert after == model
+
+
+@pytest.mark.parametrize(("op", "method", "path"), CASES)
+async def test_a_response_lost_for_good_leaves_the_write_whole_or_absent(
+    simcord_env, new_db, op, method, path
+):
+    db = await open_db(new_db)
+    model = await seed()
+    flaky_http(simcord_env, method, path, TimeoutError(), 100, after=True)
+    action, expect = OPS[op]
+    with pytest.raises(discobase.DiscordUnavailableError):
+        await action(db)
+    del simcord_env.bot.http.request  # back to the real client method
+    after = await reload(simcord_env, db, new_db)
+    # Discord got it (once per attempt): one copy counts, and whole, or none of it
+    assert after in (expect(model), model)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/channels/*/messages"), ("POST", "/guilds/*/channels")],
+)
+async def test_open_and_create_table_retry_and_fail_cleanly(simcord_env, new_db, method, path):
+    db = await open_db(new_db)
+    await seed()
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    simcord_env.inject_error(method, path, status=500, times=2)
+    db2 = new_db()
+    db2.table(Doc)
+    await db2.open()
+    assert await Doc.count() == 6
+    await db2.create_table("extra", {"a": str})
+    simcord_env.inject_error(method, path, status=500, times=None)
+    with pytest.raises(discobase.DiscordUnavailableError):
+        if method == "GET":
+            await db2.sync()
+        else:
+            await db2.create_table("more", {"a": str})
+    simcord_env.backend.faults.clear()
+    assert "more" not in db2.tables
+    await db2.close()
+
+
+async def test_attachment_downloads_are_retried(simcord_env, new_db):
+    db = await open_db(new_db)
+    await Doc(key="big", n=len("x")).save()
+    await Doc.insert_many([Doc(key=f"b{i:04}", n=i) for i in range(400)])  # an attachment
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    http = simcord_env.bot.http
+    real = http.get_from_cdn
+    failures = {"n": 2}
+
+    async def get_from_cdn(url: str) -> bytes:
+        if failures["n"]:
+            failures["n"] -= 1
+            raise aiohttp.ServerDisconnectedError()
+        return await real(url)
+
+    http.get_from_cdn = get_from_cdn
+    db2 = await open_db(new_db)
+    assert await Doc.count() == 401
+    assert db2.transport.retries["GET attachment"] == 2
+    await db2.close()
+
+
+async def test_drop_table_survives_a_failed_channel_delete(simcord_env, new_db):
+    db = await open_db(new_db)
+    await db.create_table("gone", {"a": str})
+    simcord_env.inject_error("DELETE", "/channels/*", status=500, times=None)
+    with pytest.raises(discobase.DiscordUnavailableError):
+        await db.drop_table("gone")
+    simcord_env.backend.faults.clear()
+    assert "gone" not in db.tables  # the catalog says dropped; the channel is left over
+    report = await db.check()
+    assert [p.kind for p in report.problems] == ["orphan-channel"]
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    db2 = await open_db(new_db)
+    assert "gone" not in db2.tables
+    await db2.close()
+
+
+async def test_a_crash_at_any_point_keeps_acknowledged_writes(simcord_env, new_db):
+    """Cancel a running workload at many points (the process dies), restart, compare."""
+    for cut in range(0, 60, 7):
+        db = await open_db(new_db)
+        acknowledged: dict[str, int] = {}
+        attempted: dict[str, int] = {}
+
+        async def writer(i: int, acknowledged=acknowledged, attempted=attempted) -> None:
+            for j in range(5):
+                key = f"c{cut}-{i}-{j}"
+                attempted[key] = j
+                await Doc(key=key, n=j).save()
+                acknowledged[key] = j
+
+        tasks = [asyncio.create_task(writer(i)) for i in range(10)]
+        for _ in range(cut):
+            await asyncio.sleep(0)
+        for task in [*tasks, *(t for t in asyncio.all_tasks() if t.get_name().startswith("discobase-"))]:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await simcord_env.restart_bot(make_bot())  # no close(): the process died
+        db2 = await open_db(new_db)
+        found = {d.key: d.n for d in await Doc.find() if d.key.startswith(f"c{cut}-")}
+        assert acknowledged.items() <= found.items()
+        assert found.items() <= attempted.items()
+        await db2.close()
+        await simcord_env.restart_bot(make_bot())
