@@ -9,6 +9,8 @@
 
 Each workload group runs in a subprocess of its own (ours: ``bench.worker``; 1.0.0:
 ``bench/baseline_driver.py`` in its virtual environment); ours and the baseline run side by side.
+Subprocesses run with ``PYTHONHASHSEED=0``: 1.0.0 iterates over sets of field names, whose order
+would otherwise change from run to run.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ def run_subprocess(command: list[str], env: dict[str, str], timeout: float) -> d
 
 def run_ours(groups: list[str], sizes: Sizes) -> dict[str, dict[str, Any]]:
     results = {}
-    env = dict(os.environ)
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
     for group in groups:
         print(f"ours: {group} ...", flush=True)
         command = [

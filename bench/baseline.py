@@ -63,5 +63,8 @@ def driver_command(group: str, sizes_json: str, budget_seconds: float) -> list[s
 
 
 def driver_environment() -> dict[str, str]:
-    """This process's environment without PYTHONPATH, so our package cannot leak in."""
-    return {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    """This process's environment without PYTHONPATH (our package cannot leak in), with a fixed
+    hash seed (1.0.0 iterates over sets of field names)."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environment["PYTHONHASHSEED"] = "0"
+    return environment

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 try:  # imported as bench.measure by our worker, as a plain module by the baseline driver
     from .model import DiscordModel, RestMetrics
 except ImportError:  # pragma: no cover - the baseline driver's path
-    from model import DiscordModel, RestMetrics  # type: ignore[no-redef]
+    from model import DiscordModel, RestMetrics  # type: ignore[no-redef,import-not-found]
 
 __all__ = ("Phase", "peak_rss_bytes", "percentile", "reset_peak_rss")
 

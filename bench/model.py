@@ -42,7 +42,9 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import discord
+from simcord.backend.access import channel_accessible
 from simcord.http import router as simcord_router
+from simcord.http._helpers import message_response
 from simcord.http.client import FakeHTTPClient, FakeWebhookAdapter
 from simcord.http.routes import messages as simcord_message_routes
 
@@ -547,8 +549,8 @@ class DiscordModel:
             return await model.download(lambda: get_from_cdn(client, url), backend=client.backend)
 
         FakeHTTPClient.request = modelled_http_request  # type: ignore[method-assign,assignment]
-        FakeWebhookAdapter.request = modelled_webhook_request  # type: ignore[method-assign]
-        FakeHTTPClient.get_from_cdn = modelled_get_from_cdn  # type: ignore[method-assign]
+        FakeWebhookAdapter.request = modelled_webhook_request  # type: ignore[method-assign,assignment]
+        FakeHTTPClient.get_from_cdn = modelled_get_from_cdn  # type: ignore[method-assign,assignment]
         history_routes = simcord_router._ROUTES["GET"]
         original_routes = list(history_routes)
         history_routes[:] = [
@@ -583,7 +585,7 @@ def history_after_like_discord(
         channel_id = ctx.int_arg("channel_id")
         ctx.require_channel_permissions(channel_id)
         bot_id = backend.bot_user.id
-        if not simcord_message_routes.channel_accessible(backend, channel_id, bot_id, history=True):
+        if not channel_accessible(backend, channel_id, bot_id, history=True):
             return []
         after = int(params["after"])
         oldest = heapq.nsmallest(
@@ -595,7 +597,7 @@ def history_after_like_discord(
             ),
             key=lambda message: message.id,
         )
-        return [simcord_message_routes.message_response(ctx, message) for message in oldest[::-1]]
+        return [message_response(ctx, message) for message in oldest[::-1]]
 
     return handler
 

@@ -38,10 +38,10 @@ def find_phase(phases: Phases, prefix: str) -> dict[str, Any] | None:
 def calls_per_op(phase: dict[str, Any]) -> float | None:
     """REST calls per operation attempted (failed ones too), counting calls the library made
     after the phase's operations returned (``trailing_rest_calls``)."""
-    attempted = phase.get("ops", 0) + phase.get("failed_ops", 0)
+    attempted = int(phase.get("ops", 0)) + int(phase.get("failed_ops", 0))
     if not attempted:
         return None
-    return (phase["rest_calls"] + phase.get("trailing_rest_calls", 0)) / attempted
+    return (int(phase["rest_calls"]) + int(phase.get("trailing_rest_calls", 0))) / attempted
 
 
 @dataclasses.dataclass

@@ -3,7 +3,12 @@
 Each workload group runs in its own process (see :mod:`bench.worker`) against a fresh simulated
 guild, and returns one result per measured phase (see :class:`bench.measure.Phase`). Workloads are
 driven from the top-level coroutine, never from bot event handlers: work started in bot scope runs
-on SimCord timers bridged to real time, which would make a virtual-time loop jump.
+on SimCord timers bridged to real time, which would make a virtual-time loop jump. W7 is the
+exception by nature (a slash command runs in bot scope); the model's own waits stay virtual there
+(:func:`bench.model.virtual_sleep`), and the bot's /find makes no other timed waits.
+
+W5's cold open runs in a new process: the W3-W5 group pickles SimCord's world (the simulated
+Discord) after compaction and starts ``python -m bench.worker cold-open`` on it.
 
 A phase ends when its operations have returned. Calls the library makes later (a background flush,
 for instance) are counted when the database closes, and reported as ``trailing_rest_calls``.
@@ -42,7 +47,7 @@ from .records import (
     scan_bounds,
 )
 
-__all__ = ("GROUPS", "run_group")
+__all__ = ("GROUPS", "load_world", "run_group", "w5_cold_open")
 
 GUILD_NAME = "discobase-bench"
 TABLE_NAME = "rec"
