@@ -4,7 +4,8 @@
   ``bench/results.json`` and ``docs/performance.md`` (only a complete run writes them).
 - ``python -m bench --quick``: CI sizes, ours only, no baseline install; prints the table and writes
   nothing unless ``--json PATH`` is given (a quick run never overwrites the full results).
-- ``--groups W1,W6`` runs some groups only; ``--no-baseline`` skips 1.0.0; ``--limits`` prints the
+- ``--groups W1,W6`` runs some groups only; ``--no-baseline`` skips 1.0.0; ``--shards N`` sets
+  the benchmark table's ``Settings.shards`` (default: the library's); ``--limits`` prints the
   model's table and exits.
 
 Each workload group runs in a subprocess of its own (ours: ``bench.worker``; 1.0.0:
@@ -72,7 +73,7 @@ def run_subprocess(command: list[str], env: dict[str, str], timeout: float) -> d
         return result
 
 
-def run_ours(groups: list[str], sizes: Sizes) -> dict[str, dict[str, Any]]:
+def run_ours(groups: list[str], sizes: Sizes, shards: int | None) -> dict[str, dict[str, Any]]:
     results = {}
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     for group in groups:
@@ -85,6 +86,8 @@ def run_ours(groups: list[str], sizes: Sizes) -> dict[str, dict[str, Any]]:
             "--sizes",
             json.dumps(sizes.as_json()),
         ]
+        if shards is not None:
+            command += ["--shards", str(shards)]
         results[group] = run_subprocess(command, env, OUR_TIMEOUT_SECONDS)
     return results
 
@@ -132,6 +135,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--groups", help=f"comma-separated subset of {', '.join(OUR_GROUPS)}")
     parser.add_argument("--no-baseline", action="store_true", help="skip discobase 1.0.0")
     parser.add_argument("--json", type=Path, help="write the results here (default: full runs)")
+    parser.add_argument("--shards", type=int, help="Settings.shards of our table (default: unset)")
     parser.add_argument("--limits", action="store_true", help="print the model's figures")
     return parser.parse_args(argv)
 
@@ -153,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         command += f" --groups {args.groups}"
     if args.no_baseline and not args.quick:
         command += " --no-baseline"
+    if args.shards is not None:
+        command += f" --shards {args.shards}"
     started = time.monotonic()
     baseline_setup_error = None
     if with_baseline:
@@ -163,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"could not install discobase {baseline.BASELINE_VERSION}: {error}"
             )
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        ours_future = pool.submit(run_ours, groups, sizes)
+        ours_future = pool.submit(run_ours, groups, sizes, args.shards)
         baseline_groups = [group for group in groups if group in BASELINE_GROUPS]
         theirs_future = (
             pool.submit(run_baseline, baseline_groups, sizes)
@@ -182,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "real_seconds": round(time.monotonic() - started, 1),
         "sizes": sizes.as_json(),
+        "table_shards": args.shards,
         "machine": machine(),
         "model": {"latency_seconds": DEFAULT_LATENCY_SECONDS, "limits": limits_markdown()},
         "ours": ours,
@@ -191,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print()
     print(render_text(results, ours, theirs, targets))
-    complete_run = not (args.quick or args.groups or args.no_baseline)
+    complete_run = not (args.quick or args.groups or args.no_baseline or args.shards)
     json_path = args.json or (RESULTS if complete_run else None)
     if json_path is not None:
         json_path.write_text(json.dumps(results, indent=1, default=str) + "\n")

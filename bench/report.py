@@ -280,10 +280,19 @@ def group_rows(groups: dict[str, dict[str, Any]]) -> list[list[str]]:
     rows = []
     for name, group in groups.items():
         if group.get("error"):
-            last_line = group["error"].strip().splitlines()[-1]
-            rows.append([f"{name} (whole group)", *["-"] * (len(COLUMNS) - 2), last_line])
+            summary = error_summary(group["error"])
+            rows.append([f"{name} (whole group)", *["-"] * (len(COLUMNS) - 2), summary])
         rows.extend(phase_row(phase) for phase in group.get("phases", []))
     return rows
+
+
+def error_summary(error: str) -> str:
+    """The exception line of a traceback (its last unindented line that is not a hint)."""
+    lines = [line for line in error.strip().splitlines() if line and not line[0].isspace()]
+    for line in reversed(lines):
+        if not line.startswith(("For further information", "Traceback")):
+            return line
+    return lines[-1] if lines else error
 
 
 def markdown_table(header: list[str] | tuple[str, ...], rows: list[list[str]]) -> str:

@@ -41,13 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", help="workload sizes as JSON (records.Sizes)")
     parser.add_argument("--world", type=Path, help="cold-open: the pickled SimCord world")
     parser.add_argument("--records", type=int, help="cold-open: records the table must hold")
+    parser.add_argument("--shards", type=int, help="the table's Settings.shards (default: unset)")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     if args.group == "cold-open":
-        workload = w5_cold_open(load_world(args.world), args.records, DiscordModel())
+        workload = w5_cold_open(load_world(args.world), args.records, DiscordModel(), args.shards)
     else:
-        workload = run_group(args.group, Sizes(**json.loads(args.sizes)), DiscordModel())
+        sizes = Sizes(**json.loads(args.sizes))
+        workload = run_group(args.group, sizes, DiscordModel(), args.shards)
     try:
         outcome: dict[str, Any] = {"phases": run_in_virtual_time(workload)}
     except Exception as error:

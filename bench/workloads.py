@@ -60,8 +60,12 @@ def new_bot() -> commands.Bot:
     return commands.Bot(command_prefix="!", intents=discord.Intents.default())
 
 
-def define_record_table(db: discobase.Database) -> type[discobase.Table]:
-    """A fresh table class bound to ``db``: five fields, ``name`` and ``n`` indexed."""
+def define_record_table(db: discobase.Database, shards: int | None) -> type[discobase.Table]:
+    """A fresh table class bound to ``db``: five fields, ``name`` and ``n`` indexed.
+
+    ``shards`` sets ``Settings.shards``; None leaves the library's default.
+    """
+    table_shards = shards
 
     class Rec(discobase.Table):
         name: str
@@ -73,6 +77,8 @@ def define_record_table(db: discobase.Database) -> type[discobase.Table]:
         class Settings:
             name = TABLE_NAME
             indexes = ["name", "n"]
+            if table_shards is not None:
+                shards = table_shards
 
     db.table(Rec)
     return Rec
@@ -85,9 +91,11 @@ class World:
     env: simcord.Env
     guild_id: int
 
-    async def open_database(self, bot: commands.Bot) -> tuple[discobase.Database, Any]:
+    async def open_database(
+        self, bot: commands.Bot, shards: int | None
+    ) -> tuple[discobase.Database, Any]:
         db = discobase.Database(self.guild_id, bot=bot)
-        table = define_record_table(db)
+        table = define_record_table(db, shards)
         await db.open()
         return db, table
 
@@ -127,10 +135,12 @@ async def verify_count(phase_result: Result, table: Any, expected: int) -> None:
     )
 
 
-async def w1_sequential_inserts(sizes: Sizes, model: DiscordModel) -> list[Result]:
+async def w1_sequential_inserts(
+    sizes: Sizes, model: DiscordModel, shards: int | None
+) -> list[Result]:
     results: list[Result] = []
     async with simulated_guild(model) as world:
-        db, table = await world.open_database(world.env.bot)  # type: ignore[arg-type]
+        db, table = await world.open_database(world.env.bot, shards)  # type: ignore[arg-type]
         rows = records(range(sizes.w1_inserts))
         phase = Phase("W1 inserts awaited one by one", model, unit="insert").start()
         with phase.guarded():
@@ -142,10 +152,12 @@ async def w1_sequential_inserts(sizes: Sizes, model: DiscordModel) -> list[Resul
     return results
 
 
-async def w2_concurrent_inserts(sizes: Sizes, model: DiscordModel) -> list[Result]:
+async def w2_concurrent_inserts(
+    sizes: Sizes, model: DiscordModel, shards: int | None
+) -> list[Result]:
     results: list[Result] = []
     async with simulated_guild(model) as world:
-        db, table = await world.open_database(world.env.bot)  # type: ignore[arg-type]
+        db, table = await world.open_database(world.env.bot, shards)  # type: ignore[arg-type]
         per_task = sizes.w2_inserts // sizes.w2_tasks
         rows = records(range(per_task * sizes.w2_tasks))
         phase = Phase(
@@ -164,12 +176,14 @@ async def w2_concurrent_inserts(sizes: Sizes, model: DiscordModel) -> list[Resul
     return results
 
 
-async def w3_w4_w5_bulk_queries_cold_open(sizes: Sizes, model: DiscordModel) -> list[Result]:
+async def w3_w4_w5_bulk_queries_cold_open(
+    sizes: Sizes, model: DiscordModel, shards: int | None
+) -> list[Result]:
     """W3 builds the table, W4 queries it, W5 compacts it and opens it cold in a new process."""
     results: list[Result] = []
     total = sizes.w3_records
     async with simulated_guild(model) as world:
-        db, table = await world.open_database(world.env.bot)  # type: ignore[arg-type]
+        db, table = await world.open_database(world.env.bot, shards)  # type: ignore[arg-type]
         rows = [table(**fields) for fields in records(range(total))]
         phase = Phase("W3 insert_many", model, unit="record").start()
         with phase.guarded():
@@ -186,11 +200,11 @@ async def w3_w4_w5_bulk_queries_cold_open(sizes: Sizes, model: DiscordModel) -> 
         results.append(phase.finish())
         await close_counting_trailing_calls(db, model, results)
         del db, table
-        results.extend(cold_open_in_new_process(world, total))
+        results.extend(cold_open_in_new_process(world, total, shards))
     return results
 
 
-def cold_open_in_new_process(world: World, total: int) -> list[Result]:
+def cold_open_in_new_process(world: World, total: int, shards: int | None) -> list[Result]:
     """Hand SimCord's world to a new process (pickled), which opens the database cold there.
 
     SimCord's backend holds the whole simulated Discord; its event subscribers (the current
@@ -211,6 +225,8 @@ def cold_open_in_new_process(world: World, total: int) -> list[Result]:
         del snapshot
         command = [sys.executable, "-m", "bench.worker", "cold-open", "--world", str(world_path)]
         command += ["--records", str(total), "--out", str(out)]
+        if shards is not None:
+            command += ["--shards", str(shards)]
         # Blocking on purpose: nothing else may run meanwhile, and the loop's time stands still.
         completed = subprocess.run(command, check=False, capture_output=True, text=True)
         if not out.exists():
@@ -229,7 +245,9 @@ def load_world(world_path: Path) -> Any:
     return pickle.loads(world_path.read_bytes())
 
 
-async def w5_cold_open(backend: Any, total: int, model: DiscordModel) -> list[Result]:
+async def w5_cold_open(
+    backend: Any, total: int, model: DiscordModel, shards: int | None
+) -> list[Result]:
     """In a new process: open the database on the handed-over world with a new bot, count."""
     guild_id = next(iter(backend.guilds))
     bot = new_bot()
@@ -239,7 +257,7 @@ async def w5_cold_open(backend: Any, total: int, model: DiscordModel) -> list[Re
         async with runner:
             gc.collect()
             db = discobase.Database(guild_id, bot=bot)
-            table = define_record_table(db)
+            table = define_record_table(db, shards)
             phase = Phase(COLD_OPEN, model, unit="open").start()
             counted: int | None = None
             with phase.guarded():
@@ -309,11 +327,11 @@ async def w4_queries(sizes: Sizes, model: DiscordModel, table: Any, total: int) 
     return results
 
 
-async def w6_updates_deletes(sizes: Sizes, model: DiscordModel) -> list[Result]:
+async def w6_updates_deletes(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
     results: list[Result] = []
     ops = sizes.w6_ops
     async with simulated_guild(model) as world:
-        db, table = await world.open_database(world.env.bot)  # type: ignore[arg-type]
+        db, table = await world.open_database(world.env.bot, shards)  # type: ignore[arg-type]
         rows = [table(**fields) for fields in records(range(2 * ops))]
         await table.insert_many(rows)
         one_by_one, concurrent = rows[:ops], rows[ops:]
@@ -370,7 +388,7 @@ async def slash_raising_bot_errors(
     return answer
 
 
-async def w7_slash_find(sizes: Sizes, model: DiscordModel) -> list[Result]:
+async def w7_slash_find(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
     """``/find`` through the bot's slash command, end to end, on a table built beforehand."""
     from bot import Settings, create_bot
 
@@ -384,7 +402,7 @@ async def w7_slash_find(sizes: Sizes, model: DiscordModel) -> list[Result]:
             channel = guild.create_text_channel("general")
             owner = simcord.MemberActor(env, guild, guild.owner)
             loader = discobase.Database(guild.id, bot=bot)
-            table = define_record_table(loader)
+            table = define_record_table(loader, shards)
             await loader.open()
             await table.insert_many([table(**fields) for fields in records(range(total))])
             await loader.close()
@@ -410,7 +428,7 @@ async def w7_slash_find(sizes: Sizes, model: DiscordModel) -> list[Result]:
     return results
 
 
-Group = Callable[[Sizes, DiscordModel], Awaitable[list[Result]]]
+Group = Callable[[Sizes, DiscordModel, int | None], Awaitable[list[Result]]]
 
 #: Workload groups by name; each runs in a process of its own.
 GROUPS: dict[str, Group] = {
@@ -422,5 +440,8 @@ GROUPS: dict[str, Group] = {
 }
 
 
-async def run_group(name: str, sizes: Sizes, model: DiscordModel) -> list[Result]:
-    return await GROUPS[name](sizes, model)
+async def run_group(
+    name: str, sizes: Sizes, model: DiscordModel, shards: int | None = None
+) -> list[Result]:
+    """Run workload group ``name``; ``shards`` sets the table's shards (None: the default)."""
+    return await GROUPS[name](sizes, model, shards)
