@@ -11,6 +11,7 @@ message that says what to fix. The grammars are documented in docs/commands.md.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -242,10 +243,17 @@ def _reject_constant(name: str) -> Any:
     raise BadInputError(f"{name} is not a JSON number; use null or a finite number")
 
 
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise BadInputError(f"{literal} is not a JSON number a float can hold; use a finite number")
+    return value
+
+
 def parse_json(text: str, *, what: str) -> Any:
     """Parse JSON text; NaN/Infinity and nesting deeper than 32 levels are refused."""
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except json.JSONDecodeError as error:
         raise BadInputError(
             f"{what} is not valid JSON: {error.msg} at character {error.pos + 1}"

@@ -81,7 +81,7 @@ class RecordForm(discord.ui.Modal):
                     data[name] = None
             await interaction.response.defer(ephemeral=True, thinking=True)
             record = self.table.model_validate(data)
-            await record.save()
+            await record.insert()
             await respond(
                 interaction,
                 f"Inserted into {code(self.schema.name)} with key {code(record.pk)}:\n"
@@ -113,7 +113,7 @@ class Records(commands.Cog):
             cls = table_class(database, table)
             schema = database.schema(table)
             record = cls.model_validate(values)
-            await record.save()
+            await record.insert()
             await respond(
                 interaction,
                 f"Inserted into {code(table)} with key {code(record.pk)}:\n"

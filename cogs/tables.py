@@ -36,7 +36,7 @@ class Tables(commands.Cog):
 
     @table.command(name="create", description="Create a table", extras=requires(Access.WRITE))
     @app_commands.describe(
-        name="Table name: lowercase letters, digits, - and _",
+        name="Table name: lowercase letters, digits and _, starting with a letter",
         fields=f"Fields like `name:str, age:int=0, email:str?`; types: {', '.join(FIELD_TYPES)}",
         primary_key="The field that identifies a record (default: a generated key)",
         indexes="Fields to index for fast queries, comma-separated",

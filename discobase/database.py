@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic
+from pydantic import JsonValue
 
 from .engine.catalog import Catalog
 from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema, check_name, describe_annotation
@@ -456,7 +458,7 @@ def _field_spec(table: str, name: str, spec: Any) -> FieldSchema:
         has_default = True
     if isinstance(spec, str):
         optional = spec.endswith("?")
-        type_name = spec.rstrip("?")
+        type_name = spec.removesuffix("?")
         if type_name not in TYPE_NAMES:
             raise SchemaError(
                 f"table {table!r}: field {name!r} has unknown type {spec!r}; use one of "
@@ -464,7 +466,7 @@ def _field_spec(table: str, name: str, spec: Any) -> FieldSchema:
             )
     else:
         type_name, optional = describe_annotation(spec)
-        if type_name == "json" and spec is not Any and spec is not dict and spec is not list:
+        if type_name == "json" and spec not in (Any, JsonValue, dict, list):
             raise SchemaError(
                 f"table {table!r}: field {name!r}: type {spec!r} is not supported by runtime "
                 f"tables; use one of {', '.join(TYPE_NAMES)} or a Table class"
@@ -501,10 +503,15 @@ def _runtime_class(schema: TableSchema) -> type[Table]:
         if default is not ...:
             try:
                 pydantic.TypeAdapter(annotation).validate_python(default.default)
-            except pydantic.ValidationError as error:
+                json.dumps(default.default, allow_nan=False)
+            except (pydantic.ValidationError, TypeError, ValueError) as error:
+                detail = (
+                    error.errors()[0]["msg"]
+                    if isinstance(error, pydantic.ValidationError)
+                    else error
+                )
                 raise SchemaError(
-                    f"table {schema.name!r}: the default of {name!r} does not fit its type: "
-                    f"{error.errors()[0]['msg']}"
+                    f"table {schema.name!r}: the default of {name!r} does not fit its type: {detail}"
                 ) from None
     cls: type[Table] = pydantic.create_model(class_name, __base__=Table, **definitions)
     cls.Settings = settings  # type: ignore[attr-defined]

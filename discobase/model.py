@@ -13,6 +13,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import pydantic
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter
 from pydantic._internal._model_construction import ModelMetaclass
 
@@ -115,7 +116,13 @@ class Table(BaseModel, metaclass=TableMeta):
         from .engine.table import Write
 
         cls = type(self)
-        data = self.model_dump(mode="json")
+        try:
+            data = self.model_dump(mode="json")
+        except (pydantic_core.PydanticSerializationError, ValueError, RecursionError) as error:
+            raise ValidationError(
+                cls.__discobase_name__ or cls.__name__.lower(),
+                f"the record cannot be stored as JSON: {error}",
+            ) from None
         stored = cls.model_validate(data)  # a private copy: later changes to self stay local
         if cls._engine().schema.primary_key is None and self._dbk is None:
             self._dbk = cls._engine().new_key()

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, JsonValue
 from pydantic.fields import FieldInfo
 
 from ..errors import SchemaError
@@ -29,7 +29,7 @@ TYPE_NAMES: dict[str, Any] = {
     "date": dt.date,
     "uuid": uuid.UUID,
     "decimal": decimal.Decimal,
-    "json": Any,
+    "json": JsonValue,
 }
 _NAMES_BY_TYPE = {v: k for k, v in TYPE_NAMES.items() if k != "json"}
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
@@ -195,6 +195,8 @@ class TableSchema:
                     f"{', '.join(_KEY_TYPES)} field, not {key.type}"
                 )
         for kind, declared in (("index", self.indexes), ("unique", self.unique)):
+            if len(set(declared)) != len(declared):
+                raise SchemaError(f"table {self.name!r}: a field is named twice in {kind}")
             for name in declared:
                 if name not in names:
                     raise SchemaError(f"table {self.name!r}: {kind} on unknown field {name!r}")

@@ -25,7 +25,9 @@ class Doc(discobase.Table):
         shards = 2
 
 
-def flaky_http(env, method: str, path: str, error: BaseException, times: int, *, after: bool) -> dict:
+def flaky_http(
+    env, method: str, path: str, error: BaseException, times: int, *, after: bool
+) -> dict:
     """Make the bot's HTTP client raise ``error`` for matching requests, ``times`` times;
     with ``after`` the request reaches Discord first (a response lost on the way back).
     SimCord's own ``inject_error`` covers status codes; this covers timeouts and drops."""
@@ -76,14 +78,19 @@ async def do_compact(db) -> None:
 
 
 #: op -> (what it does, the state it leads to from the seeded state)
-OPS: dict[str, tuple[Callable[[Any], Awaitable[Any]], Callable[[dict[str, int]], dict[str, int]]]] = {
+OPS: dict[
+    str, tuple[Callable[[Any], Awaitable[Any]], Callable[[dict[str, int]], dict[str, int]]]
+] = {
     "save": (lambda db: Doc(key="new", n=1).save(), lambda m: {**m, "new": 1}),
     "insert_many": (  # spans both shards
         lambda db: Doc.insert_many([Doc(key=f"m{i}", n=i) for i in range(8)]),
         lambda m: {**m, **{f"m{i}": i for i in range(8)}},
     ),
     "update": (lambda db: Doc(key="s1", n=1).update(n=100), lambda m: {**m, "s1": 100}),
-    "delete": (lambda db: Doc(key="s2", n=2).delete(), lambda m: {k: v for k, v in m.items() if k != "s2"}),
+    "delete": (
+        lambda db: Doc(key="s2", n=2).delete(),
+        lambda m: {k: v for k, v in m.items() if k != "s2"},
+    ),
     "compact": (do_compact, lambda m: m),
 }
 ROUTES = {
@@ -220,11 +227,11 @@ async def test_drop_table_survives_a_failed_channel_delete(simcord_env, new_db):
 async def test_a_crash_at_any_point_keeps_acknowledged_writes(simcord_env, new_db):
     """Cancel a running workload at many points (the process dies), restart, compare."""
     for cut in range(0, 60, 7):
-        db = await open_db(new_db)
+        await open_db(new_db)
         acknowledged: dict[str, int] = {}
         attempted: dict[str, int] = {}
 
-        async def writer(i: int, acknowledged=acknowledged, attempted=attempted) -> None:
+        async def writer(i: int, cut=cut, acknowledged=acknowledged, attempted=attempted) -> None:
             for j in range(5):
                 key = f"c{cut}-{i}-{j}"
                 attempted[key] = j
@@ -234,7 +241,10 @@ async def test_a_crash_at_any_point_keeps_acknowledged_writes(simcord_env, new_d
         tasks = [asyncio.create_task(writer(i)) for i in range(10)]
         for _ in range(cut):
             await asyncio.sleep(0)
-        for task in [*tasks, *(t for t in asyncio.all_tasks() if t.get_name().startswith("discobase-"))]:
+        for task in [
+            *tasks,
+            *(t for t in asyncio.all_tasks() if t.get_name().startswith("discobase-")),
+        ]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await simcord_env.restart_bot(make_bot())  # no close(): the process died
