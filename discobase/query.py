@@ -86,38 +86,31 @@ class Compare(Predicate):
 
 
 @dataclass(frozen=True, eq=False)
-class And(Predicate):
-    """All of ``parts`` hold (an empty And always holds)."""
-
+class _Junction(Predicate):
     parts: tuple[Predicate, ...]
-
-    def matches(self, record: Any) -> bool:
-        return all(part.matches(record) for part in self.parts)
 
     def fields(self) -> Iterable[str]:
         return [name for part in self.parts for name in part.fields()]
 
     def map_values(self, coerce: Callable[[str, str, Any], Any]) -> Predicate:
-        return And(tuple(part.map_values(coerce) for part in self.parts))
+        return type(self)(tuple(part.map_values(coerce) for part in self.parts))
+
+
+class And(_Junction):
+    """All of ``parts`` hold (an empty And always holds)."""
+
+    def matches(self, record: Any) -> bool:
+        return all(part.matches(record) for part in self.parts)
 
     def __repr__(self) -> str:
         return " & ".join(map(repr, self.parts)) if self.parts else "(all)"
 
 
-@dataclass(frozen=True, eq=False)
-class Or(Predicate):
+class Or(_Junction):
     """At least one of ``parts`` holds."""
-
-    parts: tuple[Predicate, ...]
 
     def matches(self, record: Any) -> bool:
         return any(part.matches(record) for part in self.parts)
-
-    def fields(self) -> Iterable[str]:
-        return [name for part in self.parts for name in part.fields()]
-
-    def map_values(self, coerce: Callable[[str, str, Any], Any]) -> Predicate:
-        return Or(tuple(part.map_values(coerce) for part in self.parts))
 
     def __repr__(self) -> str:
         return "(" + " | ".join(map(repr, self.parts)) + ")"
