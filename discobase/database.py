@@ -98,6 +98,9 @@ class Database:
         self._catalog: Catalog | None = None
         self._category_id = 0
         self._open_lock = asyncio.Lock()
+        # Local schema changes and following other processes' changes take turns, so the
+        # gateway echo of our own catalog event never attaches a table twice.
+        self._schema_lock = asyncio.Lock()
         self._ready = asyncio.Event()
         self._login_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
@@ -230,7 +233,7 @@ class Database:
         declared = _schema_of_class(cls)
         stored = self._catalog.tables.get(name)
         if stored is None:
-            await self._attach(await self._create_in_guild(declared), cls)
+            await self._attach(await self._create_in_guild(declared), cls, new=True)
             return
         if declared.shards != stored.shards:
             raise SchemaMismatchError(
@@ -249,7 +252,9 @@ class Database:
             )
         await self._catalog.append("alter", declared)
 
-    async def _attach(self, schema: TableSchema, cls: type[Table] | None) -> TableEngine:
+    async def _attach(
+        self, schema: TableSchema, cls: type[Table] | None, *, new: bool = False
+    ) -> TableEngine:
         if cls is None:
             cls = _runtime_class(schema)
         cls.__discobase_name__ = schema.name
@@ -264,7 +269,8 @@ class Database:
         self._engines[schema.name] = engine
         cls.__discobase_engine__ = engine
         self.tables[schema.name] = cls
-        await engine.load()
+        if not new:  # a table this process just created has nothing to read
+            await engine.load()
         return engine
 
     def _detach(self, name: str) -> None:
@@ -308,7 +314,10 @@ class Database:
             shards,
         ).validate()
         _runtime_class(schema)  # defaults must fit their types before anything is written
-        await self._attach(await self._create_in_guild(schema), None)
+        async with self._schema_lock:
+            if name in catalog.tables:
+                raise TableExistsError(name)
+            await self._attach(await self._create_in_guild(schema), None, new=True)
         return self.tables[name]
 
     def schema(self, name: str) -> TableSchema:
@@ -328,13 +337,14 @@ class Database:
     async def drop_table(self, name: str) -> None:
         """Delete the table and its records (its channels are deleted too)."""
         catalog = self._require_open()
-        engine = self._engine(name)
-        await engine.close()
-        await catalog.append("drop", engine.schema)
-        self._detach(name)
-        self._classes.pop(name, None)
-        for channel_id in engine.schema.channels:
-            await self.transport.delete_channel(channel_id)
+        async with self._schema_lock:
+            engine = self._engine(name)
+            await engine.close()
+            await catalog.append("drop", engine.schema)
+            self._detach(name)
+            self._classes.pop(name, None)
+            for channel_id in engine.schema.channels:
+                await self.transport.delete_channel(channel_id)
 
     async def compact(self, name: str | None = None) -> int:
         """Snapshot the table (all tables with no name) now; return old messages deleted."""
@@ -375,12 +385,13 @@ class Database:
     async def _follow_catalog(self) -> None:
         """Attach tables another process created; detach ones it dropped."""
         assert self._catalog is not None
-        for name in [n for n in self._engines if n not in self._catalog.tables]:
-            await self._engines[name].close()
-            self._detach(name)
-        for name, schema in self._catalog.tables.items():
-            if name not in self._engines:
-                await self._attach(schema, self._classes.get(name))
+        async with self._schema_lock:
+            for name in [n for n in self._engines if n not in self._catalog.tables]:
+                await self._engines[name].close()
+                self._detach(name)
+            for name, schema in list(self._catalog.tables.items()):
+                if name not in self._engines:
+                    await self._attach(schema, self._classes.get(name))
 
     async def sync(self) -> None:
         """Catch up with writes made by other processes (e.g. after a gateway reconnect)."""

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 import discobase
-from tests.conftest import make_bot
+from tests.conftest import make_bot, rest_calls
 
 
 async def test_create_insert_find_schema_drop_and_reload(simcord_env, new_db):
@@ -98,10 +98,15 @@ async def test_bad_definitions_are_refused_before_anything_is_written(
     await db.close()
 
 
-async def test_duplicate_table_is_refused(new_db):
+async def test_duplicate_table_is_refused(new_db, simcord_env):
     db = new_db()
     await db.open()
+    before = len(simcord_env.http_requests)
     await db.create_table("t", {"a": str})
+    # one channel, one catalog event; nothing to read back
+    assert [c.split(" ")[0] for c in rest_calls(simcord_env, before)] == ["POST", "POST"]
+    await simcord_env.settle()  # the catalog event's gateway echo changes nothing
+    assert len(simcord_env.http_requests) == before + 2
     with pytest.raises(discobase.TableExistsError):
         await db.create_table("t", {"b": int})
     assert [f.name for f in db.schema("t").fields] == ["a"]
