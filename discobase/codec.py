@@ -84,6 +84,8 @@ class Entry:
     record: dict[str, Any] | None
     group: str | None = None
     group_size: int = 1
+    #: The decoded record, when the writer has it already (never encoded).
+    decoded: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass

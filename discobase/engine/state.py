@@ -130,7 +130,7 @@ class TableState:
             self._remove(key)
             return
         try:
-            record = self._decode(key, entry.record)
+            record = entry.decoded if entry.decoded is not None else self._decode(key, entry.record)
         except Exception as error:  # a record that no longer fits the schema: skip, report
             self.problems.append(
                 Problem(self.table, channel_id, version, "invalid-record", f"key {key!r}: {error}")

@@ -380,7 +380,7 @@ class TableEngine:
         group = secrets.token_hex(6) if len(writes) > 1 else None
         by_shard: dict[int, tuple[list[Entry], list[str]]] = {}
         for write in writes:
-            entry = Entry(write.key, write.data, group, len(writes))
+            entry = Entry(write.key, write.data, group, len(writes), write.record)
             line = encode_entry(entry)
             if len(line) > self.size_limit:
                 raise RecordTooLargeError(self.name, len(line), self.size_limit)
