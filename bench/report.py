@@ -330,13 +330,19 @@ def route_rows(groups: dict[str, dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def comparable_name(phase_name: str) -> str:
+    """A phase's name without what differs between ours and 1.0.0 (sizes held, how it opens)."""
+    for cut in (" on ", " of ", " by a new "):
+        phase_name = phase_name.split(cut, maxsplit=1)[0]
+    return phase_name
+
+
 def ratio_rows(ours: Phases, baseline: Phases) -> list[list[str]]:
     """ours/theirs for phases both ran: REST calls per op and ops per simulated second."""
+    theirs_by_name = {comparable_name(name): phase for name, phase in baseline.items()}
     rows = []
     for name, phase in ours.items():
-        theirs = baseline.get(name) or (
-            find_phase(baseline, name.split(" of ")[0]) if name.startswith("W4 unindexed") else None
-        )
+        theirs = theirs_by_name.get(comparable_name(name))
         if theirs is None:
             continue
         calls = _ratio(_get(phase, calls_per_op), _get(theirs, calls_per_op))
