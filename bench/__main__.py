@@ -131,6 +131,28 @@ def machine() -> dict[str, Any]:
     }
 
 
+def code_version() -> str:
+    """The repository's commit, and whether the working tree differed from it."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "discobase", "bench", "bot.py", "cogs"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="CI sizes, ours only")
@@ -207,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": sizes.as_json(),
         "table_shards": args.shards,
         "machine": machine(),
+        "code": code_version(),
         "model": {"latency_seconds": DEFAULT_LATENCY_SECONDS, "limits": limits_markdown()},
         "ours": ours,
         "baseline": theirs,
@@ -223,8 +246,23 @@ def main(argv: list[str] | None = None) -> int:
     if complete_run:
         PERFORMANCE_DOC.write_text(render_markdown(results, ours, theirs, targets))
         print(f"wrote {PERFORMANCE_DOC.relative_to(REPO)}")
-    failed_groups = [name for name, group in ours.items() if group.get("error")]
-    return 1 if failed_groups else 0
+    broken = broken_phases(ours)
+    if broken:
+        print(f"\nours went wrong (exit 1): {', '.join(broken)}", file=sys.stderr)
+    return 1 if broken else 0
+
+
+def broken_phases(ours: dict[str, dict[str, Any]]) -> list[str]:
+    """Our groups that crashed and phases with failed operations, wrong or lost results.
+
+    Targets missed are findings, not errors; these are: they fail ``--quick`` in CI.
+    """
+    broken = [f"{name} (crashed)" for name, group in ours.items() if group.get("error")]
+    for phase in report.phases_by_name(ours).values():
+        verified = phase.get("verified", "ok")
+        if phase.get("failed_ops") or phase.get("wrong_results") or verified != "ok":
+            broken.append(phase["phase"])
+    return broken
 
 
 def render_text(
@@ -284,7 +322,7 @@ def render_markdown(
         "budget stopped (those depend on the machine's speed).",
         "",
         f"- command: `{results['command']}` ({results['real_seconds']} real seconds)",
-        f"- date: {results['date']}",
+        f"- date: {results['date']}; code: {results.get('code', 'not recorded')}",
         f"- machine: {machine_info['cpu']}, {machine_info['cpus']} CPUs, "
         f"{machine_info['memory_mb']} MB; {machine_info['platform']}; Python "
         f"{machine_info['python']}; discord.py {machine_info['discord.py']}, SimCord "
