@@ -48,6 +48,12 @@ from records import Sizes, baseline_fields, record_name, scan_bounds
 
 import discobase
 
+if discobase.__version__ != "1.0.0":  # the repository root leaked onto sys.path
+    raise SystemExit(
+        f"baseline_driver.py imported discobase {discobase.__version__} from "
+        f"{discobase.__file__}, not 1.0.0: run it with bench/.baseline-venv"
+    )
+
 GUILD_NAME = "discobase-bench"
 MAX_CONSECUTIVE_FAILURES = 10
 #: SimCord's settle timeout for slash commands, in (virtual) seconds; its default is 5.

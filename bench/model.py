@@ -264,6 +264,13 @@ def limits_markdown(latency: float = DEFAULT_LATENCY_SECONDS) -> str:
         f"| round trip | {latency * 1000:g} ms per REST call and per attachment download | - | - "
         "| the issue's default |"
     )
+    rows += [
+        "",
+        "Not modelled: channel- and guild-wide write limits (codes 20028/20029, no figures), the",
+        "invalid-request limit (10,000 per 10 min: the model never answers 429), message age",
+        "rules of bulk delete (SimCord's own checks apply), and gateway latency (events arrive",
+        "at once).",
+    ]
     return "\n".join(rows)
 
 
