@@ -57,8 +57,10 @@ __all__ = (
     "FixedWindowBucket",
     "RestMetrics",
     "RouteLimit",
+    "history_after_like_discord",
     "limits_markdown",
     "route_name",
+    "virtual_sleep",
 )
 
 _T = TypeVar("_T")

@@ -14,8 +14,6 @@ Phases = dict[str, dict[str, Any]]
 
 W1 = "W1 inserts awaited one by one"
 W3 = "W3 insert_many"
-W4_FIND = "W4 finds by an indexed field (name)"
-W4_RANGE = "W4 range queries on an indexed field (n)"
 W5_OPEN = "W5 cold open by a new process, then count()"
 W6_UPDATE = "W6 updates awaited one by one"
 W6_DELETE = "W6 deletes awaited one by one"
