@@ -8,6 +8,12 @@ references that build queries. Every verb goes through the table's engine, which
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import enum
+import types
+import typing
+import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -31,7 +37,11 @@ if TYPE_CHECKING:
 
 __all__ = ("Table", "field")
 
-_SCALARS = (str, int, float, bool, type(None))
+#: Values of these types never change in place, so a shallow copy of a record is a safe copy.
+_IMMUTABLE = (
+    str, int, float, bool, type(None), datetime.datetime, datetime.date, datetime.time,
+    datetime.timedelta, uuid.UUID, decimal.Decimal, enum.Enum,
+)  # fmt: skip
 
 
 def field(name: str) -> FieldRef:
@@ -299,11 +309,12 @@ def _adapter(cls: type[Table], name: str) -> TypeAdapter[Any]:
 
 @cache
 def _needs_deep_copy(cls: type[Table]) -> bool:
-    return not all(
-        f.annotation in _SCALARS
-        or (f.annotation.__class__ is type and issubclass(f.annotation, _SCALARS))  # type: ignore[arg-type]
-        for f in cls.model_fields.values()
-    )
+    def immutable(annotation: Any) -> bool:
+        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+            return all(immutable(arg) for arg in typing.get_args(annotation))
+        return isinstance(annotation, type) and issubclass(annotation, _IMMUTABLE)
+
+    return not all(immutable(f.annotation) for f in cls.model_fields.values())
 
 
 def _json_key(cls: type[Table], field_name: str, value: Any) -> Any:

@@ -49,6 +49,10 @@ class Predicate:
 
     def matches(self, record: Any) -> bool:
         """Whether ``record`` (an object with the fields as attributes) satisfies this."""
+        return self.compile()(record)
+
+    def compile(self) -> Callable[[Any], bool]:
+        """A function that tells whether a record satisfies this (fast, for scans)."""
         raise NotImplementedError
 
     def fields(self) -> Iterable[str]:
@@ -72,8 +76,30 @@ class Compare(Predicate):
         if self.op not in OPERATORS:
             raise ValueError(f"unknown operator {self.op!r}; use one of {', '.join(OPERATORS)}")
 
-    def matches(self, record: Any) -> bool:
-        return compare(getattr(record, self.field), self.op, self.value)
+    def compile(self) -> Callable[[Any], bool]:
+        name, op, expected = self.field, self.op, self.value
+        get = operator.attrgetter(name)
+        if op in ("==", "!="):
+            wanted = op == "=="
+            if expected is None:
+                return lambda record: (get(record) is None) is wanted
+            return lambda record: (get(record) == expected) is wanted
+        if op in COMPARISONS:
+            if expected is None:
+                return lambda record: False
+            test = COMPARISONS[op]
+
+            def ordered(record: Any) -> bool:
+                actual = get(record)
+                if actual is None:
+                    return False
+                try:
+                    return bool(test(actual, expected))
+                except TypeError:
+                    return False
+
+            return ordered
+        return lambda record: compare(get(record), op, expected)
 
     def fields(self) -> Iterable[str]:
         return (self.field,)
@@ -99,8 +125,16 @@ class _Junction(Predicate):
 class And(_Junction):
     """All of ``parts`` hold (an empty And always holds)."""
 
-    def matches(self, record: Any) -> bool:
-        return all(part.matches(record) for part in self.parts)
+    def compile(self) -> Callable[[Any], bool]:
+        checks = [part.compile() for part in self.parts]
+        if not checks:
+            return lambda record: True
+        if len(checks) == 1:
+            return checks[0]
+        if len(checks) == 2:
+            first, second = checks
+            return lambda record: first(record) and second(record)
+        return lambda record: all(check(record) for check in checks)
 
     def __repr__(self) -> str:
         return " & ".join(map(repr, self.parts)) if self.parts else "(all)"
@@ -109,8 +143,9 @@ class And(_Junction):
 class Or(_Junction):
     """At least one of ``parts`` holds."""
 
-    def matches(self, record: Any) -> bool:
-        return any(part.matches(record) for part in self.parts)
+    def compile(self) -> Callable[[Any], bool]:
+        checks = [part.compile() for part in self.parts]
+        return lambda record: any(check(record) for check in checks)
 
     def __repr__(self) -> str:
         return "(" + " | ".join(map(repr, self.parts)) + ")"
@@ -122,8 +157,9 @@ class Not(Predicate):
 
     part: Predicate
 
-    def matches(self, record: Any) -> bool:
-        return not self.part.matches(record)
+    def compile(self) -> Callable[[Any], bool]:
+        check = self.part.compile()
+        return lambda record: not check(record)
 
     def fields(self) -> Iterable[str]:
         return self.part.fields()

@@ -72,24 +72,26 @@ class FieldIndex:
                 return None
         return self._sorted
 
-    def range(self, op: str, value: Any) -> set[Any] | None:
-        """Keys whose value satisfies ``value`` under ``op`` (< <= > >=); None if not sortable."""
+    def interval(
+        self, lower: tuple[Any, bool] | None, upper: tuple[Any, bool] | None
+    ) -> set[Any] | None:
+        """Keys whose value lies between ``lower`` and ``upper``, each ``(value, inclusive)``
+        or None for unbounded; None when the values do not sort."""
         values = self._sorted_values()
-        if values is None or value is None:
+        if values is None:
             return None
         try:
-            if op == "<":
-                selected = values[: bisect.bisect_left(values, value)]
-            elif op == "<=":
-                selected = values[: bisect.bisect_right(values, value)]
-            elif op == ">":
-                selected = values[bisect.bisect_right(values, value) :]
-            else:
-                selected = values[bisect.bisect_left(values, value) :]
+            start, end = 0, len(values)
+            if lower is not None:
+                find = bisect.bisect_left if lower[1] else bisect.bisect_right
+                start = find(values, lower[0])
+            if upper is not None:
+                find = bisect.bisect_right if upper[1] else bisect.bisect_left
+                end = find(values, upper[0])
         except TypeError:
             return None
         keys: set[Any] = set()
-        for selected_value in selected:
+        for selected_value in values[start:end]:
             keys |= self._keys[selected_value]
         return keys
 

@@ -9,7 +9,7 @@ arrive in, and applying a message twice changes nothing.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,47 +158,61 @@ class TableState:
     def unique_holder(self, field: str, value: Any) -> Any | None:
         return self.indexes[field].holder(value)
 
-    def _candidates(self, where: Predicate) -> Iterator[Any] | None:
-        """Keys that may match, from the most selective usable index; None means scan."""
+    def _candidates(self, where: Predicate) -> set[Any] | None:
+        """Keys that may match, from the most selective usable index; None means scan.
+
+        Equality and ``in`` on an indexed field look up their values; range conditions on
+        one indexed field merge into one interval of its sorted values.
+        """
         parts = where.parts if isinstance(where, And) else (where,)
         best: set[Any] | None = None
+        bounds: dict[str, list[tuple[Any, bool] | None]] = {}
         for part in parts:
             if not isinstance(part, Compare) or part.field not in self.indexes:
                 continue
             index = self.indexes[part.field]
-            found: set[Any] | None
+            found: set[Any] | None = None
             if part.op == "==":
                 found = index.equal(part.value)
             elif part.op == "in":
                 found = index.any_of(part.value)
-            elif part.op in ("<", "<=", ">", ">="):
-                found = index.range(part.op, part.value)
-            else:
-                found = None
+            elif part.op in ("<", "<=", ">", ">=") and part.value is not None:
+                interval = bounds.setdefault(part.field, [None, None])
+                interval[0 if part.op in (">", ">=") else 1] = (part.value, "=" in part.op)
             if found is not None and (best is None or len(found) < len(best)):
                 best = found
-        return None if best is None else iter(list(best))
+        if best is not None and len(best) <= 64:
+            return best
+        for name, (lower, upper) in bounds.items():
+            found = self.indexes[name].interval(lower, upper)
+            if found is not None and (best is None or len(found) < len(best)):
+                best = found
+        return best
 
     def select(self, query: Query) -> list[Any]:
         """The records matching ``query``, ordered and paged (the stored objects: copy them)."""
         candidates = self._candidates(query.where)
         where = query.where
         always = isinstance(where, And) and not where.parts
+        check = where.compile()
         if candidates is None:
-            pool: Iterator[Any] = iter(self.records.values())
+            pool: Iterable[Any] = self.records.values()
         else:
             keys = sorted(candidates, key=self._position) if not query.order_by else candidates
-            pool = (self.records[k] for k in keys if k in self.records)
+            pool = [self.records[k] for k in keys if k in self.records]
         if not query.order_by:
+            if query.limit is None:
+                matched = list(pool) if always else [r for r in pool if check(r)]
+                return matched[query.offset :]
             result: list[Any] = []
-            stop = None if query.limit is None else query.offset + query.limit
+            stop = query.offset + query.limit
             for record in pool:
-                if always or where.matches(record):
+                if always or check(record):
                     result.append(record)
-                    if stop is not None and len(result) >= stop:
+                    if len(result) >= stop:
                         break
             return result[query.offset :]
-        matched = [r for r in pool if always or where.matches(r)]
+        matched = list(pool) if always else [r for r in pool if check(r)]
         for order in reversed(query.order_by):
             matched.sort(key=_sort_key(order), reverse=order.descending)
         end = None if query.limit is None else query.offset + query.limit

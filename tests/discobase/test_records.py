@@ -268,3 +268,19 @@ async def test_a_table_class_must_be_attached(new_db):
     db = new_db()
     with pytest.raises(TypeError):
         db.table(int)
+
+
+async def test_nested_values_of_returned_records_are_copies_too(new_db):
+    class Bag(discobase.Table):
+        tags: list[str]
+        meta: dict[str, int] | None = None
+
+    db = await open_db(new_db, Bag)
+    bag = await Bag(tags=["a"], meta={"x": 1}).save()
+    found = await Bag.get(bag.pk)
+    found.tags.append("b")
+    found.meta["x"] = 2
+    bag.tags.append("c")
+    stored = await Bag.get(bag.pk)
+    assert stored.tags == ["a"] and stored.meta == {"x": 1}
+    await db.close()
