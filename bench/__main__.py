@@ -153,6 +153,13 @@ def code_version() -> str:
     return f"commit {commit}" + (" with uncommitted changes" if dirty else "")
 
 
+def code_during(at_start: str, at_end: str) -> str:
+    """The code version of a run; both versions if the repository changed while it ran."""
+    if at_start == at_end:
+        return at_start
+    return f"{at_start} at the start, {at_end} at the end (the code changed during the run)"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="CI sizes, ours only")
@@ -199,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.shards is not None:
         command += f" --shards {args.shards}"
     started = time.monotonic()
+    code_at_start = code_version()
     baseline_setup_error = None
     if with_baseline:
         try:
@@ -229,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": sizes.as_json(),
         "table_shards": args.shards,
         "machine": machine(),
-        "code": code_version(),
+        "code": code_during(code_at_start, code_version()),
         "model": {"latency_seconds": DEFAULT_LATENCY_SECONDS, "limits": limits_markdown()},
         "ours": ours,
         "baseline": theirs,
