@@ -13,6 +13,7 @@ from .engine.table import Compaction
 from .errors import (
     AmbiguousResultError,
     DiscobaseError,
+    DiscordRejectedError,
     DiscordUnavailableError,
     GuildNotFoundError,
     MissingPermissionsError,
@@ -45,6 +46,7 @@ __all__ = (
     "Compare",
     "Database",
     "DiscobaseError",
+    "DiscordRejectedError",
     "DiscordUnavailableError",
     "FieldRef",
     "FieldSchema",

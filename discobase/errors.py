@@ -11,6 +11,7 @@ from typing import Any
 __all__ = (
     "AmbiguousResultError",
     "DiscobaseError",
+    "DiscordRejectedError",
     "DiscordUnavailableError",
     "GuildNotFoundError",
     "MissingPermissionsError",
@@ -195,3 +196,15 @@ class DiscordUnavailableError(DiscobaseError):
             f"Discord did not answer {route} after {attempts} attempts{detail}; "
             "the write was not applied, try again later"
         )
+
+
+class DiscordRejectedError(DiscobaseError):
+    """Discord refused a request for a reason retrying cannot fix (a 4xx other than 429),
+    e.g. a guild or category at its channel limit. Nothing was applied."""
+
+    def __init__(self, route: str, status: int, code: int, text: str) -> None:
+        self.route = route
+        self.status = status
+        self.code = code
+        self.text = text
+        super().__init__(f"Discord refused {route} ({status}, code {code}): {text}")

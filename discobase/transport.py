@@ -23,6 +23,7 @@ import aiohttp
 import discord
 
 from .errors import (
+    DiscordRejectedError,
     DiscordUnavailableError,
     GuildNotFoundError,
     MissingPermissionsError,
@@ -170,7 +171,9 @@ class Transport:
                 last, wait = error, error.retry_after
             except discord.HTTPException as error:
                 if error.status != 429 and error.status < 500:
-                    raise
+                    raise DiscordRejectedError(
+                        route, error.status, error.code, error.text
+                    ) from error
                 last = error
                 retry_after = getattr(error, "retry_after", None)
                 wait = retry_after if retry_after else policy.delay(attempt)

@@ -254,3 +254,20 @@ async def test_a_crash_at_any_point_keeps_acknowledged_writes(simcord_env, new_d
         assert found.items() <= attempted.items()
         await db2.close()
         await simcord_env.restart_bot(make_bot())
+
+
+async def test_a_refusal_retrying_cannot_fix_is_a_typed_error(simcord_env, new_db):
+    db = await open_db(new_db)
+    before = len(simcord_env.http_requests)
+    simcord_env.inject_error(
+        "POST", "/guilds/*/channels", status=400, code=30013,
+        message="Maximum number of guild channels reached (500)", times=1,
+    )  # fmt: skip
+    with pytest.raises(discobase.DiscordRejectedError) as error:
+        await db.create_table("one_too_many", {"a": str})
+    assert (error.value.status, error.value.code) == (400, 30013)
+    assert "500" in str(error.value)
+    assert len(simcord_env.http_requests) == before + 1  # not retried
+    assert "one_too_many" not in db.tables
+    await db.create_table("one_too_many", {"a": str})  # once there is room, it works
+    await db.close()
