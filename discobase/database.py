@@ -96,7 +96,6 @@ class Database:
         self._classes: dict[str, type[Table]] = {}
         self._engines: dict[str, TableEngine] = {}
         self._catalog: Catalog | None = None
-        self._category_id = 0
         self._open_lock = asyncio.Lock()
         # Local schema changes and following other processes' changes take turns, so the
         # gateway echo of our own catalog event never attaches a table twice.
@@ -137,10 +136,8 @@ class Database:
             guild = self.transport.find_guild(self.guild_ref)
             self.guild_id = guild.id
             self.size_limit = min(guild.filesize_limit, MAX_ATTACHMENT)
-            self._category_id = await self.transport.ensure_category(
-                guild, self.category, self.admin_role
-            )
-            channels = self.transport.channels_in(guild, self._category_id)
+            await self.transport.ensure_category(guild, self.category, self.admin_role)
+            channels = self.transport.channels_in(guild, self.category)
             catalog_ids = sorted(i for i, name in channels.items() if name == CATALOG_CHANNEL)
             catalog_id = (
                 catalog_ids[0] if catalog_ids else await self._create_channel(CATALOG_CHANNEL)
@@ -217,7 +214,7 @@ class Database:
     async def _create_channel(self, name: str) -> int:
         assert self.guild_id is not None
         guild = self.transport.find_guild(self.guild_id)
-        return await self.transport.create_channel(guild, self._category_id, name, self.admin_role)
+        return await self.transport.create_channel(guild, self.category, name, self.admin_role)
 
     async def _create_in_guild(self, schema: TableSchema) -> TableSchema:
         assert self._catalog is not None
@@ -416,9 +413,7 @@ class Database:
         assert self.guild_id is not None
         guild = self.transport.find_guild(self.guild_id)
         known = {catalog.channel_id} | {c for s in fresh.tables.values() for c in s.channels}
-        for channel_id, channel_name in self.transport.channels_in(
-            guild, self._category_id
-        ).items():
+        for channel_id, channel_name in self.transport.channels_in(guild, self.category).items():
             if channel_id not in known:
                 report.problems.append(
                     Problem(

@@ -47,6 +47,8 @@ REQUIRED_PERMISSIONS = (
     "manage_roles",
 )
 _DISCORD_EPOCH_MS = 1420070400000
+#: Channels a category may hold.
+CATEGORY_LIMIT = 50
 _BULK_DELETE_AGE = timedelta(days=13, hours=23)
 
 
@@ -205,13 +207,21 @@ class Transport:
             raise MissingPermissionsError(found.id, missing)
         return found
 
-    def channels_in(self, guild: discord.Guild, category_id: int) -> dict[int, str]:
-        """The text channels under a category, id -> name (from the gateway cache: no REST)."""
-        return {
-            channel.id: channel.name
-            for channel in guild.text_channels
-            if channel.category_id == category_id
-        }
+    def storage_categories(self, guild: discord.Guild, name: str) -> list[discord.CategoryChannel]:
+        """The storage categories: ``name``, then ``name-2``, ``name-3``... (a category holds
+        at most 50 channels, so storage spills over into the next one)."""
+        numbered = []
+        for category in guild.categories:
+            if category.name == name:
+                numbered.append((1, category.id, category))
+            elif category.name.startswith(f"{name}-") and category.name[len(name) + 1 :].isdigit():
+                numbered.append((int(category.name[len(name) + 1 :]), category.id, category))
+        return [category for _, _, category in sorted(numbered, key=lambda item: item[:2])]
+
+    def channels_in(self, guild: discord.Guild, category_name: str) -> dict[int, str]:
+        """The text channels of the storage categories, id -> name (gateway cache: no REST)."""
+        ids = {category.id for category in self.storage_categories(guild, category_name)}
+        return {c.id: c.name for c in guild.text_channels if c.category_id in ids}
 
     def _overwrites(
         self, guild: discord.Guild, admin_role: int | None
@@ -237,26 +247,34 @@ class Transport:
                 )
         return overwrites
 
-    async def ensure_category(self, guild: discord.Guild, name: str, admin_role: int | None) -> int:
-        """The id of the storage category ``name``, created (hidden) if it does not exist."""
-        for category in guild.categories:
-            if category.name == name:
-                return category.id
-        category = await self._call(
+    async def _create_category(
+        self, guild: discord.Guild, name: str, admin_role: int | None
+    ) -> discord.CategoryChannel:
+        return await self._call(
             "POST /guilds/{id}/channels",
             lambda: guild.create_category(
                 name, overwrites=self._overwrites(guild, admin_role), reason="discobase storage"
             ),
         )
-        return category.id
+
+    async def ensure_category(
+        self, guild: discord.Guild, name: str, admin_role: int | None
+    ) -> None:
+        """Create the (hidden) storage category ``name`` if it does not exist."""
+        if not self.storage_categories(guild, name):
+            await self._create_category(guild, name, admin_role)
 
     async def create_channel(
-        self, guild: discord.Guild, category_id: int, name: str, admin_role: int | None
+        self, guild: discord.Guild, category_name: str, name: str, admin_role: int | None
     ) -> int:
-        """Create a hidden storage text channel under the category; return its id."""
-        category = guild.get_channel(category_id)
-        if not isinstance(category, discord.CategoryChannel):
-            raise StorageCorruptError(f"storage category {category_id} is gone; run db.check()")
+        """Create a hidden storage text channel in the first storage category with room (a new
+        category when all are full); return its id."""
+        categories = self.storage_categories(guild, category_name)
+        category = next((c for c in categories if len(c.channels) < CATEGORY_LIMIT), None)
+        if category is None:
+            category = await self._create_category(
+                guild, f"{category_name}-{len(categories) + 1}", admin_role
+            )
         channel = await self._call(
             "POST /guilds/{id}/channels",
             lambda: guild.create_text_channel(

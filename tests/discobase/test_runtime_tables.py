@@ -150,3 +150,24 @@ async def test_class_schema_changes_are_checked_against_stored_records(simcord_e
     db3.table(ItemV3)
     with pytest.raises(discobase.SchemaMismatchError, match="owner"):
         await db3.open()
+
+
+async def test_storage_spills_into_a_new_category_past_fifty_channels(simcord_env, new_db):
+    db = new_db()
+    await db.open()
+    for i in range(55):
+        await db.create_table(f"t{i}", {"a": str})
+    guild = simcord_env.bot.get_guild(db.guild_id)
+    categories = {c.name: c for c in guild.categories}
+    assert len(categories["discobase"].channels) == 50  # the catalog and 49 tables
+    assert len(categories["discobase-2"].channels) == 6
+    assert categories["discobase-2"].overwrites_for(guild.default_role).view_channel is False
+    await db.tables["t54"](a="last").save()
+    assert (await db.check()).ok
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    db2 = new_db()
+    await db2.open()
+    assert len(db2.tables) == 55
+    assert [r.a for r in await db2.tables["t54"].find()] == ["last"]
+    await db2.close()
