@@ -81,10 +81,9 @@ class LogShard:
     stale_ids: list[int] = field(default_factory=list)
     #: The highest message id applied.
     last_id: int = 0
-    snapshot_id: int = 0
     messages_since_snapshot: int = 0
     entries_since_snapshot: int = 0
-    compacting: asyncio.Task[None] | None = None
+    compacting: asyncio.Task[int] | None = None
     #: Gateway echoes of our own batches that arrived before their send was acknowledged.
     echoes: dict[str, StoredMessage] = field(default_factory=dict)
 
@@ -208,7 +207,6 @@ class TableEngine:
                 return
             for part_id in sorted(parts):
                 await self._apply_message(shard, *by_id[part_id], version=upto)
-            shard.snapshot_id = marker_message.id
             shard.snapshot_ids = [*sorted(parts), marker_message.id]
             shard.last_id = max(shard.last_id, upto)
         for message, header in log_messages:
@@ -248,14 +246,24 @@ class TableEngine:
             self._problem(shard, message, problem)
             return
         if header.kind == "batch":
-            if batch_id in shard.seen_batches:  # applied while the attachment downloaded
-                return
-            shard.seen_batches[batch_id] = message.id
-            shard.messages_since_snapshot += 1
-            shard.entries_since_snapshot += len(entries)
-            shard.log_ids.append(message.id)
-        self.state.apply(entries, message.id if version is None else version, shard.channel_id)
-        shard.last_id = max(shard.last_id, message.id)
+            self._apply_batch(shard, message.id, batch_id, entries)
+        else:
+            self.state.apply(entries, message.id if version is None else version, shard.channel_id)
+            shard.last_id = max(shard.last_id, message.id)
+
+    def _apply_batch(
+        self, shard: LogShard, message_id: int, batch_id: str, entries: list[Entry]
+    ) -> bool:
+        """Apply a log batch unless it was applied already; return whether it was new."""
+        if batch_id in shard.seen_batches:  # e.g. applied while its attachment downloaded
+            return False
+        shard.seen_batches[batch_id] = message_id
+        shard.log_ids.append(message_id)
+        shard.messages_since_snapshot += 1
+        shard.entries_since_snapshot += len(entries)
+        self.state.apply(entries, message_id, shard.channel_id)
+        shard.last_id = max(shard.last_id, message_id)
+        return True
 
     def _problem(self, shard: LogShard, message: StoredMessage, problem: FormatProblem) -> None:
         log.warning(
@@ -308,15 +316,8 @@ class TableEngine:
         shard = self._by_channel[message.channel_id]
         batch_id = parse_header(message.content).get("id")
         shard.echoes.pop(batch_id, None)
-        if batch_id in shard.seen_batches:
-            return
-        shard.seen_batches[batch_id] = message.id
-        shard.log_ids.append(message.id)
-        shard.messages_since_snapshot += 1
-        shard.entries_since_snapshot += len(entries)
-        self.state.apply(entries, message.id, shard.channel_id)
-        shard.last_id = max(shard.last_id, message.id)
-        self._maybe_compact(shard)
+        if self._apply_batch(shard, message.id, batch_id, entries):
+            self._maybe_compact(shard)
 
     def _check(self, writes: list[Write], *, insert: bool, must_exist: bool) -> None:
         """Constraints, checked before anything is sent (and held while it is in flight)."""
@@ -487,7 +488,6 @@ class TableEngine:
         shard.log_ids = [m for m in shard.log_ids if m not in gone]
         shard.stale_ids = []
         shard.snapshot_ids = [*parts, marker.id]
-        shard.snapshot_id = marker.id
         shard.messages_since_snapshot = 0
         shard.entries_since_snapshot = 0
         await self.transport.delete_messages(shard.channel_id, obsolete)
