@@ -79,6 +79,9 @@ class LogShard:
     snapshot_ids: list[int] = field(default_factory=list)
     #: Superseded snapshots, orphan parts and duplicate batches: the next compaction deletes them.
     stale_ids: list[int] = field(default_factory=list)
+    #: Set when loading met a message the snapshot covers: an interrupted clean-up left
+    #: messages from this id back, which the next compaction looks for and deletes.
+    leftovers_from: int | None = None
     #: The highest message id applied.
     last_id: int = 0
     messages_since_snapshot: int = 0
@@ -181,7 +184,7 @@ class TableEngine:
                 self._problem(shard, message, problem)
                 continue
             if marker is not None and message.id <= upto:
-                shard.stale_ids.append(message.id)  # an unfinished clean-up left it
+                shard.leftovers_from = message.id  # an unfinished clean-up left it
                 break
             newest_first.append((message, header))
             if marker is None and header.kind == "snap":
@@ -484,13 +487,20 @@ class TableEngine:
         keep = set(pending)
         covered = [m for m in shard.log_ids if m <= upto and m not in keep]
         obsolete = [*covered, *shard.stale_ids, *shard.snapshot_ids]
+        if shard.leftovers_from is not None:
+            obsolete += await self._leftovers(shard, shard.leftovers_from)
+            shard.leftovers_from = None
         gone = set(covered)
         shard.log_ids = [m for m in shard.log_ids if m not in gone]
         shard.stale_ids = []
         shard.snapshot_ids = [*parts, marker.id]
-        shard.messages_since_snapshot = 0
+        shard.messages_since_snapshot = len(shard.log_ids)
         shard.entries_since_snapshot = 0
-        await self.transport.delete_messages(shard.channel_id, obsolete)
+        try:
+            await self.transport.delete_messages(shard.channel_id, obsolete)
+        except BaseException:
+            shard.stale_ids = obsolete  # the next compaction tries again
+            raise
         log.info(
             "table %s: snapshot of %d records in %d parts; deleted %d old messages",
             self.name,
@@ -499,6 +509,17 @@ class TableEngine:
             len(obsolete),
         )
         return len(obsolete)
+
+    async def _leftovers(self, shard: LogShard, newest: int) -> list[int]:
+        """discobase's messages from ``newest`` back (a clean-up that did not finish)."""
+        found = [newest]
+        async for message in self.transport.history(shard.channel_id, before=newest):
+            try:
+                parse_header(message.content)
+            except FormatProblem:
+                continue  # not ours to delete
+            found.append(message.id)
+        return found
 
 
 def _int(header: Header, name: str) -> int:
