@@ -146,9 +146,13 @@ class Database:
             await self._catalog.load()
             for name, cls in self._classes.items():
                 await self._open_class_table(name, cls)
-            for name, schema in self._catalog.tables.items():
-                if name not in self._engines:
-                    await self._attach(schema, self._classes.get(name))
+            await asyncio.gather(
+                *(
+                    self._attach(schema, self._classes.get(name))
+                    for name, schema in self._catalog.tables.items()
+                    if name not in self._engines
+                )
+            )
             self.transport.listen(self._on_message)
             self._ready.set()
             log.info("database open: guild %s, %d tables", guild.id, len(self._engines))

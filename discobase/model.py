@@ -195,12 +195,19 @@ class Table(BaseModel, metaclass=TableMeta):
 
     @classmethod
     async def insert_many(cls, records: Iterable[Self | dict[str, Any]]) -> list[Self]:
-        """Insert many records in as few messages as fit, atomically: all land, or none.
+        """Insert many records, atomically: all land, or none.
 
+        Generated keys are spread evenly over the table's shards (one message each, or a few
+        for very large inserts), so later writes to these records use every channel.
         Raises :class:`UniqueViolationError` if a key exists already or repeats.
         """
+        engine = cls._engine()
         instances = [r if isinstance(r, cls) else cls.model_validate(r) for r in records]
-        await cls._engine().write([r._write() for r in instances], insert=True)
+        if engine.schema.primary_key is None:
+            unkeyed = [r for r in instances if r._dbk is None]
+            for record, key in zip(unkeyed, engine.new_keys(len(unkeyed)), strict=True):
+                record._dbk = key
+        await engine.write([r._write() for r in instances], insert=True)
         return instances
 
     # -- reads (from memory: no REST call) ---------------------------------------------------

@@ -146,7 +146,15 @@ class TableEngine:
         (so awaited writes rotate over the channels and their rate limits), else the one that
         started its send first.
         """
-        target = self._placement()
+        return self._key_on(self._placement())
+
+    def new_keys(self, count: int) -> list[str]:
+        """``count`` generated keys spread evenly over the shards, starting where
+        :meth:`new_key` would."""
+        first = self._placement().index
+        return [self._key_on(self.shards[(first + i) % len(self.shards)]) for i in range(count)]
+
+    def _key_on(self, target: LogShard) -> str:
         prefix = f"{time.time_ns() // 1_000_000:011x}"
         while True:
             key = prefix + secrets.token_hex(5)
@@ -169,8 +177,8 @@ class TableEngine:
 
     async def load(self) -> None:
         """Read every shard and fold it into the state."""
-        for shard in self.shards:
-            await self._load_shard(shard)
+        # Shards load side by side: versions make the fold independent of arrival order.
+        await asyncio.gather(*(self._load_shard(shard) for shard in self.shards))
         self.state.report_incomplete_groups()
 
     async def _load_shard(self, shard: LogShard) -> None:

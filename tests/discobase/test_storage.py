@@ -315,7 +315,10 @@ async def test_generated_keys_rotate_awaited_writes_and_batch_concurrent_ones(si
     before = len(simcord_env.http_requests)
     await asyncio.gather(*(Spread(n=100 + i).save() for i in range(200)))
     assert len(rest_calls(simcord_env, before)) == 1  # one batch on one channel
+    before = len(simcord_env.http_requests)
     await Spread.insert_many([Spread(n=1000 + i) for i in range(50)])
+    # spread evenly, one message per channel, so later writes to them use every channel
+    assert sorted(rest_calls(simcord_env, before)) == sorted(posts)
     await db.close()
     await simcord_env.restart_bot(make_bot())
     db2 = new_db()
