@@ -31,8 +31,11 @@ class Access(StrEnum):
 class RoleSettings(Protocol):
     """The part of the bot's settings the permission model reads."""
 
-    admin_role: str | None
-    reader_role: str | None
+    @property
+    def admin_role(self) -> str | None: ...
+
+    @property
+    def reader_role(self) -> str | None: ...
 
 
 def requires(access: Access) -> dict[str, Any]:

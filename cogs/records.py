@@ -65,7 +65,7 @@ class RecordForm(discord.ui.Modal):
             self.inputs[field.name] = text_input
             self.add_item(text_input)
 
-    async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
+    async def on_submit(self, interaction: Interaction) -> None:
         async with answer_errors(interaction):
             types = field_types(self.schema)
             nullable = {
