@@ -34,11 +34,15 @@ def _choices(values: list[str], current: str) -> list[app_commands.Choice[str]]:
 
 
 async def _schema(interaction: discord.Interaction[Any]) -> tuple[Any, Any] | None:
+    """The chosen table's class and schema; None when no (known) table is chosen yet."""
     name = getattr(interaction.namespace, "table", None)
     if not name:
         return None
-    database = await guild_database(interaction)
-    return table_class(database, name), database.schema(name)
+    try:
+        database = await guild_database(interaction)
+        return table_class(database, name), database.schema(name)
+    except discobase.DiscobaseError:
+        return None
 
 
 async def table_names(
@@ -57,10 +61,7 @@ async def sort_fields(
     interaction: discord.Interaction[Any], current: str
 ) -> list[app_commands.Choice[str]]:
     """``field`` and ``-field`` for each field of the chosen table."""
-    try:
-        found = await _schema(interaction)
-    except discobase.DiscobaseError:
-        return []
+    found = await _schema(interaction)
     if found is None:
         return []
     names = field_names(found[1])
@@ -71,10 +72,7 @@ async def query_fields(
     interaction: discord.Interaction[Any], current: str
 ) -> list[app_commands.Choice[str]]:
     """Completes the last condition of a query with the chosen table's field names."""
-    try:
-        found = await _schema(interaction)
-    except discobase.DiscobaseError:
-        return []
+    found = await _schema(interaction)
     if found is None:
         return []
     try:

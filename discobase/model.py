@@ -286,9 +286,11 @@ class Table(BaseModel, metaclass=TableMeta):
         order_by: str | FieldRef | Order | Sequence[str | FieldRef | Order] | None = None,
         **equals: Any,
     ) -> AsyncIterator[Self]:
-        """Iterate over the matching records (all of them by default)."""
-        for record in await cls.find(*expressions, order_by=order_by, **equals):
-            yield record
+        """Iterate over the matching records (all of them by default), copying each one as
+        it is reached, so stopping early is cheap."""
+        query = cls._query(expressions, equals, order_by)
+        for record in cls._engine().state.select(query):
+            yield record._copy()
 
 
 def _settings(cls: type[Table]) -> dict[str, Any]:
