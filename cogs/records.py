@@ -297,19 +297,26 @@ def export_jsonl(rows: list[dict[str, Any]]) -> bytes:
 
 
 def export_csv(rows: list[dict[str, Any]], schema: Any) -> bytes:
-    """A header row, then one row per record; json values as JSON text. UTF-8."""
+    """A header row, then one row per record; json values as JSON text. UTF-8.
+
+    Text that a spreadsheet would run as a formula (starting with = + - @, a tab or a
+    carriage return) gets a leading ' so that opening the export runs nothing.
+    """
     columns = (["_key"] if schema.primary_key is None else []) + field_names(schema)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {
-                name: json.dumps(value) if isinstance(value, (dict, list)) else value
-                for name, value in row.items()
-            }
-        )
+        writer.writerow({name: _csv_cell(value) for name, value in row.items()})
     return buffer.getvalue().encode()
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        value = json.dumps(value)
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return "'" + value
+    return value
 
 
 async def setup(bot: commands.Bot) -> None:

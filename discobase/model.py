@@ -23,6 +23,7 @@ import pydantic_core
 from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter
 from pydantic._internal._model_construction import ModelMetaclass
 
+from .engine.schema import describe_annotation
 from .errors import (
     AmbiguousResultError,
     NotConnectedError,
@@ -345,8 +346,15 @@ def _coerce(cls: type[Table], field_name: str, op: str, value: Any) -> Any:
         if op == "startswith":
             return str(value)
         if op == "contains":
-            annotation = cls.model_fields[field_name].annotation
-            return str(value) if annotation is str else value
+            type_name, _ = describe_annotation(cls.model_fields[field_name].annotation)
+            if type_name == "str":
+                return str(value)
+            if type_name != "json":
+                raise ValidationError(
+                    cls._engine().name,
+                    f"{field_name} is a {type_name} field: contains works on text, lists and json",
+                )
+            return value
         return adapter.validate_python(value)
     except pydantic.ValidationError as error:
         raise ValidationError(

@@ -232,6 +232,14 @@ async def test_export_jsonl_and_csv(world: World, pets: Any) -> None:
     assert {"name": "tweety", "legs": "2", "email": ""} in rows
 
 
+async def test_csv_export_does_not_carry_spreadsheet_formulas(world: World, pets: Any) -> None:
+    await pets(name='=HYPERLINK("http://x")', legs=-1, email="@SUM(A1)").save()
+    exported = await world.reader.slash(world.channel, "export", table="pets", format="csv")
+    [csv_file] = exported.response.attachments
+    rows = list(csv.DictReader(io.StringIO((await csv_file.read()).decode())))
+    assert {"name": '\'=HYPERLINK("http://x")', "legs": "-1", "email": "'@SUM(A1)"} in rows
+
+
 async def test_stored_text_cannot_ping_or_break_embeds(world: World, pets: Any) -> None:
     hostile = "@everyone <@123> **bold** `tick` " + "x" * 3000
     await pets(name="evil", legs=1, email=hostile).save()

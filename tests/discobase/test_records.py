@@ -100,6 +100,8 @@ async def test_query_values_are_converted_to_the_field_type(new_db):
     assert error.value.field == "height" and "age" in error.value.known
     with pytest.raises(discobase.UnknownFieldError):
         await User.find(order_by="height")
+    with pytest.raises(discobase.ValidationError, match="contains works on text"):
+        await User.find(User.age.contains(3))
     await db.close()
 
 
