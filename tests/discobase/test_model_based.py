@@ -34,6 +34,15 @@ class Item(discobase.Table):
         shards = 2
 
 
+class Tally(discobase.Table):
+    """Generated keys: the engine picks each record's shard."""
+
+    n: int
+
+    class Settings:
+        shards = 3
+
+
 class StorageMachine(RuleBasedStateMachine):
     """The database against a dict of key -> (n, label)."""
 
@@ -46,6 +55,7 @@ class StorageMachine(RuleBasedStateMachine):
         self.clock.__enter__()
         self.guild = self.env.create_guild("storage")
         self.model: dict[str, tuple[int, str]] = {}
+        self.tallies: dict[str, int] = {}
         self.db = self.run(self.open())
 
     def run(self, coroutine):
@@ -59,6 +69,7 @@ class StorageMachine(RuleBasedStateMachine):
             compaction=discobase.Compaction(min_messages=6),
         )
         db.table(Item)
+        db.table(Tally)
         await db.open()
         return db
 
@@ -124,6 +135,34 @@ class StorageMachine(RuleBasedStateMachine):
         self.model[key] = (n, "")
         self.model[key + "x"] = (-n, "")
 
+    @rule(values=st.lists(VALUES, min_size=1, max_size=5), together=st.booleans())
+    def save_tallies(self, values: list[int], together: bool) -> None:
+        async def go() -> list[Tally]:
+            if together:
+                return await Tally.insert_many([Tally(n=v) for v in values])
+            return list(await asyncio.gather(*(Tally(n=v).save() for v in values)))
+
+        for tally in self.run(go()):
+            assert tally.pk not in self.tallies
+            self.tallies[tally.pk] = tally.n
+
+    @rule(data=st.data())
+    def change_a_tally(self, data: st.DataObject) -> None:
+        if not self.tallies:
+            return
+        key = data.draw(st.sampled_from(sorted(self.tallies)))
+        n = data.draw(st.one_of(st.none(), VALUES))
+
+        async def go() -> None:
+            tally = await Tally.get(key)
+            await (tally.delete() if n is None else tally.update(n=n))
+
+        self.run(go())
+        if n is None:
+            del self.tallies[key]
+        else:
+            self.tallies[key] = n
+
     @rule(low=VALUES)
     def find_range(self, low: int) -> None:
         found = self.run(Item.find(Item.n >= low, order_by="key"))
@@ -149,6 +188,7 @@ class StorageMachine(RuleBasedStateMachine):
     def same_as_model(self) -> None:
         records = self.run(Item.find())
         assert {r.key: (r.n, r.label) for r in records} == self.model
+        assert {t.pk: t.n for t in self.run(Tally.find())} == self.tallies
 
 
 StorageMachine.TestCase.settings = settings(
