@@ -16,7 +16,7 @@ import typing
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from functools import cache
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import pydantic
 import pydantic_core
@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter
 from pydantic._internal._model_construction import ModelMetaclass
 
 from .engine.schema import describe_annotation
+from .engine.table import TableEngine, Write
 from .errors import (
     AmbiguousResultError,
     NotConnectedError,
@@ -32,9 +33,6 @@ from .errors import (
     ValidationError,
 )
 from .query import FieldRef, Order, Predicate, Query
-
-if TYPE_CHECKING:
-    from .engine.table import TableEngine
 
 __all__ = ("Table", "field")
 
@@ -123,9 +121,7 @@ class Table(BaseModel, metaclass=TableMeta):
             return _json_key(type(self), primary_key, getattr(self, primary_key))
         return self._dbk
 
-    def _write(self) -> Any:
-        from .engine.table import Write
-
+    def _write(self) -> Write:
         cls = type(self)
         try:
             data = self.model_dump(mode="json")
@@ -188,8 +184,6 @@ class Table(BaseModel, metaclass=TableMeta):
 
     async def delete(self) -> None:
         """Delete the record; raise :class:`RecordNotFoundError` if it is not stored."""
-        from .engine.table import Write
-
         if self.pk is None:
             raise RecordNotFoundError(self._engine().name, None)
         await self._engine().write([Write(self.pk)], must_exist=True)
