@@ -102,6 +102,7 @@ class Database:
         self._schema_lock = asyncio.Lock()
         self._ready = asyncio.Event()
         self._login_task: asyncio.Task[None] | None = None
+        self._opener: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- tables declared by classes ---------------------------------------------------------
@@ -175,28 +176,29 @@ class Database:
         """Log the database's own client in and run it until it closes (opens the database)."""
         if not self._owns_bot:
             raise NotConnectedError("this database shares a client: run that client instead")
-        opener = asyncio.get_running_loop().create_task(self.open())
-        self._background.add(opener)
-        opener.add_done_callback(self._background.discard)
+        if self._opener is None or self._opener.done():
+            self._opener = asyncio.get_running_loop().create_task(self.open())
         await self.bot.start(token)
 
     def login_task(self, token: str) -> asyncio.Task[None]:
         """Run :meth:`login` as a task (kept referenced); ``await db.wait_ready()`` after."""
-        self._login_task = asyncio.get_running_loop().create_task(self.login(token))
+        loop = asyncio.get_running_loop()
+        self._opener = loop.create_task(self.open())
+        self._login_task = loop.create_task(self.login(token))
         return self._login_task
 
     async def wait_ready(self) -> None:
         """Wait until the database is open; raise if logging in failed first."""
         ready = asyncio.ensure_future(self._ready.wait())
-        waiters: set[asyncio.Future[Any]] = {ready}
-        if self._login_task is not None:
-            waiters.add(self._login_task)
-        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        if ready not in done:
-            ready.cancel()
-            assert self._login_task is not None
-            self._login_task.result()
-            raise NotConnectedError("the client stopped before the database opened")
+        waiters = {ready, *(t for t in (self._login_task, self._opener) if t is not None)}
+        while not ready.done():
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {ready}:
+                waiters.discard(task)
+                if task.exception() is not None or task is self._login_task:
+                    ready.cancel()
+                    task.result()  # raises why the open or the client failed
+                    raise NotConnectedError("the client stopped before the database opened")
 
     @asynccontextmanager
     async def conn(self, token: str) -> AsyncIterator[Database]:

@@ -7,6 +7,11 @@ SimCord gaps handled here (reported upstream in our notes):
 - Files over 10 MiB are accepted: discobase enforces the limit itself (``MAX_ATTACHMENT``).
 - ``enforce_nonce`` is not honoured (a resent nonce makes a second message): discobase's
   readers drop a batch whose id they have seen, which tests cover.
+
+And one CPython gap: on 3.11.7, ``ast.parse`` can fail with "SystemError: AST constructor
+recursion depth mismatch" after some exception paths through asyncio tasks (a CPython bug in
+the AST constructor's recursion bookkeeping, fixed in later releases). Hypothesis's pytest plugin imports ``hypothesis`` lazily in the terminal
+summary, where pytest's assertion rewriter parses it; importing it here parses it at start-up.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import discord
+import hypothesis  # noqa: F401  (see below)
 import pytest
 import simcord
 from discord.ext import commands
