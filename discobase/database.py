@@ -154,13 +154,13 @@ class Database:
                     if name not in self._engines
                 )
             )
-            self.transport.listen(self._on_message)
+            self.transport.listen(self._on_message, self._on_reconnect)
             self._ready.set()
             log.info("database open: guild %s, %d tables", guild.id, len(self._engines))
 
     async def close(self) -> None:
         """Send pending writes, stop background work, and (own client only) log out."""
-        self.transport.unlisten(self._on_message)
+        self.transport.unlisten()
         for engine in list(self._engines.values()):
             await engine.close()
         if self._background:
@@ -380,10 +380,15 @@ class Database:
                 engine.spawn_ingest(message)
                 return
 
+    def _on_reconnect(self) -> None:
+        if self.is_open:
+            self._spawn(self.sync())
+
     def _spawn(self, work: Any) -> None:
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        task.add_done_callback(_log_failure)
 
     async def _follow_catalog(self) -> None:
         """Attach tables another process created; detach ones it dropped."""
@@ -529,3 +534,8 @@ def _runtime_class(schema: TableSchema) -> type[Table]:
     cls.Settings = settings  # type: ignore[attr-defined]
     cls.__discobase_name__ = schema.name
     return cls
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background work of the database failed", exc_info=task.exception())

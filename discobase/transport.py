@@ -135,8 +135,7 @@ class Transport:
         self.calls: Counter[str] = Counter()
         #: Failed attempts that were retried, by route.
         self.retries: Counter[str] = Counter()
-        self._listeners: list[Callable[[StoredMessage], None]] = []
-        self._listening = False
+        self._subscriber: tuple[Callable[[StoredMessage], None], Callable[[], None]] | None = None
 
     @staticmethod
     def create_client() -> discord.Client:
@@ -378,8 +377,12 @@ class Transport:
 
     # -- gateway ----------------------------------------------------------------------------
 
-    def listen(self, callback: Callable[[StoredMessage], None]) -> bool:
-        """Call ``callback`` for every message created in the guild (from the gateway).
+    def listen(
+        self, on_message: Callable[[StoredMessage], None], on_reconnect: Callable[[], None]
+    ) -> bool:
+        """Call ``on_message`` for every message created in the client's guilds, and
+        ``on_reconnect`` when the client connects afresh (a new READY, whose missed events
+        the gateway does not replay).
 
         Needs a :class:`discord.ext.commands.Bot`-like client (``add_listener``); returns
         False when the client cannot deliver events, in which case ``Database.sync`` catches up.
@@ -387,22 +390,24 @@ class Transport:
         add_listener = getattr(self.client, "add_listener", None)
         if add_listener is None:
             return False
-        self._listeners.append(callback)
-        if not self._listening:
-            add_listener(self._on_message, "on_message")
-            self._listening = True
+        self.unlisten()
+        self._subscriber = (on_message, on_reconnect)
+        add_listener(self._on_message, "on_message")
+        add_listener(self._on_ready, "on_ready")
         return True
 
-    def unlisten(self, callback: Callable[[StoredMessage], None]) -> None:
-        """Stop calling ``callback``."""
-        if callback in self._listeners:
-            self._listeners.remove(callback)
+    def unlisten(self) -> None:
+        """Stop delivering gateway events."""
         remove_listener = getattr(self.client, "remove_listener", None)
-        if not self._listeners and self._listening and remove_listener is not None:
+        if self._subscriber is not None and remove_listener is not None:
             remove_listener(self._on_message, "on_message")
-            self._listening = False
+            remove_listener(self._on_ready, "on_ready")
+        self._subscriber = None
 
     async def _on_message(self, message: discord.Message) -> None:
-        stored = StoredMessage.from_message(message)
-        for callback in list(self._listeners):
-            callback(stored)
+        if self._subscriber is not None:
+            self._subscriber[0](StoredMessage.from_message(message))
+
+    async def _on_ready(self) -> None:
+        if self._subscriber is not None:
+            self._subscriber[1]()

@@ -224,12 +224,22 @@ async def test_another_process_writes_are_applied_live_and_by_sync(simcord_env, 
     await Tags(label="x").save()
     await simcord_env.settle()
     assert "tags" in reader.tables
-    # a reconnect that missed events: sync() reads what came since
-    reader.transport.unlisten(reader._on_message)
+    # a gateway outage: events are missed, then the client connects afresh (a new READY)
+    reader.transport.unlisten()
     await Note(key="d", n=5).save()
     await Note(key="a").delete()
-    await reader.sync()
+    await writer.create_table("late", {"v": int})
+    assert {r.key: r.n for r in await ReaderNote.find()} == {"a": 2, "b": 3, "c": 4}
+    reader.transport.listen(reader._on_message, reader._on_reconnect)
+    simcord_env.bot.dispatch("ready")
+    await simcord_env.settle()
     assert {r.key: r.n for r in await ReaderNote.find()} == {"b": 3, "c": 4, "d": 5}
+    assert "late" in reader.tables
+    # and sync() does the same on demand
+    reader.transport.unlisten()
+    await Note(key="e", n=6).save()
+    await reader.sync()
+    assert {r.key: r.n for r in await ReaderNote.find()} == {"b": 3, "c": 4, "d": 5, "e": 6}
     assert [t.label for t in await reader.tables["tags"].find()] == ["x"]
     await reader.close()
     await writer.close()
