@@ -42,7 +42,7 @@ import looptime
 import simcord
 from discobase.cogs.utility import Utility
 from discobase.cogs.visualization import Visualization
-from measure import Phase
+from measure import Phase, slash_raising_bot_errors
 from model import DiscordModel
 from records import Sizes, baseline_fields, record_name, scan_bounds
 
@@ -377,18 +377,6 @@ async def w7(sizes: Sizes, model: DiscordModel, budget: Budget) -> list[Result]:
             phase.notes.append(f"on the {len(saved)} records 1.0.0 holds, not {sizes.w7_records}")
             results.append(phase.finish())
     return results
-
-
-async def slash_raising_bot_errors(
-    env: simcord.Env, member: simcord.MemberActor, channel: Any, name: str, **options: Any
-) -> simcord.InteractionResult:
-    """Run a slash command; raise the first error the bot's command raised, if any."""
-    cursor = env.error_cursor
-    answer = await member.slash(channel, name, **options)
-    errors = env.errors_since(cursor)
-    if errors:
-        raise errors[0]
-    return answer
 
 
 def answer_text(result: simcord.InteractionResult) -> str:

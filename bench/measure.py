@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import simcord
+
 try:  # imported as bench.measure by our worker, as a plain module by the baseline driver
     from .model import DiscordModel, RestMetrics
 except ImportError:  # pragma: no cover - the baseline driver's path
@@ -170,3 +172,15 @@ class Phase:
             "notes": self.notes,
             **self.extra,
         }
+
+
+async def slash_raising_bot_errors(
+    env: simcord.Env, member: simcord.MemberActor, channel: Any, name: str, **options: Any
+) -> simcord.InteractionResult:
+    """Run a slash command; raise the first error the bot's command raised, if any."""
+    cursor = env.error_cursor
+    answer = await member.slash(channel, name, **options)
+    errors = env.errors_since(cursor)
+    if errors:
+        raise errors[0]
+    return answer

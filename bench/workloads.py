@@ -37,7 +37,7 @@ from discord.ext import commands
 
 import discobase
 
-from .measure import Phase
+from .measure import Phase, slash_raising_bot_errors
 from .model import DiscordModel
 from .records import (
     Sizes,
@@ -374,18 +374,6 @@ def response_text(result: simcord.InteractionResult) -> str:
         for embed in message.embeds:
             parts.append(json.dumps(embed.to_dict()))
     return "\n".join(parts)
-
-
-async def slash_raising_bot_errors(
-    env: simcord.Env, member: simcord.MemberActor, channel: Any, name: str, **options: Any
-) -> simcord.InteractionResult:
-    """Run a slash command; raise the first error the bot raised meanwhile, if any."""
-    cursor = env.error_cursor
-    answer = await member.slash(channel, name, **options)
-    errors = env.errors_since(cursor)
-    if errors:
-        raise errors[0]
-    return answer
 
 
 async def w7_slash_find(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
