@@ -17,6 +17,7 @@ from .engine.catalog import Catalog
 from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema, check_name, describe_annotation
 from .engine.state import Problem
 from .engine.table import Compaction, TableEngine
+from .engine.tasks import BackgroundTasks
 from .errors import (
     NotConnectedError,
     SchemaError,
@@ -103,7 +104,7 @@ class Database:
         self._ready = asyncio.Event()
         self._login_task: asyncio.Task[None] | None = None
         self._opener: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = BackgroundTasks("the database")
 
     # -- tables declared by classes ---------------------------------------------------------
 
@@ -163,8 +164,7 @@ class Database:
         self.transport.unlisten()
         for engine in list(self._engines.values()):
             await engine.close()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self._background.wait()
         for cls in self.tables.values():
             cls.__discobase_engine__ = None
         self._engines.clear()
@@ -261,20 +261,20 @@ class Database:
         if cls is None:
             cls = _runtime_class(schema)
         cls.__discobase_name__ = schema.name
-        engine = TableEngine(
-            schema,
-            self.transport,
-            self.size_limit,
-            cls._decode,
-            lambda record: record._encode(),
-            compaction=self.compaction,
-        )
+        engine = self._engine_for(schema, cls, self.compaction)
         self._engines[schema.name] = engine
         cls.__discobase_engine__ = engine
         self.tables[schema.name] = cls
         if not new:  # a table this process just created has nothing to read
             await engine.load()
         return engine
+
+    def _engine_for(
+        self, schema: TableSchema, cls: type[Table], compaction: Compaction | None
+    ) -> TableEngine:
+        return TableEngine(
+            schema, self.transport, self.size_limit, cls._decode, cls._encode, compaction=compaction
+        )
 
     def _detach(self, name: str) -> None:
         self._engines.pop(name, None)
@@ -373,7 +373,7 @@ class Database:
             return
         if message.channel_id == catalog.channel_id:
             if catalog.ingest(message):
-                self._spawn(self._follow_catalog())
+                self._background.spawn(self._follow_catalog())
             return
         for engine in self._engines.values():
             if engine.owns(message.channel_id):
@@ -382,13 +382,7 @@ class Database:
 
     def _on_reconnect(self) -> None:
         if self.is_open:
-            self._spawn(self.sync())
-
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        task.add_done_callback(_log_failure)
+            self._background.spawn(self.sync())
 
     async def _follow_catalog(self) -> None:
         """Attach tables another process created; detach ones it dropped."""
@@ -404,12 +398,8 @@ class Database:
     async def sync(self) -> None:
         """Catch up with writes made by other processes (e.g. after a gateway reconnect)."""
         catalog = self._require_open()
-        newer = []
-        async for message in self.transport.history(catalog.channel_id):
-            if message.id <= catalog.last_id:
-                break
-            newer.append(message)
-        changed = [catalog.ingest(m) for m in reversed(newer)]
+        newer = await self.transport.newer_than(catalog.channel_id, catalog.last_id)
+        changed = [catalog.ingest(m) for m in newer]
         if any(changed):
             await self._follow_catalog()
         for engine in list(self._engines.values()):
@@ -437,14 +427,7 @@ class Database:
                 )
         for name, schema in fresh.tables.items():
             cls = self.tables.get(name) or _runtime_class(schema)
-            scratch = TableEngine(
-                schema,
-                self.transport,
-                self.size_limit,
-                cls._decode,
-                lambda record: record._encode(),
-                compaction=None,
-            )
+            scratch = self._engine_for(schema, cls, None)
             await scratch.load()
             report.problems.extend(scratch.state.problems)
             report.tables[name] = len(scratch.state.records)
@@ -534,8 +517,3 @@ def _runtime_class(schema: TableSchema) -> type[Table]:
     cls.Settings = settings  # type: ignore[attr-defined]
     cls.__discobase_name__ = schema.name
     return cls
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background work of the database failed", exc_info=task.exception())

@@ -339,6 +339,15 @@ class Transport:
                 return
             cursor = int(page[-1]["id"])
 
+    async def newer_than(self, channel_id: int, last_id: int) -> list[StoredMessage]:
+        """The channel's messages after ``last_id``, oldest first (paged newest first)."""
+        newer: list[StoredMessage] = []
+        async for message in self.history(channel_id):
+            if message.id <= last_id:
+                break
+            newer.append(message)
+        return newer[::-1]
+
     async def read_attachment(self, attachment: StoredAttachment) -> bytes | None:
         """An attachment's bytes, or None when it is gone."""
         try:

@@ -33,6 +33,7 @@ from ..errors import RecordNotFoundError, RecordTooLargeError, UniqueViolationEr
 from ..transport import StoredMessage, Transport
 from .schema import TableSchema
 from .state import Problem, TableState
+from .tasks import BackgroundTasks
 from .writer import BatchWriter, split_to_fit
 
 __all__ = ("Compaction", "LogShard", "TableEngine", "Write")
@@ -126,7 +127,7 @@ class TableEngine:
         ]
         self._by_channel = {shard.channel_id: shard for shard in self.shards}
         self._reserved: dict[tuple[str, Any], list[Any]] = {}
-        self._background: set[asyncio.Task[Any]] = set()
+        self._background = BackgroundTasks(f"table {schema.name}")
 
     @property
     def name(self) -> str:
@@ -306,12 +307,7 @@ class TableEngine:
     async def catch_up(self) -> None:
         """Read what each shard got since the newest message applied (after a reconnect)."""
         for shard in self.shards:
-            newer: list[StoredMessage] = []
-            async for message in self.transport.history(shard.channel_id):
-                if message.id <= shard.last_id:
-                    break
-                newer.append(message)
-            for message in reversed(newer):
+            for message in await self.transport.newer_than(shard.channel_id, shard.last_id):
                 await self.ingest(message)
 
     # -- writing --------------------------------------------------------------------------
@@ -321,7 +317,7 @@ class TableEngine:
         shard = self._by_channel[channel_id]
         echo = shard.echoes.pop(batch_id, None)
         if echo is not None:
-            self._spawn(self.ingest(echo))
+            self._background.spawn(self.ingest(echo))
 
     def _committed(self, message: StoredMessage, entries: list[Entry]) -> None:
         shard = self._by_channel[message.channel_id]
@@ -421,8 +417,7 @@ class TableEngine:
     async def close(self) -> None:
         for shard in self.shards:
             await shard.writer.close()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self._background.wait()
 
     # -- compaction -----------------------------------------------------------------------
 
@@ -435,18 +430,11 @@ class TableEngine:
             shard.entries_since_snapshot >= rule.min_entries
             and shard.entries_since_snapshot > rule.ratio * live
         ):
-            shard.compacting = self._spawn(self._compact_shard(shard))
+            shard.compacting = self._background.spawn(self._compact_shard(shard))
 
     def spawn_ingest(self, message: StoredMessage) -> None:
         """Apply a gateway message in the background (it may need a download)."""
-        self._spawn(self.ingest(message))
-
-    def _spawn(self, work: Any) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-        task.add_done_callback(_log_failure)
-        return task
+        self._background.spawn(self.ingest(message))
 
     async def compact(self) -> int:
         """Snapshot every shard now; return how many old messages were deleted."""
@@ -535,8 +523,3 @@ def _int(header: Header, name: str) -> int:
         return header.get_int(name)
     except FormatProblem:
         return -1
-
-
-def _log_failure(task: asyncio.Task[Any]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("background compaction failed", exc_info=task.exception())
