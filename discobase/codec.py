@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = (
-    "ATTACHMENT_NAME",
     "CONTENT_LIMIT",
     "FORMAT_VERSION",
     "EncodedMessage",
@@ -36,7 +35,6 @@ __all__ = (
 
 FORMAT_VERSION = 1
 CONTENT_LIMIT = 2000
-ATTACHMENT_NAME = "body.jsonl.z"
 _HEADER = re.compile(r"dbs(\d+) ([a-z]+)((?: [a-z]+=[^ \n]*)*)")
 _KINDS = ("batch", "cat", "part", "snap")
 
@@ -94,8 +92,8 @@ class EncodedMessage:
 
     content: str
     attachment: bytes | None = None
-    entry_count: int = 0
-    raw_size: int = field(default=0, compare=False)
+    #: The attachment's file name (``body.jsonl.z`` for batches, ``snapshot.jsonl.z`` for parts).
+    filename: str = ""
 
 
 def parse_header(content: str) -> Header:
@@ -141,23 +139,23 @@ def encode_entry(entry: Entry, *, with_group: bool = True) -> str:
 
 
 def _pack(
-    kind: str, lines: Sequence[str], count: int, inline_ok: bool, **fields: object
+    kind: str, lines: Sequence[str], filename: str, inline_ok: bool, **fields: object
 ) -> EncodedMessage:
     body = "\n".join(lines).encode("ascii")
-    header = _header(kind, n=count, crc=_crc(body), **fields)
+    header = _header(kind, n=len(lines), crc=_crc(body), **fields)
     if inline_ok and len(header) + 1 + len(body) <= CONTENT_LIMIT:
-        return EncodedMessage(f"{header}\n{body.decode('ascii')}", None, count, len(body))
-    return EncodedMessage(f"{header} att=1", zlib.compress(body, 3), count, len(body))
+        return EncodedMessage(f"{header}\n{body.decode('ascii')}")
+    return EncodedMessage(f"{header} att=1", zlib.compress(body, 3), filename)
 
 
 def encode_batch(batch_id: str, entry_lines: Sequence[str]) -> EncodedMessage:
     """A batch message: inline JSON lines when they fit in the content, else an attachment."""
-    return _pack("batch", entry_lines, len(entry_lines), True, id=batch_id)
+    return _pack("batch", entry_lines, "body.jsonl.z", True, id=batch_id)
 
 
 def encode_snapshot_part(snapshot_id: str, entry_lines: Sequence[str]) -> EncodedMessage:
     """A snapshot part: put entries of live records, always as an attachment."""
-    return _pack("part", entry_lines, len(entry_lines), False, id=snapshot_id)
+    return _pack("part", entry_lines, "snapshot.jsonl.z", False, id=snapshot_id)
 
 
 def encode_marker(snapshot_id: str, upto: int, count: int, parts: Iterable[int]) -> str:

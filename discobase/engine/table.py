@@ -469,7 +469,7 @@ class TableEngine:
                 shard.channel_id,
                 part.content,
                 part.attachment,
-                filename="snapshot.jsonl.z",
+                filename=part.filename,
                 nonce=secrets.token_hex(8),
             )
             parts.append(sent.id)

@@ -65,9 +65,6 @@ class BatchWriter:
         self.sending = False
         #: When this writer last started a send, as a tick of a counter shared by all writers.
         self.last_used = 0
-        #: Messages sent and entries in them, for metrics.
-        self.messages_sent = 0
-        self.entries_sent = 0
 
     @property
     def forming(self) -> bool:
@@ -152,7 +149,7 @@ class BatchWriter:
                     self.channel_id,
                     message.content,
                     message.attachment,
-                    filename="body.jsonl.z",
+                    filename=message.filename,
                     nonce=batch_id,
                 )
             except BaseException as error:
@@ -167,8 +164,6 @@ class BatchWriter:
                 continue
             self.sending = False
             self.in_flight.discard(batch_id)
-            self.messages_sent += 1
-            self.entries_sent += message.entry_count
             try:
                 self._on_commit(stored, entries)
             except Exception:
