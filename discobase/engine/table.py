@@ -461,10 +461,9 @@ class TableEngine:
         lines += [encode_entry(Entry(None, None, group, 0)) for group in carried]
         snapshot_id = secrets.token_hex(8)
         parts: list[int] = []
-        for start, end, part in split_to_fit(
+        for _, _, part in split_to_fit(
             lines, self.size_limit, lambda s, e: encode_snapshot_part(snapshot_id, lines[s:e])
         ):
-            del start, end
             sent = await self.transport.send(
                 shard.channel_id,
                 part.content,
