@@ -13,6 +13,7 @@ import functools
 import io
 import logging
 import random
+import secrets
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -306,15 +307,21 @@ class Transport:
         filename: str = "body",
         nonce: str | None = None,
     ) -> StoredMessage:
-        """Send one message. Retries reuse ``nonce``, so Discord keeps at most one copy."""
+        """Send one message with ``enforce_nonce``; ``nonce`` names the logical message (a
+        fresh random one when not given). Every retry reuses it, so Discord keeps at most one
+        copy; never reuse a nonce for a different message: Discord would answer with the
+        earlier one and store nothing."""
         channel = self.client.get_partial_messageable(channel_id)
+        # discord.py sends a MISSING nonce as the string "..." with enforce_nonce, and Discord
+        # then returns the first message with that nonce for every later one.
+        message_nonce = nonce or secrets.token_hex(8)
 
         async def request() -> discord.Message:
             file = discord.File(io.BytesIO(attachment), filename=filename) if attachment else None
             return await channel.send(
                 content,
                 file=file or discord.utils.MISSING,
-                nonce=nonce or discord.utils.MISSING,
+                nonce=message_nonce,
                 allowed_mentions=discord.AllowedMentions.none(),
                 suppress_embeds=True,
             )
