@@ -22,23 +22,31 @@ from cogs._errors import BadInputError
 FIELD_TYPES = ("str", "int", "float", "bool", "datetime", "date", "json")
 QUERY_OPERATORS = ("<=", ">=", "!=", "==", "=", "<", ">", "~")
 MAX_JSON_DEPTH = 32
+MAX_FIELDS_LENGTH = 4000
+MAX_QUERY_LENGTH = 1000
 
-_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_FIELD = re.compile(rf"^\s*({_NAME})\s*:\s*([A-Za-z]+)\s*(\?)?\s*(?:=\s*(.*?))?\s*$", re.DOTALL)
-_CONDITION = re.compile(rf"^\s*({_NAME})\s*(<=|>=|!=|==|=|<|>|~)\s*(.*?)\s*$", re.DOTALL)
-_AND = re.compile(r"\s+and\s+", re.IGNORECASE)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TYPE = re.compile(r"[A-Za-z]+")
 _TRUE = frozenset({"true", "yes", "1", "on"})
 _FALSE = frozenset({"false", "no", "0", "off"})
 
 
-def split_top_level(text: str, separator: str = ",") -> list[str]:
-    """Split ``text`` on ``separator`` outside quotes and brackets; empty pieces are dropped."""
+def split_top_level(text: str, separator: str = ",", *, word: str | None = None) -> list[str]:
+    """Split ``text`` on ``separator`` outside quotes and brackets; empty pieces are dropped.
+
+    With ``word`` (like ``and``), that word between blanks separates pieces too (any case).
+    One pass over the text: the time grows linearly with its length.
+    """
     pieces: list[str] = []
     current: list[str] = []
     depth = 0
     quote: str | None = None
     escaped = False
-    for character in text:
+    index = 0
+    length = len(text)
+    while index < length:
+        character = text[index]
+        index += 1
         if quote is not None:
             current.append(character)
             if escaped:
@@ -58,11 +66,35 @@ def split_top_level(text: str, separator: str = ",") -> list[str]:
             pieces.append("".join(current))
             current = []
             continue
+        elif word is not None and character.isspace() and depth == 0:
+            end = index
+            while end < length and text[end].isspace():
+                end += 1
+            after = end + len(word)
+            if text[end:after].lower() == word and after < length and text[after].isspace():
+                pieces.append("".join(current))
+                current = []
+                index = after
+                continue
+            current.append(text[index - 1 : end])
+            index = end
+            continue
         current.append(character)
     if quote is not None:
         raise BadInputError(f"a quote ({quote}) is never closed; close it or remove it")
     pieces.append("".join(current))
     return [piece.strip() for piece in pieces if piece.strip()]
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _check_length(text: str, limit: int, what: str) -> None:
+    if len(text) > limit:
+        raise BadInputError(
+            f"{what} is {len(text):,} characters long; at most {limit:,} are accepted"
+        )
 
 
 def unquote(text: str) -> str:
@@ -122,18 +154,19 @@ def parse_fields(text: str) -> dict[str, str | tuple[str, Any]]:
     A ``?`` makes a field optional: it may be null and defaults to null. ``=value`` gives a
     default (quote strings that contain commas). Raises :class:`BadInputError`.
     """
+    _check_length(text, MAX_FIELDS_LENGTH, "the field list")
     specs: dict[str, str | tuple[str, Any]] = {}
     pieces = split_top_level(text)
     if not pieces:
         raise BadInputError("give at least one field, like `name:str, age:int=0`")
     for position, piece in enumerate(pieces, start=1):
-        match = _FIELD.match(piece)
-        if match is None:
+        parts = _field_parts(piece)
+        if parts is None:
             raise BadInputError(
-                f"field {position} ({piece!r}) is not `name:type`, `name:type?` or "
+                f"field {position} ({_excerpt(piece)}) is not `name:type`, `name:type?` or "
                 "`name:type=default`; names start with a letter or _"
             )
-        name, type_name, optional, default = match.groups()
+        name, type_name, optional, default = parts
         type_name = type_name.lower()
         if type_name not in FIELD_TYPES:
             raise BadInputError(
@@ -153,6 +186,30 @@ def parse_fields(text: str) -> dict[str, str | tuple[str, Any]]:
         else:
             specs[name] = (spec, coerce_value(type_name, default, what=f"default of {name!r}"))
     return specs
+
+
+def _field_parts(piece: str) -> tuple[str, str, bool, str | None] | None:
+    """``name:type?=default`` → (name, type, optional, default text or None); None if malformed."""
+    text = piece.strip()
+    name = _NAME.match(text)
+    if name is None:
+        return None
+    rest = text[name.end() :].lstrip()
+    if not rest.startswith(":"):
+        return None
+    rest = rest[1:].lstrip()
+    type_name = _TYPE.match(rest)
+    if type_name is None:
+        return None
+    rest = rest[type_name.end() :].lstrip()
+    optional = rest.startswith("?")
+    if optional:
+        rest = rest[1:].lstrip()
+    if not rest:
+        return name.group(), type_name.group(), optional, None
+    if not rest.startswith("="):
+        return None
+    return name.group(), type_name.group(), optional, rest[1:].strip()
 
 
 def parse_names(text: str | None, *, what: str, known: list[str]) -> list[str]:
@@ -182,25 +239,39 @@ class Condition:
         return f"{self.field}{self.operator}{'null' if self.value is None else self.value}"
 
 
+def _condition_parts(piece: str) -> tuple[str, str, str] | None:
+    """``field<op>value`` → (field, operator, value text); None if malformed."""
+    text = piece.strip()
+    name = _NAME.match(text)
+    if name is None:
+        return None
+    rest = text[name.end() :].lstrip()
+    operator = next((op for op in QUERY_OPERATORS if rest.startswith(op)), None)
+    if operator is None:
+        return None
+    return name.group(), operator, rest[len(operator) :].strip()
+
+
 def parse_query(text: str | None) -> list[Condition]:
     """Parse ``name=rex, legs>=3`` into conditions (joined with AND). Raises :class:`BadInputError`."""
     if text is None or not text.strip():
         return []
+    _check_length(text, MAX_QUERY_LENGTH, "the query")
     conditions: list[Condition] = []
-    for piece in split_top_level(_AND.sub(",", text)):
-        match = _CONDITION.match(piece)
-        if match is None:
+    for piece in split_top_level(text, word="and"):
+        parts = _condition_parts(piece)
+        if parts is None:
             raise BadInputError(
-                f"cannot read the condition {piece!r}: write `field=value`, or use one of "
+                f"cannot read the condition {_excerpt(piece)}: write `field=value`, or use one of "
                 f"{' '.join(QUERY_OPERATORS)} instead of =; join conditions with commas"
             )
-        field, operator, raw = match.groups()
+        field, operator, raw = parts
         operator = "=" if operator == "==" else operator
         if not raw:
-            raise BadInputError(f"the condition {piece!r} has no value after {operator}")
+            raise BadInputError(f"the condition {_excerpt(piece)} has no value after {operator}")
         is_null = raw.lower() == "null"
         if is_null and operator not in ("=", "!="):
-            raise BadInputError(f"{piece!r}: null only works with = and !=")
+            raise BadInputError(f"{_excerpt(piece)}: null only works with = and !=")
         conditions.append(Condition(field, operator, None if is_null else unquote(raw)))
     return conditions
 

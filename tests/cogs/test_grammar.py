@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
@@ -10,6 +13,8 @@ from hypothesis import strategies as st
 
 from cogs._errors import BadInputError
 from cogs._grammar import (
+    MAX_FIELDS_LENGTH,
+    MAX_QUERY_LENGTH,
     Condition,
     coerce_value,
     parse_fields,
@@ -140,3 +145,69 @@ def test_the_parsers_fail_only_with_bad_input_errors(text: str) -> None:
             parse(text)
         except BadInputError as error:
             assert str(error)
+
+
+def seconds_per_call(parse: Callable[[str], object], text: str) -> float:
+    """The best of three rounds of timing ``parse(text)``, each round at least 20 ms long."""
+    best = float("inf")
+    for _ in range(3):
+        calls = 0
+        start = time.perf_counter()
+        while True:
+            with contextlib.suppress(BadInputError):
+                parse(text)
+            calls += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= 0.02:
+                break
+        best = min(best, elapsed / calls)
+    return best
+
+
+GROWTH_BOUND = 20
+"""8x the input may take at most this many times as long: linear is 8, quadratic 64."""
+
+
+@pytest.mark.parametrize(
+    ("parse", "make"),
+    [
+        pytest.param(parse_fields, lambda n: "a:str" + " " * n + "x", id="fields-blanks"),
+        pytest.param(parse_fields, lambda n: "a:str=" + " " * n + "x", id="fields-default"),
+        pytest.param(parse_fields, lambda n: "a:str?" + " " * n + "=", id="fields-optional"),
+        pytest.param(
+            parse_fields, lambda n: ", ".join(f"f{i}:int" for i in range(n // 8)), id="fields-many"
+        ),
+        pytest.param(parse_query, lambda n: "a=" + " " * n + "x", id="query-blanks"),
+        pytest.param(parse_query, lambda n: "a" + " " * n + "and", id="query-and"),
+        pytest.param(parse_query, lambda n: "a=1" + " and" * (n // 4), id="query-many-ands"),
+        pytest.param(parse_query, lambda n: "a" + " " * n + "<", id="query-operator"),
+    ],
+)
+def test_parsing_time_grows_linearly_with_the_input(
+    parse: Callable[[str], object], make: Callable[[int], str]
+) -> None:
+    small = seconds_per_call(parse, make(120))
+    large = seconds_per_call(parse, make(960))
+    assert large < GROWTH_BOUND * small, f"8x the input took {large / small:.0f}x as long"
+
+
+@pytest.mark.parametrize(
+    ("parse", "prefix", "limit", "what"),
+    [
+        (parse_fields, "a:str=", MAX_FIELDS_LENGTH, "the field list"),
+        (parse_query, "a=", MAX_QUERY_LENGTH, "the query"),
+    ],
+)
+def test_overlong_input_is_refused_before_parsing(
+    parse: Callable[[str], object], prefix: str, limit: int, what: str
+) -> None:
+    parse(prefix + "x" * (limit - len(prefix)))
+    with pytest.raises(BadInputError, match=f"^{what} is {limit + 1:,} characters long; at most"):
+        parse(prefix + "x" * (limit + 1 - len(prefix)))
+
+
+def test_and_inside_quotes_is_part_of_the_value() -> None:
+    assert parse_query('name="cats and dogs" and legs>2') == [
+        Condition("name", "=", "cats and dogs"),
+        Condition("legs", ">", "2"),
+    ]
