@@ -16,7 +16,9 @@ summary, where pytest's assertion rewriter parses it; importing it here parses i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 import discord
 import hypothesis  # noqa: F401  (see below)
@@ -67,3 +69,20 @@ def new_db(
 def rest_calls(env: simcord.Env, since: int = 0) -> list[str]:
     """The REST calls made since index ``since`` as ``METHOD path``."""
     return [f"{r.method} {r.path}" for r in env.http_requests[since:]]
+
+
+DISCOBASE_SOURCE = Path(discobase.__file__).parent
+
+
+def discobase_tasks() -> list[asyncio.Task[object]]:
+    """The unfinished tasks running discobase's own code (its writers, compactions, catch-ups)."""
+    found = []
+    for task in asyncio.all_tasks():
+        code = getattr(task.get_coro(), "cr_code", None)
+        if (
+            not task.done()
+            and code is not None
+            and DISCOBASE_SOURCE in Path(code.co_filename).parents
+        ):
+            found.append(task)
+    return found

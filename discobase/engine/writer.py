@@ -6,6 +6,10 @@ else one compressed attachment up to the guild's file size limit), sends them on
 and after each acknowledgement calls ``on_commit`` and resolves the callers whose writes the
 message held. While a send waits on Discord (rate limits, latency), new writes queue up and
 go out together in the next message.
+
+The writer's task lives only while there is something to send: it ends as soon as the queue is
+empty, and the next write starts a new one. A host that waits for all of its tasks to finish
+(SimCord's settlement, a test, a shutdown) so never waits on an idle writer.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..codec import EncodedMessage, Entry, encode_batch, encode_entry, parse_header
+from ..errors import NotConnectedError
 from ..transport import StoredMessage, Transport
 
 __all__ = ("BatchWriter", "Submission")
@@ -57,7 +62,7 @@ class BatchWriter:
         #: Batch ids sent and not yet acknowledged (their gateway echo waits for the outcome).
         self.in_flight: set[str] = set()
         self._queue: list[Submission] = []
-        self._wakeup = asyncio.Event()
+        #: The task sending the queue; None while there is nothing to send.
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -76,8 +81,7 @@ class BatchWriter:
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
         self._queue.append(Submission(entries, lines, future))
         self._idle.clear()
-        self._wakeup.set()
-        if self._task is None or self._task.done():
+        if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"discobase-writer-{self.channel_id}"
             )
@@ -88,20 +92,28 @@ class BatchWriter:
         await self._idle.wait()
 
     async def close(self) -> None:
-        """Send what is queued, then stop."""
+        """Send what is queued. The writer holds no task once its queue is empty."""
         await self.flush()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
 
     async def _run(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
+        """Send until the queue is empty, then end.
+
+        Between the last look at the queue and clearing ``_task`` nothing awaits, so a write
+        submitted meanwhile either is in the queue that loop sends or finds no task and starts
+        one: no write is left waiting on a writer that has ended.
+        """
+        try:
             while self._queue:
                 batch, self._queue = self._queue, []
                 await self._send_all(batch)
+        finally:
+            self._task = None
+            abandoned, self._queue = self._queue, []
+            for submission in abandoned:  # only when this task was cancelled mid-send
+                if not submission.future.done():
+                    submission.future.set_exception(
+                        NotConnectedError("the writer was stopped before this write was sent")
+                    )
             self._idle.set()
 
     def _pack(
