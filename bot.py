@@ -155,10 +155,12 @@ def bot_intents() -> discord.Intents:
 
 
 class DiscobaseBot(commands.Bot):
-    """The bot. Holds one :class:`discobase.Database` per guild, opened on first use.
+    """The bot. Holds one :class:`discobase.Database` per guild.
 
-    When ``settings.guild_id`` is set, the bot syncs its commands to that guild only and opens its
-    database at startup; a guild it is not in or missing permissions stop it with
+    Every guild's database opens in the background when the bot is ready or joins the guild (or
+    on first use), each on its own, and closes when the bot leaves the guild. When
+    ``settings.guild_id`` is set, the bot syncs its commands to that guild only and opens its
+    database before serving; a guild it is not in or missing permissions stop it with
     :attr:`exit_code` set.
     """
 
@@ -174,33 +176,82 @@ class DiscobaseBot(commands.Bot):
         self.exit_code = ExitCode.OK
         self.exit_message: str | None = None
         self._databases: dict[int, discobase.Database] = {}
-        self._opening = asyncio.Lock()
+        self._opening: dict[int, asyncio.Task[discobase.Database]] = {}
         self._checked_startup = False
 
     async def database(self, guild_id: int) -> discobase.Database:
-        """The open database of a guild, created and opened on first use.
+        """The open database of a guild; opens it (or joins the open under way) on first use.
 
-        Raises the errors of :meth:`discobase.Database.open` (``GuildNotFoundError``,
-        ``MissingPermissionsError``, ...); a failed open is retried on the next call.
+        Each guild opens on its own, so a slow guild delays no other. Cancelling the caller
+        leaves the open running. Raises the errors of :meth:`discobase.Database.open`
+        (``GuildNotFoundError``, ``MissingPermissionsError``, ...); a failed open is retried on
+        the next call.
         """
         database = self._databases.get(guild_id)
         if database is not None:
             return database
-        async with self._opening:
-            database = self._databases.get(guild_id)
-            if database is not None:
-                return database
-            guild = self.get_guild(guild_id)
-            admin_role = find_role(guild, self.settings.admin_role) if guild else None
-            database = discobase.Database(
-                guild_id,
-                bot=self,
-                category=self.settings.category,
-                admin_role=admin_role.id if admin_role else None,
-            )
+        return await asyncio.shield(self.start_opening(guild_id))
+
+    def open_database(self, guild_id: int) -> discobase.Database | None:
+        """The guild's database if it is open now, else None (and its open starts in the background).
+
+        Never waits: for the paths that must answer Discord at once (autocomplete, forms).
+        """
+        database = self._databases.get(guild_id)
+        if database is None:
+            self.start_opening(guild_id)
+        return database
+
+    def start_opening(self, guild_id: int) -> asyncio.Task[discobase.Database]:
+        """Open the guild's database in the background (once); the task gives the database."""
+        task = self._opening.get(guild_id)
+        if task is None:
+            task = asyncio.create_task(self._open(guild_id), name=f"open database {guild_id}")
+            self._opening[guild_id] = task
+            task.add_done_callback(lambda done: self._opened(guild_id, done))
+        return task
+
+    async def _open(self, guild_id: int) -> discobase.Database:
+        guild = self.get_guild(guild_id)
+        admin_role = find_role(guild, self.settings.admin_role) if guild else None
+        database = discobase.Database(
+            guild_id,
+            bot=self,
+            category=self.settings.category,
+            admin_role=admin_role.id if admin_role else None,
+        )
+        try:
             await database.open()
-            self._databases[guild_id] = database
-            return database
+        except BaseException:
+            await self._close_database(database)
+            raise
+        if guild is not None and self.get_guild(guild_id) is None:
+            await database.close()
+            raise discobase.GuildNotFoundError(guild_id)
+        self._databases[guild_id] = database
+        return database
+
+    def _opened(self, guild_id: int, task: asyncio.Task[discobase.Database]) -> None:
+        if self._opening.get(guild_id) is task:
+            del self._opening[guild_id]
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.warning("opening the database of guild %s failed: %s", guild_id, error)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        if self.settings.guild_id is None:
+            self.start_opening(guild.id)
+
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """The bot left (or was removed from) a guild: close its database, stop its open."""
+        task = self._opening.pop(guild.id, None)
+        if task is not None:
+            task.cancel()
+        database = self._databases.pop(guild.id, None)
+        if database is not None:
+            await self._close_database(database)
 
     async def setup_hook(self) -> None:
         for extension in sorted(COGS_DIRECTORY.glob("[!_]*.py")):
@@ -225,6 +276,9 @@ class DiscobaseBot(commands.Bot):
         problem = await self.startup_problem()
         if problem is not None:
             await self.stop_with(*problem)
+        elif self.settings.guild_id is None:
+            for guild in self.guilds:
+                self.start_opening(guild.id)
 
     async def startup_problem(self) -> tuple[ExitCode, str] | None:
         """Why the bot cannot serve its configured guild, or None (also None without one).
@@ -260,13 +314,21 @@ class DiscobaseBot(commands.Bot):
         await self.close()
 
     async def close_databases(self) -> None:
-        """Flush pending writes and close every open database."""
+        """Stop the opens under way, flush pending writes and close every open database."""
+        opening, self._opening = list(self._opening.values()), {}
+        for task in opening:
+            task.cancel()
+        await asyncio.gather(*opening, return_exceptions=True)
         databases, self._databases = list(self._databases.values()), {}
         for database in databases:
-            try:
-                await database.close()
-            except discobase.DiscobaseError:
-                log.exception("closing the database of guild %s failed", database.guild_id)
+            await self._close_database(database)
+
+    @staticmethod
+    async def _close_database(database: discobase.Database) -> None:
+        try:
+            await database.close()
+        except discobase.DiscobaseError:
+            log.exception("closing the database of guild %s failed", database.guild_id)
 
     async def close(self) -> None:
         await self.close_databases()

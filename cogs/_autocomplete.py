@@ -1,45 +1,58 @@
 """Autocomplete for table names, field names (in sort orders and queries) and record keys.
 
-Autocomplete never raises: when the database cannot answer it offers nothing.
+Autocomplete cannot be deferred, so it answers from the guild's database only when that is open
+already, and never raises: otherwise, or when the database cannot answer, it offers nothing.
+Discord takes at most 25 choices whose names and values are 1-100 characters, and rejects the
+whole list for one bad choice (discord-api-docs, application-commands), so a value that does not
+fit is left out rather than cut (a cut key would name no record).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import discord
 from discord import app_commands
 
 import discobase
-from cogs._database import field_names, guild_database, table_class
+from cogs._database import DatabaseOpeningError, field_names, open_guild_database, table_class
 from cogs._errors import BadInputError
 from cogs._grammar import split_top_level
-
-log = logging.getLogger(__name__)
 
 MAX_CHOICES = 25
 CHOICE_LIMIT = 100
 KEY_SCAN_LIMIT = 1000
 
 
+def _fits(value: str) -> bool:
+    return 1 <= len(value) <= CHOICE_LIMIT
+
+
 def _choices(values: list[str], current: str) -> list[app_commands.Choice[str]]:
     needle = current.lower()
-    starting = [value for value in values if value.lower().startswith(needle)]
-    containing = [value for value in values if needle in value.lower() and value not in starting]
+    offered = [value for value in values if _fits(value)]
+    starting = [value for value in offered if value.lower().startswith(needle)]
+    containing = [value for value in offered if needle in value.lower() and value not in starting]
     return [
-        app_commands.Choice(name=value[:CHOICE_LIMIT], value=value[:CHOICE_LIMIT])
+        app_commands.Choice(name=value, value=value)
         for value in (starting + containing)[:MAX_CHOICES]
     ]
+
+
+def _open_database(interaction: discord.Interaction[Any]) -> discobase.Database | None:
+    try:
+        return open_guild_database(interaction)
+    except DatabaseOpeningError:
+        return None
 
 
 async def _schema(interaction: discord.Interaction[Any]) -> tuple[Any, Any] | None:
     """The chosen table's class and schema; None when no (known) table is chosen yet."""
     name = getattr(interaction.namespace, "table", None)
-    if not name:
+    database = _open_database(interaction)
+    if not name or database is None:
         return None
     try:
-        database = await guild_database(interaction)
         return table_class(database, name), database.schema(name)
     except discobase.DiscobaseError:
         return None
@@ -49,10 +62,8 @@ async def table_names(
     interaction: discord.Interaction[Any], current: str
 ) -> list[app_commands.Choice[str]]:
     """The guild's tables."""
-    try:
-        database = await guild_database(interaction)
-    except discobase.DiscobaseError:
-        log.debug("no table names to offer", exc_info=True)
+    database = _open_database(interaction)
+    if database is None:
         return []
     return _choices(sorted(database.tables), current)
 
@@ -93,7 +104,7 @@ async def query_fields(
     return [
         app_commands.Choice(name=value, value=value)
         for value in dict.fromkeys(suggestions)
-        if len(value) <= CHOICE_LIMIT
+        if _fits(value)
     ][:MAX_CHOICES]
 
 
@@ -111,7 +122,7 @@ async def record_keys(
         async for record in table.all():
             scanned += 1
             key = str(record.pk)
-            if current.lower() in key.lower():
+            if _fits(key) and current.lower() in key.lower():
                 keys.append(key)
             if len(keys) >= MAX_CHOICES or scanned >= KEY_SCAN_LIMIT:
                 break

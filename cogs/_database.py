@@ -2,11 +2,21 @@
 
 Uses only discobase's public API: ``bot.database(guild_id)``, ``db.tables``, ``db.schema()`` and
 the field expressions of table classes.
+
+Discord's deadlines bound every path here: an interaction is answered (or deferred) within 3 s,
+and its token, which follow-ups and edits of the answer use, lasts 15 minutes
+(discord-api-docs, interactions/receiving-and-responding). Paths that cannot defer (forms,
+autocomplete) use only a database that is open already; deferred work that could outlast the
+token (the first open, ``/check``, ``/compact``) is waited for only while the token lasts.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import asyncio
+import logging
+from collections.abc import Awaitable
+from datetime import timedelta
+from typing import Any, Protocol, TypeVar
 
 import discord
 
@@ -14,6 +24,23 @@ import discobase
 from cogs._errors import BadInputError
 from cogs._grammar import Condition, coerce_value
 from cogs._permissions import RoleSettings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+INTERACTION_TOKEN_LIFETIME = timedelta(minutes=15)
+TOKEN_MARGIN = timedelta(minutes=1)
+"""Kept free at the end of the token: clock skew between the bot and Discord, and the answer."""
+
+
+class DatabaseOpeningError(BadInputError):
+    """The guild's database is still opening and this path cannot wait for it."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The database of this server is still opening (it reads its storage once after the "
+            "bot starts); try again in a moment"
+        )
 
 
 class DatabaseBot(Protocol):
@@ -23,12 +50,59 @@ class DatabaseBot(Protocol):
 
     async def database(self, guild_id: int) -> discobase.Database: ...
 
+    def open_database(self, guild_id: int) -> discobase.Database | None: ...
+
+
+def token_time_left(interaction: discord.Interaction[Any]) -> float:
+    """Seconds the interaction's token still serves follow-ups and edits, less a margin."""
+    expires = interaction.created_at + INTERACTION_TOKEN_LIFETIME - TOKEN_MARGIN
+    return max(0.0, (expires - discord.utils.utcnow()).total_seconds())
+
+
+async def within_token(interaction: discord.Interaction[Any], work: Awaitable[T]) -> T | None:
+    """The result of ``work``, or None when the token ends first.
+
+    The work goes on in the background then, and its failure is logged; the caller tells the
+    member that it is still running.
+    """
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=token_time_left(interaction))
+    if task in done:
+        return task.result()
+    task.add_done_callback(_log_late_failure)
+    return None
+
+
+def _log_late_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("work that outlasted its interaction failed", exc_info=task.exception())
+
 
 async def guild_database(interaction: discord.Interaction[Any]) -> discobase.Database:
-    """The database of the guild the interaction happened in."""
+    """The database of the guild the interaction happened in (call after deferring).
+
+    Waits for an open under way while the interaction's token lasts, then raises
+    :class:`DatabaseOpeningError` (the open goes on).
+    """
     assert interaction.guild_id is not None, "commands are guild-only"
     bot: DatabaseBot = interaction.client
-    return await bot.database(interaction.guild_id)
+    database = await within_token(interaction, bot.database(interaction.guild_id))
+    if database is None:
+        raise DatabaseOpeningError()
+    return database
+
+
+def open_guild_database(interaction: discord.Interaction[Any]) -> discobase.Database:
+    """The guild's database if it is open now, for paths that must answer at once.
+
+    Raises :class:`DatabaseOpeningError` otherwise (and the open starts in the background).
+    """
+    assert interaction.guild_id is not None, "commands are guild-only"
+    bot: DatabaseBot = interaction.client
+    database = bot.open_database(interaction.guild_id)
+    if database is None:
+        raise DatabaseOpeningError()
+    return database
 
 
 def table_class(database: discobase.Database, name: str) -> Any:

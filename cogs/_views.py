@@ -1,6 +1,9 @@
 """Interactive views: pages of records, and confirmation buttons for destructive commands.
 
-Only the member who ran the command may press the buttons; others get an ephemeral refusal.
+Only the member who ran the command may press the buttons, and only while they still hold the
+access the command needs (a role taken away in between takes the buttons with it); others get an
+ephemeral refusal. A view ends before the command's interaction token does, since its buttons
+edit the command's answer through that token.
 """
 
 from __future__ import annotations
@@ -11,28 +14,51 @@ from typing import Any
 
 import discord
 
+from cogs._database import token_time_left
 from cogs._errors import explain_expected
+from cogs._permissions import Access, access_denied_message, required_access
 from cogs._render import NO_MENTIONS, content
 
 log = logging.getLogger(__name__)
 
 
+async def still_allowed(interaction: discord.Interaction[Any], access: Access) -> bool:
+    """Whether the interaction's member holds ``access`` now; if not, tells them so."""
+    denial = access_denied_message(interaction, access, interaction.client.settings)
+    if denial is None:
+        return True
+    await interaction.response.send_message(denial, ephemeral=True, allowed_mentions=NO_MENTIONS)
+    return False
+
+
+def command_access(interaction: discord.Interaction[Any]) -> Access:
+    """The access the interaction's command needs (a write when it names none)."""
+    command = interaction.command
+    if isinstance(command, discord.app_commands.Command):
+        return required_access(command)
+    return Access.WRITE
+
+
 class OwnedView(discord.ui.View):
-    """A view only the member who ran the command may use; on timeout its buttons go."""
+    """A view only the member who ran the command may use; on timeout its buttons go.
+
+    The view times out after ``timeout`` seconds or just before the command's token ends.
+    """
 
     def __init__(self, owner: discord.Interaction[Any], *, timeout: float) -> None:
-        super().__init__(timeout=timeout)
+        super().__init__(timeout=min(timeout, token_time_left(owner)))
         self.owner = owner
+        self.access = command_access(owner)
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
-        if interaction.user.id == self.owner.user.id:
-            return True
-        await interaction.response.send_message(
-            "Only the member who ran this command can use these buttons.",
-            ephemeral=True,
-            allowed_mentions=NO_MENTIONS,
-        )
-        return False
+        if interaction.user.id != self.owner.user.id:
+            await interaction.response.send_message(
+                "Only the member who ran this command can use these buttons.",
+                ephemeral=True,
+                allowed_mentions=NO_MENTIONS,
+            )
+            return False
+        return await still_allowed(interaction, self.access)
 
 
 class RecordPages(OwnedView):

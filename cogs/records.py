@@ -16,6 +16,7 @@ from cogs._database import (
     field_names,
     field_types,
     guild_database,
+    open_guild_database,
     parse_key,
     query_expressions,
     record_fields,
@@ -25,7 +26,7 @@ from cogs._errors import BadInputError, answer_errors
 from cogs._grammar import coerce_value, parse_json_object, parse_query, parse_sort
 from cogs._permissions import Access, requires
 from cogs._render import code, paginate, record_lines, respond, truncate
-from cogs._views import Confirmation, RecordPages
+from cogs._views import Confirmation, RecordPages, still_allowed
 
 Interaction = discord.Interaction[Any]
 FORM_FIELD_LIMIT = 5
@@ -64,6 +65,9 @@ class RecordForm(discord.ui.Modal):
             )
             self.inputs[field.name] = text_input
             self.add_item(text_input)
+
+    async def interaction_check(self, interaction: Interaction) -> bool:
+        return await still_allowed(interaction, Access.WRITE)
 
     async def on_submit(self, interaction: Interaction) -> None:
         async with answer_errors(interaction):
@@ -121,7 +125,7 @@ class Records(commands.Cog):
             )
 
     async def _send_form(self, interaction: Interaction, table: str) -> None:
-        database = await guild_database(interaction)
+        database = open_guild_database(interaction)
         cls = table_class(database, table)
         schema = database.schema(table)
         if len(schema.fields) > FORM_FIELD_LIMIT:
@@ -278,11 +282,12 @@ class Records(commands.Cog):
                 async for record in cls.all()
             ]
             body = export_jsonl(rows) if format == "jsonl" else export_csv(rows, schema)
-            limit = interaction.guild.filesize_limit if interaction.guild else 10 * 1024 * 1024
+            limit = interaction.filesize_limit
             if len(body) > limit:
                 raise BadInputError(
-                    f"the export is {len(body):,} bytes, over this server's upload limit of "
-                    f"{limit:,}; export from a script with the discobase library instead"
+                    f"the export is {len(body):,} bytes, over the {limit:,}-byte upload limit "
+                    "Discord gives this reply; export from a script with the discobase library "
+                    "instead"
                 )
             await respond(
                 interaction,

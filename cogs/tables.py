@@ -9,7 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs._autocomplete import table_names
-from cogs._database import guild_database, table_class
+from cogs._database import guild_database, table_class, within_token
 from cogs._errors import BadInputError, answer_errors
 from cogs._grammar import FIELD_TYPES, parse_fields, parse_names
 from cogs._permissions import Access, requires
@@ -147,7 +147,15 @@ class Tables(commands.Cog):
         async with answer_errors(interaction):
             await interaction.response.defer(ephemeral=True, thinking=True)
             database = await guild_database(interaction)
-            report = await database.check()
+            report = await within_token(interaction, database.check())
+            if report is None:
+                await respond(
+                    interaction,
+                    "The check is still running, longer than Discord lets a command answer; "
+                    "it changes nothing, and its result will not be shown here. Run "
+                    "`Database.check()` from a script to see the report of a storage this large.",
+                )
+                return
             if report.ok:
                 await respond(interaction, "No problems found: every stored message is readable.")
                 return
@@ -183,7 +191,14 @@ class Tables(commands.Cog):
             await interaction.response.defer(ephemeral=True, thinking=True)
             database = await guild_database(interaction)
             table_class(database, table)
-            deleted = await database.compact(table)
+            deleted = await within_token(interaction, database.compact(table))
+            if deleted is None:
+                await respond(
+                    interaction,
+                    f"Still compacting table {code(table)}, longer than Discord lets a command "
+                    "answer; it goes on in the background (a failure goes to the bot's log).",
+                )
+                return
             await respond(
                 interaction,
                 f"Compacted table {code(table)}: it loads from a snapshot now; "
