@@ -22,6 +22,7 @@ from .errors import (
     NotConnectedError,
     SchemaError,
     SchemaMismatchError,
+    StorageCorruptError,
     TableExistsError,
     TableNotFoundError,
 )
@@ -97,6 +98,9 @@ class Database:
         self._classes: dict[str, type[Table]] = {}
         self._engines: dict[str, TableEngine] = {}
         self._catalog: Catalog | None = None
+        #: Storage channels the gateway had not announced when a catalog event named them,
+        #: confirmed by a REST read.
+        self._confirmed_channels: set[int] = set()
         self._open_lock = asyncio.Lock()
         # Local schema changes and following other processes' changes take turns, so the
         # gateway echo of our own catalog event never attaches a table twice.
@@ -140,12 +144,19 @@ class Database:
             self.size_limit = min(guild.filesize_limit, MAX_ATTACHMENT)
             await self.transport.ensure_category(guild, self.category, self.admin_role)
             channels = self.transport.channels_in(guild, self.category)
-            catalog_ids = sorted(i for i, name in channels.items() if name == CATALOG_CHANNEL)
-            catalog_id = (
-                catalog_ids[0] if catalog_ids else await self._create_channel(CATALOG_CHANNEL)
-            )
-            self._catalog = Catalog(self.transport, catalog_id)
+            catalog_ids = [i for i, name in channels.items() if name == CATALOG_CHANNEL]
+            if not catalog_ids:
+                if channels:
+                    raise StorageCorruptError(
+                        f"the storage category {self.category!r} holds {len(channels)} channels "
+                        f"but no {CATALOG_CHANNEL!r} channel: it was deleted by hand, and "
+                        "without it the tables cannot be read. Restore it from a backup, or "
+                        "move the old channels out of the category to start an empty database"
+                    )
+                catalog_ids = [await self._create_channel(CATALOG_CHANNEL)]
+            self._catalog = self._new_catalog(catalog_ids)
             await self._catalog.load()
+            await self._confirm_unknown_channels(self._catalog)
             for name, cls in self._classes.items():
                 await self._open_class_table(name, cls)
             await asyncio.gather(
@@ -216,6 +227,36 @@ class Database:
         if self._catalog is None or not self.is_open:
             raise NotConnectedError("the database is not open: await db.open() first")
         return self._catalog
+
+    def _new_catalog(self, channel_ids: list[int]) -> Catalog:
+        return Catalog(
+            self.transport,
+            channel_ids,
+            storage_channels=self._storage_channel_ids,
+            check_schema=_runtime_class,
+        )
+
+    def _storage_channel_ids(self) -> set[int]:
+        """This guild's storage channels: a table may use only these."""
+        assert self.guild_id is not None
+        guild = self.bot.get_guild(self.guild_id)
+        cached = set(self.transport.channels_in(guild, self.category)) if guild else set()
+        return cached | self._confirmed_channels
+
+    async def _confirm_unknown_channels(self, catalog: Catalog) -> None:
+        """Read by REST the channels the catalog named that the gateway has not announced
+        (another process just made them); refold when some are this guild's storage."""
+        assert self.guild_id is not None
+        guild = self.transport.find_guild(self.guild_id)
+        categories = {c.id for c in self.transport.storage_categories(guild, self.category)}
+        confirmed = False
+        for channel_id in sorted(catalog.unknown_channels - self._confirmed_channels):
+            home = await self.transport.channel_home(channel_id)
+            if home is not None and home[0] == guild.id and home[1] in categories:
+                self._confirmed_channels.add(channel_id)
+                confirmed = True
+        if confirmed:
+            catalog.fold()
 
     async def _create_channel(self, name: str) -> int:
         assert self.guild_id is not None
@@ -346,8 +387,11 @@ class Database:
             await catalog.append("drop", engine.schema)
             self._detach(name)
             self._classes.pop(name, None)
+            # Never a channel outside the storage category, whatever the catalog says.
+            storage = self._storage_channel_ids()
             for channel_id in engine.schema.channels:
-                await self.transport.delete_channel(channel_id)
+                if channel_id in storage:
+                    await self.transport.delete_channel(channel_id)
 
     async def compact(self, name: str | None = None) -> int:
         """Snapshot the table (all tables with no name) now; return old messages deleted."""
@@ -371,7 +415,7 @@ class Database:
         catalog = self._catalog
         if catalog is None:
             return
-        if message.channel_id == catalog.channel_id:
+        if message.channel_id in catalog.channel_ids:
             if catalog.ingest(message):
                 self._background.spawn(self._follow_catalog())
             return
@@ -385,12 +429,16 @@ class Database:
             self._background.spawn(self.sync())
 
     async def _follow_catalog(self) -> None:
-        """Attach tables another process created; detach ones it dropped."""
+        """Attach tables another process created; detach ones it dropped (a table dropped and
+        created again has other channels: its engine is replaced)."""
         assert self._catalog is not None
         async with self._schema_lock:
-            for name in [n for n in self._engines if n not in self._catalog.tables]:
-                await self._engines[name].close()
-                self._detach(name)
+            await self._confirm_unknown_channels(self._catalog)
+            tables = self._catalog.tables
+            for name, engine in list(self._engines.items()):
+                if name not in tables or tables[name].channels != engine.schema.channels:
+                    await engine.close()
+                    self._detach(name)
             for name, schema in list(self._catalog.tables.items()):
                 if name not in self._engines:
                     await self._attach(schema, self._classes.get(name))
@@ -398,9 +446,11 @@ class Database:
     async def sync(self) -> None:
         """Catch up with writes made by other processes (e.g. after a gateway reconnect)."""
         catalog = self._require_open()
-        newer = await self.transport.newer_than(catalog.channel_id, catalog.last_id)
-        changed = [catalog.ingest(m) for m in newer]
-        if any(changed):
+        # The catalog is small: read it whole, so an event that reached Discord late (a lower
+        # id than one already seen) is not missed.
+        before = {name: schema.to_dict() for name, schema in catalog.tables.items()}
+        await catalog.load()
+        if before != {name: schema.to_dict() for name, schema in catalog.tables.items()}:
             await self._follow_catalog()
         for engine in list(self._engines.values()):
             await engine.catch_up()
@@ -408,12 +458,13 @@ class Database:
     async def check(self) -> CheckReport:
         """Re-read all storage and report what discobase skips; changes nothing."""
         catalog = self._require_open()
-        fresh = Catalog(self.transport, catalog.channel_id)
+        fresh = self._new_catalog(catalog.channel_ids)
         await fresh.load()
+        await self._confirm_unknown_channels(fresh)
         report = CheckReport(problems=list(fresh.problems))
         assert self.guild_id is not None
         guild = self.transport.find_guild(self.guild_id)
-        known = {catalog.channel_id} | {c for s in fresh.tables.values() for c in s.channels}
+        known = {*catalog.channel_ids} | {c for s in fresh.tables.values() for c in s.channels}
         for channel_id, channel_name in self.transport.channels_in(guild, self.category).items():
             if channel_id not in known:
                 report.problems.append(

@@ -91,6 +91,8 @@ class StoredMessage:
     author_id: int
     content: str
     attachments: tuple[StoredAttachment, ...] = ()
+    #: Set when a webhook posted it (interaction responses too, even the bot's own).
+    webhook_id: int | None = None
 
     @classmethod
     def from_payload(cls, data: dict[str, Any], channel_id: int | None = None) -> StoredMessage:
@@ -105,6 +107,7 @@ class StoredMessage:
                 )
                 for a in data.get("attachments") or ()
             ),
+            webhook_id=int(data["webhook_id"]) if data.get("webhook_id") else None,
         )
 
     @classmethod
@@ -117,6 +120,7 @@ class StoredMessage:
             attachments=tuple(
                 StoredAttachment(a.id, a.filename, a.size, a.url) for a in message.attachments
             ),
+            webhook_id=message.webhook_id,
         )
 
 
@@ -149,6 +153,13 @@ class Transport:
         return commands.Bot(
             command_prefix=commands.when_mentioned, intents=intents, help_command=None
         )
+
+    def is_ours(self, message: StoredMessage) -> bool:
+        """Whether this bot's own user wrote ``message`` (not a webhook): only such messages
+        are storage. The guild owner and Administrators see and can post in hidden channels,
+        and an interaction response in a storage channel is the bot's user with a webhook id."""
+        user = self.client.user
+        return user is not None and message.author_id == user.id and message.webhook_id is None
 
     # -- the chokepoint -------------------------------------------------------------------
 
@@ -222,6 +233,19 @@ class Transport:
         """The text channels of the storage categories, id -> name (gateway cache: no REST)."""
         ids = {category.id for category in self.storage_categories(guild, category_name)}
         return {c.id: c.name for c in guild.text_channels if c.category_id in ids}
+
+    async def channel_home(self, channel_id: int) -> tuple[int, int] | None:
+        """(guild id, parent category id) of a channel, read by REST (for a channel the
+        gateway has not told us about yet); None when it is gone or not a guild channel."""
+        try:
+            channel = await self._call(
+                "GET /channels/{id}", lambda: self.client.fetch_channel(channel_id)
+            )
+        except (StorageCorruptError, MissingPermissionsError):
+            return None
+        if not isinstance(channel, discord.TextChannel) or channel.category_id is None:
+            return None
+        return channel.guild.id, channel.category_id
 
     def _overwrites(
         self, guild: discord.Guild, admin_role: int | None

@@ -1,8 +1,16 @@
-"""The catalog: an append-only log of schema events whose fold is the set of tables."""
+"""The catalog: an append-only log of schema events whose fold is the set of tables.
+
+The fold trusts nothing it reads: an event counts only when the bot's own user wrote it (not a
+webhook), its schema passes the same validation as a new table's, and the channels of a
+``create`` belong to this guild's storage category. Anything else is skipped and reported by
+``Database.check()``, never fatal. Events are kept by message id and folded in id order, so an
+event that arrives late (another process's, over the gateway) lands in its place.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..codec import FormatProblem, decode_catalog_event, encode_catalog_event, parse_header
@@ -17,75 +25,167 @@ log = logging.getLogger(__name__)
 
 
 class Catalog:
-    """Tables by name, as the fold of ``create``, ``alter`` and ``drop`` events in id order."""
+    """Tables by name, as the fold of ``create``, ``alter`` and ``drop`` events in id order.
 
-    def __init__(self, transport: Transport, channel_id: int) -> None:
+    ``channel_ids`` are the guild's catalog channels: normally one; two processes opening a
+    fresh guild at once can each make one, so the fold reads them all and new events go to
+    the lowest id. ``storage_channels`` returns the ids of the channels in the guild's storage
+    category (a ``create`` naming any other channel is refused); ``check_schema`` raises
+    :class:`SchemaError` for a schema this process cannot serve (e.g. a default that does not
+    fit its type).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        channel_ids: Iterable[int],
+        *,
+        storage_channels: Callable[[], set[int]] | None = None,
+        check_schema: Callable[[TableSchema], object] | None = None,
+    ) -> None:
         self.transport = transport
-        self.channel_id = channel_id
+        self.channel_ids = sorted(set(channel_ids))
         self.tables: dict[str, TableSchema] = {}
         self.problems: list[Problem] = []
         self.last_id = 0
+        self._storage_channels = storage_channels
+        self._check_schema = check_schema
+        #: Readable events by message id: (channel, event).
+        self._events: dict[int, tuple[int, dict[str, Any]]] = {}
+        self._skipped: set[int] = set()
+        #: Problems of the current fold (recomputed by each fold).
+        self._fold_problems: list[Problem] = []
+        #: Channels named by refused creates that this process does not know: may be
+        #: another process's new channels whose gateway event has not arrived yet.
+        self.unknown_channels: set[int] = set()
+
+    @property
+    def channel_id(self) -> int:
+        """The catalog channel new events go to."""
+        return self.channel_ids[0]
+
+    def add_channel(self, channel_id: int) -> None:
+        if channel_id not in self.channel_ids:
+            self.channel_ids = sorted({*self.channel_ids, channel_id})
 
     async def load(self) -> None:
-        messages = [m async for m in self.transport.history(self.channel_id)]
-        for message in reversed(messages):
-            self.ingest(message)
+        """Read every catalog channel in full and fold it."""
+        for channel_id in self.channel_ids:
+            async for message in self.transport.history(channel_id):
+                self._read(message)
+        self.fold()
 
     def ingest(self, message: StoredMessage) -> bool:
         """Apply one catalog message; return whether it changed the set of tables."""
-        if message.id <= self.last_id:
+        if not self._read(message):
             return False
+        return self.fold()
+
+    def _read(self, message: StoredMessage) -> bool:
+        """Keep one message's event; return whether it is new and readable."""
+        if message.id in self._events or message.id in self._skipped:
+            return False
+        self.last_id = max(self.last_id, message.id)
         try:
+            if not self.transport.is_ours(message):
+                raise FormatProblem(
+                    "foreign-author", "written by another user or a webhook, not by this bot"
+                )
             header = parse_header(message.content)
             if header.kind != "cat":
                 raise FormatProblem("unreadable", f"a {header.kind} message in the catalog")
             event = decode_catalog_event(header, message.content)
         except FormatProblem as problem:
             if problem.kind == "unknown-version":
-                # A newer discobase changed the schema: reading on could misread every table.
+                # Only a process with this bot's token writes here: a newer discobase changed
+                # the schema, and reading on could misread every table.
                 raise UnsupportedFormatError(problem.detail, "the catalog") from None
             log.warning("catalog: skipping message %s: %s", message.id, problem)
+            self._skipped.add(message.id)
             self.problems.append(
-                Problem(None, self.channel_id, message.id, problem.kind, problem.detail)
+                Problem(None, message.channel_id, message.id, problem.kind, problem.detail)
             )
             return False
-        self.last_id = message.id
-        return self._apply(event, message.id)
-
-    def _apply(self, event: dict[str, Any], message_id: int) -> bool:
-        name, op = event["table"], event.get("op")
-        try:
-            if op == "create":
-                if name in self.tables:
-                    # Two processes created the same table at once: the first event wins.
-                    self.problems.append(
-                        Problem(
-                            name,
-                            self.channel_id,
-                            message_id,
-                            "duplicate-create",
-                            "a second create of an existing table was ignored",
-                        )
-                    )
-                    return False
-                self.tables[name] = TableSchema.from_dict(event["schema"])
-            elif op == "alter" and name in self.tables:
-                self.tables[name] = TableSchema.from_dict(event["schema"])
-            elif op == "drop":
-                return self.tables.pop(name, None) is not None
-            else:
-                raise KeyError(op)
-        except (KeyError, TypeError, ValueError) as error:
-            self.problems.append(
-                Problem(
-                    name, self.channel_id, message_id, "unreadable", f"bad catalog event: {error!r}"
-                )
-            )
-            return False
+        self._events[message.id] = (message.channel_id, event)
         return True
 
-    async def append(self, op: str, schema: TableSchema) -> None:
-        """Write an event and apply it."""
+    def fold(self) -> bool:
+        """Recompute the tables from every event in id order; return whether they changed."""
+        before = {name: schema.to_dict() for name, schema in self.tables.items()}
+        storage = self._storage_channels() if self._storage_channels is not None else None
+        self.tables = {}
+        self.unknown_channels = set()
+        self.problems = [p for p in self.problems if p not in self._fold_problems]
+        self._fold_problems = []
+        # A create refused for its channels, then dropped, is history: the drop deleted them.
+        outside_creates: dict[str, list[Problem]] = {}
+        for message_id in sorted(self._events):
+            channel_id, event = self._events[message_id]
+            refusal = self._apply(event, storage)
+            if event.get("op") == "drop":
+                outside_creates.pop(event["table"], None)
+            if refusal is not None:
+                kind, detail = refusal
+                problem = Problem(event.get("table"), channel_id, message_id, kind, detail)
+                if event.get("op") == "create" and kind == "foreign-channel":
+                    outside_creates.setdefault(event["table"], []).append(problem)
+                else:
+                    self._fold_problems.append(problem)
+        for name, refused in outside_creates.items():
+            self._fold_problems += refused
+            self.unknown_channels.update(
+                c
+                for e in self._events.values()
+                if e[1].get("table") == name and e[1].get("op") == "create"
+                for c in _channel_ids(e[1])
+                if storage is not None and c not in storage
+            )
+        self.problems += self._fold_problems
+        return before != {name: schema.to_dict() for name, schema in self.tables.items()}
+
+    def _apply(self, event: dict[str, Any], storage: set[int] | None) -> tuple[str, str] | None:
+        """Apply one event to the fold; return (problem kind, detail) when it is refused."""
+        name, op = event["table"], event.get("op")
+        if op == "drop":
+            self.tables.pop(name, None)
+            return None
+        if op not in ("create", "alter"):
+            return "unreadable", f"unknown catalog operation {op!r}"
+        try:
+            schema = TableSchema.from_dict(event["schema"]).validate()
+            if schema.name != name:
+                raise SchemaError(f"the event is for {name!r} but its schema names {schema.name!r}")
+            if len(schema.channels) != schema.shards or len(set(schema.channels)) != len(
+                schema.channels
+            ):
+                raise SchemaError(f"{schema.shards} shards need as many distinct channels")
+            if self._check_schema is not None:
+                self._check_schema(schema)
+        except (KeyError, TypeError, ValueError, AttributeError, SchemaError) as error:
+            return "unreadable", f"bad catalog schema: {error}"
+        current = self.tables.get(name)
+        if op == "alter":
+            if current is None:
+                return None  # an alter of a dropped table: nothing to do
+            if schema.channels != current.channels:
+                return "foreign-channel", "an alter may not move a table to other channels"
+            self.tables[name] = schema
+            return None
+        if current is not None:
+            # Two processes created the same table at once: the first event wins.
+            return "duplicate-create", "a second create of an existing table was ignored"
+        if storage is not None:
+            outside = [c for c in schema.channels if c not in storage]
+            if outside:
+                return (
+                    "foreign-channel",
+                    f"channels {outside} are not in this guild's storage category",
+                )
+        self.tables[name] = schema
+        return None
+
+    async def append(self, op: str, schema: TableSchema) -> StoredMessage:
+        """Write an event and apply it; return its message."""
         event: dict[str, Any] = {"op": op, "table": schema.name}
         if op != "drop":
             event["schema"] = schema.to_dict()
@@ -97,3 +197,11 @@ class Catalog:
             ) from None
         message = await self.transport.send(self.channel_id, content)
         self.ingest(message)
+        return message
+
+
+def _channel_ids(event: dict[str, Any]) -> list[int]:
+    try:
+        return [int(c) for c in event["schema"]["channels"]]
+    except (KeyError, TypeError, ValueError):
+        return []

@@ -29,7 +29,10 @@ class Problem:
     ``kind`` is one of ``foreign`` (not a discobase message), ``unknown-version`` (a format
     this version does not read), ``unreadable``, ``checksum``, ``missing-attachment``,
     ``invalid-record`` (a record that does not fit the table's schema), ``incomplete-group``
-    (part of an ``insert_many`` whose other parts never landed), ``orphan-channel``.
+    (part of an ``insert_many`` whose other parts never landed), ``orphan-channel``,
+    ``foreign-author`` (written by someone other than the bot, or by a webhook),
+    ``foreign-channel`` (a catalog event naming a channel outside the storage category),
+    ``duplicate-create``.
     """
 
     table: str | None

@@ -187,6 +187,8 @@ class TableEngine:
         marker: tuple[StoredMessage, Header] | None = None
         upto = -1
         async for message in self.transport.history(shard.channel_id):
+            if not self._is_ours(shard, message):
+                continue
             try:
                 header = parse_header(message.content)
             except FormatProblem as problem:
@@ -230,6 +232,8 @@ class TableEngine:
     async def _load_full(self, shard: LogShard) -> None:
         messages: list[tuple[StoredMessage, Header]] = []
         async for message in self.transport.history(shard.channel_id):
+            if not self.transport.is_ours(message):
+                continue
             try:
                 messages.append((message, parse_header(message.content)))
             except FormatProblem:
@@ -277,6 +281,17 @@ class TableEngine:
         shard.last_id = max(shard.last_id, message_id)
         return True
 
+    def _is_ours(self, shard: LogShard, message: StoredMessage) -> bool:
+        """Only the bot's own messages are storage; anyone else's is reported and skipped."""
+        if self.transport.is_ours(message):
+            return True
+        self._problem(
+            shard,
+            message,
+            FormatProblem("foreign-author", "written by another user or a webhook, not this bot"),
+        )
+        return False
+
     def _problem(self, shard: LogShard, message: StoredMessage, problem: FormatProblem) -> None:
         log.warning(
             "table %s: skipping message %s in channel %s: %s",
@@ -292,6 +307,8 @@ class TableEngine:
     async def ingest(self, message: StoredMessage) -> None:
         """Apply a message seen on the gateway (another process's write, or our own echo)."""
         shard = self._by_channel[message.channel_id]
+        if not self._is_ours(shard, message):
+            return
         try:
             header = parse_header(message.content)
         except FormatProblem as problem:
@@ -509,6 +526,8 @@ class TableEngine:
         """discobase's messages from ``newest`` back (a clean-up that did not finish)."""
         found = [newest]
         async for message in self.transport.history(shard.channel_id, before=newest):
+            if not self.transport.is_ours(message):
+                continue  # not ours to delete
             try:
                 parse_header(message.content)
             except FormatProblem:
