@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import json
 import logging
 import os
 import signal
@@ -19,7 +21,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("discobase.bot")
 
 COGS_DIRECTORY = Path(__file__).resolve().parent / "cogs"
+COMMAND_RECORD = Path(".discobase-commands.json")
+"""Where the online bot records what it last synced (beside ``.env``, in the working directory)."""
 
 
 # --------------------------------------------------------------------------- settings
@@ -63,6 +67,19 @@ class SettingsError(Exception):
     """A setting is missing or malformed; the message names the variable and what to set."""
 
 
+class CommandSync(StrEnum):
+    """When the bot sends its slash commands to Discord (``DISCOBASE_SYNC``).
+
+    Syncing is rate limited, and discord.py's maintainers advise against doing it on every start:
+    ``auto`` syncs when the command set differs from what this bot last synced (or when it has
+    no record of that), ``always`` on every start, ``never`` not at all.
+    """
+
+    AUTO = "auto"
+    ALWAYS = "always"
+    NEVER = "never"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the bot is configured with. Read by :meth:`from_env`; see ``.env.example``.
@@ -76,6 +93,7 @@ class Settings:
     reader_role: str | None = None
     log_level: str = "INFO"
     category: str = "discobase"
+    command_sync: CommandSync = CommandSync.AUTO
 
     @classmethod
     def from_env(
@@ -108,6 +126,9 @@ class Settings:
             raise SettingsError(
                 f"DISCOBASE_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, not {log_level!r}"
             )
+        sync = (text("DISCOBASE_SYNC") or CommandSync.AUTO).lower()
+        if sync not in set(CommandSync):
+            raise SettingsError(f"DISCOBASE_SYNC must be auto, always or never, not {sync!r}")
         return cls(
             token=token,
             guild_id=int(guild) if guild is not None else None,
@@ -115,6 +136,7 @@ class Settings:
             reader_role=text("DISCOBASE_READER_ROLE"),
             log_level=log_level,
             category=text("DISCOBASE_CATEGORY") or "discobase",
+            command_sync=CommandSync(sync),
         )
 
 
@@ -164,7 +186,7 @@ class DiscobaseBot(commands.Bot):
     :attr:`exit_code` set.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, command_record: Path | None = None) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
@@ -173,6 +195,7 @@ class DiscobaseBot(commands.Bot):
             tree_cls=DiscobaseTree,
         )
         self.settings = settings
+        self.command_record = command_record
         self.exit_code = ExitCode.OK
         self.exit_message: str | None = None
         self._databases: dict[int, discobase.Database] = {}
@@ -257,16 +280,58 @@ class DiscobaseBot(commands.Bot):
         for extension in sorted(COGS_DIRECTORY.glob("[!_]*.py")):
             await self.load_extension(f"cogs.{extension.stem}")
         apply_default_permissions(self.tree, self.settings)
+        guild = None
         if self.settings.guild_id is not None:
             guild = discord.Object(self.settings.guild_id)
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-            log.info("synced %d commands to guild %s", len(synced), self.settings.guild_id)
-        else:
-            synced = await self.tree.sync()
+        await self.sync_commands(guild)
+
+    async def sync_commands(self, guild: discord.abc.Snowflake | None) -> None:
+        """Send the command tree to Discord (to ``guild`` only, if given) as the settings say.
+
+        With ``auto`` the tree's payload is hashed and compared with :attr:`command_record`, a
+        JSON file of the hashes last synced per application and scope; without a record file
+        (offline, tests) the bot syncs every time.
+        """
+        where = f"to server {guild.id}" if guild is not None else "globally"
+        if self.settings.command_sync is CommandSync.NEVER:
+            log.info("not syncing commands (DISCOBASE_SYNC=never)")
+            return
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        scope = f"{self.application_id}/{guild.id if guild is not None else 'global'}"
+        record = self._read_command_record()
+        if self.settings.command_sync is CommandSync.AUTO and record.get(scope) == digest:
+            log.info("commands unchanged since they were last synced %s; not syncing", where)
+            return
+        synced = await self.tree.sync(guild=guild)
+        if guild is None:
             log.info(
-                "synced %d global commands (clients may take a while to show them)", len(synced)
+                "synced %d commands globally (Discord may take a while to show changes)",
+                len(synced),
             )
+        else:
+            log.info("synced %d commands %s", len(synced), where)
+        if self.command_record is not None:
+            record[scope] = digest
+            try:
+                self.command_record.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+            except OSError as error:
+                log.warning(
+                    "could not record the synced commands in %s: %s", self.command_record, error
+                )
+
+    def _read_command_record(self) -> dict[str, str]:
+        if self.command_record is None or not self.command_record.is_file():
+            return {}
+        try:
+            record = json.loads(self.command_record.read_text())
+        except (OSError, ValueError):
+            log.warning("%s is unreadable; syncing the commands again", self.command_record)
+            return {}
+        if not isinstance(record, dict):
+            return {}
+        return {str(key): str(value) for key, value in record.items()}
 
     async def on_ready(self) -> None:
         if self._checked_startup:
@@ -335,9 +400,17 @@ class DiscobaseBot(commands.Bot):
         await super().close()
 
 
-def create_bot(settings: Settings | None = None) -> DiscobaseBot:
-    """Build the bot without logging in. ``settings=None`` reads the environment and ``.env``."""
-    return DiscobaseBot(settings if settings is not None else Settings.from_env())
+def create_bot(
+    settings: Settings | None = None, *, command_record: Path | None = None
+) -> DiscobaseBot:
+    """Build the bot without logging in. ``settings=None`` reads the environment and ``.env``.
+
+    ``command_record`` is the file that remembers the last command sync (see
+    :meth:`DiscobaseBot.sync_commands`); without one, ``auto`` syncs on every start.
+    """
+    return DiscobaseBot(
+        settings if settings is not None else Settings.from_env(), command_record=command_record
+    )
 
 
 # --------------------------------------------------------------------------- online
@@ -354,7 +427,7 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 async def run_online(settings: Settings) -> tuple[ExitCode, str | None]:
     """Log in to Discord and serve until SIGINT/SIGTERM. Returns the exit code and why."""
     assert settings.token is not None
-    bot = create_bot(settings)
+    bot = create_bot(settings, command_record=COMMAND_RECORD)
     stop = asyncio.Event()
     install_stop_signals(stop)
 
@@ -486,6 +559,11 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--port", type=int, default=0, help="offline page port on 127.0.0.1 (default: any free)"
     )
+    parser.add_argument(
+        "--sync",
+        action="store_true",
+        help="send the slash commands to Discord on this start even if they did not change",
+    )
     return parser.parse_args(argv)
 
 
@@ -497,6 +575,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"discobase: {error}", file=sys.stderr)
         return ExitCode.BAD_SETTINGS
+    if arguments.sync:
+        settings = replace(settings, command_sync=CommandSync.ALWAYS)
     if arguments.online and settings.token is None:
         print("discobase: DISCORD_TOKEN is not set (put it in .env)", file=sys.stderr)
         return ExitCode.BAD_SETTINGS

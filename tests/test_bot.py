@@ -12,7 +12,7 @@ import simcord
 
 import bot
 import discobase
-from bot import ExitCode, Settings, SettingsError, create_bot
+from bot import CommandSync, ExitCode, Settings, SettingsError, create_bot
 
 
 def test_settings_come_from_the_environment() -> None:
@@ -24,6 +24,7 @@ def test_settings_come_from_the_environment() -> None:
             "DISCOBASE_READER_ROLE": "456",
             "DISCOBASE_LOG_LEVEL": "debug",
             "DISCOBASE_CATEGORY": "data",
+            "DISCOBASE_SYNC": "Never",
         }
     )
     assert settings == Settings(
@@ -33,6 +34,7 @@ def test_settings_come_from_the_environment() -> None:
         reader_role="456",
         log_level="DEBUG",
         category="data",
+        command_sync=CommandSync.NEVER,
     )
     assert "abc.def" not in repr(settings)
     assert Settings.from_env({}) == Settings()
@@ -58,6 +60,7 @@ def test_settings_read_dotenv_under_the_environment(
         ({"DISCOBASE_GUILD": "my server"}, "DISCOBASE_GUILD must be a server id"),
         ({"DISCOBASE_LOG_LEVEL": "loud"}, "DISCOBASE_LOG_LEVEL must be"),
         ({"DISCORD_TOKEN": "abc def"}, "DISCORD_TOKEN contains whitespace"),
+        ({"DISCOBASE_SYNC": "sometimes"}, "DISCOBASE_SYNC must be auto, always or never"),
     ],
 )
 def test_malformed_settings_are_refused(variables: dict[str, str], complaint: str) -> None:
@@ -232,3 +235,59 @@ async def test_run_offline_announces_that_data_lives_in_memory(
     printed = capsys.readouterr().out
     assert "Data lives in memory and is gone when you stop the bot" in printed
     assert "http://127.0.0.1:" in printed
+
+
+class TestCommandSync:
+    """The bot sends its commands to Discord when they changed, not on every start."""
+
+    @staticmethod
+    def syncs(env: simcord.Env) -> int:
+        return sum(
+            1
+            for request in env.http_requests
+            if request.method == "PUT" and request.path.endswith("/commands")
+        )
+
+    async def test_unchanged_commands_are_not_synced_again(self, tmp_path: Path) -> None:
+        record = tmp_path / "commands.json"
+        settings = Settings(admin_role="db-admin")
+        async with simcord.run(create_bot(settings, command_record=record)) as env:
+            assert self.syncs(env) == 1
+            assert record.is_file()
+
+            await env.restart_bot(create_bot(settings, command_record=record))
+
+            assert self.syncs(env) == 1
+            guild = env.create_guild("served")
+            channel = guild.create_text_channel("general")
+            owner = simcord.MemberActor(env, guild, guild.owner)
+            listed = await owner.slash(channel, "table list")
+            assert listed.response is not None
+            assert listed.response.content.startswith("There are no tables yet")
+
+    async def test_changed_commands_are_synced(self, tmp_path: Path) -> None:
+        record = tmp_path / "commands.json"
+        async with simcord.run(
+            create_bot(Settings(admin_role="db-admin"), command_record=record)
+        ) as env:
+            await env.restart_bot(create_bot(Settings(), command_record=record))
+
+            assert self.syncs(env) == 2
+
+    @pytest.mark.parametrize(
+        ("sync", "expected"), [(CommandSync.ALWAYS, 2), (CommandSync.NEVER, 1)]
+    )
+    async def test_the_sync_setting_overrides_the_record(
+        self, tmp_path: Path, sync: CommandSync, expected: int
+    ) -> None:
+        record = tmp_path / "commands.json"
+        async with simcord.run(create_bot(Settings(), command_record=record)) as env:
+            await env.restart_bot(create_bot(Settings(command_sync=sync), command_record=record))
+
+            assert self.syncs(env) == expected
+
+    async def test_without_a_record_every_start_syncs(self) -> None:
+        async with simcord.run(create_bot(Settings())) as env:
+            await env.restart_bot(create_bot(Settings()))
+
+            assert self.syncs(env) == 2
