@@ -5,6 +5,7 @@ append-only, batched log of messages in the guild's channels, and reads are serv
 memory. See ``docs/library.md`` for the guide and ``docs/format.md`` for the storage format.
 """
 
+from . import exceptions
 from .codec import FORMAT_VERSION
 from .database import CheckReport, Database
 from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema
@@ -12,11 +13,16 @@ from .engine.state import Problem
 from .engine.table import Compaction
 from .errors import (
     AmbiguousResultError,
+    DatabaseCorruptionError,
+    DatabaseLookupError,
+    DatabaseStorageError,
+    DatabaseTableError,
     DiscobaseError,
     DiscordRejectedError,
     DiscordUnavailableError,
     GuildNotFoundError,
     MissingPermissionsError,
+    NotATableError,
     NotConnectedError,
     RecordNotFoundError,
     RecordTooLargeError,
@@ -25,6 +31,7 @@ from .errors import (
     StorageCorruptError,
     TableExistsError,
     TableNotFoundError,
+    TableNotReadyError,
     UniqueViolationError,
     UnknownFieldError,
     UnsupportedFormatError,
@@ -35,6 +42,7 @@ from .query import And, Compare, FieldRef, Not, Or, Order, Predicate, Query
 from .transport import RetryPolicy
 
 __version__ = "2.0.0.dev0"
+__license__ = "MIT"
 
 __all__ = (
     "FORMAT_VERSION",
@@ -45,6 +53,10 @@ __all__ = (
     "Compaction",
     "Compare",
     "Database",
+    "DatabaseCorruptionError",
+    "DatabaseLookupError",
+    "DatabaseStorageError",
+    "DatabaseTableError",
     "DiscobaseError",
     "DiscordRejectedError",
     "DiscordUnavailableError",
@@ -53,6 +65,7 @@ __all__ = (
     "GuildNotFoundError",
     "MissingPermissionsError",
     "Not",
+    "NotATableError",
     "NotConnectedError",
     "Or",
     "Order",
@@ -68,10 +81,12 @@ __all__ = (
     "Table",
     "TableExistsError",
     "TableNotFoundError",
+    "TableNotReadyError",
     "TableSchema",
     "UniqueViolationError",
     "UnknownFieldError",
     "UnsupportedFormatError",
     "ValidationError",
+    "exceptions",
     "field",
 )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import pydantic
 from pydantic import JsonValue
@@ -19,6 +19,7 @@ from .engine.state import Problem
 from .engine.table import Compaction, TableEngine
 from .engine.tasks import BackgroundTasks
 from .errors import (
+    NotATableError,
     NotConnectedError,
     SchemaError,
     SchemaMismatchError,
@@ -36,6 +37,7 @@ __all__ = ("CheckReport", "Database")
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=type[Table])
+T_result = TypeVar("T_result")
 #: Attachments are capped here even where a guild allows more (SimCord enforces none).
 MAX_ATTACHMENT = 10 * 1024 * 1024
 CATALOG_CHANNEL = "catalog"
@@ -70,6 +72,11 @@ class Database:
     without it the database makes its own and ``login``/``conn`` run it. ``category`` names
     the (hidden) category that holds the storage channels; ``admin_role`` is a role id that
     may read them. ``compaction`` sets when tables compact by themselves (None: never).
+
+    ``compat="1.0"`` turns on discobase 1.0's behaviour where it differs from this version's:
+    writes return tasks that run without being awaited, and ``find_unique`` raises when nothing
+    matches (see docs/migrating-from-1.0.md). ``logging`` is accepted for 1.0 code and ignored:
+    discobase logs to the standard ``logging`` module's ``discobase`` loggers.
     """
 
     def __init__(
@@ -81,9 +88,14 @@ class Database:
         admin_role: int | None = None,
         retry: RetryPolicy | None = None,
         compaction: Compaction | None = DEFAULT_COMPACTION,
+        compat: Literal["1.0"] | None = None,
+        logging: bool = False,
     ) -> None:
         if not isinstance(guild, int | str) or isinstance(guild, bool):
             raise TypeError("guild must be a guild id (int) or name (str)")
+        if compat not in (None, "1.0"):
+            raise ValueError(f"compat must be None or '1.0', not {compat!r}")
+        self.compat = compat
         self.guild_ref = guild
         self.category = category
         self.admin_role = admin_role
@@ -109,15 +121,30 @@ class Database:
         self._login_task: asyncio.Task[None] | None = None
         self._opener: asyncio.Task[None] | None = None
         self._background = BackgroundTasks("the database")
+        self._v1_writes: set[asyncio.Task[Any]] = set()
 
     # -- tables declared by classes ---------------------------------------------------------
 
     def table(self, cls: T) -> T:
-        """Register a :class:`Table` subclass (use as ``@db.table``). Returns the class."""
+        """Register a :class:`Table` subclass (use as ``@db.table``). Returns the class.
+
+        Raises :class:`NotATableError` for anything else, :class:`TableExistsError` if a class
+        with that table name is registered already, :class:`SchemaError` for a bad definition.
+        A class registered after :meth:`open` is attached by :meth:`build_tables`.
+        """
         if not (isinstance(cls, type) and issubclass(cls, Table)):
-            raise TypeError(f"{cls!r} is not a subclass of discobase.Table; did you forget it?")
+            raise NotATableError(
+                f"{cls!r} is not a subclass of discobase.Table; did you forget it?"
+            )
         schema = _schema_of_class(cls)
+        if schema.name == CATALOG_CHANNEL:
+            raise SchemaError(
+                f"{cls.__name__}: the table name 'catalog' is reserved; set another in Settings.name"
+            )
+        if schema.name in self._classes:
+            raise TableExistsError(schema.name)
         cls.__discobase_name__ = schema.name
+        cls.__discobase_database__ = self
         self._classes[schema.name] = cls
         self.tables[schema.name] = cls
         return cls
@@ -127,6 +154,19 @@ class Database:
     @property
     def is_open(self) -> bool:
         return self._ready.is_set()
+
+    @property
+    def guild(self) -> discord.Guild | None:
+        """The bound guild, once the database has opened (None before)."""
+        return self.bot.get_guild(self.guild_id) if self.guild_id is not None else None
+
+    @property
+    def name(self) -> str | None:
+        """The bound guild's name (the name given, before the database opened by name)."""
+        guild = self.guild
+        if guild is not None:
+            return guild.name
+        return self.guild_ref if isinstance(self.guild_ref, str) else None
 
     async def open(self) -> None:
         """Bind to the guild, create or verify the storage layout, load every table.
@@ -170,8 +210,58 @@ class Database:
             self._ready.set()
             log.info("database open: guild %s, %d tables", guild.id, len(self._engines))
 
+    async def init(self) -> None:
+        """1.0's name for :meth:`open`."""
+        await self.open()
+
+    async def build_tables(self) -> None:
+        """Attach the table classes registered since :meth:`open`: create their tables, or load
+        them and check their schema; open the database first if it is not open. Safe to call
+        again. Raises what :meth:`open` raises."""
+        if not self.is_open:
+            await self.open()
+            return
+        async with self._schema_lock:
+            for name, cls in list(self._classes.items()):
+                if name in self._engines and cls.__discobase_engine__ is self._engines[name]:
+                    continue
+                engine = self._engines.pop(name, None)
+                if engine is not None:  # loaded with a generated class: reload with this one
+                    await engine.close()
+                await self._open_class_table(name, cls)
+
+    async def clean(self) -> None:
+        """Delete everything this database stored in the guild: the channels of every table,
+        the catalog and the storage category. Irreversible. The database is closed afterwards
+        (its client keeps running) and its table classes stay registered: ``await db.open()``
+        starts an empty database with them."""
+        self._require_open()
+        assert self.guild_id is not None
+        async with self._schema_lock:
+            self.transport.unlisten()
+            for engine in list(self._engines.values()):
+                await engine.close()
+            for name in list(self._engines):
+                self._detach(name)
+            self._catalog = None
+            self._ready.clear()
+            guild = self.transport.find_guild(self.guild_id)
+            for channel_id in self.transport.channels_in(guild, self.category):
+                await self.transport.delete_channel(channel_id)
+            for category in self.transport.storage_categories(guild, self.category):
+                await self.transport.delete_channel(category.id)
+
+    def _v1_write(self, work: Coroutine[Any, Any, T_result]) -> asyncio.Task[T_result]:
+        """Run a write as 1.0 did: as a task that runs whether or not it is awaited."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._v1_writes.add(task)
+        task.add_done_callback(self._v1_writes.discard)
+        return task
+
     async def close(self) -> None:
         """Send pending writes, stop background work, and (own client only) log out."""
+        if self._v1_writes:
+            await asyncio.wait(self._v1_writes)
         self.transport.unlisten()
         for engine in list(self._engines.values()):
             await engine.close()
@@ -193,9 +283,13 @@ class Database:
 
     def login_task(self, token: str) -> asyncio.Task[None]:
         """Run :meth:`login` as a task (kept referenced); ``await db.wait_ready()`` after."""
+        if not self._owns_bot:
+            raise NotConnectedError("this database shares a client: run that client instead")
         loop = asyncio.get_running_loop()
+        # This open() is the login's: the task below must not start another one when this one
+        # has already failed (on a client that is ready, it fails before the login task runs).
         self._opener = loop.create_task(self.open())
-        self._login_task = loop.create_task(self.login(token))
+        self._login_task = loop.create_task(self.bot.start(token))
         return self._login_task
 
     async def wait_ready(self) -> None:
@@ -385,8 +479,8 @@ class Database:
             engine = self._engine(name)
             await engine.close()
             await catalog.append("drop", engine.schema)
-            self._detach(name)
             self._classes.pop(name, None)
+            self._detach(name)
             # Never a channel outside the storage category, whatever the catalog says.
             storage = self._storage_channel_ids()
             for channel_id in engine.schema.channels:

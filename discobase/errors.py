@@ -2,6 +2,10 @@
 
 Every error carries the facts it is about as attributes (``table``, ``field``, ...) and a
 message that says what to do about it. Catch :class:`DiscobaseError` to handle them all.
+
+discobase 1.0's four error categories (:class:`DatabaseTableError`, :class:`DatabaseLookupError`,
+:class:`DatabaseStorageError`, :class:`DatabaseCorruptionError`) are bases of the errors that
+took their place, so an ``except`` clause written for either version catches the same failures.
 """
 
 from __future__ import annotations
@@ -10,11 +14,16 @@ from typing import Any
 
 __all__ = (
     "AmbiguousResultError",
+    "DatabaseCorruptionError",
+    "DatabaseLookupError",
+    "DatabaseStorageError",
+    "DatabaseTableError",
     "DiscobaseError",
     "DiscordRejectedError",
     "DiscordUnavailableError",
     "GuildNotFoundError",
     "MissingPermissionsError",
+    "NotATableError",
     "NotConnectedError",
     "RecordNotFoundError",
     "RecordTooLargeError",
@@ -23,6 +32,7 @@ __all__ = (
     "StorageCorruptError",
     "TableExistsError",
     "TableNotFoundError",
+    "TableNotReadyError",
     "UniqueViolationError",
     "UnknownFieldError",
     "UnsupportedFormatError",
@@ -34,12 +44,37 @@ class DiscobaseError(Exception):
     """Base class of every error discobase raises on purpose."""
 
 
+class DatabaseTableError(DiscobaseError):
+    """Something is wrong with a table: its class, name or schema (1.0's category)."""
+
+
+class DatabaseLookupError(DiscobaseError):
+    """A lookup found nothing, or more than one record where one was expected (1.0's category)."""
+
+
+class DatabaseStorageError(DiscobaseError):
+    """A record could not be stored (1.0's category)."""
+
+
+class DatabaseCorruptionError(DiscobaseError):
+    """Stored data, or the stored schema, does not fit what reads it (1.0's category)."""
+
+
 class NotConnectedError(DiscobaseError):
     """The database is not open, or a table class is not attached to a database.
 
     Call ``await db.open()`` (or use ``async with db.conn(token)``) first, and decorate table
     classes with ``@db.table``.
     """
+
+
+class TableNotReadyError(NotConnectedError, DatabaseTableError):
+    """A table class is not attached to a database: it was never registered with ``@db.table``,
+    or it was registered after ``open()`` and ``await db.build_tables()`` has not run since."""
+
+
+class NotATableError(DatabaseTableError, TypeError):
+    """``@db.table`` was given something that is not a :class:`discobase.Table` subclass."""
 
 
 class GuildNotFoundError(DiscobaseError):
@@ -65,7 +100,7 @@ class MissingPermissionsError(DiscobaseError):
         )
 
 
-class TableNotFoundError(DiscobaseError):
+class TableNotFoundError(DatabaseTableError):
     """No table of that name exists in this database."""
 
     def __init__(self, table: str) -> None:
@@ -75,7 +110,7 @@ class TableNotFoundError(DiscobaseError):
         )
 
 
-class TableExistsError(DiscobaseError):
+class TableExistsError(DatabaseTableError):
     """A table of that name exists already."""
 
     def __init__(self, table: str) -> None:
@@ -83,11 +118,11 @@ class TableExistsError(DiscobaseError):
         super().__init__(f"a table named {table!r} exists already; pick another name or drop it")
 
 
-class SchemaError(DiscobaseError):
+class SchemaError(DatabaseTableError):
     """A table definition is not valid (name, field, type, key or index)."""
 
 
-class UnknownFieldError(SchemaError):
+class UnknownFieldError(SchemaError, DatabaseLookupError):
     """A query or write names a field the table does not have."""
 
     def __init__(self, table: str, field: str, known: list[str]) -> None:
@@ -99,7 +134,7 @@ class UnknownFieldError(SchemaError):
         )
 
 
-class SchemaMismatchError(SchemaError):
+class SchemaMismatchError(SchemaError, DatabaseCorruptionError):
     """A table class does not match the schema stored in the guild, and its records do not fit."""
 
     def __init__(self, table: str, detail: str) -> None:
@@ -111,7 +146,7 @@ class SchemaMismatchError(SchemaError):
         )
 
 
-class ValidationError(DiscobaseError):
+class ValidationError(DatabaseStorageError):
     """A value does not fit the table's schema. ``errors`` holds pydantic's error list."""
 
     def __init__(
@@ -122,7 +157,7 @@ class ValidationError(DiscobaseError):
         super().__init__(f"invalid data for table {table!r}: {message}")
 
 
-class UniqueViolationError(DiscobaseError):
+class UniqueViolationError(DatabaseStorageError):
     """A write would give two records the same value of a unique field."""
 
     def __init__(self, table: str, field: str, value: Any, key: Any) -> None:
@@ -136,16 +171,19 @@ class UniqueViolationError(DiscobaseError):
         )
 
 
-class RecordNotFoundError(DiscobaseError):
-    """No record has that key (``get``, ``update`` or ``delete`` of a missing record)."""
+class RecordNotFoundError(DatabaseLookupError):
+    """No record has that key (``get``, ``update`` or ``delete`` of a missing record), or none
+    matches the conditions of ``find_unique(strict=True)`` (then ``key`` is None)."""
 
-    def __init__(self, table: str, key: Any) -> None:
+    def __init__(self, table: str, key: Any, *, query: str | None = None) -> None:
         self.table = table
         self.key = key
-        super().__init__(f"table {table!r} has no record with key {key!r}")
+        self.query = query
+        what = f"matching {query}" if query is not None else f"with key {key!r}"
+        super().__init__(f"table {table!r} has no record {what}")
 
 
-class AmbiguousResultError(DiscobaseError):
+class AmbiguousResultError(DatabaseLookupError):
     """``find_unique`` matched more than one record."""
 
     def __init__(self, table: str, count: int) -> None:
@@ -156,7 +194,7 @@ class AmbiguousResultError(DiscobaseError):
         )
 
 
-class RecordTooLargeError(DiscobaseError):
+class RecordTooLargeError(DatabaseStorageError):
     """An encoded record is larger than one Discord attachment may be."""
 
     def __init__(self, table: str, size: int, limit: int) -> None:
@@ -169,7 +207,7 @@ class RecordTooLargeError(DiscobaseError):
         )
 
 
-class StorageCorruptError(DiscobaseError):
+class StorageCorruptError(DatabaseCorruptionError):
     """Stored data cannot be read as discobase data where it must be (e.g. the catalog)."""
 
 

@@ -14,9 +14,9 @@ import enum
 import types
 import typing
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
-from functools import cache
-from typing import Any, ClassVar, Self
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from functools import cache, wraps
+from typing import Any, ClassVar, Concatenate, ParamSpec, Self, TypeVar
 
 import pydantic
 import pydantic_core
@@ -29,6 +29,7 @@ from .errors import (
     AmbiguousResultError,
     NotConnectedError,
     RecordNotFoundError,
+    TableNotReadyError,
     UnknownFieldError,
     ValidationError,
 )
@@ -41,6 +42,28 @@ _IMMUTABLE = (
     str, int, float, bool, type(None), datetime.datetime, datetime.date, datetime.time,
     datetime.timedelta, uuid.UUID, decimal.Decimal, enum.Enum,
 )  # fmt: skip
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+TableT = TypeVar("TableT", bound="Table")
+
+
+def _write_verb(
+    verb: Callable[Concatenate[TableT, P], Coroutine[Any, Any, R]],
+) -> Callable[Concatenate[TableT, P], Awaitable[R]]:
+    """A write that, on a database opened with ``compat="1.0"``, returns a running task (1.0's
+    writes ran whether or not they were awaited)."""
+
+    @wraps(verb)
+    def call(self: TableT, /, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+        work = verb(self, *args, **kwargs)
+        database = type(self).__discobase_database__
+        if database is not None and database.compat == "1.0":
+            return database._v1_write(work)  # type: ignore[no-any-return]
+        return work
+
+    return call
 
 
 def field(name: str) -> FieldRef:
@@ -74,6 +97,8 @@ class Table(BaseModel, metaclass=TableMeta):
 
     __discobase_engine__: ClassVar[TableEngine | None] = None
     __discobase_name__: ClassVar[str] = ""
+    #: The Database the class was registered with (``@db.table``); None if never.
+    __discobase_database__: ClassVar[Any] = None
     _dbk: Any = PrivateAttr(default=None)
 
     def __init__(self, /, **data: Any) -> None:
@@ -102,6 +127,13 @@ class Table(BaseModel, metaclass=TableMeta):
     def _engine(cls) -> TableEngine:
         engine = cls.__discobase_engine__
         if engine is None:
+            database = cls.__discobase_database__
+            if database is None or database.is_open:
+                raise TableNotReadyError(
+                    f"{cls.__name__} is not attached to a table: decorate it with @db.table "
+                    "(after the database opened, also await db.build_tables()); the class of a "
+                    "dropped table stays detached"
+                )
             raise NotConnectedError(
                 f"{cls.__name__} is not attached to an open database: decorate it with "
                 "@db.table and await db.open() first"
@@ -150,6 +182,7 @@ class Table(BaseModel, metaclass=TableMeta):
 
     # -- writes -----------------------------------------------------------------------------
 
+    @_write_verb
     async def save(self) -> Self:
         """Insert the record, or replace the stored record with the same key.
 
@@ -160,12 +193,18 @@ class Table(BaseModel, metaclass=TableMeta):
         await self._engine().write([self._write()])
         return self
 
+    def commit(self) -> Awaitable[Self]:
+        """discobase 1.0's name for :meth:`save` (which inserts or replaces)."""
+        return self.save()
+
+    @_write_verb
     async def insert(self) -> Self:
         """Like :meth:`save`, but raise :class:`UniqueViolationError` if the key exists."""
         await self._engine().write([self._write()], insert=True)
         return self
 
-    async def update(self, **changes: Any) -> Self:
+    @_write_verb
+    async def update(self, /, **changes: Any) -> Self:
         """Change some fields and save; the record must exist (:class:`RecordNotFoundError`)."""
         cls = type(self)
         for name in changes:
@@ -182,6 +221,7 @@ class Table(BaseModel, metaclass=TableMeta):
             object.__setattr__(self, name, getattr(updated, name))
         return self
 
+    @_write_verb
     async def delete(self) -> None:
         """Delete the record; raise :class:`RecordNotFoundError` if it is not stored."""
         if self.pk is None:
@@ -249,11 +289,24 @@ class Table(BaseModel, metaclass=TableMeta):
         return found[0] if found else None
 
     @classmethod
-    async def find_unique(cls, *expressions: Predicate, **equals: Any) -> Self | None:
-        """The one matching record, None if none; :class:`AmbiguousResultError` if several."""
+    async def find_unique(
+        cls, *expressions: Predicate, strict: bool | None = None, **equals: Any
+    ) -> Self | None:
+        """The one matching record, None if none; :class:`AmbiguousResultError` if several.
+
+        ``strict=True`` raises :class:`RecordNotFoundError` instead of returning None. On a
+        database opened with ``compat="1.0"``, ``strict`` defaults to True and
+        ``strict=False`` returns the first of several matches, as in 1.0.
+        """
+        database = cls.__discobase_database__
+        v1 = database is not None and database.compat == "1.0"
+        strict = v1 if strict is None else strict
         found = await cls.find(*expressions, limit=2, **equals)
-        if len(found) > 1:
+        if len(found) > 1 and (strict or not v1):
             raise AmbiguousResultError(cls._engine().name, await cls.count(*expressions, **equals))
+        if not found and strict:
+            query = Query.build(expressions, equals)
+            raise RecordNotFoundError(cls._engine().name, None, query=repr(query.where))
         return found[0] if found else None
 
     @classmethod
