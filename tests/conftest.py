@@ -17,7 +17,8 @@ summary, where pytest's assertion rewriter parses it; importing it here parses i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import discord
@@ -27,6 +28,7 @@ import simcord
 from discord.ext import commands
 
 import discobase
+from tests.strict import STRICT_RUN, Strict
 
 
 def make_bot() -> commands.Bot:
@@ -35,6 +37,38 @@ def make_bot() -> commands.Bot:
     intents.guilds = True
     intents.guild_messages = True
     return commands.Bot(command_prefix="!", intents=intents, help_command=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "strict: run this test in strict mode (tests/strict.py)")
+
+
+@pytest.fixture(autouse=True)
+def _strict_mode(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Strict | None]:
+    """Strict mode for SimCord tests: every one with ``DISCOBASE_STRICT=1``, else those marked
+    ``strict`` or asking for the ``strict`` fixture."""
+    wanted = (
+        STRICT_RUN
+        or request.node.get_closest_marker("strict") is not None
+        or "strict" in request.fixturenames
+    )
+    if not wanted or "simcord_env" not in request.fixturenames:
+        yield None
+        return
+    env = request.getfixturevalue("simcord_env")
+    seed = f"{os.environ.get('DISCOBASE_STRICT_SEED', '0')}:{request.node.nodeid}"
+    controller = Strict(env, seed=seed).install(monkeypatch)
+    yield controller
+    controller.close()
+
+
+@pytest.fixture
+def strict(_strict_mode: Strict | None) -> Strict:
+    """The strict-mode controller (strict mode is on for the test that asks for it)."""
+    assert _strict_mode is not None, "the strict fixture needs a SimCord test (simcord_env)"
+    return _strict_mode
 
 
 @pytest.fixture
