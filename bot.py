@@ -17,9 +17,10 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 from pathlib import Path
@@ -176,6 +177,13 @@ def bot_intents() -> discord.Intents:
     return intents
 
 
+def silence_voice_warnings() -> None:
+    """The bot never joins voice: discord.py's warnings about missing voice libraries (logged
+    once, by the first client made) do not concern it."""
+    discord.VoiceClient.warn_nacl = False
+    discord.VoiceClient.warn_dave = False
+
+
 class DiscobaseBot(commands.Bot):
     """The bot. Holds one :class:`discobase.Database` per guild.
 
@@ -187,6 +195,7 @@ class DiscobaseBot(commands.Bot):
     """
 
     def __init__(self, settings: Settings, *, command_record: Path | None = None) -> None:
+        silence_voice_warnings()
         super().__init__(
             command_prefix=commands.when_mentioned,
             help_command=None,
@@ -457,6 +466,8 @@ async def run_online(settings: Settings) -> tuple[ExitCode, str | None]:
 
 OFFLINE_ADMIN_ROLE = "db-admin"
 OFFLINE_READER_ROLE = "db-reader"
+OFFLINE_BOT_NAME = "discobase"
+MAX_PORT = 65535
 
 
 @dataclass
@@ -478,69 +489,142 @@ class OfflineSession:
         return self.preview.url
 
 
+class OfflineLogFilter(logging.Filter):
+    """Drops discord.py lines that are true online but misleading offline.
+
+    SimCord probes discord.py with a client that has no intents (hence "Guilds intent seems to be
+    disabled"), and the offline bot logs in with no token at all.
+    """
+
+    MISLEADING = (
+        "Guilds intent seems to be disabled",
+        "logging in using static token",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.MISLEADING)
+
+
+class PortUnavailableError(Exception):
+    """The offline page cannot listen on the port asked for."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        super().__init__(
+            f"port {port} on 127.0.0.1 is in use or not allowed; pick another with --port, "
+            "or leave it out for any free port"
+        )
+
+
+def check_port(port: int) -> None:
+    """Raise :class:`PortUnavailableError` unless the offline page could listen on ``port``."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise PortUnavailableError(port) from error
+
+
 @asynccontextmanager
 async def offline_session(settings: Settings, *, port: int = 0) -> AsyncIterator[OfflineSession]:
     """Run the bot against SimCord with a seeded guild and serve the preview on 127.0.0.1.
 
-    The guild has a ``#general`` channel, an admin (role ``db-admin``, Manage Server), a reader
-    (role ``db-reader``) and a plain member. Data lives in memory only. The databases are closed
-    (pending writes flushed) before the world goes away.
+    The bot is named ``discobase``. The guild has a ``#general`` channel, an admin (role
+    ``db-admin``, Manage Server), a reader (role ``db-reader``) and a plain member; the bot serves
+    it as it serves ``DISCOBASE_GUILD`` (commands synced to it, its database open before the page
+    is). Data lives in memory only. The databases are closed (pending writes flushed) before the
+    world goes away. Raises :class:`PortUnavailableError` when the page cannot use ``port``.
     """
-    import simcord
-
+    check_port(port)
     settings = replace(
         settings,
         token=None,
         guild_id=None,
         admin_role=settings.admin_role or OFFLINE_ADMIN_ROLE,
         reader_role=settings.reader_role or OFFLINE_READER_ROLE,
+        command_sync=CommandSync.ALWAYS,
     )
+    log_filter = OfflineLogFilter()
+    quietened = [logging.getLogger("discord.state"), logging.getLogger("discord.client")]
+    for logger in quietened:
+        logger.addFilter(log_filter)
+    silence_voice_warnings()
+    import simcord
+
     bot = create_bot(settings)
-    async with simcord.run(bot) as env:
-        guild = env.create_guild("discobase offline")
-        channel = guild.create_text_channel("general")
-        admin_role = guild.create_role(
-            settings.admin_role or OFFLINE_ADMIN_ROLE,
-            permissions=discord.Permissions(manage_guild=True),
-        )
-        reader_role = guild.create_role(settings.reader_role or OFFLINE_READER_ROLE)
-        admin = guild.add_member(env.create_user("ada"), roles=[admin_role])
-        reader = guild.add_member(env.create_user("rita"), roles=[reader_role])
-        member = guild.add_member(env.create_user("bob"))
-        try:
-            async with env.preview(
-                channel, viewers=[admin, reader, member], layout="channel", port=port
-            ) as preview:
-                yield OfflineSession(env, bot, guild, channel, admin, reader, member, preview)
-        finally:
-            await bot.close_databases()
+    env = simcord.Env(bot)
+    env.backend.bot_user.name = OFFLINE_BOT_NAME
+    guild = env.create_guild("discobase offline")
+    bot.settings = replace(settings, guild_id=guild.id)
+    channel = guild.create_text_channel("general")
+    admin_role = guild.create_role(
+        settings.admin_role or OFFLINE_ADMIN_ROLE,
+        permissions=discord.Permissions(manage_guild=True),
+    )
+    reader_role = guild.create_role(settings.reader_role or OFFLINE_READER_ROLE)
+    admin = guild.add_member(env.create_user("ada"), roles=[admin_role])
+    reader = guild.add_member(env.create_user("rita"), roles=[reader_role])
+    member = guild.add_member(env.create_user("bob"))
+    try:
+        await env.start()
+        with env.time_context():
+            try:
+                async with AsyncExitStack() as stack:
+                    try:
+                        preview = await stack.enter_async_context(
+                            env.preview(
+                                channel,
+                                viewers=[admin, reader, member],
+                                layout="channel",
+                                port=port,
+                            )
+                        )
+                    except simcord.SetupError as error:
+                        raise PortUnavailableError(port) from error
+                    yield OfflineSession(env, bot, guild, channel, admin, reader, member, preview)
+            finally:
+                await bot.close_databases()
+                await env.shutdown()
+    finally:
+        for logger in quietened:
+            logger.removeFilter(log_filter)
 
 
 async def run_offline(settings: Settings, *, port: int = 0) -> tuple[ExitCode, str | None]:
     """Serve the offline world until SIGINT/SIGTERM or until the page ends the session."""
-    async with offline_session(settings, port=port) as session:
-        print(
-            "discobase is running OFFLINE against SimCord, a simulated Discord: no token, no "
-            "network.\nData lives in memory and is gone when you stop the bot (Ctrl+C).\n"
-            f"Open this address in a browser (it is a secret, served on 127.0.0.1 only):\n"
-            f"  {session.url}\n"
-            "Switch between ada (admin), rita (reader) and bob (member) in the page; type / to "
-            "run commands.",
-            flush=True,
-        )
-        stop = asyncio.Event()
-        install_stop_signals(stop)
-        waiters = [
-            asyncio.ensure_future(stop.wait()),
-            asyncio.ensure_future(session.preview.wait_closed()),
-        ]
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-        print("stopping; the in-memory data is discarded", flush=True)
+    try:
+        async with offline_session(settings, port=port) as session:
+            await serve_offline(session)
+    except PortUnavailableError as error:
+        return ExitCode.BAD_SETTINGS, str(error)
     return ExitCode.OK, None
+
+
+async def serve_offline(session: OfflineSession) -> None:
+    """Print the page's address and wait for SIGINT/SIGTERM or the page's end."""
+    print(
+        "discobase is running OFFLINE against SimCord, a simulated Discord: no token, no "
+        "network.\nData lives in memory and is gone when you stop the bot (Ctrl+C).\n"
+        f"Open this address in a browser (it is a secret, served on 127.0.0.1 only):\n"
+        f"  {session.url}\n"
+        "Switch between ada (admin), rita (reader) and bob (member) in the page; type / to "
+        "run commands.",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    waiters = [
+        asyncio.ensure_future(stop.wait()),
+        asyncio.ensure_future(session.preview.wait_closed()),
+    ]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    print("stopping; the in-memory data is discarded", flush=True)
 
 
 # --------------------------------------------------------------------------- main
@@ -577,11 +661,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.BAD_SETTINGS
     if arguments.sync:
         settings = replace(settings, command_sync=CommandSync.ALWAYS)
+    offline = arguments.offline or (settings.token is None and not arguments.online)
+    if offline and not 0 <= arguments.port <= MAX_PORT:
+        print(f"discobase: --port must be 0 to {MAX_PORT}, not {arguments.port}", file=sys.stderr)
+        return ExitCode.BAD_SETTINGS
     if arguments.online and settings.token is None:
         print("discobase: DISCORD_TOKEN is not set (put it in .env)", file=sys.stderr)
         return ExitCode.BAD_SETTINGS
     discord.utils.setup_logging(level=logging.getLevelName(settings.log_level))
-    offline = arguments.offline or settings.token is None
     runner: Any = run_offline(settings, port=arguments.port) if offline else run_online(settings)
     try:
         code, message = asyncio.run(runner)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -291,3 +297,81 @@ class TestCommandSync:
             await env.restart_bot(create_bot(Settings()))
 
             assert self.syncs(env) == 2
+
+
+class TestOfflineProcess:
+    """``python bot.py`` offline, as a newcomer runs it: what it prints and how it exits."""
+
+    BOT = str(Path(bot.__file__).resolve())
+    MISLEADING = (
+        "Guilds intent seems to be disabled",
+        "voice will NOT be supported",
+        "logging in using static token",
+        "TestBot",
+        "global commands",
+        "in 0 guild(s)",
+    )
+
+    @staticmethod
+    def environment() -> dict[str, str]:
+        return {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(("DISCORD_", "DISCOBASE_"))
+        }
+
+    async def test_the_offline_start_prints_nothing_misleading(self, tmp_path: Path) -> None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            self.BOT,
+            "--offline",
+            cwd=tmp_path,
+            env=self.environment(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert process.stdout is not None
+        printed = []
+        while not any("http://127.0.0.1:" in line for line in printed):
+            line = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+            assert line, "the bot exited before printing its address"
+            printed.append(line.decode())
+        process.send_signal(signal.SIGINT)
+        _, logged = await asyncio.wait_for(process.communicate(), timeout=60)
+
+        assert process.returncode == ExitCode.OK
+        log = logged.decode()
+        assert "logged in as discobase, in 1 guild(s)" in log
+        for misleading in self.MISLEADING:
+            assert misleading not in log
+
+    def run(self, tmp_path: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, self.BOT, *arguments],
+            cwd=tmp_path,
+            env=self.environment(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def test_a_port_out_of_range_is_one_line_and_exit_code_2(self, tmp_path: Path) -> None:
+        finished = self.run(tmp_path, "--offline", "--port", "99999")
+
+        assert finished.returncode == ExitCode.BAD_SETTINGS
+        assert finished.stderr == "discobase: --port must be 0 to 65535, not 99999\n"
+        assert finished.stdout == ""
+
+    def test_a_port_in_use_is_one_line_and_exit_code_2(self, tmp_path: Path) -> None:
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            port = taken.getsockname()[1]
+
+            finished = self.run(tmp_path, "--offline", "--port", str(port))
+
+        assert finished.returncode == ExitCode.BAD_SETTINGS
+        assert finished.stderr.startswith(f"discobase: port {port} on 127.0.0.1 is in use")
+        assert finished.stderr.count("\n") == 1
+        assert finished.stdout == ""
