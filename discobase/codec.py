@@ -84,6 +84,9 @@ class Entry:
     group_size: int = 1
     #: The decoded record, when the writer has it already (never encoded).
     decoded: Any = field(default=None, compare=False, repr=False)
+    #: The id of the log message the entry came from, when it is not the message that holds
+    #: it (snapshot parts record it as ``v``).
+    version: int | None = None
 
 
 @dataclass
@@ -126,7 +129,7 @@ def _crc(body: bytes) -> str:
 
 
 def encode_entry(entry: Entry, *, with_group: bool = True) -> str:
-    """One JSON line for ``entry``."""
+    """One JSON line for ``entry`` (with its ``version`` as ``v`` when it has one)."""
     if entry.group_size == 0:
         return _dumps({"done": entry.group})
     line: dict[str, Any] = (
@@ -135,6 +138,8 @@ def encode_entry(entry: Entry, *, with_group: bool = True) -> str:
     if with_group and entry.group is not None:
         line["grp"] = entry.group
         line["gn"] = entry.group_size
+    if entry.version is not None:
+        line["v"] = entry.version
     return _dumps(line)
 
 
@@ -201,12 +206,15 @@ def decode_entries(header: Header, body: bytes) -> list[Entry]:
             raise FormatProblem("unreadable", "entry is not a JSON object")
         group = line.get("grp")
         group_size = line.get("gn", 1)
+        version = line.get("v")
+        if version is not None and (type(version) is not int or version < 0):
+            raise FormatProblem("unreadable", "entry version is not a message id")
         if "put" in line and isinstance(line.get("rec"), dict):
-            entries.append(Entry(line["put"], line["rec"], group, group_size))
+            entries.append(Entry(line["put"], line["rec"], group, group_size, version=version))
         elif isinstance(line.get("done"), str):
             entries.append(Entry(None, None, line["done"], 0))
         elif "del" in line:
-            entries.append(Entry(line["del"], None, group, group_size))
+            entries.append(Entry(line["del"], None, group, group_size, version=version))
         else:
             raise FormatProblem("unreadable", "entry is neither a put nor a delete")
     if len(entries) != header.get_int("n"):

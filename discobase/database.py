@@ -14,6 +14,7 @@ import pydantic
 from pydantic import JsonValue
 
 from .engine.catalog import Catalog
+from .engine.horizon import ServerClock
 from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema, check_name, describe_annotation
 from .engine.state import Problem
 from .engine.table import Compaction, TableEngine
@@ -122,6 +123,9 @@ class Database:
         self._opener: asyncio.Task[None] | None = None
         self._background = BackgroundTasks("the database")
         self._v1_writes: set[asyncio.Task[Any]] = set()
+        self._clock = ServerClock()
+        #: Gateway messages that arrived while the database opens (handled once it is open).
+        self._early: list[StoredMessage] | None = None
 
     # -- tables declared by classes ---------------------------------------------------------
 
@@ -182,33 +186,47 @@ class Database:
             guild = self.transport.find_guild(self.guild_ref)
             self.guild_id = guild.id
             self.size_limit = min(guild.filesize_limit, MAX_ATTACHMENT)
-            await self.transport.ensure_category(guild, self.category, self.admin_role)
-            channels = self.transport.channels_in(guild, self.category)
-            catalog_ids = [i for i, name in channels.items() if name == CATALOG_CHANNEL]
-            if not catalog_ids:
-                if channels:
-                    raise StorageCorruptError(
-                        f"the storage category {self.category!r} holds {len(channels)} channels "
-                        f"but no {CATALOG_CHANNEL!r} channel: it was deleted by hand, and "
-                        "without it the tables cannot be read. Restore it from a backup, or "
-                        "move the old channels out of the category to start an empty database"
-                    )
-                catalog_ids = [await self._create_channel(CATALOG_CHANNEL)]
-            self._catalog = self._new_catalog(catalog_ids)
-            await self._catalog.load()
-            await self._confirm_unknown_channels(self._catalog)
-            for name, cls in self._classes.items():
-                await self._open_class_table(name, cls)
-            await asyncio.gather(
-                *(
-                    self._attach(schema, self._classes.get(name))
-                    for name, schema in self._catalog.tables.items()
-                    if name not in self._engines
-                )
-            )
+            # Listen before reading: a message stored before a read begins is in the read,
+            # one stored after it reaches the gateway; those that arrive meanwhile wait.
+            self._early = []
             self.transport.listen(self._on_message, self._on_reconnect)
+            try:
+                await self._load(guild)
+            except BaseException:
+                self.transport.unlisten()
+                raise
+            finally:
+                early, self._early = self._early, None
             self._ready.set()
+            for message in early:
+                self._on_message(message)
             log.info("database open: guild %s, %d tables", guild.id, len(self._engines))
+
+    async def _load(self, guild: discord.Guild) -> None:
+        await self.transport.ensure_category(guild, self.category, self.admin_role)
+        channels = self.transport.channels_in(guild, self.category)
+        catalog_ids = [i for i, name in channels.items() if name == CATALOG_CHANNEL]
+        if not catalog_ids:
+            if channels:
+                raise StorageCorruptError(
+                    f"the storage category {self.category!r} holds {len(channels)} channels "
+                    f"but no {CATALOG_CHANNEL!r} channel: it was deleted by hand, and "
+                    "without it the tables cannot be read. Restore it from a backup, or "
+                    "move the old channels out of the category to start an empty database"
+                )
+            catalog_ids = [await self._create_channel(CATALOG_CHANNEL)]
+        self._catalog = self._new_catalog(catalog_ids)
+        await self._catalog.load()
+        await self._confirm_unknown_channels(self._catalog)
+        for name, cls in self._classes.items():
+            await self._open_class_table(name, cls)
+        await asyncio.gather(
+            *(
+                self._attach(schema, self._classes.get(name))
+                for name, schema in self._catalog.tables.items()
+                if name not in self._engines
+            )
+        )
 
     async def init(self) -> None:
         """1.0's name for :meth:`open`."""
@@ -380,14 +398,20 @@ class Database:
             )
         declared.channels = stored.channels
         engine = await self._attach(declared, cls)
+        # Stored records that the class refuses (a new field, or stricter validators of the
+        # same shape) would be invisible here: refuse the class instead.
+        invalid = engine.state.undecodable
+        if invalid:
+            await engine.close()
+            self._detach(name)
+            detail = next(p.detail for p in engine.state.problems if p.kind == "invalid-record")
+            raise SchemaMismatchError(
+                name,
+                f"{len(invalid)} stored records do not fit the class {cls.__name__} "
+                f"({detail}); loosen the class or migrate the records",
+            )
         if declared.same_shape(stored):
             return
-        invalid = [p for p in engine.state.problems if p.kind == "invalid-record"]
-        if invalid:
-            self._detach(name)
-            raise SchemaMismatchError(
-                name, f"{len(invalid)} stored records do not fit: {invalid[0].detail}"
-            )
         await self._catalog.append("alter", declared)
 
     async def _attach(
@@ -408,7 +432,13 @@ class Database:
         self, schema: TableSchema, cls: type[Table], compaction: Compaction | None
     ) -> TableEngine:
         return TableEngine(
-            schema, self.transport, self.size_limit, cls._decode, cls._encode, compaction=compaction
+            schema,
+            self.transport,
+            self.size_limit,
+            cls._decode,
+            cls._encode,
+            compaction=compaction,
+            clock=self._clock,
         )
 
     def _detach(self, name: str) -> None:
@@ -506,6 +536,9 @@ class Database:
     # -- consistency ------------------------------------------------------------------------
 
     def _on_message(self, message: StoredMessage) -> None:
+        if self._early is not None:
+            self._early.append(message)
+            return
         catalog = self._catalog
         if catalog is None:
             return

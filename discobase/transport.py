@@ -32,7 +32,14 @@ from .errors import (
     StorageCorruptError,
 )
 
-__all__ = ("RetryPolicy", "StoredAttachment", "StoredMessage", "Transport")
+__all__ = (
+    "RetryPolicy",
+    "StoredAttachment",
+    "StoredMessage",
+    "Transport",
+    "snowflake_time",
+    "utcnow",
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -127,6 +134,11 @@ class StoredMessage:
 def snowflake_time(snowflake: int) -> datetime:
     """When a snowflake was made (messages: when they were sent)."""
     return datetime.fromtimestamp(((snowflake >> 22) + _DISCORD_EPOCH_MS) / 1000, tz=UTC)
+
+
+def utcnow() -> datetime:
+    """The local clock, as discord.py reads it (a simulated Discord substitutes its own)."""
+    return discord.utils.utcnow()
 
 
 class Transport:

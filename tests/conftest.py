@@ -100,6 +100,12 @@ def new_db(
     return make
 
 
+async def past_horizon(env: simcord.Env) -> None:
+    """Move the clock past the horizon margin: what was written so far may be snapshotted
+    (a compaction folds only messages made that long before it reads the channel)."""
+    await env.advance_time(discobase.Compaction().margin + 1)
+
+
 def rest_calls(env: simcord.Env, since: int = 0) -> list[str]:
     """The REST calls made since index ``since`` as ``METHOD path``."""
     return [f"{r.method} {r.path}" for r in env.http_requests[since:]]

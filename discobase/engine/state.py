@@ -3,7 +3,8 @@
 Every entry is applied with a version, the id of the message that holds it. A key keeps the
 version of its last applied entry (tombstones included), and an entry older than that is
 ignored, so the state is the last-writer-wins fold in log order whatever order messages
-arrive in, and applying a message twice changes nothing.
+arrive in, and applying a message twice changes nothing. A snapshot entry carries the version
+of the log entry it folded, so a reload gives every key the version it had.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class TableState:
         self._decode = decode
         self.records: dict[Any, Any] = {}
         self.versions: dict[Any, int] = {}
+        #: Stored records that do not decode under the table's class, as stored: not readable
+        #: here, but a snapshot carries them unchanged.
+        self.undecodable: dict[Any, dict[str, Any]] = {}
         self.indexes = {
             name: FieldIndex(name, unique=name in unique) for name in {*indexes, *unique}
         }
@@ -69,18 +73,20 @@ class TableState:
     # -- applying the log ---------------------------------------------------------------
 
     def apply(self, entries: list[Entry], version: int, channel_id: int | None = None) -> None:
-        """Apply the entries of one message, whose id is ``version``."""
+        """Apply the entries of one message, whose id is ``version`` (an entry that carries
+        its own version, from a snapshot, keeps it)."""
         for entry in entries:
+            entry_version = version if entry.version is None else entry.version
             if entry.group is None:
-                self._apply_one(entry, version, channel_id)
+                self._apply_one(entry, entry_version, channel_id)
             elif entry.group_size == 0:
                 self._complete(entry.group, self._groups.pop(entry.group, []))
             elif entry.group in self.done_groups:
                 self.done_groups[entry.group].add(channel_id or 0)
-                self._apply_one(entry, version, channel_id)
+                self._apply_one(entry, entry_version, channel_id)
             else:
                 parts = self._groups.setdefault(entry.group, [])
-                parts.append((entry, version, channel_id or 0))
+                parts.append((entry, entry_version, channel_id or 0))
                 if len(parts) >= entry.group_size:
                     self._complete(entry.group, self._groups.pop(entry.group))
 
@@ -106,9 +112,15 @@ class TableState:
         """Forget the received parts of a group that will never complete (its write failed)."""
         self._groups.pop(group, None)
 
-    def pending_group_versions(self) -> list[int]:
-        """Message ids that hold parts of groups not yet complete."""
-        return [version for parts in self._groups.values() for _, version, _ in parts]
+    def pending_parts(self, channel_id: int, upto: int) -> list[Entry]:
+        """The parts of groups not yet complete that ``channel_id`` holds at or below
+        ``upto``, each with its version (a snapshot of the channel carries them)."""
+        return [
+            Entry(entry.key, entry.record, group, entry.group_size, version=version)
+            for group, parts in self._groups.items()
+            for entry, version, channel in parts
+            if channel == channel_id and version <= upto
+        ]
 
     def report_incomplete_groups(self) -> None:
         for group, parts in self._groups.items():
@@ -128,19 +140,21 @@ class TableState:
         key = entry.key
         if self.versions.get(key, -1) > version:
             return
+        self.versions[key] = version
+        self.undecodable.pop(key, None)
         if entry.record is None:
-            self.versions[key] = version
             self._remove(key)
             return
         try:
             record = entry.decoded if entry.decoded is not None else self._decode(key, entry.record)
-        except Exception as error:  # a record that no longer fits the schema: skip, report
+        except Exception as error:  # a record that does not fit the class: keep it as stored
             self.problems.append(
                 Problem(self.table, channel_id, version, "invalid-record", f"key {key!r}: {error}")
             )
-            log.warning("table %s: skipping invalid record %r: %s", self.table, key, error)
+            log.warning("table %s: record %r does not fit the class: %s", self.table, key, error)
+            self._remove(key)
+            self.undecodable[key] = entry.record
             return
-        self.versions[key] = version
         self.put(key, record)
 
     def put(self, key: Any, record: Any) -> None:

@@ -3,6 +3,12 @@
 A record's key picks its shard (CRC-32 of the key's JSON, modulo the shard count), so all
 writes of one key go through one channel in order. Loading reads each shard newest first
 back to its newest snapshot marker, then folds the snapshot and the log after it.
+
+Each shard has a horizon (see :mod:`.horizon`): every message at or below it is known, because
+a REST read returned it. Loading, catch-up and compaction read back to the horizon and apply
+the messages they have not applied (by id, not "newer than the last id"), then move it. A
+snapshot covers the shard up to its horizon and nothing later; a compaction deletes only the
+messages its snapshot folded.
 """
 
 from __future__ import annotations
@@ -31,14 +37,18 @@ from ..codec import (
 )
 from ..errors import RecordNotFoundError, RecordTooLargeError, UniqueViolationError
 from ..transport import StoredMessage, Transport
+from .horizon import ServerClock
 from .schema import TableSchema
 from .state import Problem, TableState
 from .tasks import BackgroundTasks
 from .writer import BatchWriter, split_to_fit
 
-__all__ = ("Compaction", "LogShard", "TableEngine", "Write")
+__all__ = ("HORIZON_MARGIN", "Compaction", "LogShard", "TableEngine", "Write")
 
 log = logging.getLogger(__name__)
+#: Seconds a shard's horizon stays behind the start of the REST read that confirmed it: covers
+#: the skew between the clocks of Discord's workers and the time a create takes to be stored.
+HORIZON_MARGIN = 15.0
 
 
 @dataclass
@@ -57,12 +67,17 @@ class Write:
 @dataclass(frozen=True)
 class Compaction:
     """When a shard compacts by itself: after ``min_messages`` log messages since its last
-    snapshot, or ``min_entries`` entries when those are more than ``ratio`` times its live
-    records. ``Database(compaction=None)`` turns automatic compaction off."""
+    compaction, or ``min_entries`` entries when those are more than ``ratio`` times its live
+    records. ``Database(compaction=None)`` turns automatic compaction off.
+
+    ``margin``: a snapshot covers only messages made at least this many seconds before the
+    REST read that confirmed the shard (the most recent messages stay in the log until the
+    next compaction)."""
 
     min_messages: int = 500
     min_entries: int = 20_000
     ratio: float = 2.0
+    margin: float = HORIZON_MARGIN
 
 
 @dataclass(eq=False)
@@ -83,13 +98,29 @@ class LogShard:
     #: Set when loading met a message the snapshot covers: an interrupted clean-up left
     #: messages from this id back, which the next compaction looks for and deletes.
     leftovers_from: int | None = None
-    #: The highest message id applied.
-    last_id: int = 0
+    #: Every message at or below this id has been handled (a REST read confirmed it).
+    horizon: int = 0
+    #: Messages above the horizon already handled (applied, skipped or reported).
+    handled: set[int] = field(default_factory=set)
+    #: Snapshot ids of markers this process wrote or loaded.
+    own_snapshots: set[str] = field(default_factory=set)
+    #: Another process wrote a snapshot here since this one loaded: compacting could delete
+    #: what that snapshot folded, so this process stops compacting the shard.
+    foreign_snapshot: bool = False
+    #: Log messages and entries since the last compaction (automatic compaction counts them).
     messages_since_snapshot: int = 0
     entries_since_snapshot: int = 0
+    #: One compaction of the shard at a time (automatic, manual and /compact alike).
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     compacting: asyncio.Task[int] | None = None
     #: Gateway echoes of our own batches that arrived before their send was acknowledged.
     echoes: dict[str, StoredMessage] = field(default_factory=dict)
+
+    def advance(self, horizon: int) -> None:
+        """Every message at or below ``horizon`` is handled."""
+        if horizon > self.horizon:
+            self.horizon = horizon
+            self.handled = {m for m in self.handled if m > horizon}
 
 
 class TableEngine:
@@ -104,12 +135,17 @@ class TableEngine:
         encode: Callable[[Any], dict[str, Any]],
         *,
         compaction: Compaction | None = None,
+        clock: ServerClock | None = None,
     ) -> None:
         self.schema = schema
         self.transport = transport
         self.size_limit = size_limit
         self.encode = encode
         self.compaction = compaction
+        self.margin = compaction.margin if compaction is not None else HORIZON_MARGIN
+        self.clock = clock or ServerClock()
+        #: Gateway messages that arrived while the table loads (applied once it has loaded).
+        self._early: list[StoredMessage] | None = None
         self.state = TableState(schema.name, decode, indexes=schema.indexes, unique=schema.unique)
         self.shards = [
             LogShard(
@@ -177,29 +213,46 @@ class TableEngine:
     # -- loading --------------------------------------------------------------------------
 
     async def load(self) -> None:
-        """Read every shard and fold it into the state."""
-        # Shards load side by side: versions make the fold independent of arrival order.
-        await asyncio.gather(*(self._load_shard(shard) for shard in self.shards))
+        """Read every shard and fold it into the state.
+
+        Gateway messages that arrive meanwhile wait and are applied after (the database
+        listens before it loads, so nothing falls between the read and the gateway)."""
+        self._early = []
+        try:
+            # Shards load side by side: versions make the fold independent of arrival order.
+            await asyncio.gather(*(self._load_shard(shard) for shard in self.shards))
+        finally:
+            early, self._early = self._early, None
         self.state.report_incomplete_groups()
+        for message in early:
+            await self.ingest(message)
 
     async def _load_shard(self, shard: LogShard) -> None:
+        started = self.clock.read_starts()
         newest_first: list[tuple[StoredMessage, Header]] = []
         marker: tuple[StoredMessage, Header] | None = None
         upto = -1
         async for message in self.transport.history(shard.channel_id):
+            self.clock.observe(message.id)
             if not self._is_ours(shard, message):
+                shard.handled.add(message.id)
                 continue
             try:
                 header = parse_header(message.content)
             except FormatProblem as problem:
                 self._problem(shard, message, problem)
+                shard.handled.add(message.id)
                 continue
             if marker is not None and message.id <= upto:
                 shard.leftovers_from = message.id  # an unfinished clean-up left it
                 break
             newest_first.append((message, header))
-            if marker is None and header.kind == "snap":
-                marker, upto = (message, header), _int(header, "upto")
+            if header.kind == "snap":
+                shard.own_snapshots.add(header.fields.get("id", ""))
+                if marker is None:
+                    marker, upto = (message, header), _int(header, "upto")
+        shard.handled.update(m.id for m, _ in newest_first)
+        shard.advance(max(upto, self.clock.horizon(started, self.margin)))
         log_messages = sorted(newest_first, key=lambda item: item[0].id)
         if marker is not None:
             marker_message, marker_header = marker
@@ -222,7 +275,6 @@ class TableEngine:
             for part_id in sorted(parts):
                 await self._apply_message(shard, *by_id[part_id], version=upto)
             shard.snapshot_ids = [*sorted(parts), marker_message.id]
-            shard.last_id = max(shard.last_id, upto)
         for message, header in log_messages:
             if header.kind == "batch":
                 await self._apply_message(shard, message, header)
@@ -230,14 +282,18 @@ class TableEngine:
                 shard.stale_ids.append(message.id)  # an older snapshot or an orphan part
 
     async def _load_full(self, shard: LogShard) -> None:
+        started = self.clock.read_starts()
         messages: list[tuple[StoredMessage, Header]] = []
         async for message in self.transport.history(shard.channel_id):
+            self.clock.observe(message.id)
+            shard.handled.add(message.id)
             if not self.transport.is_ours(message):
                 continue
             try:
                 messages.append((message, parse_header(message.content)))
             except FormatProblem:
                 continue
+        shard.advance(self.clock.horizon(started, self.margin))
         for message, header in sorted(messages, key=lambda item: item[0].id):
             if header.kind == "batch":
                 await self._apply_message(shard, message, header)
@@ -265,7 +321,6 @@ class TableEngine:
             self._apply_batch(shard, message.id, batch_id, entries)
         else:
             self.state.apply(entries, message.id if version is None else version, shard.channel_id)
-            shard.last_id = max(shard.last_id, message.id)
 
     def _apply_batch(
         self, shard: LogShard, message_id: int, batch_id: str, entries: list[Entry]
@@ -278,7 +333,6 @@ class TableEngine:
         shard.messages_since_snapshot += 1
         shard.entries_since_snapshot += len(entries)
         self.state.apply(entries, message_id, shard.channel_id)
-        shard.last_id = max(shard.last_id, message_id)
         return True
 
     def _is_ours(self, shard: LogShard, message: StoredMessage) -> bool:
@@ -304,28 +358,46 @@ class TableEngine:
             Problem(self.name, shard.channel_id, message.id, problem.kind, problem.detail)
         )
 
-    async def ingest(self, message: StoredMessage) -> None:
-        """Apply a message seen on the gateway (another process's write, or our own echo)."""
+    async def ingest(self, message: StoredMessage, *, confirmed: bool = False) -> None:
+        """Apply a message seen on the gateway (another process's write, or our own echo), or
+        by a REST read (``confirmed``: Discord has it, so even our own unacknowledged send is
+        applied; its acknowledgement then finds it applied)."""
         shard = self._by_channel[message.channel_id]
+        if message.id in shard.handled:
+            return
         if not self._is_ours(shard, message):
+            shard.handled.add(message.id)
             return
         try:
             header = parse_header(message.content)
         except FormatProblem as problem:
+            shard.handled.add(message.id)
             self._problem(shard, message, problem)
             return
         if header.kind == "batch":
             batch_id = header.fields.get("id", "")
-            if batch_id in shard.writer.in_flight:
+            if not confirmed and batch_id in shard.writer.in_flight:
                 shard.echoes[batch_id] = message  # our own send: its acknowledgement applies it
                 return
+            shard.handled.add(message.id)
             await self._apply_message(shard, message, header)
+            return
+        shard.handled.add(message.id)
+        if header.kind == "snap" and header.fields.get("id", "") not in shard.own_snapshots:
+            shard.foreign_snapshot = True
 
     async def catch_up(self) -> None:
-        """Read what each shard got since the newest message applied (after a reconnect)."""
+        """Read each shard back to its horizon and apply what was missed (after a reconnect)."""
         for shard in self.shards:
-            for message in await self.transport.newer_than(shard.channel_id, shard.last_id):
-                await self.ingest(message)
+            await self._read_to_horizon(shard)
+
+    async def _read_to_horizon(self, shard: LogShard) -> None:
+        """Apply every message above the horizon not handled yet; move the horizon."""
+        started = self.clock.read_starts()
+        for message in await self.transport.newer_than(shard.channel_id, shard.horizon):
+            self.clock.observe(message.id)
+            await self.ingest(message, confirmed=True)
+        shard.advance(self.clock.horizon(started, self.margin))
 
     # -- writing --------------------------------------------------------------------------
 
@@ -338,6 +410,8 @@ class TableEngine:
 
     def _committed(self, message: StoredMessage, entries: list[Entry]) -> None:
         shard = self._by_channel[message.channel_id]
+        self.clock.observe(message.id)
+        shard.handled.add(message.id)
         batch_id = parse_header(message.content).get("id")
         shard.echoes.pop(batch_id, None)
         if self._apply_batch(shard, message.id, batch_id, entries):
@@ -440,7 +514,9 @@ class TableEngine:
 
     def _maybe_compact(self, shard: LogShard) -> None:
         rule = self.compaction
-        if rule is None or (shard.compacting is not None and not shard.compacting.done()):
+        if rule is None or shard.lock.locked():
+            return
+        if shard.compacting is not None and not shard.compacting.done():
             return
         live = len(self.state.records) / len(self.shards)
         if shard.messages_since_snapshot >= rule.min_messages or (
@@ -451,32 +527,74 @@ class TableEngine:
 
     def spawn_ingest(self, message: StoredMessage) -> None:
         """Apply a gateway message in the background (it may need a download)."""
+        if self._early is not None:
+            self._early.append(message)
+            return
         self._background.spawn(self.ingest(message))
 
     async def compact(self) -> int:
         """Snapshot every shard now; return how many old messages were deleted."""
         deleted = 0
         for shard in self.shards:
-            if shard.compacting is not None and not shard.compacting.done():
-                await asyncio.gather(shard.compacting, return_exceptions=True)
             await shard.writer.flush()
             deleted += await self._compact_shard(shard)
         return deleted
 
     async def _compact_shard(self, shard: LogShard) -> int:
-        """Write the shard's live records as a snapshot, then delete the log it covers."""
-        # Everything up to upto is in memory; a message holding part of an unfinished
-        # insert_many must stay readable, so the snapshot stops short of it.
-        pending = self.state.pending_group_versions()
-        upto = min([shard.last_id, *(v - 1 for v in pending)])
-        lines = [
-            encode_entry(Entry(key, self.encode(record)))
-            for key, record in self.state.records.items()
-            if self.shard_for(key) is shard and self.state.versions.get(key, 0) <= upto
-        ]
-        carried = self.state.groups_to_carry(shard.channel_id)
-        lines += [encode_entry(Entry(None, None, group, 0)) for group in carried]
+        """Write the shard's state up to its horizon as a snapshot, then delete the messages
+        the snapshot folded. One at a time per shard: a later one waits for the earlier."""
+        async with shard.lock:
+            shard.messages_since_snapshot = 0
+            shard.entries_since_snapshot = 0
+            # Everything at or below the new horizon is then applied, whatever order the
+            # gateway delivered it in.
+            await self._read_to_horizon(shard)
+            if shard.foreign_snapshot:
+                log.warning(
+                    "table %s: another process compacted channel %s; reopen to compact it here",
+                    self.name,
+                    shard.channel_id,
+                )
+                return 0
+            upto = shard.horizon
+            covered = [m for m in shard.log_ids if m <= upto]
+            if not covered and not shard.stale_ids and shard.leftovers_from is None:
+                return 0  # nothing to fold or delete
+            lines = self._snapshot_lines(shard, upto)
+            carried = self.state.groups_to_carry(shard.channel_id)
+            lines += [encode_entry(Entry(None, None, group, 0)) for group in carried]
+            return await self._write_snapshot(shard, upto, lines, carried, covered)
+
+    def _snapshot_lines(self, shard: LogShard, upto: int) -> list[str]:
+        """The shard's state as of ``upto``: every key whose last entry is at or below it
+        (later entries stay in the log), records that do not decode under this process's
+        class as stored, and the parts of groups not yet complete with the state of their
+        keys. Every line carries the version of the entry it folds."""
+        state = self.state
+        pending = state.pending_parts(shard.channel_id, upto)
+        pending_keys = {json.dumps(e.key) for e in pending}
+        lines = []
+        for key, version in state.versions.items():
+            if version > upto or self.shard_for(key) is not shard:
+                continue
+            record = state.records.get(key)
+            if record is not None:
+                data: dict[str, Any] | None = self.encode(record)
+            elif key in state.undecodable:
+                data = state.undecodable[key]
+            elif json.dumps(key) in pending_keys:
+                data = None  # a tombstone, so that a late group completion stays older
+            else:
+                continue
+            lines.append(encode_entry(Entry(key, data, version=version)))
+        lines += [encode_entry(entry) for entry in pending]
+        return lines
+
+    async def _write_snapshot(
+        self, shard: LogShard, upto: int, lines: list[str], carried: list[str], covered: list[int]
+    ) -> int:
         snapshot_id = secrets.token_hex(8)
+        shard.own_snapshots.add(snapshot_id)
         parts: list[int] = []
         for _, _, part in split_to_fit(
             lines, self.size_limit, lambda s, e: encode_snapshot_part(snapshot_id, lines[s:e])
@@ -488,16 +606,16 @@ class TableEngine:
                 filename=part.filename,
                 nonce=secrets.token_hex(8),
             )
+            shard.handled.add(sent.id)
             parts.append(sent.id)
         marker = await self.transport.send(
             shard.channel_id,
             encode_marker(snapshot_id, upto, len(lines), parts),
             nonce=secrets.token_hex(8),
         )
-        # From here a reload uses the new snapshot. Delete what it covers.
+        shard.handled.add(marker.id)
+        # From here a reload uses the new snapshot. Delete what it folded.
         self.state.snapshot_written(shard.channel_id, carried)
-        keep = set(pending)
-        covered = [m for m in shard.log_ids if m <= upto and m not in keep]
         obsolete = [*covered, *shard.stale_ids, *shard.snapshot_ids]
         if shard.leftovers_from is not None:
             obsolete += await self._leftovers(shard, shard.leftovers_from)
@@ -506,15 +624,13 @@ class TableEngine:
         shard.log_ids = [m for m in shard.log_ids if m not in gone]
         shard.stale_ids = []
         shard.snapshot_ids = [*parts, marker.id]
-        shard.messages_since_snapshot = len(shard.log_ids)
-        shard.entries_since_snapshot = 0
         try:
             await self.transport.delete_messages(shard.channel_id, obsolete)
         except BaseException:
             shard.stale_ids = obsolete  # the next compaction tries again
             raise
         log.info(
-            "table %s: snapshot of %d records in %d parts; deleted %d old messages",
+            "table %s: snapshot of %d entries in %d parts; deleted %d old messages",
             self.name,
             len(lines),
             len(parts),

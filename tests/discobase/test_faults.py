@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 import discobase
-from tests.conftest import make_bot
+from tests.conftest import make_bot, past_horizon
 
 
 class Doc(discobase.Table):
@@ -110,6 +110,7 @@ async def test_transient_faults_are_retried_and_each_write_lands_once(
 ):
     db = await open_db(new_db)
     model = await seed()
+    await past_horizon(simcord_env)
     if fault == "500x2":
         simcord_env.inject_error(method, path, status=500, times=2)
     elif fault == "429":
@@ -132,6 +133,7 @@ async def test_a_write_that_fails_for_good_is_wholly_there_or_wholly_absent(
 ):
     db = await open_db(new_db)
     model = await seed()
+    await past_horizon(simcord_env)
     simcord_env.inject_error(method, path, status=502, times=None)
     with pytest.raises(discobase.DiscordUnavailableError):
         await OPS[op][0](db)
@@ -148,6 +150,7 @@ async def test_a_response_lost_for_good_leaves_the_write_whole_or_absent(
 ):
     db = await open_db(new_db)
     model = await seed()
+    await past_horizon(simcord_env)
     flaky_http(simcord_env, method, path, TimeoutError(), 100, after=True)
     action, expect = OPS[op]
     with pytest.raises(discobase.DiscordUnavailableError):

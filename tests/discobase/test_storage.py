@@ -10,7 +10,7 @@ import pytest
 import simcord
 
 import discobase
-from tests.conftest import make_bot, rest_calls
+from tests.conftest import make_bot, past_horizon, rest_calls
 
 
 class Note(discobase.Table):
@@ -140,6 +140,7 @@ async def test_compaction_keeps_state_and_shrinks_the_log(simcord_env, new_db):
         await Note(key=f"k{i % 5}", n=i).save()
     await Note(key="k0").delete()
     expected = await state(Note)
+    await past_horizon(simcord_env)
     deleted = await db.compact("note")
     assert deleted == 31
     await Note(key="late", n=99).save()
@@ -149,6 +150,7 @@ async def test_compaction_keeps_state_and_shrinks_the_log(simcord_env, new_db):
     messages = [m async for m in simcord_env.bot.get_channel(channel_of(db2)).history(limit=None)]
     assert len(messages) == 3  # snapshot part, marker, the late batch
     # compacting again supersedes the first snapshot
+    await past_horizon(simcord_env)
     await db2.compact()
     db3 = await reopen(simcord_env, db2, new_db, compaction=None)
     assert await state(Note) == expected
@@ -163,7 +165,7 @@ async def test_compaction_runs_by_itself_after_enough_messages(simcord_env, new_
     db = await open_db(new_db, compaction=discobase.Compaction(min_messages=10))
     for i in range(25):
         await Note(key="same", n=i).save()
-    await db.flush()
+        await simcord_env.advance_time(2)  # older messages fall behind the horizon
     await db.close()  # waits for background compaction
     await simcord_env.restart_bot(make_bot())
     db2 = await open_db(new_db)
@@ -179,6 +181,7 @@ async def test_a_crash_during_compaction_loses_nothing(simcord_env, new_db, fail
     for i in range(12):
         await Note(key=f"k{i % 4}", n=i).save()
     expected = await state(Note)
+    await past_horizon(simcord_env)
     if failing == "delete":
         simcord_env.inject_error("POST", "/channels/*/messages/bulk-delete", status=500, times=None)
     else:
@@ -200,6 +203,7 @@ async def test_a_crash_during_compaction_loses_nothing(simcord_env, new_db, fail
     db2 = await reopen(simcord_env, db, new_db, compaction=None)
     assert await state(Note) == expected
     await Note(key="k1", n=100).save()
+    await past_horizon(simcord_env)
     await db2.compact()
     # the next compaction also cleans up what the interrupted one left behind
     messages = [m async for m in simcord_env.bot.get_channel(channel_of(db2)).history(limit=None)]

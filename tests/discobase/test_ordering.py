@@ -1,0 +1,303 @@
+"""Nothing acknowledged is lost under Discord's real ordering: gateway events that arrive late,
+a second process writing, failed group writes, overlapping compactions and schema drift
+between processes. Each test is a sequence that lost an acknowledged record before the shard
+horizon (docs/format.md, "Horizon")."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import zlib
+from typing import Any
+
+import pydantic
+import pytest
+
+import discobase
+from tests.conftest import make_bot, past_horizon
+
+
+class Note(discobase.Table):
+    key: str
+    n: int = 0
+
+    class Settings:
+        primary_key = "key"
+
+
+class Pair(discobase.Table):
+    key: str
+    n: int = 0
+
+    class Settings:
+        name = "pair"
+        primary_key = "key"
+        shards = 2
+
+
+def shard_of(key: str, shards: int = 2) -> int:
+    return zlib.crc32(json.dumps(key).encode()) % shards
+
+
+def keys_on(shard: int, count: int, prefix: str) -> list[str]:
+    keys = (f"{prefix}{i}" for i in range(1000))
+    return [k for k in keys if shard_of(k) == shard][:count]
+
+
+class HeldGateway:
+    """Holds the bot's MESSAGE_CREATE events back, as a slow gateway does, until released:
+    they then arrive after the REST answers to later writes."""
+
+    def __init__(self, env: Any) -> None:
+        self.state = env.bot._connection  # gateway events reach the client through it
+        self.real = self.state.dispatch
+        self.held: list[tuple[Any, ...]] = []
+        self.holding = False
+        self.state.dispatch = self.dispatch
+
+    def dispatch(self, event: str, *args: Any, **kwargs: Any) -> None:
+        if event == "message" and self.holding:
+            self.held.append(args)
+            return
+        self.real(event, *args, **kwargs)
+
+    def release(self) -> None:
+        self.holding = False
+        held, self.held = self.held, []
+        for args in held:
+            self.real("message", *args)
+
+
+async def open_with(new_db, cls: type[discobase.Table] | None = None, **options):
+    db = new_db(**options)
+    if cls is not None:
+        db.table(cls)
+    await db.open()
+    return db
+
+
+async def fresh_state(env, new_db, cls=Note) -> dict[str, int]:
+    """What a new process opening the guild sees."""
+    await env.restart_bot(make_bot())
+    db = await open_with(new_db, cls, compaction=None)
+    found = {r.key: r.n for r in await cls.find()}
+    await db.close()
+    return found
+
+
+async def test_a_late_event_of_another_process_survives_a_compaction(simcord_env, new_db):
+    p = await open_with(new_db, Note, compaction=None)
+    q = await open_with(new_db)  # a second process on the guild, with a runtime class
+    QNote = q.tables["note"]
+    gateway = HeldGateway(simcord_env)
+    gateway.holding = True
+    await QNote(key="q", n=1).save()  # acknowledged to Q; P hears of it late
+    await Note(key="p", n=2).save()
+    await past_horizon(simcord_env)
+    await p.compact()
+    assert {r.key: r.n for r in await Note.find()} == {"p": 2, "q": 1}
+    gateway.release()
+    await simcord_env.settle()
+    assert {r.key: r.n for r in await Note.find()} == {"p": 2, "q": 1}
+    await q.close()
+    await p.close()
+    assert await fresh_state(simcord_env, new_db) == {"p": 2, "q": 1}
+
+
+async def test_catch_up_applies_a_missed_write_with_a_lower_id(simcord_env, new_db):
+    p = await open_with(new_db, Note, compaction=None)
+    q = await open_with(new_db)
+    p.transport.unlisten()  # a gateway outage for P
+    await q.tables["note"](key="q", n=1).save()
+    await Note(key="p", n=2).save()  # acknowledged after Q's write: a higher id
+    await p.sync()  # what a fresh gateway session runs
+    assert {r.key: r.n for r in await Note.find()} == {"p": 2, "q": 1}
+    await q.close()
+    await p.close()
+
+
+async def test_a_write_during_open_reaches_the_opening_process(simcord_env, new_db):
+    first = await open_with(new_db, Note)
+    await Note(key="a", n=1).save()
+    await first.close()
+    q = await open_with(new_db)
+    p = new_db(compaction=None)
+    p.table(Note)
+    real_history = p.transport.history
+    note_channel = q.schema("note").channels[0]
+    wrote = []
+
+    async def history(channel_id: int, **kwargs: Any):
+        async for message in real_history(channel_id, **kwargs):
+            yield message
+        if channel_id == note_channel and not wrote:
+            wrote.append(True)  # Q writes right after P read the table, before P is open
+            await q.tables["note"](key="b", n=2).save()
+
+    p.transport.history = history  # type: ignore[method-assign]
+    await p.open()
+    await simcord_env.settle()
+    assert wrote
+    assert {r.key: r.n for r in await Note.find()} == {"a": 1, "b": 2}
+    await q.close()
+    await p.close()
+
+
+async def test_a_failed_multi_shard_insert_many_then_compactions_lose_nothing(
+    simcord_env, new_db, guild
+):
+    rule = discobase.Compaction(min_messages=3)
+    db = await open_with(new_db, Pair, compaction=rule)
+    zero, one = keys_on(0, 8, "z"), keys_on(1, 2, "o")
+    await Pair(key=zero[0], n=0).save()
+    shard0 = db.schema("pair").channels[0]
+    simcord_env.inject_error("POST", f"/channels/{shard0}/messages", status=503, times=None)
+    with pytest.raises(discobase.DiscordUnavailableError):
+        await Pair.insert_many([Pair(key=zero[1], n=1), Pair(key=one[0], n=1)])
+    simcord_env.backend.faults.clear()
+    acknowledged = {zero[0]: 0}
+    for i, key in enumerate(zero[2:5]):  # shard 0 compacts by itself after these
+        await simcord_env.advance_time(6)
+        await Pair(key=key, n=10 + i).save()
+        acknowledged[key] = 10 + i
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    db = await open_with(new_db, Pair, compaction=rule)  # loads the group's landed part
+    markers_before = _markers(simcord_env)
+    for i in range(20):
+        await simcord_env.advance_time(6)
+        key = zero[5 + i % 3]
+        await Pair(key=key, n=100 + i).save()
+        acknowledged[key] = 100 + i
+    await db.close()
+    # one snapshot per three writes at most, not one per write
+    assert _markers(simcord_env) - markers_before <= 20 // 3 + 1
+    assert await fresh_state(simcord_env, new_db, Pair) == acknowledged
+    report = await _check(simcord_env, new_db, Pair)
+    assert [p.kind for p in report.problems] == ["incomplete-group"]
+
+
+def _markers(env) -> int:
+    """Snapshot markers sent so far."""
+    return sum(
+        1
+        for r in env.http_requests
+        if r.method == "POST" and str((r.json or {}).get("content", "")).startswith("dbs1 snap")
+    )
+
+
+async def _check(env, new_db, cls):
+    db = await open_with(new_db, cls, compaction=None)
+    report = await db.check()
+    await db.close()
+    return report
+
+
+async def test_overlapping_compactions_of_a_shard_run_one_after_the_other(simcord_env, new_db):
+    db = await open_with(new_db, Note, compaction=None)
+    for i in range(4):
+        await Note(key=f"k{i}", n=i).save()
+    await past_horizon(simcord_env)
+    real_send = db.transport.send
+    gate, uploading = asyncio.Event(), asyncio.Event()
+
+    async def slow_send(channel_id: int, content: str, *args: Any, **kwargs: Any):
+        if content.startswith("dbs1 part") and not uploading.is_set():
+            uploading.set()
+            await gate.wait()  # the first compaction's part upload is slow
+        return await real_send(channel_id, content, *args, **kwargs)
+
+    db.transport.send = slow_send  # type: ignore[method-assign]
+    first = asyncio.ensure_future(db.compact())
+    await uploading.wait()
+    await Note(key="late", n=9).save()
+    await past_horizon(simcord_env)
+    second = asyncio.ensure_future(db.compact())  # manual, /compact or automatic alike
+    await simcord_env.settle()
+    gate.set()
+    await asyncio.gather(first, second)
+    expected = {**{f"k{i}": i for i in range(4)}, "late": 9}
+    assert {r.key: r.n for r in await Note.find()} == expected
+    await db.close()
+    assert await fresh_state(simcord_env, new_db) == expected
+
+
+class Person(discobase.Table):
+    key: str
+    age: int
+
+    class Settings:
+        name = "person"
+        primary_key = "key"
+
+
+class StrictPerson(discobase.Table):
+    key: str
+    age: int = pydantic.Field(lt=100)
+
+    class Settings:
+        name = "person"
+        primary_key = "key"
+
+
+async def test_a_stricter_class_that_refuses_stored_records_is_a_schema_mismatch(
+    simcord_env, new_db
+):
+    db = await open_with(new_db, Person)
+    await Person(key="old", age=120).save()
+    await Person(key="young", age=20).save()
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    strict = new_db()
+    strict.table(StrictPerson)
+    with pytest.raises(discobase.SchemaMismatchError, match="1 stored records do not fit"):
+        await strict.open()
+    await strict.close()
+    await simcord_env.restart_bot(make_bot())
+    db = await open_with(new_db, Person)
+    assert {p.key: p.age for p in await Person.find()} == {"old": 120, "young": 20}
+    await db.close()
+
+
+class ItemV1(discobase.Table):
+    key: str
+    n: int = 0
+
+    class Settings:
+        name = "item"
+        primary_key = "key"
+
+
+class ItemV2(discobase.Table):
+    key: str
+    n: int = 0
+    tag: str | None = None
+
+    class Settings:
+        name = "item"
+        primary_key = "key"
+
+
+async def test_a_process_on_the_old_schema_compacts_without_losing_new_records(simcord_env, new_db):
+    old = await open_with(new_db, ItemV1, compaction=None)
+    await ItemV1(key="a", n=1).save()
+    await ItemV1(key="b", n=2).save()
+    new = await open_with(new_db, ItemV2, compaction=None)  # alters the table: adds "tag"
+    await ItemV2(key="b", n=3, tag="x").save()
+    await ItemV2(key="c", n=4, tag="y").save()
+    await simcord_env.settle()
+    await past_horizon(simcord_env)
+    await old.compact()  # the old process cannot read b and c as they are now
+    assert {i.key: i.n for i in await ItemV1.find()} == {"a": 1}
+    report = await old.check()
+    assert {p.kind for p in report.problems} == {"invalid-record"}
+    await new.close()
+    await old.close()
+    await simcord_env.restart_bot(make_bot())
+    db = await open_with(new_db, ItemV2, compaction=None)
+    assert {i.key: (i.n, i.tag) for i in await ItemV2.find()} == {
+        "a": (1, None),
+        "b": (3, "x"),
+        "c": (4, "y"),
+    }
+    await db.close()
