@@ -37,6 +37,7 @@ from .errors import (
     UnsupportedFormatError,
     ValidationError,
 )
+from .migrate_v1 import MigrationReport, migrate_v1
 from .model import Table, field
 from .query import And, Compare, FieldRef, Not, Or, Order, Predicate, Query
 from .transport import RetryPolicy
@@ -63,6 +64,7 @@ __all__ = (
     "FieldRef",
     "FieldSchema",
     "GuildNotFoundError",
+    "MigrationReport",
     "MissingPermissionsError",
     "Not",
     "NotATableError",
@@ -89,4 +91,5 @@ __all__ = (
     "ValidationError",
     "exceptions",
     "field",
+    "migrate_v1",
 )
