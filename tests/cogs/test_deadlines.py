@@ -4,7 +4,8 @@ Discord wants an answer (or a deferral) within 3 s, and the interaction's token 
 and edits for 15 minutes. Opening a guild's database reads all its storage, so the tests make
 that open slow in virtual time (``slow_open``) and check what each path does meanwhile: SimCord
 returns from an interaction once the bot's handler waits for time to pass, so an answer present
-before the test advances the clock was given at once.
+before the test advances the clock was given at once. They run in strict mode, whose interaction
+deadlines turn a late answer into Discord's errors (10062, 50027).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from cog_world import World
 
 import discobase
 from bot import DiscobaseBot
+
+pytestmark = pytest.mark.strict
 
 STILL_OPENING = "The database of this server is still opening"
 TOKEN_LIFETIME = 15 * 60
@@ -160,3 +163,17 @@ async def test_leaving_a_guild_closes_its_database(world: World, pets: Any) -> N
     await world.env.settle()
 
     assert not database.is_open
+
+
+async def test_a_big_guild_opens_at_startup_so_the_first_form_answers_in_time(
+    world: World, pets: Any, settings: Any
+) -> None:
+    database = await world.database()
+    for number in range(40):
+        await database.create_table(f"t{number:02}", {"name": "str"}, primary_key="name")
+    await restarted(world, DiscobaseBot(settings))
+
+    shown = await world.admin.slash(world.channel, "insert", table="pets")
+
+    assert shown.acknowledged
+    assert shown.modal is not None
