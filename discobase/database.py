@@ -214,7 +214,7 @@ class Database:
                     "without it the tables cannot be read. Restore it from a backup, or "
                     "move the old channels out of the category to start an empty database"
                 )
-            catalog_ids = [await self._create_channel(CATALOG_CHANNEL)]
+            catalog_ids = await self._create_catalog(guild)
         self._catalog = self._new_catalog(catalog_ids)
         await self._catalog.load()
         await self._confirm_unknown_channels(self._catalog)
@@ -340,6 +340,22 @@ class Database:
             raise NotConnectedError("the database is not open: await db.open() first")
         return self._catalog
 
+    async def _create_catalog(self, guild: discord.Guild) -> list[int]:
+        """Create the catalog channel; return every catalog channel there is then.
+
+        Another process opening this fresh guild at once may make one too: read the storage
+        channels again (by REST: the gateway may lag) and settle on the lowest id; ours, when
+        it lost and is still empty, is deleted. Any catalog channels left are all read."""
+        created = await self._create_channel(CATALOG_CHANNEL)
+        channels = await self.transport.storage_channels(guild, self.category)
+        catalog_ids = sorted(i for i, name in channels.items() if name == CATALOG_CHANNEL)
+        lost = bool(catalog_ids) and catalog_ids[0] < created
+        if lost and not [m async for m in self.transport.history(created)]:
+            log.info("another process made the catalog first; removing ours")
+            await self.transport.delete_channel(created)
+            catalog_ids.remove(created)
+        return catalog_ids or [created]
+
     def _new_catalog(self, channel_ids: list[int]) -> Catalog:
         return Catalog(
             self.transport,
@@ -347,6 +363,14 @@ class Database:
             storage_channels=self._storage_channel_ids,
             check_schema=_runtime_class,
         )
+
+    def _catalog_channels(self) -> set[int]:
+        assert self.guild_id is not None
+        guild = self.bot.get_guild(self.guild_id)
+        if guild is None:
+            return set()
+        channels = self.transport.channels_in(guild, self.category)
+        return {i for i, name in channels.items() if name == CATALOG_CHANNEL}
 
     def _storage_channel_ids(self) -> set[int]:
         """This guild's storage channels: a table may use only these."""
@@ -375,22 +399,41 @@ class Database:
         guild = self.transport.find_guild(self.guild_id)
         return await self.transport.create_channel(guild, self.category, name, self.admin_role)
 
-    async def _create_in_guild(self, schema: TableSchema) -> TableSchema:
-        assert self._catalog is not None
+    async def _create_in_guild(self, schema: TableSchema) -> tuple[TableSchema | None, bool]:
+        """Make the table's channels and write its ``create``; return the table as the
+        catalog settles it and whether it is ours (empty). Another process may have created
+        the same table at once: the first ``create`` wins, so re-read the catalog and, when
+        ours lost, delete the channels only ours used."""
+        catalog = self._catalog
+        assert catalog is not None
         schema.channels = [
             await self._create_channel(schema.name if i == 0 else f"{schema.name}-{i}")
             for i in range(schema.shards)
         ]
-        await self._catalog.append("create", schema)
-        return self._catalog.tables[schema.name]
+        await catalog.append("create", schema)
+        await catalog.load()
+        await self._confirm_unknown_channels(catalog)
+        settled = catalog.tables.get(schema.name)
+        if settled is not None and settled.channels == schema.channels:
+            return settled, True
+        kept = set(settled.channels) if settled is not None else set()
+        log.info("table %s: another process created it first; using its channels", schema.name)
+        for channel_id in schema.channels:
+            if channel_id not in kept:
+                await self.transport.delete_channel(channel_id)
+        return settled, False
 
     async def _open_class_table(self, name: str, cls: type[Table]) -> None:
         assert self._catalog is not None
         declared = _schema_of_class(cls)
         stored = self._catalog.tables.get(name)
         if stored is None:
-            await self._attach(await self._create_in_guild(declared), cls, new=True)
-            return
+            stored, ours = await self._create_in_guild(declared)
+            if stored is None:
+                raise TableNotFoundError(name)  # dropped by another process meanwhile
+            if ours:
+                await self._attach(stored, cls, new=True)
+                return
         if declared.shards != stored.shards:
             raise SchemaMismatchError(
                 name,
@@ -485,7 +528,11 @@ class Database:
         async with self._schema_lock:
             if name in catalog.tables:
                 raise TableExistsError(name)
-            await self._attach(await self._create_in_guild(schema), None, new=True)
+            settled, ours = await self._create_in_guild(schema)
+            if settled is None or not (ours or settled.same_shape(schema)):
+                raise TableExistsError(name)  # another process made it at once, differently
+            if name not in self._engines:
+                await self._attach(settled, None, new=ours)
         return self.tables[name]
 
     def schema(self, name: str) -> TableSchema:
@@ -546,6 +593,10 @@ class Database:
             if catalog.ingest(message):
                 self._background.spawn(self._follow_catalog())
             return
+        if message.channel_id in self._catalog_channels():  # another process's new catalog
+            catalog.add_channel(message.channel_id)
+            self._background.spawn(self.sync())
+            return
         for engine in self._engines.values():
             if engine.owns(message.channel_id):
                 engine.spawn_ingest(message)
@@ -573,6 +624,8 @@ class Database:
     async def sync(self) -> None:
         """Catch up with writes made by other processes (e.g. after a gateway reconnect)."""
         catalog = self._require_open()
+        for channel_id in self._catalog_channels():
+            catalog.add_channel(channel_id)
         # The catalog is small: read it whole, so an event that reached Discord late (a lower
         # id than one already seen) is not missed.
         before = {name: schema.to_dict() for name, schema in catalog.tables.items()}

@@ -15,7 +15,7 @@ import logging
 import random
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -131,6 +131,23 @@ class StoredMessage:
         )
 
 
+class _OutcomeUnknown(Exception):
+    """A request that is not idempotent failed in a way that leaves unknown whether Discord
+    applied it (a 5xx, a timeout, a dropped connection): find out before repeating it."""
+
+
+def _storage_number(category: str, name: str) -> int:
+    """1 for the category ``name``, n for ``name-n``, 0 for any other."""
+    if category == name:
+        return 1
+    suffix = category[len(name) + 1 :]
+    return int(suffix) if category.startswith(f"{name}-") and suffix.isdigit() else 0
+
+
+def _is_storage_name(category: str, name: str) -> bool:
+    return _storage_number(category, name) > 0
+
+
 def snowflake_time(snowflake: int) -> datetime:
     """When a snowflake was made (messages: when they were sent)."""
     return datetime.fromtimestamp(((snowflake >> 22) + _DISCORD_EPOCH_MS) / 1000, tz=UTC)
@@ -175,8 +192,12 @@ class Transport:
 
     # -- the chokepoint -------------------------------------------------------------------
 
-    async def _call(self, route: str, request: Callable[[], Awaitable[T]]) -> T:
-        """Run one REST request with counting, a timeout and retries."""
+    async def _call(
+        self, route: str, request: Callable[[], Awaitable[T]], *, idempotent: bool = True
+    ) -> T:
+        """Run one REST request with counting, a timeout and retries. A request that is not
+        ``idempotent`` is not repeated after an unknown outcome: that raises
+        :class:`_OutcomeUnknown` (its cause is the failure) for the caller to find out."""
         policy = self.retry
         last: BaseException | None = None
         for attempt in range(1, policy.attempts + 1):
@@ -200,9 +221,13 @@ class Transport:
                         route, error.status, error.code, error.text
                     ) from error
                 last = error
+                if error.status >= 500 and not idempotent:
+                    raise _OutcomeUnknown(route) from error
                 retry_after = getattr(error, "retry_after", None)
                 wait = retry_after if retry_after else policy.delay(attempt)
             except (TimeoutError, aiohttp.ClientError, OSError) as error:
+                if not idempotent:
+                    raise _OutcomeUnknown(route) from error
                 last, wait = error, policy.delay(attempt)
             if attempt < policy.attempts:
                 self.retries[route] += 1
@@ -233,12 +258,11 @@ class Transport:
     def storage_categories(self, guild: discord.Guild, name: str) -> list[discord.CategoryChannel]:
         """The storage categories: ``name``, then ``name-2``, ``name-3``... (a category holds
         at most 50 channels, so storage spills over into the next one)."""
-        numbered = []
-        for category in guild.categories:
-            if category.name == name:
-                numbered.append((1, category.id, category))
-            elif category.name.startswith(f"{name}-") and category.name[len(name) + 1 :].isdigit():
-                numbered.append((int(category.name[len(name) + 1 :]), category.id, category))
+        numbered = [
+            (_storage_number(category.name, name), category.id, category)
+            for category in guild.categories
+            if _is_storage_name(category.name, name)
+        ]
         return [category for _, _, category in sorted(numbered, key=lambda item: item[:2])]
 
     def channels_in(self, guild: discord.Guild, category_name: str) -> dict[int, str]:
@@ -283,22 +307,106 @@ class Transport:
                 )
         return overwrites
 
+    async def list_channels(self, guild: discord.Guild) -> list[discord.abc.GuildChannel]:
+        """The guild's channels, read by REST (the gateway cache may lag another process)."""
+        return list(await self._call("GET /guilds/{id}/channels", guild.fetch_channels))
+
+    async def storage_channels(self, guild: discord.Guild, category_name: str) -> dict[int, str]:
+        """Like :meth:`channels_in`, read by REST: text channels of the storage categories."""
+        channels = await self.list_channels(guild)
+        categories = {
+            c.id
+            for c in channels
+            if isinstance(c, discord.CategoryChannel) and _is_storage_name(c.name, category_name)
+        }
+        return {
+            c.id: c.name
+            for c in channels
+            if isinstance(c, discord.TextChannel) and c.category_id in categories
+        }
+
+    async def _create(
+        self,
+        guild: discord.Guild,
+        name: str,
+        category: discord.CategoryChannel | None,
+        create: Callable[[], Awaitable[discord.abc.GuildChannel]],
+    ) -> int:
+        """Create a channel (a category when ``category`` is None) and return its id.
+
+        A channel create is not idempotent: after an unknown outcome the guild's channels are
+        read again, and a channel of that name, kind and parent that was not there before is
+        adopted instead of creating a second one (discord-api-docs: a request can be applied
+        although its response is lost)."""
+        route = "POST /guilds/{id}/channels"
+        kind = discord.CategoryChannel if category is None else discord.TextChannel
+        parent = None if category is None else category.id
+
+        def made(channels: Iterable[object]) -> set[int]:
+            return {
+                c.id
+                for c in channels
+                if isinstance(c, kind)
+                and c.name == name
+                and (parent is None or c.category_id == parent)
+            }
+
+        before = made(guild.channels)
+        last: BaseException | None = None
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                return (await self._call(route, create, idempotent=False)).id
+            except _OutcomeUnknown as unknown:
+                last = unknown.__cause__
+            adopted = made(await self.list_channels(guild)) - before
+            if adopted:
+                log.warning("%s: outcome unknown (%s); adopting #%s", route, last, name)
+                return min(adopted)
+            if attempt < self.retry.attempts:
+                self.retries[route] += 1
+                log.warning("%s failed (%s) and made nothing, retry %d", route, last, attempt)
+                await asyncio.sleep(self.retry.delay(attempt))
+        raise DiscordUnavailableError(route, self.retry.attempts, last)
+
     async def _create_category(
         self, guild: discord.Guild, name: str, admin_role: int | None
     ) -> discord.CategoryChannel:
-        return await self._call(
-            "POST /guilds/{id}/channels",
-            lambda: guild.create_category(
-                name, overwrites=self._overwrites(guild, admin_role), reason="discobase storage"
-            ),
+        overwrites = self._overwrites(guild, admin_role)
+        category_id = await self._create(
+            guild,
+            name,
+            None,
+            lambda: guild.create_category(name, overwrites=overwrites, reason="discobase storage"),
         )
+        category = guild.get_channel(category_id)
+        if isinstance(category, discord.CategoryChannel):
+            return category
+        fetched = await self._call(
+            "GET /channels/{id}", lambda: self.client.fetch_channel(category_id)
+        )
+        assert isinstance(fetched, discord.CategoryChannel)
+        return fetched
 
     async def ensure_category(
         self, guild: discord.Guild, name: str, admin_role: int | None
     ) -> None:
-        """Create the (hidden) storage category ``name`` if it does not exist."""
-        if not self.storage_categories(guild, name):
-            await self._create_category(guild, name, admin_role)
+        """Create the (hidden) storage category ``name`` if it does not exist.
+
+        Two processes doing this at once can each make one: after creating, the guild's
+        channels are read again and, when another category of that name has a lower id, ours
+        is deleted while it is still empty (one that is not stays storage: every storage
+        category is read, and new channels go to the lowest id)."""
+        if self.storage_categories(guild, name):
+            return
+        created = (await self._create_category(guild, name, admin_role)).id
+        channels = await self.list_channels(guild)
+        rivals = [
+            c.id for c in channels if isinstance(c, discord.CategoryChannel) and c.name == name
+        ]
+        in_ours = [c for c in channels if getattr(c, "category_id", None) == created]
+        if min(rivals, default=created) < created and not in_ours:
+            log.info("another process made storage category %r first; removing ours", name)
+            await self.delete_channel(created)
 
     async def create_channel(
         self, guild: discord.Guild, category_name: str, name: str, admin_role: int | None
@@ -311,16 +419,16 @@ class Transport:
             category = await self._create_category(
                 guild, f"{category_name}-{len(categories) + 1}", admin_role
             )
-        channel = await self._call(
-            "POST /guilds/{id}/channels",
+        overwrites = self._overwrites(guild, admin_role)
+        in_category = category
+        return await self._create(
+            guild,
+            name,
+            category,
             lambda: guild.create_text_channel(
-                name,
-                category=category,
-                overwrites=self._overwrites(guild, admin_role),
-                reason="discobase storage",
+                name, category=in_category, overwrites=overwrites, reason="discobase storage"
             ),
         )
-        return channel.id
 
     async def delete_channel(self, channel_id: int) -> None:
         """Delete a channel; one that is already gone counts as deleted."""
