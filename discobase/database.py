@@ -13,9 +13,17 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import pydantic
 from pydantic import JsonValue
 
+from .codec import CONTENT_LIMIT, encode_catalog_event
 from .engine.catalog import Catalog
 from .engine.horizon import ServerClock
-from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema, check_name, describe_annotation
+from .engine.schema import (
+    TYPE_NAMES,
+    FieldSchema,
+    TableSchema,
+    check_name,
+    check_new_field_names,
+    describe_annotation,
+)
 from .engine.state import Problem
 from .engine.table import Compaction, TableEngine
 from .engine.tasks import BackgroundTasks
@@ -42,6 +50,8 @@ T_result = TypeVar("T_result")
 #: Attachments are capped here even where a guild allows more (SimCord enforces none).
 MAX_ATTACHMENT = 10 * 1024 * 1024
 CATALOG_CHANNEL = "catalog"
+#: A record's public attributes: a field of one of these names would shadow it.
+_TABLE_ATTRIBUTES = frozenset(name for name in dir(Table) if not name.startswith("_"))
 DEFAULT_COMPACTION = Compaction()
 
 
@@ -439,8 +449,16 @@ class Database:
                 name,
                 f"shards changed from {stored.shards} to {declared.shards}; shards cannot change",
             )
+        if declared.primary_key != stored.primary_key:
+            raise SchemaMismatchError(
+                name,
+                f"the primary key changed from {stored.primary_key!r} to "
+                f"{declared.primary_key!r}; a table's key cannot change: keep "
+                f"primary_key = {stored.primary_key!r}, or create a new table with the new key "
+                "and copy the records into it",
+            )
         declared.channels = stored.channels
-        engine = await self._attach(declared, cls)
+        engine = await self._attach(declared, cls, publish=False)
         # Stored records that the class refuses (a new field, or stricter validators of the
         # same shape) would be invisible here: refuse the class instead.
         invalid = engine.state.undecodable
@@ -453,22 +471,36 @@ class Database:
                 f"{len(invalid)} stored records do not fit the class {cls.__name__} "
                 f"({detail}); loosen the class or migrate the records",
             )
-        if declared.same_shape(stored):
-            return
-        await self._catalog.append("alter", declared)
+        if not declared.same_shape(stored):
+            repeated = _repeated_unique(engine, stored, declared)
+            if repeated is not None:
+                await engine.close()
+                self._detach(name)
+                raise SchemaMismatchError(name, repeated)
+            await self._catalog.append("alter", declared)
+        cls.__discobase_engine__ = engine
 
     async def _attach(
-        self, schema: TableSchema, cls: type[Table] | None, *, new: bool = False
+        self,
+        schema: TableSchema,
+        cls: type[Table] | None,
+        *,
+        new: bool = False,
+        publish: bool = True,
     ) -> TableEngine:
+        """Make the table's engine and load it. The class gets the engine only once it is
+        loaded (with ``publish``): until then its verbs raise :class:`NotConnectedError`."""
         if cls is None:
             cls = _runtime_class(schema)
         cls.__discobase_name__ = schema.name
+        cls.__discobase_engine__ = None
         engine = self._engine_for(schema, cls, self.compaction)
         self._engines[schema.name] = engine
-        cls.__discobase_engine__ = engine
         self.tables[schema.name] = cls
         if not new:  # a table this process just created has nothing to read
             await engine.load()
+        if publish:
+            cls.__discobase_engine__ = engine
         return engine
 
     def _engine_for(
@@ -524,7 +556,9 @@ class Database:
             list(unique),
             shards,
         ).validate()
+        check_new_field_names(name, schema.field_names, _TABLE_ATTRIBUTES)
         _runtime_class(schema)  # defaults must fit their types before anything is written
+        _check_catalog_fits(schema)
         async with self._schema_lock:
             if name in catalog.tables:
                 raise TableExistsError(name)
@@ -666,9 +700,12 @@ class Database:
 
 
 def _schema_of_class(cls: type[Table]) -> TableSchema:
+    name = cls.__name__.lower()
+    # before Settings is read: a field may shadow it
+    check_new_field_names(name, cls.model_fields, _TABLE_ATTRIBUTES)
     settings = _settings(cls)
-    name = settings.get("name") or cls.__name__.lower()
-    return TableSchema.of_model(
+    name = settings.get("name") or name
+    schema = TableSchema.of_model(
         name,
         cls,
         primary_key=settings.get("primary_key"),
@@ -676,6 +713,24 @@ def _schema_of_class(cls: type[Table]) -> TableSchema:
         unique=list(settings.get("unique", ())),
         shards=settings.get("shards", 1),
     )
+    _check_catalog_fits(schema)
+    return schema
+
+
+def _repeated_unique(engine: TableEngine, stored: TableSchema, declared: TableSchema) -> str | None:
+    """Why a field newly declared unique cannot be: stored records repeat its values."""
+    for name in declared.unique:
+        if name in stored.unique:
+            continue
+        taken = engine.state.repeated_values(name)
+        if taken:
+            value, keys = taken[0]
+            return (
+                f"{name} cannot become unique: {len(taken)} values repeat, e.g. {name}={value!r} "
+                f"in the records with keys {', '.join(map(repr, sorted(keys, key=str)[:3]))}; "
+                "make them distinct first"
+            )
+    return None
 
 
 def _field_spec(table: str, name: str, spec: Any) -> FieldSchema:
@@ -716,7 +771,13 @@ def _runtime_class(schema: TableSchema) -> type[Table]:
         annotation = TYPE_NAMES[f.type]
         if f.optional and annotation is not Any:
             annotation = annotation | None
-        default = pydantic.Field(default=f.default, validate_default=True) if f.has_default else ...
+        if f.factory:
+            default = pydantic.Field(default_factory=f.default_factory())
+        elif f.has_default:
+            _check_default(schema.name, f.name, annotation, f.default)
+            default = pydantic.Field(default=f.default, validate_default=True)
+        else:
+            default = ...
         definitions[f.name] = (annotation, default)
     settings = type(
         "Settings",
@@ -730,21 +791,35 @@ def _runtime_class(schema: TableSchema) -> type[Table]:
         },
     )
     class_name = "".join(part.capitalize() for part in schema.name.split("_")) or "Record"
-    for name, (annotation, default) in definitions.items():
-        if default is not ...:
-            try:
-                pydantic.TypeAdapter(annotation).validate_python(default.default)
-                json.dumps(default.default, allow_nan=False)
-            except (pydantic.ValidationError, TypeError, ValueError) as error:
-                detail = (
-                    error.errors()[0]["msg"]
-                    if isinstance(error, pydantic.ValidationError)
-                    else error
-                )
-                raise SchemaError(
-                    f"table {schema.name!r}: the default of {name!r} does not fit its type: {detail}"
-                ) from None
     cls: type[Table] = pydantic.create_model(class_name, __base__=Table, **definitions)
     cls.Settings = settings  # type: ignore[attr-defined]
     cls.__discobase_name__ = schema.name
     return cls
+
+
+def _check_default(table: str, name: str, annotation: Any, default: Any) -> None:
+    try:
+        pydantic.TypeAdapter(annotation).validate_python(default)
+        json.dumps(default, allow_nan=False)
+    except (pydantic.ValidationError, TypeError, ValueError) as error:
+        detail = error.errors()[0]["msg"] if isinstance(error, pydantic.ValidationError) else error
+        raise SchemaError(
+            f"table {table!r}: the default of {name!r} does not fit its type: {detail}"
+        ) from None
+
+
+def _check_catalog_fits(schema: TableSchema) -> None:
+    """Refuse a schema whose catalog event would not fit one message, before any REST call.
+
+    Its channels do not exist yet: each is counted at the longest id a snowflake can have.
+    """
+    stored = schema.to_dict()
+    stored["channels"] = [str(2**64 - 1)] * schema.shards
+    event = {"op": "create", "table": schema.name, "schema": stored}
+    try:
+        encode_catalog_event(event)
+    except ValueError:
+        raise SchemaError(
+            f"the schema of {schema.name!r} is too long for one catalog message "
+            f"({CONTENT_LIMIT} characters); use fewer fields or shorter names"
+        ) from None

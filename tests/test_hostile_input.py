@@ -494,6 +494,17 @@ UNKNOWN_TYPE = "has unknown type"
 TWICE = "appears twice"
 NOT_DEFINITION = "That table definition does not work"
 EXISTS = "exists already"
+RESERVED = "is reserved"
+TOO_LONG = "too long for one catalog message"
+#: Field names that would shadow a record's verbs, pydantic's methods or find()'s keywords.
+RESERVED_FIELDS = [
+    "save", "insert", "update", "delete", "insert_many", "get", "find", "find_one",
+    "find_unique", "count", "all", "Settings", "self", "cls", "limit", "offset", "order_by",
+    "expressions", "equals", "copy", "json", "dict", "schema", "validate", "construct",
+    "parse_obj", "model_dump", "model_validate",
+]  # fmt: skip
+#: A field list whose schema cannot fit one catalog message (2,000 characters).
+TOO_LONG_FIELDS = {f"a_rather_long_descriptive_field_name_{i:03d}": "str?" for i in range(60)}
 NO_FIELDS = "give at least one field"
 NULL_DEFAULT = "may default to null"
 NOT_A_FIELD = "which is not a field"
@@ -567,6 +578,18 @@ def create_payloads() -> Iterator[tuple[dict[str, Any], tuple[str, ...]]]:
     # names the library reserves or refuses
     for name in ["pk", "model_config", "model_fields", "model_x", "_x", "_", "__class__", "a" * 64]:
         yield {"name": "newtable", "fields": f"{name}:str"}, (NOT_DEFINITION,)
+    for name in RESERVED_FIELDS:
+        yield {"name": "newtable", "fields": f"title:str, {name}:int"}, (RESERVED,)
+    too_long = ", ".join(f"{name}:str?" for name in TOO_LONG_FIELDS)
+    yield {"name": "newtable", "fields": too_long}, (TOO_LONG,)
+    yield (
+        {
+            "name": "newtable",
+            "fields": too_long,
+            "indexes": "a_rather_long_descriptive_field_name_000",
+        },
+        (TOO_LONG,),
+    )
     # defaults that do not fit
     bad_defaults = [
         "n:int=abc",
@@ -755,6 +778,10 @@ def library_tables() -> Iterator[tuple[Any, Any, dict[str, Any]]]:
         None,
     ]:
         yield "newtable", {"title": "str", field_name: "int"}, {}
+    for field_name in RESERVED_FIELDS:
+        yield "newtable", {"title": "str", field_name: "int"}, {}
+    for shards in (1, 4, 16):
+        yield "newtable", TOO_LONG_FIELDS, {"shards": shards}
     fields: dict[str, Any] = {"id": "int", "title": "str", "tags": "json", "score": "float"}
     for options in [
         {"primary_key": "wings"},

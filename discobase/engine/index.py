@@ -50,10 +50,20 @@ class FieldIndex:
                 if position < len(self._sorted) and self._sorted[position] == value:
                     del self._sorted[position]
 
-    def holder(self, value: Any) -> Any | None:
-        """For a unique index: the key holding ``value``, if any."""
-        bucket = self._keys.get(value)
-        return next(iter(bucket)) if bucket else None
+    def holder(self, value: Any, besides: Any = None) -> Any | None:
+        """For a unique index: a key other than ``besides`` holding ``value``, if any.
+
+        None when ``besides`` holds the value itself: a record keeps a value it has, even
+        where two processes raced onto one value and it has several holders.
+        """
+        bucket = self._keys.get(value, set())
+        if besides in bucket:
+            return None
+        return next(iter(bucket), None)
+
+    def repeated(self) -> list[tuple[Any, set[Any]]]:
+        """Values (other than None) held by more than one key, with their keys."""
+        return [(v, keys) for v, keys in self._keys.items() if v is not None and len(keys) > 1]
 
     def equal(self, value: Any) -> set[Any]:
         return self._keys.get(value, set())

@@ -2,22 +2,33 @@
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import decimal
 import enum
+import json
 import re
 import types
 import typing
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, JsonValue
+from pydantic import BaseModel, JsonValue, TypeAdapter
 from pydantic.fields import FieldInfo
 
 from ..errors import SchemaError
 
-__all__ = ("TYPE_NAMES", "FieldSchema", "TableSchema", "check_name", "describe_annotation")
+__all__ = (
+    "RESERVED_FIELD_NAMES",
+    "TYPE_NAMES",
+    "FieldSchema",
+    "TableSchema",
+    "check_name",
+    "check_new_field_names",
+    "describe_annotation",
+)
 
 #: The field types a table created by name (without a Python class) can use.
 TYPE_NAMES: dict[str, Any] = {
@@ -32,9 +43,30 @@ TYPE_NAMES: dict[str, Any] = {
     "json": JsonValue,
 }
 _NAMES_BY_TYPE = {v: k for k, v in TYPE_NAMES.items() if k != "json"}
+#: Factory defaults that must be fresh for each record, by field type.
+_FRESH_FACTORIES: dict[str, Callable[[], Any]] = {
+    "uuid": uuid.uuid4,
+    "datetime": lambda: dt.datetime.now(dt.UTC),
+    "date": lambda: dt.datetime.now(dt.UTC).date(),
+}
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
-_RESERVED_FIELDS = {"pk", "model_config", "model_fields"}
+#: Names a field cannot have: the Table's verbs and attributes (a field would shadow them),
+#: the keywords of ``find`` and its siblings (a field of that name could not be queried by
+#: keyword), and pydantic's own (``model_*`` and BaseModel's older methods).
+RESERVED_FIELD_NAMES = frozenset(
+    {
+        "save", "insert", "update", "delete", "insert_many", "get", "find", "find_one",
+        "find_unique", "count", "all", "pk", "Settings", "self", "cls", "limit", "offset",
+        "order_by", "expressions", "equals", "commit",
+        *(name for name in dir(BaseModel) if not name.startswith("_")),
+    }
+)  # fmt: skip
+_RESERVED_SUMMARY = (
+    "save, insert, update, delete, insert_many, commit, get, find, find_one, find_unique, count, all, "
+    "pk, Settings, self, cls, limit, offset, order_by, model_* and pydantic's BaseModel methods "
+    "(copy, dict, json, schema, validate, ...)"
+)
 #: Key types: values that JSON keeps exactly and that hash.
 _KEY_TYPES = ("str", "int", "uuid")
 _INDEXABLE = ("str", "int", "float", "bool", "datetime", "date", "uuid", "decimal")
@@ -51,15 +83,33 @@ def check_name(name: object) -> str:
 
 
 def check_field_name(table: str, name: object) -> str:
-    """A field name: 1-63 of letters, digits and _, starting with a letter; not reserved."""
+    """A field name: 1-63 of letters, digits and _, starting with a letter; not ``pk`` or
+    ``model_*`` (the rule for every stored schema, old ones included)."""
     if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
         raise SchemaError(
             f"table {table!r}: invalid field name {name!r}: use letters, digits and _, "
             "starting with a letter (at most 63)"
         )
-    if name in _RESERVED_FIELDS or name.startswith("model_"):
-        raise SchemaError(f"table {table!r}: field name {name!r} is reserved by discobase")
+    if name == "pk" or name.startswith("model_"):
+        raise _reserved(table, name)
     return name
+
+
+def check_new_field_names(table: str, names: Iterable[str], taken: Iterable[str] = ()) -> None:
+    """The names of a table being defined: none may be reserved (:data:`RESERVED_FIELD_NAMES`)
+    or in ``taken`` (the Table class's own public attributes)."""
+    reserved = RESERVED_FIELD_NAMES | set(taken)
+    for name in names:
+        check_field_name(table, name)
+        if name in reserved:
+            raise _reserved(table, name)
+
+
+def _reserved(table: str, name: str) -> SchemaError:
+    return SchemaError(
+        f"table {table!r}: field name {name!r} is reserved; these names are reserved: "
+        f"{_RESERVED_SUMMARY}; rename the field"
+    )
 
 
 def describe_annotation(annotation: Any) -> tuple[str, bool]:
@@ -80,7 +130,13 @@ def describe_annotation(annotation: Any) -> tuple[str, bool]:
 
 @dataclass(frozen=True)
 class FieldSchema:
-    """One field: its name, type name, whether None is allowed, and its default."""
+    """One field: its name, type name, whether None is allowed, and its default.
+
+    ``factory`` marks a default made fresh for each record (a class's ``default_factory``):
+    a fresh uuid4 for ``uuid`` fields, the time (UTC) for ``datetime``, today (UTC) for
+    ``date``, and otherwise a copy of ``default``, the value the factory gave when the schema
+    was recorded.
+    """
 
     name: str
     type: str
@@ -88,12 +144,15 @@ class FieldSchema:
     has_default: bool = False
     default: Any = None
     annotation: str = ""
+    factory: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "type": self.type}
         if self.optional:
             data["optional"] = True
-        if self.has_default:
+        if self.factory:
+            data["factory"] = True
+        if self.has_default and not (self.factory and self.type in _FRESH_FACTORIES):
             data["default"] = self.default
         if self.annotation and self.annotation != self.type:
             data["annotation"] = self.annotation
@@ -105,10 +164,19 @@ class FieldSchema:
             name=data["name"],
             type=data["type"] if data["type"] in TYPE_NAMES else "json",
             optional=bool(data.get("optional", False)),
-            has_default="default" in data,
+            has_default="default" in data or bool(data.get("factory")),
             default=data.get("default"),
             annotation=data.get("annotation", ""),
+            factory=bool(data.get("factory", False)),
         )
+
+    def default_factory(self) -> Callable[[], Any]:
+        """For a ``factory`` field: what makes its default for one record."""
+        fresh = _FRESH_FACTORIES.get(self.type)
+        if fresh is not None:
+            return fresh
+        sample = self.default
+        return lambda: copy.deepcopy(sample)
 
     def same_shape(self, other: FieldSchema) -> bool:
         """Same name, type, optionality and default: nothing to migrate."""
@@ -227,11 +295,34 @@ class TableSchema:
 
 def _field_schema(name: str, info: FieldInfo) -> FieldSchema:
     type_name, optional = describe_annotation(info.annotation)
-    has_default = not info.is_required() and info.default_factory is None
+    annotation = getattr(info.annotation, "__name__", None) or str(info.annotation)
+    annotation = annotation.replace("typing.", "")
+    if info.default_factory is not None:
+        if type_name in _FRESH_FACTORIES:
+            return FieldSchema(name, type_name, optional, True, None, annotation, factory=True)
+        sample = _factory_sample(info)
+        if sample is _NO_SAMPLE:  # nothing to record: tables without the class require it
+            return FieldSchema(name, type_name, optional, False, None, annotation)
+        return FieldSchema(name, type_name, optional, True, sample, annotation, factory=True)
+    has_default = not info.is_required()
     default = info.default if has_default else None
     if has_default and not isinstance(default, str | int | float | bool | type(None)):
         default = str(default)
-    annotation = getattr(info.annotation, "__name__", None) or str(info.annotation)
-    return FieldSchema(
-        name, type_name, optional, has_default, default, annotation.replace("typing.", "")
-    )
+    return FieldSchema(name, type_name, optional, has_default, default, annotation)
+
+
+_NO_SAMPLE = object()
+
+
+def _factory_sample(info: FieldInfo) -> Any:
+    """The JSON form of what a field's ``default_factory`` makes, or ``_NO_SAMPLE``."""
+    if getattr(info, "default_factory_takes_data", False):
+        return _NO_SAMPLE
+    try:
+        factory = typing.cast(Callable[[], Any], info.default_factory)
+        adapter: TypeAdapter[Any] = TypeAdapter(typing.cast(Any, info.annotation))
+        sample = adapter.dump_python(factory(), mode="json")
+        json.dumps(sample, allow_nan=False)
+    except Exception:  # a factory that fails or makes something JSON cannot hold
+        return _NO_SAMPLE
+    return sample

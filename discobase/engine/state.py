@@ -172,8 +172,13 @@ class TableState:
 
     # -- reading ------------------------------------------------------------------------
 
-    def unique_holder(self, field: str, value: Any) -> Any | None:
-        return self.indexes[field].holder(value)
+    def unique_holder(self, field: str, value: Any, besides: Any = None) -> Any | None:
+        """A key whose record has ``field == value``, unless ``besides`` holds it too."""
+        return self.indexes[field].holder(value, besides)
+
+    def repeated_values(self, field: str) -> list[tuple[Any, set[Any]]]:
+        """Values of an indexed field that several records hold, with their keys."""
+        return self.indexes[field].repeated()
 
     def _candidates(self, where: Predicate) -> set[Any] | None:
         """Keys that may match, from the most selective usable index; None means scan.
@@ -208,6 +213,8 @@ class TableState:
 
     def select(self, query: Query) -> list[Any]:
         """The records matching ``query``, ordered and paged (the stored objects: copy them)."""
+        if query.limit == 0:
+            return []
         candidates = self._candidates(query.where)
         where = query.where
         always = isinstance(where, And) and not where.parts

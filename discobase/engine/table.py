@@ -434,7 +434,7 @@ class TableEngine:
                 if value is None:
                     continue
                 holders = [
-                    self.state.unique_holder(name, value),
+                    self.state.unique_holder(name, value, write.key),
                     (self._reserved.get((name, value)) or [None])[0],
                     batch_unique.get((name, value)),
                 ]
