@@ -121,6 +121,10 @@ class OfflinePage:
     async def slash(self, invocation: str, **options: object) -> Reply:
         """Run a slash command from the composer; return the reply the page shows."""
         await self.compose(invocation, **options)
+        return await self.send()
+
+    async def send(self) -> Reply:
+        """Send the composed command; return the reply the page shows (empty for a form)."""
         previous = await self._last_request()
         await self.page.locator("#send-message").click()
         receipt = await self._settled_after(previous)
@@ -157,8 +161,11 @@ class OfflinePage:
         return await started.value
 
     async def screenshot(self, name: str, *, tutorial: bool = False) -> None:
-        """Save the page as ``name``.png (also into docs/images when asked to refresh them)."""
+        """Save the page as ``name``.png; a tutorial image also goes to docs/images (when asked
+        to refresh them), cropped to the channel so that it stays small."""
         SCREENSHOTS.mkdir(exist_ok=True)
         await self.page.screenshot(path=SCREENSHOTS / f"{name}.png")
         if tutorial and self.tutorial_images:
-            await self.page.screenshot(path=TUTORIAL_IMAGES / f"{name}.png")
+            await self.page.locator("#preview-stage").screenshot(
+                path=TUTORIAL_IMAGES / f"{name}.png"
+            )

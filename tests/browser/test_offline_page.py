@@ -28,13 +28,15 @@ async def test_a_first_session_runs_every_command_and_shows_its_answers(
 ) -> None:
     page = offline_page
 
-    created = await page.slash(
+    await page.compose(
         "table create",
         name="pets",
         fields="name:str, legs:int=4, born:date?, vip:bool=false, weight:float?",
         primary_key="name",
         indexes="legs",
     )
+    await page.screenshot("tutorial-0-command", tutorial=True)
+    created = await page.send()
     assert "Created table pets." in created.text
     assert "born date? = null" in created.text
     await page.screenshot("tutorial-1-create", tutorial=True)
@@ -129,7 +131,7 @@ async def test_a_reader_may_only_read_and_a_plain_member_may_not_read(
     assert "hello" in found.text
     refused = await page.slash("insert", table="notes", data='{"text": "mine"}')
     assert "Changing the database needs" in refused.text
-    await page.screenshot("reader-refused")
+    await page.screenshot("tutorial-4-roles", tutorial=True)
 
     await page.view_as("bob")
     refused_read = await page.slash("find", table="notes")
