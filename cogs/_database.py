@@ -86,7 +86,9 @@ async def guild_database(interaction: discord.Interaction[Any]) -> discobase.Dat
     """
     assert interaction.guild_id is not None, "commands are guild-only"
     bot: DatabaseBot = interaction.client
-    database = await within_token(interaction, bot.database(interaction.guild_id))
+    database = bot.open_database(interaction.guild_id)
+    if database is None:
+        database = await within_token(interaction, bot.database(interaction.guild_id))
     if database is None:
         raise DatabaseOpeningError()
     return database

@@ -177,3 +177,54 @@ async def test_a_big_guild_opens_at_startup_so_the_first_form_answers_in_time(
 
     assert shown.acknowledged
     assert shown.modal is not None
+
+
+@pytest.fixture
+def slow_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """``Database.check`` and ``Database.compact`` take 20 minutes; the list says what finished."""
+    finished: list[str] = []
+    real_check = discobase.Database.check
+    real_compact = discobase.Database.compact
+
+    async def check_slowly(self: discobase.Database) -> Any:
+        await asyncio.sleep(20 * 60)
+        report = await real_check(self)
+        finished.append("check")
+        return report
+
+    async def compact_slowly(self: discobase.Database, name: str | None = None) -> int:
+        await asyncio.sleep(20 * 60)
+        deleted = await real_compact(self, name)
+        finished.append("compact")
+        return deleted
+
+    monkeypatch.setattr(discobase.Database, "check", check_slowly)
+    monkeypatch.setattr(discobase.Database, "compact", compact_slowly)
+    return finished
+
+
+async def test_a_compaction_longer_than_the_token_says_so_and_goes_on(
+    world: World, pets: Any, slow_work: list[str]
+) -> None:
+    result = await world.admin.slash(world.channel, "compact", table="pets")
+    await world.env.advance_time(TOKEN_LIFETIME - 30)
+
+    assert result.response is not None
+    assert result.response.content.startswith("Still compacting table `pets`")
+    assert slow_work == []
+    await world.env.advance_time(6 * 60)
+    assert slow_work == ["compact"]
+    assert await pets.count() == 2
+
+
+async def test_a_check_longer_than_the_token_says_so(
+    world: World, pets: Any, slow_work: list[str]
+) -> None:
+    result = await world.admin.slash(world.channel, "check")
+    await world.env.advance_time(TOKEN_LIFETIME - 30)
+
+    assert result.response is not None
+    assert result.response.content.startswith("The check is still running")
+    await world.env.advance_time(6 * 60)
+    assert slow_work == ["check"]
+    assert result.response.content.startswith("The check is still running")
