@@ -24,6 +24,7 @@ import discobase
 from cogs._errors import BadInputError
 from cogs._grammar import Condition, coerce_value
 from cogs._permissions import RoleSettings
+from cogs._render import code
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -133,7 +134,7 @@ def parse_key(schema: Any, text: str) -> Any:
     if schema.primary_key is None:
         return text
     key_type = field_types(schema)[schema.primary_key]
-    return coerce_value(key_type, text, what=f"key {schema.primary_key!r}")
+    return coerce_value(key_type, text, what=f"key {code(schema.primary_key)}")
 
 
 def record_fields(schema: Any, record: Any) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import discord
 from discord import app_commands
 
 import discobase
+from cogs._permissions import Access, required_access
 from cogs._render import code, respond
 
 log = logging.getLogger(__name__)
@@ -45,18 +46,28 @@ def _validation_lines(error: Any) -> str:
     return "\n".join(lines) or str(error)
 
 
-def explain_expected(error: BaseException) -> str | None:
-    """The member-facing message for an expected error, or None for a bug."""
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def explain_expected(error: BaseException, *, reading: bool = False) -> str | None:
+    """The member-facing message for an expected error, or None for a bug.
+
+    ``reading``: the command only reads, so the reply does not promise that nothing changed.
+    """
     if isinstance(error, app_commands.CommandInvokeError):
         error = error.original
+    unchanged = "" if reading else " Nothing was changed."
     if isinstance(error, BadInputError):
-        return f"{error}. Nothing was changed."
+        text = str(error)
+        return _sentence(text) + ("" if text.endswith((".", "?")) else ".") + unchanged
     if not isinstance(error, discobase.DiscobaseError):
         return None
     if isinstance(error, discobase.ValidationError):
         return (
             f"That does not fit table {code(error.table)}:\n{_validation_lines(error)}\n"
-            "Nothing was changed; `/schema` shows the fields and their types."
+            f"{unchanged.lstrip()}{' ' if unchanged else ''}`/schema` shows the fields and their "
+            "types."
         )
     if isinstance(error, discobase.UnknownFieldError):
         known = ", ".join(code(name, 60) for name in error.known) or "none"
@@ -70,17 +81,17 @@ def explain_expected(error: BaseException) -> str | None:
     if isinstance(error, discobase.UniqueViolationError):
         return (
             f"{code(error.field)} must be unique in {code(error.table)}, and {code(error.value)} is "
-            f"taken by the record {code(error.key)}. Nothing was changed."
+            f"taken by the record {code(error.key)}.{unchanged}"
         )
     if isinstance(error, discobase.RecordNotFoundError):
         return f"Table {code(error.table)} has no record with key {code(error.key)}."
     if isinstance(error, discobase.RecordTooLargeError):
         return (
             f"That record is too large to store ({error.size:,} bytes; the limit is "
-            f"{error.limit:,}). Store less in one record. Nothing was changed."
+            f"{error.limit:,}). Store less in one record.{unchanged}"
         )
     if isinstance(error, discobase.SchemaError):
-        return f"That table definition does not work: {discord.utils.escape_markdown(str(error))}"
+        return f"That table definition does not work: {code(str(error), 1500)}"
     log.warning("discobase error answered to a member: %s", error)
     if isinstance(error, discobase.MissingPermissionsError):
         return (
@@ -88,24 +99,25 @@ def explain_expected(error: BaseException) -> str | None:
             "admin to grant them to the bot's role."
         )
     if isinstance(error, discobase.DiscordUnavailableError):
-        return "Discord did not answer the bot in time; nothing was changed. Try again in a minute."
+        return f"Discord did not answer the bot in time.{unchanged} Try again in a minute."
     if isinstance(error, discobase.StorageCorruptError):
         return (
-            "Stored data could not be read: "
-            f"{discord.utils.escape_markdown(str(error))}. An admin can run `/check`."
+            f"Stored data could not be read: {code(str(error), 1500)}. An admin can run `/check`."
         )
     if isinstance(error, discobase.NotConnectedError):
         return "The database is not connected yet; try again in a moment."
-    return discord.utils.escape_markdown(str(error))
+    return _sentence(code(str(error), 1500))
 
 
 @asynccontextmanager
 async def answer_errors(interaction: discord.Interaction[Any]) -> AsyncIterator[None]:
     """Turn expected errors raised inside the block into an ephemeral reply; re-raise bugs."""
+    command = interaction.command
+    reading = isinstance(command, app_commands.Command) and required_access(command) is Access.READ
     try:
         yield
     except (BadInputError, discobase.DiscobaseError) as error:
-        message = explain_expected(error)
+        message = explain_expected(error, reading=reading)
         assert message is not None
         await respond(interaction, message)
 

@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import Any
 
 from cogs._errors import BadInputError
+from cogs._render import code
 
 FIELD_TYPES = ("str", "int", "float", "bool", "datetime", "date", "json")
 QUERY_OPERATORS = ("<=", ">=", "!=", "==", "=", "<", ">", "~")
@@ -87,7 +88,7 @@ def split_top_level(text: str, separator: str = ",", *, word: str | None = None)
 
 
 def _excerpt(text: str, limit: int = 60) -> str:
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+    return code(text, limit)
 
 
 def _check_length(text: str, limit: int, what: str) -> None:
@@ -141,9 +142,11 @@ def coerce_value(type_name: str, text: str, *, what: str) -> Any:
             "date": "an ISO date like 2026-11-26",
         }
         raise BadInputError(
-            f"{what}: {text!r} is not {examples.get(type_name, type_name)}"
+            f"{what}: {code(text, 60)} is not {examples.get(type_name, type_name)}"
         ) from None
-    raise BadInputError(f"{what}: unknown type {type_name!r}; use one of {', '.join(FIELD_TYPES)}")
+    raise BadInputError(
+        f"{what}: unknown type {code(type_name, 60)}; use one of {', '.join(FIELD_TYPES)}"
+    )
 
 
 def parse_fields(text: str) -> dict[str, str | tuple[str, Any]]:
@@ -170,21 +173,24 @@ def parse_fields(text: str) -> dict[str, str | tuple[str, Any]]:
         type_name = type_name.lower()
         if type_name not in FIELD_TYPES:
             raise BadInputError(
-                f"field {name!r} has unknown type {type_name!r}; use one of {', '.join(FIELD_TYPES)}"
+                f"field {code(name, 60)} has unknown type {code(type_name, 60)}; use one of {', '.join(FIELD_TYPES)}"
             )
         if name in specs:
-            raise BadInputError(f"field {name!r} appears twice")
+            raise BadInputError(f"field {code(name, 60)} appears twice")
         spec = type_name + ("?" if optional else "")
         if default is None:
             specs[name] = (spec, None) if optional else spec
         elif default.lower() in ("null", "none"):
             if not optional:
                 raise BadInputError(
-                    f"field {name!r}: only optional fields (`{name}:{spec}?`) may default to null"
+                    f"field {code(name, 60)}: only optional fields (`{name}:{spec}?`) may default to null"
                 )
             specs[name] = (spec, None)
         else:
-            specs[name] = (spec, coerce_value(type_name, default, what=f"default of {name!r}"))
+            specs[name] = (
+                spec,
+                coerce_value(type_name, default, what=f"default of {code(name, 60)}"),
+            )
     return specs
 
 
@@ -220,7 +226,7 @@ def parse_names(text: str | None, *, what: str, known: list[str]) -> list[str]:
     for name in names:
         if name not in known:
             raise BadInputError(
-                f"{what} names {name!r}, which is not a field; fields: {', '.join(known)}"
+                f"{what} names {code(name, 60)}, which is not a field; fields: {', '.join(code(n) for n in known)}"
             )
     if len(set(names)) != len(names):
         raise BadInputError(f"{what} names a field twice")
@@ -286,10 +292,10 @@ def parse_sort(text: str | None, known: list[str]) -> str | None:
     if len(words) == 2 and words[1].lower() in ("asc", "desc"):
         descending = words[1].lower() == "desc"
     elif len(words) != 1:
-        raise BadInputError(f"sort by one field, like `legs` or `-legs`, not {text!r}")
+        raise BadInputError(f"sort by one field, like `legs` or `-legs`, not {code(text, 60)}")
     if name not in known:
         raise BadInputError(
-            f"cannot sort by {name!r}: it is not a field; fields: {', '.join(known)}"
+            f"cannot sort by {code(name, 60)}: it is not a field; fields: {', '.join(code(n) for n in known)}"
         )
     return f"-{name}" if descending else name
 
@@ -336,7 +342,7 @@ def parse_json(text: str, *, what: str) -> Any:
     return value
 
 
-def parse_json_object(text: str, *, what: str = "data") -> dict[str, Any]:
+def parse_json_object(text: str, *, what: str = "`data`") -> dict[str, Any]:
     """Parse a JSON object like ``{"name": "rex", "legs": 4}``. Raises :class:`BadInputError`."""
     value = parse_json(text, what=what)
     if not isinstance(value, dict):

@@ -1,7 +1,10 @@
-"""Records, schemas and reports as Discord messages: safe text and embeds within the limits.
+"""Records, schemas and reports as Discord messages: inert text and embeds within the limits.
 
-Stored data is hostile text: everything shown is markdown-escaped, mention-escaped and truncated to
-Discord's embed limits, and every message is sent with ``allowed_mentions=none``.
+Stored data is hostile text. Every stored value is shown inside inline code (or a code block for
+the table view), with backticks swapped for a look-alike so that the value cannot close the code:
+inside code Discord renders no markdown, masked or bare link, mention, channel or command link,
+timestamp or custom emoji (see "Message Formatting" in Discord's API reference). Everything is cut
+to Discord's limits, and every message is sent with ``allowed_mentions=none``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ EMBED_FIELD_COUNT_LIMIT = 25
 EMBED_TOTAL_LIMIT = 6000
 CONTENT_LIMIT = 2000
 RECORDS_PER_PAGE = 5
+TABLE_PAGE_LIMIT = 2000
+TABLE_CELL_WIDTH = 24
 EMBED_COLOUR = discord.Colour.blurple()
+BACKTICK_LOOKALIKE = "\u02cb"
 
 
 def truncate(text: str, limit: int) -> str:
@@ -36,16 +42,24 @@ def as_text(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-def shown(value: Any, limit: int = 100) -> str:
-    """A value safe to put in a message: truncated, markdown and mentions escaped."""
-    text = truncate(as_text(value).replace("\n", " "), limit)
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
+def _inert(value: Any, limit: int) -> str:
+    return truncate(as_text(value).replace("\n", " "), limit).replace("`", BACKTICK_LOOKALIKE)
 
 
 def code(value: Any, limit: int = 100) -> str:
-    """A name or value as inline code; backticks inside are swapped so they cannot close it."""
-    text = truncate(as_text(value).replace("\n", " "), limit).replace("`", "\u02cb")
-    return f"`{text}`" if text else "`\u200b`"
+    """A name or value as inline code, where nothing in it is active (no markdown, link, mention,
+    timestamp or emoji); backticks inside are swapped so they cannot close it."""
+    text = _inert(value, limit)
+    return f"`{text}`" if text.strip() else f"`{text}\u200b`"
+
+
+shown = code
+"""A stored value safe to show anywhere in a message: :func:`code`."""
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 record``, ``2 records``, ``1,000 records``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def content(text: str) -> str:
@@ -70,11 +84,24 @@ def add_field(embed: discord.Embed, name: str, value: str, *, inline: bool = Fal
     return True
 
 
-def record_lines(record: dict[str, Any]) -> str:
-    """One record's fields as ``**name**: value`` lines."""
+def record_lines(record: dict[str, Any], *, key_field: str | None = None) -> str:
+    """One record's fields as ``**name**: `value``` lines, leaving out ``key_field`` (shown as the
+    record's key already)."""
     return "\n".join(
-        f"**{shown(name, 60)}**: {shown(value, 200)}" for name, value in record.items()
+        f"**{discord.utils.escape_markdown(name)}**: {code(value, 200)}"
+        for name, value in record.items()
+        if name != key_field
     )
+
+
+def key_label(key: Any, key_field: str | None) -> str:
+    """The key of a record as its field (``name: `rex```) or as the generated ``key: `…```."""
+    return f"{key_field or 'key'}: {code(key, 200)}"
+
+
+def _title(table: str, first: int, shown_count: int, total: int) -> str:
+    last = first + shown_count
+    return truncate(f"{table}: records {first + 1}-{last} of {total:,}", EMBED_TITLE_LIMIT)
 
 
 def records_page(
@@ -83,36 +110,98 @@ def records_page(
     *,
     first: int,
     total: int,
+    key_field: str | None = None,
     note: str = "",
 ) -> discord.Embed:
     """An embed of ``(key, fields)`` records numbered from ``first`` (0-based) out of ``total``."""
-    last = first + len(records)
     embed = discord.Embed(
-        title=truncate(f"{table}: records {first + 1}-{last} of {total}", EMBED_TITLE_LIMIT),
+        title=_title(table, first, len(records), total),
         colour=EMBED_COLOUR,
         description=truncate(note, EMBED_DESCRIPTION_LIMIT) if note else None,
     )
     for key, record in records:
-        if not add_field(embed, f"key: {shown(key, 200)}", record_lines(record)):
+        lines = record_lines(record, key_field=key_field)
+        if not add_field(embed, key_label(key, key_field), lines):
             embed.set_footer(text="Some records did not fit; lower the limit or narrow the query.")
             break
     return embed
 
 
 def paginate(
-    table: str, records: Sequence[tuple[Any, dict[str, Any]]], *, note: str = ""
+    table: str,
+    records: Sequence[tuple[Any, dict[str, Any]]],
+    *,
+    total: int | None = None,
+    key_field: str | None = None,
+    note: str = "",
 ) -> list[discord.Embed]:
-    """Records as pages of :data:`RECORDS_PER_PAGE`, each a :func:`records_page`."""
+    """Records as cards, :data:`RECORDS_PER_PAGE` a page, each a :func:`records_page`.
+
+    ``total`` is how many records matched (default: as many as given).
+    """
     return [
         records_page(
             table,
             records[start : start + RECORDS_PER_PAGE],
             first=start,
-            total=len(records),
+            total=len(records) if total is None else total,
+            key_field=key_field,
             note=note,
         )
         for start in range(0, len(records), RECORDS_PER_PAGE)
     ]
+
+
+def _cell(value: Any, width: int) -> str:
+    return _inert(value, width).ljust(width)
+
+
+def table_pages(
+    table: str,
+    records: Sequence[tuple[Any, dict[str, Any]]],
+    *,
+    total: int | None = None,
+    key_field: str | None = None,
+    note: str = "",
+) -> list[discord.Embed]:
+    """Records as a compact table: aligned columns in a code block, as many rows a page as fit
+    in :data:`TABLE_PAGE_LIMIT` characters. Cells are cut to :data:`TABLE_CELL_WIDTH`."""
+    if not records:
+        return []
+    names = [name for name in records[0][1] if name != key_field]
+    headers = [key_field or "key", *names]
+    rows = [[key, *(fields.get(name) for name in names)] for key, fields in records]
+    widths = [
+        max(len(header), *(len(_inert(row[column], TABLE_CELL_WIDTH)) for row in rows))
+        for column, header in enumerate(headers)
+    ]
+    widths = [min(width, TABLE_CELL_WIDTH) for width in widths]
+    line_limit = TABLE_PAGE_LIMIT // 4
+
+    def line(cells: Sequence[str]) -> str:
+        return truncate(" | ".join(cells).rstrip(), line_limit)
+
+    head = line([_cell(header, width) for header, width in zip(headers, widths, strict=True)])
+    rule = truncate("-+-".join("-" * width for width in widths), line_limit)
+    lines = [
+        line([_cell(value, width) for value, width in zip(row, widths, strict=True)])
+        for row in rows
+    ]
+    room = TABLE_PAGE_LIMIT - len("```\n\n\n```") - len(head) - len(rule) - len(note) - 2
+    per_page = max(1, room // (max(len(text) for text in lines) + 1))
+    matched = len(records) if total is None else total
+    pages = []
+    for start in range(0, len(lines), per_page):
+        body = "\n".join([head, rule, *lines[start : start + per_page]])
+        description = (f"{note}\n" if note else "") + f"```\n{body}\n```"
+        pages.append(
+            discord.Embed(
+                title=_title(table, start, len(lines[start : start + per_page]), matched),
+                colour=EMBED_COLOUR,
+                description=description,
+            )
+        )
+    return pages
 
 
 def schema_embed(schema: Any) -> discord.Embed:
@@ -176,3 +265,11 @@ async def respond(
             allowed_mentions=NO_MENTIONS,
             **{k: v for k, v in kwargs.items() if v is not None},
         )
+
+
+async def share(interaction: discord.Interaction[Any], embed: discord.Embed) -> None:
+    """Post ``embed`` for the whole channel to see, as a follow-up of the member's command.
+
+    The member chose to share it; it is rendered as inertly as every reply, and pings nobody.
+    """
+    await interaction.followup.send(embed=embed, ephemeral=False, allowed_mentions=NO_MENTIONS)

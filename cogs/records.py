@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
+import zlib
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+import discobase
 from cogs._autocomplete import query_fields, record_keys, sort_fields, table_names
 from cogs._database import (
     field_names,
@@ -23,14 +27,59 @@ from cogs._database import (
     table_class,
 )
 from cogs._errors import BadInputError, answer_errors
-from cogs._grammar import coerce_value, parse_json_object, parse_query, parse_sort
+from cogs._grammar import Condition, coerce_value, parse_json_object, parse_query, parse_sort
 from cogs._permissions import Access, requires
-from cogs._render import code, paginate, record_lines, respond, truncate
+from cogs._render import (
+    code,
+    paginate,
+    plural,
+    record_lines,
+    respond,
+    table_pages,
+    truncate,
+)
+from cogs._render import share as share_page
 from cogs._views import Confirmation, RecordPages, still_allowed
 
 Interaction = discord.Interaction[Any]
 FORM_FIELD_LIMIT = 5
 TEXT_INPUT_LABEL_LIMIT = 45
+EXPORT_BATCH = 500
+"""Records encoded between two yields to the event loop while exporting."""
+
+
+def _saved_reply(head: str, schema: Any, record: Any) -> str:
+    """``head`` (like ``Inserted into `pets` with key `rex`:``), then the other fields."""
+    return f"{head}\n" + record_lines(record_fields(schema, record), key_field=schema.primary_key)
+
+
+async def _insert(record: Any, table: str, schema: Any) -> None:
+    """Insert ``record``; a key that exists already is explained with the way to change it."""
+    try:
+        await record.insert()
+    except discobase.UniqueViolationError as error:
+        if error.field != (schema.primary_key or "pk"):
+            raise
+        raise BadInputError(
+            f"{code(table)} has a record with key {code(error.key)} already; use /update to "
+            "change it, or /delete it first"
+        ) from None
+
+
+async def _query_error(
+    cls: Any, schema: Any, conditions: list[Condition], error: discobase.ValidationError
+) -> BadInputError | discobase.ValidationError:
+    """The condition whose value does not fit its field, named, or ``error`` itself."""
+    for condition in conditions:
+        try:
+            await cls.count(*query_expressions(cls, schema, [condition]))
+        except discobase.ValidationError as single:
+            reason = single.errors[0].get("msg", "") if single.errors else str(single)
+            return BadInputError(
+                f"That does not fit table {code(schema.name)}: in {code(str(condition), 200)}, "
+                f"{code(condition.field)}: {reason}"
+            )
+    return error
 
 
 def _query_note(query: str | None, sort: str | None) -> str:
@@ -80,21 +129,29 @@ class RecordForm(discord.ui.Modal):
             data: dict[str, Any] = {}
             for name, text_input in self.inputs.items():
                 if text_input.value.strip():
-                    data[name] = coerce_value(types[name], text_input.value, what=f"field {name!r}")
+                    data[name] = coerce_value(
+                        types[name], text_input.value, what=f"field {code(name)}"
+                    )
                 elif name in nullable:
                     data[name] = None
             await interaction.response.defer(ephemeral=True, thinking=True)
             record = self.table.model_validate(data)
-            await record.insert()
+            await _insert(record, self.schema.name, self.schema)
             await respond(
                 interaction,
-                f"Inserted into {code(self.schema.name)} with key {code(record.pk)}:\n"
-                + record_lines(record_fields(self.schema, record)),
+                _saved_reply(
+                    f"Inserted into {code(self.schema.name)} with key {code(record.pk)}:",
+                    self.schema,
+                    record,
+                ),
             )
 
 
 class Records(commands.Cog):
     """Insert, find, count, update, delete and export records."""
+
+    def __init__(self) -> None:
+        self.exporting: set[int | None] = set()
 
     @app_commands.command(
         name="insert",
@@ -117,11 +174,12 @@ class Records(commands.Cog):
             cls = table_class(database, table)
             schema = database.schema(table)
             record = cls.model_validate(values)
-            await record.insert()
+            await _insert(record, table, schema)
             await respond(
                 interaction,
-                f"Inserted into {code(table)} with key {code(record.pk)}:\n"
-                + record_lines(record_fields(schema, record)),
+                _saved_reply(
+                    f"Inserted into {code(table)} with key {code(record.pk)}:", schema, record
+                ),
             )
 
     async def _send_form(self, interaction: Interaction, table: str) -> None:
@@ -141,6 +199,8 @@ class Records(commands.Cog):
         query="Conditions like `name=rex, legs>=3, email~@example.org` (all must hold)",
         sort="A field to sort by; `-field` sorts descending",
         limit="At most this many records (1-100, default 25)",
+        view="cards (one card a record, the default) or table (aligned columns)",
+        share="Also post the first page in the channel for everyone there (default: only you)",
     )
     @app_commands.autocomplete(table=table_names, query=query_fields, sort=sort_fields)
     async def find(
@@ -150,6 +210,8 @@ class Records(commands.Cog):
         query: str | None = None,
         sort: str | None = None,
         limit: app_commands.Range[int, 1, 100] = 25,
+        view: Literal["cards", "table"] = "cards",
+        share: bool = False,
     ) -> None:
         async with answer_errors(interaction):
             conditions = parse_query(query)
@@ -159,19 +221,33 @@ class Records(commands.Cog):
             schema = database.schema(table)
             order_by = parse_sort(sort, field_names(schema))
             expressions = query_expressions(cls, schema, conditions)
-            found = await cls.find(*expressions, order_by=order_by, limit=limit)
+            try:
+                found = await cls.find(*expressions, order_by=order_by, limit=limit)
+                total = await cls.count(*expressions) if len(found) == limit else len(found)
+            except discobase.ValidationError as error:
+                raise await _query_error(cls, schema, conditions, error) from None
             if not found:
                 await respond(
                     interaction, f"No records in {code(table)}{_query_note(query, sort)}."
                 )
                 return
-            pages = paginate(
+            render = table_pages if view == "table" else paginate
+            note = _query_note(query, sort).strip()
+            if total > len(found):
+                note += f"{' ' if note else ''}(the first {len(found)}; `limit` shows up to 100)"
+            pages = render(
                 table,
                 [(record.pk, record_fields(schema, record)) for record in found],
-                note=_query_note(query, sort).strip(),
+                total=total,
+                key_field=schema.primary_key,
+                note=note,
             )
-            view = RecordPages(interaction, pages) if len(pages) > 1 else None
-            await respond(interaction, embed=pages[0], view=view)
+            if share:
+                await respond(interaction, "Shared the first page in the channel.")
+                await share_page(interaction, pages[0])
+                return
+            pages_view = RecordPages(interaction, pages) if len(pages) > 1 else None
+            await respond(interaction, embed=pages[0], view=pages_view)
 
     @app_commands.command(name="count", description="Count records", extras=requires(Access.READ))
     @app_commands.describe(
@@ -185,10 +261,13 @@ class Records(commands.Cog):
             database = await guild_database(interaction)
             cls = table_class(database, table)
             schema = database.schema(table)
-            total = await cls.count(*query_expressions(cls, schema, conditions))
-            noun = "record" if total == 1 else "records"
+            try:
+                total = await cls.count(*query_expressions(cls, schema, conditions))
+            except discobase.ValidationError as error:
+                raise await _query_error(cls, schema, conditions, error) from None
             await respond(
-                interaction, f"{code(table)} has {total} {noun}{_query_note(query, None)}."
+                interaction,
+                f"{code(table)} has {plural(total, 'record')}{_query_note(query, None)}.",
             )
 
     @app_commands.command(
@@ -202,9 +281,9 @@ class Records(commands.Cog):
     @app_commands.autocomplete(table=table_names, key=record_keys)
     async def update(self, interaction: Interaction, table: str, key: str, changes: str) -> None:
         async with answer_errors(interaction):
-            values = parse_json_object(changes, what="changes")
+            values = parse_json_object(changes, what="`changes`")
             if not values:
-                raise BadInputError('changes is empty; give the new values, like {"legs": 3}')
+                raise BadInputError('`changes` is empty; give the new values, like {"legs": 3}')
             await interaction.response.defer(ephemeral=True, thinking=True)
             database = await guild_database(interaction)
             cls = table_class(database, table)
@@ -225,8 +304,7 @@ class Records(commands.Cog):
             await record.update(**values)
             await respond(
                 interaction,
-                f"Updated {code(record.pk)} in {code(table)}:\n"
-                + record_lines(record_fields(schema, record)),
+                _saved_reply(f"Updated {code(record.pk)} in {code(table)}:", schema, record),
             )
 
     @app_commands.command(
@@ -256,8 +334,9 @@ class Records(commands.Cog):
             )
             await respond(
                 interaction,
-                f"Delete this record from {code(table)}? Confirm within a minute.\n"
-                + record_lines(record_fields(schema, record)),
+                f"Delete the record with key {code(record.pk)} from {code(table)}? Confirm within "
+                "a minute.\n"
+                + record_lines(record_fields(schema, record), key_field=schema.primary_key),
                 view=confirmation,
             )
 
@@ -272,56 +351,161 @@ class Records(commands.Cog):
         self, interaction: Interaction, table: str, format: Literal["jsonl", "csv"] = "jsonl"
     ) -> None:
         async with answer_errors(interaction):
+            guild_id = interaction.guild_id
+            if guild_id in self.exporting:
+                raise BadInputError(
+                    "another export of this server is still being built; try again when it is done"
+                )
             await interaction.response.defer(ephemeral=True, thinking=True)
             database = await guild_database(interaction)
             cls = table_class(database, table)
             schema = database.schema(table)
-            rows = [
-                ({"_key": record.pk} if schema.primary_key is None else {})
-                | record_fields(schema, record)
-                async for record in cls.all()
-            ]
-            body = export_jsonl(rows) if format == "jsonl" else export_csv(rows, schema)
             limit = interaction.filesize_limit
-            if len(body) > limit:
+            self.exporting.add(guild_id)
+            try:
+                rows = _export_rows(cls, schema)
+                if format == "jsonl":
+                    export = await build_export(_jsonl_lines(rows), limit=limit)
+                else:
+                    columns = (["_key"] if schema.primary_key is None else []) + field_names(schema)
+                    export = await build_export(
+                        _csv_lines(rows, columns), limit=limit, header=_csv_line(columns)
+                    )
+            finally:
+                self.exporting.discard(guild_id)
+            if export.over_limit:
                 raise BadInputError(
-                    f"the export is {len(body):,} bytes, over the {limit:,}-byte upload limit "
-                    "Discord gives this reply; export from a script with the discobase library "
-                    "instead"
+                    f"the export is over the {limit:,}-byte upload limit Discord gives this reply, "
+                    f"even compressed (it stopped after {plural(export.rows, 'record')}); export "
+                    "from a script with the discobase library instead"
                 )
+            filename = f"{table}.{format}" + (".gz" if export.compressed else "")
+            how = (
+                " (gzip-compressed: it is larger than the upload limit)"
+                if export.compressed
+                else ""
+            )
             await respond(
                 interaction,
-                f"{code(table)}: {len(rows)} record(s) as {format}.",
-                file=discord.File(io.BytesIO(body), filename=f"{table}.{format}"),
+                f"{code(table)}: {plural(export.rows, 'record')} as {format}{how}.",
+                file=discord.File(io.BytesIO(export.body), filename=filename),
             )
 
 
-def export_jsonl(rows: list[dict[str, Any]]) -> bytes:
+async def _export_rows(cls: Any, schema: Any) -> AsyncIterator[dict[str, Any]]:
+    """Every record as export data (``_key`` first for generated keys), yielding to the event loop
+    every :data:`EXPORT_BATCH` records so that other commands run meanwhile."""
+    generated = schema.primary_key is None
+    count = 0
+    async for record in cls.all():
+        yield ({"_key": record.pk} if generated else {}) | record_fields(schema, record)
+        count += 1
+        if count % EXPORT_BATCH == 0:
+            await asyncio.sleep(0)
+
+
+async def _jsonl_lines(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
     """One JSON object per line, UTF-8."""
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode()
+    async for row in rows:
+        yield (json.dumps(row, ensure_ascii=False) + "\n").encode()
 
 
-def export_csv(rows: list[dict[str, Any]], schema: Any) -> bytes:
-    """A header row, then one row per record; json values as JSON text. UTF-8.
-
-    Text that a spreadsheet would run as a formula (starting with = + - @, a tab or a
-    carriage return) gets a leading ' so that opening the export runs nothing.
-    """
-    columns = (["_key"] if schema.primary_key is None else []) + field_names(schema)
+def _csv_line(cells: list[str]) -> bytes:
+    """One CSV row, every cell quoted, UTF-8."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({name: _csv_cell(value) for name, value in row.items()})
+    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerow(cells)
     return buffer.getvalue().encode()
 
 
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        value = json.dumps(value)
-    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
-        return "'" + value
-    return value
+async def _csv_lines(
+    rows: AsyncIterator[dict[str, Any]], columns: list[str]
+) -> AsyncIterator[bytes]:
+    """One row a record, in ``columns`` order; each value through :func:`csv_cell`."""
+    async for row in rows:
+        yield _csv_line([csv_cell(row.get(name)) for name in columns])
+
+
+class Export:
+    """A built export: its bytes (gzip when ``compressed``), how many records it holds, and
+    whether it stopped at the upload limit (``body`` is then incomplete and not sent)."""
+
+    def __init__(self, body: bytes, rows: int, *, compressed: bool, over_limit: bool) -> None:
+        self.body = body
+        self.rows = rows
+        self.compressed = compressed
+        self.over_limit = over_limit
+
+
+async def build_export(lines: AsyncIterator[bytes], *, limit: int, header: bytes = b"") -> Export:
+    """Collect ``header`` and ``lines`` (one a record) up to ``limit`` bytes.
+
+    Past the limit the rest is gzip-compressed as it streams; once even the compressed file is
+    over the limit, reading stops at once.
+    """
+    raw: list[bytes] = [header]
+    size = len(header)
+    compressor: Any = None
+    compressed: list[bytes] = []
+    compressed_size = 0
+    rows = 0
+    async for line in lines:
+        rows += 1
+        if compressor is None:
+            raw.append(line)
+            size += len(line)
+            if size <= limit:
+                continue
+            compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
+            pending = b"".join(raw)
+            raw = []
+        else:
+            pending = line
+        chunk = compressor.compress(pending)
+        compressed.append(chunk)
+        compressed_size += len(chunk)
+        if compressed_size > limit:
+            return Export(b"", rows, compressed=True, over_limit=True)
+    if compressor is None:
+        return Export(b"".join(raw), rows, compressed=False, over_limit=size > limit)
+    compressed.append(compressor.flush())
+    body = b"".join(compressed)
+    return Export(body, rows, compressed=True, over_limit=len(body) > limit)
+
+
+_FORMULA_STARTS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+_CELL_SEPARATORS = frozenset(",;|\t")
+_INVISIBLE = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+
+
+def csv_cell(value: Any) -> str:
+    """A value as CSV text that a spreadsheet shows and never runs.
+
+    Booleans are ``true``/``false`` and null is empty (like JSON); lists and objects are JSON
+    text. In text, wherever a formula could start (at the beginning of the cell or after a
+    separator a spreadsheet might split on: ``,`` ``;`` ``|`` or a tab, past any blanks such as
+    spaces, no-break spaces, newlines and zero-width characters), a ``'`` goes before the
+    ``=`` ``+`` ``-`` ``@`` or its full-width form; a cell starting with a tab or carriage return
+    gets a leading ``'`` too.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    pieces: list[str] = ["'"] if text[:1] in ("\t", "\r") else []
+    at_start = True
+    for character in text:
+        if at_start and character in _FORMULA_STARTS:
+            pieces.append("'")
+            at_start = False
+        elif character in _CELL_SEPARATORS:
+            at_start = True
+        elif not (character.isspace() or character in _INVISIBLE):
+            at_start = False
+        pieces.append(character)
+    return "".join(pieces)
 
 
 async def setup(bot: commands.Bot) -> None:

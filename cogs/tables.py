@@ -18,6 +18,7 @@ from cogs._render import (
     EMBED_DESCRIPTION_LIMIT,
     add_field,
     code,
+    plural,
     respond,
     schema_embed,
     shown,
@@ -55,11 +56,11 @@ class Tables(commands.Cog):
         async with answer_errors(interaction):
             specs = parse_fields(fields)
             known = list(specs)
-            keys = parse_names(primary_key, what="primary_key", known=known)
+            keys = parse_names(primary_key, what="`primary_key`", known=known)
             if len(keys) > 1:
-                raise BadInputError("primary_key must be one field")
-            index_names = parse_names(indexes, what="indexes", known=known)
-            unique_names = parse_names(unique, what="unique", known=known)
+                raise BadInputError("`primary_key` must be one field")
+            index_names = parse_names(indexes, what="`indexes`", known=known)
+            unique_names = parse_names(unique, what="`unique`", known=known)
             await interaction.response.defer(ephemeral=True, thinking=True)
             database = await guild_database(interaction)
             await database.create_table(
@@ -123,7 +124,7 @@ class Tables(commands.Cog):
 
             async def drop_table(_: Interaction) -> str:
                 await database.drop_table(table)
-                return f"Dropped table {code(table)} and its {count} record(s)."
+                return f"Dropped table {code(table)} and its {plural(count, 'record')}."
 
             confirmation = Confirmation(
                 interaction,
@@ -133,7 +134,7 @@ class Tables(commands.Cog):
             )
             await respond(
                 interaction,
-                f"Drop table {code(table)} and its {count} record(s)? This cannot be undone. "
+                f"Drop table {code(table)} and its {plural(count, 'record')}? This cannot be undone. "
                 "Confirm within a minute.",
                 view=confirmation,
             )
@@ -160,7 +161,7 @@ class Tables(commands.Cog):
                 await respond(interaction, "No problems found: every stored message is readable.")
                 return
             embed = discord.Embed(
-                title=f"{len(report.problems)} problem(s) found; nothing was changed",
+                title=f"{plural(len(report.problems), 'problem')} found; nothing was changed",
                 colour=discord.Colour.orange(),
             )
             for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
@@ -202,7 +203,7 @@ class Tables(commands.Cog):
             await respond(
                 interaction,
                 f"Compacted table {code(table)}: it loads from a snapshot now; "
-                f"{deleted} old storage message(s) deleted.",
+                f"{plural(deleted, 'old storage message')} deleted.",
             )
 
 

@@ -83,7 +83,7 @@ async def test_a_first_session_runs_every_command_and_shows_its_answers(
     assert "legs" in refused_update.text and "Updated" not in refused_update.text
 
     asked = await page.slash("delete", table="pets", key="kaa")
-    assert "Delete this record from pets?" in asked.text
+    assert "Delete the record with key kaa from pets?" in asked.text
     await page.screenshot("delete-asks")
     deleted = await page.click(asked, "Delete")
     assert "Deleted kaa from pets." in deleted.text

@@ -104,7 +104,7 @@ async def test_commands_defer_before_the_open_completes_and_answer_after(
     assert result.response is not None
     assert result.response.embeds == []
     await world.env.advance_time(600)
-    assert result.response.embeds[0].title == "pets: records 1-3 of 3"
+    assert result.response.embeds[0].title == "pets: records 1-3 of 14"
 
 
 async def test_an_open_longer_than_the_token_is_reported_before_it_ends(

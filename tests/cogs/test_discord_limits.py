@@ -8,6 +8,8 @@ interaction's answer may carry files up to its ``attachment_size_limit``
 
 from __future__ import annotations
 
+import random
+import string
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,8 +51,9 @@ async def test_export_keeps_to_the_interactions_attachment_limit(
     small = await world.reader.slash(world.channel, "export", table="pets")
     assert small.response is not None
     assert len(small.response.attachments) == 1
-    for number in range(60):
-        await pets(name=f"pet{number:03}", legs=number).save()
+    rng = random.Random(3)
+    for number in range(200):
+        await pets(name="".join(rng.choices(string.ascii_letters, k=30)), legs=number).save()
 
     large = await world.reader.slash(world.channel, "export", table="pets")
 

@@ -51,7 +51,7 @@ def test_field_defaults_are_typed_and_may_hold_commas_when_quoted() -> None:
     [
         ("", "at least one field"),
         ("name", "is not `name:type`"),
-        ("name:string", "unknown type 'string'"),
+        ("name:string", "unknown type `string`"),
         ("1name:str", "is not `name:type`"),
         ("a:str, a:int", "appears twice"),
         ("age:int=old", "not a whole number"),
@@ -68,7 +68,7 @@ def test_bad_field_lists_say_what_to_fix(text: str, complaint: str) -> None:
 def test_name_lists_must_name_fields() -> None:
     assert parse_names("a, b", what="indexes", known=["a", "b"]) == ["a", "b"]
     assert parse_names(None, what="indexes", known=["a"]) == []
-    with pytest.raises(BadInputError, match="'c', which is not a field"):
+    with pytest.raises(BadInputError, match="`c`, which is not a field"):
         parse_names("c", what="indexes", known=["a", "b"])
 
 
@@ -134,7 +134,7 @@ def test_values_are_coerced_by_type() -> None:
     assert coerce_value("int", " 42 ", what="x") == 42
     assert coerce_value("bool", "False", what="x") is False
     assert coerce_value("str", '"quoted, text"', what="x") == "quoted, text"
-    with pytest.raises(BadInputError, match="'maybe' is not true or false"):
+    with pytest.raises(BadInputError, match="`maybe` is not true or false"):
         coerce_value("bool", "maybe", what="x")
 
 

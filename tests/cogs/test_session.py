@@ -56,7 +56,7 @@ async def test_every_command_answers_in_one_session_whose_first_write_is_a_comma
     assert answered(updated).startswith(f"Updated `{nemo_key}`")
     [kaa_key] = [record.pk for record in await pets.find(name="kaa")]
     asked = await admin.slash(channel, "delete", table="pets", key=kaa_key)
-    assert answered(asked).startswith("Delete this record")
+    assert answered(asked).startswith("Delete the record with key")
     await admin.click(asked.response, label="Delete")
     assert asked.response.content.startswith("Deleted")
     exported = await reader.slash(channel, "export", table="pets")

@@ -39,14 +39,14 @@ async def test_table_create_makes_a_table_the_library_can_use(world: World) -> N
 @pytest.mark.parametrize(
     ("options", "complaint"),
     [
-        ({"fields": "name:string"}, "unknown type 'string'"),
+        ({"fields": "name:string"}, "unknown type `string`"),
         ({"fields": "name"}, "is not `name:type`"),
         (
             {"fields": "name:str", "primary_key": "id"},
-            "primary_key names 'id', which is not a field",
+            "`primary_key` names `id`, which is not a field",
         ),
-        ({"fields": "name:str", "indexes": "age"}, "indexes names 'age'"),
-        ({"fields": "a:str, b:str", "primary_key": "a, b"}, "primary_key must be one field"),
+        ({"fields": "name:str", "indexes": "age"}, "`indexes` names `age`"),
+        ({"fields": "a:str, b:str", "primary_key": "a, b"}, "`primary_key` must be one field"),
     ],
 )
 async def test_table_create_refuses_bad_definitions(
@@ -111,12 +111,12 @@ async def test_drop_asks_first_and_drops_on_confirmation(world: World, pets: Any
     asked = await world.admin.slash(world.channel, "drop", table="pets")
 
     assert asked.ephemeral
-    assert asked.response.content.startswith("Drop table `pets` and its 2 record(s)?")
+    assert asked.response.content.startswith("Drop table `pets` and its 2 records?")
     assert "pets" in (await world.database()).tables
 
     await world.admin.click(asked.response, label="Drop pets")
 
-    assert asked.response.content == "Dropped table `pets` and its 2 record(s)."
+    assert asked.response.content == "Dropped table `pets` and its 2 records."
     assert asked.response.components == []
     assert "pets" not in (await world.database()).tables
 
