@@ -32,11 +32,11 @@ from discord.ext import commands
 from dotenv import dotenv_values
 
 import discobase
-from cogs._errors import reply_unexpected_error
+from cogs._errors import redact_tokens_in_logs, reply_unexpected_error
 from cogs._permissions import (
+    Roles,
     access_denied_message,
     apply_default_permissions,
-    find_role,
     required_access,
 )
 
@@ -85,7 +85,8 @@ class CommandSync(StrEnum):
 class Settings:
     """Everything the bot is configured with. Read by :meth:`from_env`; see ``.env.example``.
 
-    ``admin_role`` and ``reader_role`` name a role by id or by exact name.
+    ``admin_role`` and ``reader_role`` name a role by id (digits) or by an exact name that only one
+    role has (see :class:`cogs._permissions.Roles`).
     """
 
     token: str | None = field(default=None, repr=False)
@@ -151,7 +152,7 @@ class DiscobaseTree(app_commands.CommandTree["DiscobaseBot"]):
         command = interaction.command
         if not isinstance(command, app_commands.Command):
             return True
-        denial = access_denied_message(interaction, required_access(command), self.client.settings)
+        denial = access_denied_message(interaction, required_access(command), self.client.roles)
         if denial is None:
             return True
         if interaction.type is discord.InteractionType.autocomplete:
@@ -204,6 +205,8 @@ class DiscobaseBot(commands.Bot):
             tree_cls=DiscobaseTree,
         )
         self.settings = settings
+        self.roles = Roles(settings)
+        redact_tokens_in_logs()
         self.command_record = command_record
         self.exit_code = ExitCode.OK
         self.exit_message: str | None = None
@@ -245,7 +248,7 @@ class DiscobaseBot(commands.Bot):
 
     async def _open(self, guild_id: int) -> discobase.Database:
         guild = self.get_guild(guild_id)
-        admin_role = find_role(guild, self.settings.admin_role) if guild else None
+        admin_role = self.roles.role(guild, "admin") if guild else None
         database = discobase.Database(
             guild_id,
             bot=self,

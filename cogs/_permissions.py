@@ -6,6 +6,10 @@ Every command declares the access it needs with ``extras=requires(Access.READ | 
   Administrator), and members with the admin role;
 * **read**: everyone who may write, and members with the reader role.
 
+The roles are configured by id, or by a name that :class:`Roles` resolves once per guild and
+refuses when two roles share it (see docs/security.md). Refusals never name a role, so they do not
+tell anyone which role to create.
+
 With neither role configured only Manage Server members may use the bot. The bot's command tree
 checks this before any command runs. ``default_permissions`` (Manage Server) is set on commands only
 where it matches the model exactly, because Discord lets server admins override it and discord.py
@@ -14,11 +18,20 @@ ignores it on subcommands; it hides commands, it never grants anything.
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import discord
 from discord import app_commands
+
+log = logging.getLogger(__name__)
+
+RoleKind = Literal["admin", "reader"]
+ROLE_SETTINGS: dict[RoleKind, str] = {
+    "admin": "DISCOBASE_ADMIN_ROLE",
+    "reader": "DISCOBASE_READER_ROLE",
+}
 
 
 class Access(StrEnum):
@@ -48,49 +61,87 @@ def required_access(command: app_commands.Command[Any, ..., Any]) -> Access:
     return Access(command.extras.get("access", Access.WRITE))
 
 
-def find_role(guild: discord.Guild, role: str | None) -> discord.Role | None:
-    """The guild's role that ``role`` names by id or by exact name, or None."""
-    if role is None:
+class Roles:
+    """The configured admin and reader roles of each guild, resolved the same way for every check
+    and for the storage overwrites.
+
+    A setting of digits is a role id and only ever matches the role with that id: once that role is
+    deleted the setting matches nothing, never a role *named* like the id. Any other setting is an
+    exact role name, resolved to one role id the first time a guild needs it and kept for the life
+    of the process, so a role created or renamed to that name later grants nothing. A name that
+    two or more roles share matches nothing (and is logged) until only one role has it.
+    """
+
+    def __init__(self, settings: RoleSettings) -> None:
+        self.settings = settings
+        self._resolved: dict[tuple[int, RoleKind], int] = {}
+
+    def configured(self, kind: RoleKind) -> str | None:
+        """The setting of the ``admin`` or ``reader`` role, as written."""
+        return self.settings.admin_role if kind == "admin" else self.settings.reader_role
+
+    def role(self, guild: discord.Guild, kind: RoleKind) -> discord.Role | None:
+        """The guild's ``admin`` or ``reader`` role, or None (not set, deleted or ambiguous)."""
+        setting = self.configured(kind)
+        if setting is None:
+            return None
+        if setting.isdigit():
+            return guild.get_role(int(setting))
+        resolved = self._resolved.get((guild.id, kind))
+        if resolved is not None:
+            return guild.get_role(resolved)
+        named = [role for role in guild.roles if role.name == setting]
+        if len(named) > 1:
+            log.warning(
+                "%s names %d roles of guild %s, so it grants nothing; set it to the role's id",
+                ROLE_SETTINGS[kind],
+                len(named),
+                guild.id,
+            )
+            return None
+        if not named:
+            return None
+        self._resolved[(guild.id, kind)] = named[0].id
+        log.info("%s is role %s in guild %s", ROLE_SETTINGS[kind], named[0].id, guild.id)
+        return named[0]
+
+    def member_access(self, member: discord.Member) -> Access | None:
+        """The most a member may do, or None if they may not use the bot at all."""
+        guild = member.guild
+        if member.id == guild.owner_id or member.guild_permissions.manage_guild:
+            return Access.WRITE
+        role_ids = {role.id for role in member.roles}
+        admin_role = self.role(guild, "admin")
+        if admin_role is not None and admin_role.id in role_ids:
+            return Access.WRITE
+        reader_role = self.role(guild, "reader")
+        if reader_role is not None and reader_role.id in role_ids:
+            return Access.READ
         return None
-    if role.isdigit() and (by_id := guild.get_role(int(role))) is not None:
-        return by_id
-    return discord.utils.get(guild.roles, name=role)
-
-
-def member_access(member: discord.Member, settings: RoleSettings) -> Access | None:
-    """The most a member may do, or None if they may not use the bot at all."""
-    guild = member.guild
-    if member.id == guild.owner_id or member.guild_permissions.manage_guild:
-        return Access.WRITE
-    role_ids = {role.id for role in member.roles}
-    admin_role = find_role(guild, settings.admin_role)
-    if admin_role is not None and admin_role.id in role_ids:
-        return Access.WRITE
-    reader_role = find_role(guild, settings.reader_role)
-    if reader_role is not None and reader_role.id in role_ids:
-        return Access.READ
-    return None
 
 
 def access_denied_message(
-    interaction: discord.Interaction[Any], access: Access, settings: RoleSettings
+    interaction: discord.Interaction[Any], access: Access, roles: Roles
 ) -> str | None:
-    """Why the interaction's user may not do ``access``, or None if they may."""
+    """Why the interaction's user may not do ``access``, or None if they may.
+
+    The message names no role: a role's name is what someone with Manage Roles would copy.
+    """
     member = interaction.user
     if interaction.guild is None or not isinstance(member, discord.Member):
         return "discobase commands work in a server, not in direct messages."
-    granted = member_access(member, settings)
+    granted = roles.member_access(member)
     if granted is Access.WRITE or (granted is Access.READ and access is Access.READ):
         return None
     holders = ["the Manage Server permission"]
-    if settings.admin_role is not None:
-        holders.append(f"the `{settings.admin_role}` role")
-    if access is Access.READ and settings.reader_role is not None:
-        holders.append(f"the `{settings.reader_role}` role")
+    if roles.configured("admin") is not None:
+        holders.append("the database admin role")
+    if access is Access.READ and roles.configured("reader") is not None:
+        holders.append("the database reader role")
     needed = holders[0] if len(holders) == 1 else f"{', '.join(holders[:-1])} or {holders[-1]}"
-    if access is Access.WRITE:
-        return f"Changing the database needs {needed}."
-    return f"Reading the database needs {needed}."
+    verb = "Changing" if access is Access.WRITE else "Reading"
+    ask = "; a server admin can tell you who has them" if len(holders) > 1 else ""
+    return f"{verb} the database needs {needed}{ask}."
 
 
 def only_managers_may(access: Access, settings: RoleSettings) -> bool:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 async def still_allowed(interaction: discord.Interaction[Any], access: Access) -> bool:
     """Whether the interaction's member holds ``access`` now; if not, tells them so."""
-    denial = access_denied_message(interaction, access, interaction.client.settings)
+    denial = access_denied_message(interaction, access, interaction.client.roles)
     if denial is None:
         return True
     await interaction.response.send_message(denial, ephemeral=True, allowed_mentions=NO_MENTIONS)

@@ -303,7 +303,12 @@ class Transport:
             role = guild.get_role(admin_role)
             if role is not None:
                 overwrites[role] = discord.PermissionOverwrite(
-                    view_channel=True, read_message_history=True, send_messages=False
+                    view_channel=True,
+                    read_message_history=True,
+                    send_messages=False,
+                    create_public_threads=False,
+                    create_private_threads=False,
+                    send_messages_in_threads=False,
                 )
         return overwrites
 
