@@ -417,3 +417,45 @@ async def test_an_export_over_the_limit_stops_early_and_sends_nothing(
     assert match, text
     assert int(match.group(1).replace(",", "")) < 1000
     assert not exported.response.attachments
+
+
+async def test_a_bad_query_value_names_its_field_and_a_read_promises_nothing(
+    world: World, pets: Any
+) -> None:
+    found = await world.reader.slash(world.channel, "find", table="pets", query="legs>=three")
+    counted = await world.reader.slash(world.channel, "count", table="pets", query="legs>=three")
+
+    expected = (
+        "That does not fit table `pets`: in `legs>=three`, `legs`: Input should be a valid "
+        "integer, unable to parse string as an integer."
+    )
+    assert found.response.content == expected
+    assert counted.response.content == expected
+    unreadable = await world.reader.slash(world.channel, "find", table="pets", query="legs")
+    assert "Nothing was changed" not in unreadable.response.content
+    refused = await world.admin.slash(world.channel, "insert", table="pets", data="{")
+    assert refused.response.content.endswith("Nothing was changed.")
+
+
+async def test_find_counts_every_match_past_the_limit(world: World, pets: Any) -> None:
+    for name in ("kaa", "nagini"):
+        await pets(name=name, legs=0).save()
+
+    result = await world.reader.slash(world.channel, "find", table="pets", limit=2)
+
+    embed = result.response.embeds[0]
+    assert embed.title == "pets: records 1-2 of 4"
+    assert embed.description == "(the first 2; `limit` shows up to 100)"
+    assert len(embed.fields) == 2
+
+
+async def test_a_duplicate_key_on_insert_points_to_update(world: World, pets: Any) -> None:
+    result = await world.admin.slash(
+        world.channel, "insert", table="pets", data='{"name": "rex", "legs": 1}'
+    )
+
+    assert result.response.content == (
+        "`pets` has a record with key `rex` already; use /update to change it, or /delete it "
+        "first. Nothing was changed."
+    )
+    assert (await pets.get("rex")).legs == 4
