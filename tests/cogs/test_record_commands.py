@@ -337,21 +337,22 @@ async def test_export_yields_to_other_work_while_it_builds(world: World) -> None
     database = await world.database()
     table = await database.create_table("many", {"n": "int", "text": "str"})
     await table.insert_many([{"n": n, "text": f"row {n}"} for n in range(20_000)])
+    # CPU time of this thread, so that the machine pausing the process does not count as a gap
     gaps: list[float] = []
     done = asyncio.Event()
 
     async def other_work() -> None:
-        last = time.perf_counter()
+        last = time.thread_time()
         while not done.is_set():
             await asyncio.sleep(0)
-            now = time.perf_counter()
+            now = time.thread_time()
             gaps.append(now - last)
             last = now
 
     other = asyncio.create_task(other_work())
-    start = time.perf_counter()
+    start = time.thread_time()
     exported = await world.reader.slash(world.channel, "export", table="many")
-    took = time.perf_counter() - start
+    took = time.thread_time() - start
     done.set()
     await other
 
