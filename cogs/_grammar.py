@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -337,6 +338,11 @@ def parse_json(text: str, *, what: str) -> Any:
         ) from None
     except RecursionError:
         raise BadInputError(f"{what} is nested too deeply") from None
+    except ValueError:  # an int over Python's limit for numbers written as text
+        raise BadInputError(
+            f"{what} holds a number over {sys.get_int_max_str_digits():,} digits; "
+            "store it as a string"
+        ) from None
     if _depth(value) > MAX_JSON_DEPTH:
         raise BadInputError(f"{what} is nested deeper than {MAX_JSON_DEPTH} levels")
     return value

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import math
 import types
 import typing
 import uuid
@@ -162,6 +163,14 @@ class Table(BaseModel, metaclass=TableMeta):
                 cls.__discobase_name__ or cls.__name__.lower(),
                 f"the record cannot be stored as JSON: {error}",
             ) from None
+        for name, value in data.items():
+            if isinstance(value, float) and math.isnan(value):
+                raise ValidationError(
+                    cls.__discobase_name__ or cls.__name__.lower(),
+                    f"{name} is NaN, which equals nothing (not even itself) and does not sort; "
+                    "store None for a missing number",
+                    [{"loc": (name,), "msg": "NaN is not stored", "type": "nan", "input": value}],
+                )
         stored = cls.model_validate(data)  # a private copy: later changes to self stay local
         if cls._engine().schema.primary_key is None and self._dbk is None:
             self._dbk = cls._engine().new_key()

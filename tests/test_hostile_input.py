@@ -1012,6 +1012,78 @@ async def test_library_create_table_refuses_a_default_json_cannot_hold(world: Wo
     assert world.state() == before
 
 
+BIG_INT = "1" + "0" * 4300  # 4,301 digits: over Python's limit for ints written as text
+TOO_MANY_DIGITS = "digits"
+
+
+async def test_insert_and_update_refuse_ints_over_the_digit_limit(world: World) -> None:
+    before = await world.records()
+    payloads = [
+        ("insert", {"data": f'{{"name": "big", "legs": {BIG_INT}}}'}),
+        ("insert", {"data": f'{{"name": "big", "notes": [{BIG_INT}]}}'}),
+        ("insert", {"data": f'{{"name": "big", "notes": {{"n": -{BIG_INT}}}}}'}),
+        ("update", {"key": "rex", "changes": f'{{"legs": {BIG_INT}}}'}),
+        ("update", {"key": "rex", "changes": f'{{"notes": [{BIG_INT}]}}'}),
+    ]
+    for command, options in payloads:
+        result = await world.admin.slash(world.channel, command, table="pets", **options)
+        await world.env.settle()
+        assert_clear_reply(result, (TOO_MANY_DIGITS,), options)
+        world.assert_no_bot_errors(options)
+    assert await world.records() == before
+
+
+async def test_library_refuses_ints_over_the_digit_limit_and_keeps_the_largest(
+    world: World,
+) -> None:
+    before = await world.records()
+    for record in (
+        world.pets(name="big", legs=10**4300),
+        world.pets(name="big", notes={"n": [-(10**4300)]}),
+    ):
+        with pytest.raises(discobase.ValidationError, match=TOO_MANY_DIGITS):
+            await record.save()
+    assert await world.records() == before
+    largest = int("9" * 4300)
+    await world.pets(name="largest", legs=largest).save()
+    assert (await world.pets.get("largest")).legs == largest
+
+
+async def test_nan_is_refused_in_float_fields(world: World) -> None:
+    scores = await world.db.create_table(
+        "scores", {"who": "str", "score": "float"}, primary_key="who", indexes=["score"]
+    )
+    for who, score in (("a", 1.5), ("b", -2.0), ("c", float("inf"))):
+        await scores(who=who, score=score).save()
+    for nan in (float("nan"), -float("nan"), float("inf") - float("inf")):
+        with pytest.raises(discobase.ValidationError, match="NaN"):
+            await scores(who="nan", score=nan).save()
+        with pytest.raises(discobase.ValidationError, match="NaN"):
+            await (await scores.get("a")).update(score=nan)
+    for data in ('{"who": "n", "score": NaN}', '{"who": "n", "score": [NaN]}'):
+        result = await world.admin.slash(world.channel, "insert", table="scores", data=data)
+        assert_clear_reply(result, (NOT_A_NUMBER,), data)
+    assert [s.who for s in await scores.find(scores.score > -10.0)] == ["a", "b", "c"]
+    assert [s.who for s in await scores.find(order_by="score")] == ["b", "a", "c"]
+
+
+async def test_find_sorts_mixed_naive_and_aware_datetimes(world: World) -> None:
+    events = await world.db.create_table(
+        "events", {"title": "str", "at": "datetime", "extra": "json?"}, primary_key="title"
+    )
+    await events(title="aware", at="2026-01-01T00:00:00+00:00", extra=1).save()
+    await events(title="naive", at="2026-06-01T00:00:00", extra="x").save()
+    result = await world.admin.slash(world.channel, "find", table="events", sort="at")
+    await world.env.settle()
+    world.assert_no_bot_errors("sort=at")
+    titles = [field.name for field in result.response.embeds[0].fields]
+    assert titles == sorted(titles, key=lambda t: ("aware" in t, t)), titles
+    mixed = await world.admin.slash(world.channel, "find", table="events", sort="extra")
+    await world.env.settle()
+    assert_clear_reply(mixed, ("cannot order by extra",), "sort=extra")
+    world.assert_no_bot_errors("sort=extra")
+
+
 # ---------------------------------------------------------------------------------- total
 
 

@@ -9,12 +9,14 @@ of the log entry it folded, so a reload gives every key the version it had.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ..codec import Entry
+from ..errors import ValidationError
 from ..query import And, Compare, Order, Predicate, Query
 from .index import FieldIndex
 
@@ -57,6 +59,9 @@ class TableState:
         self.table = table
         self._decode = decode
         self.records: dict[Any, Any] = {}
+        self._key_order: list[Any] = []
+        self._keys_sorted = True
+        self._keys_stale = False
         self.versions: dict[Any, int] = {}
         #: Stored records that do not decode under the table's class, as stored: not readable
         #: here, but a snapshot carries them unchanged.
@@ -159,6 +164,8 @@ class TableState:
 
     def put(self, key: Any, record: Any) -> None:
         """Make ``record`` the current version of ``key`` (indexes follow)."""
+        if key not in self.records:
+            self._note_new_key(key)
         self._remove(key)
         self.records[key] = record
         for name, index in self.indexes.items():
@@ -167,8 +174,34 @@ class TableState:
     def _remove(self, key: Any) -> None:
         old = self.records.pop(key, None)
         if old is not None:
+            self._keys_stale = True
             for name, index in self.indexes.items():
                 index.remove(getattr(old, name), key)
+
+    # -- key order ----------------------------------------------------------------------
+    # Results without an order come in key order, which every process and every reload
+    # agree on. The sorted keys are kept in a list that new keys are appended to; it is
+    # sorted again (cheap when nearly sorted) and cleared of removed keys only when read.
+
+    def _note_new_key(self, key: Any) -> None:
+        if (
+            self._key_order
+            and self._keys_sorted
+            and _key_rank(key) < _key_rank(self._key_order[-1])
+        ):
+            self._keys_sorted = False
+        self._key_order.append(key)
+
+    def ordered_keys(self) -> list[Any]:
+        """Every key, in key order (ints by value, then strings by code point)."""
+        if self._keys_stale:
+            present = (key for key in self._key_order if key in self.records)
+            self._key_order = list(dict.fromkeys(present))
+            self._keys_stale = False
+        if not self._keys_sorted:
+            self._key_order.sort(key=_key_rank)
+            self._keys_sorted = True
+        return self._key_order
 
     # -- reading ------------------------------------------------------------------------
 
@@ -212,18 +245,22 @@ class TableState:
         return best
 
     def select(self, query: Query) -> list[Any]:
-        """The records matching ``query``, ordered and paged (the stored objects: copy them)."""
+        """The records matching ``query``, ordered and paged (the stored objects: copy them).
+
+        Without ``order_by`` records come in key order; with it, records that tie come in key
+        order. Raises :class:`ValidationError` for ``order_by`` over values that do not sort.
+        """
         if query.limit == 0:
             return []
         candidates = self._candidates(query.where)
         where = query.where
         always = isinstance(where, And) and not where.parts
         check = where.compile()
+        records = self.records
         if candidates is None:
-            pool: Iterable[Any] = self.records.values()
+            pool: Iterable[Any] = (records[k] for k in self.ordered_keys())
         else:
-            keys = sorted(candidates, key=self._position) if not query.order_by else candidates
-            pool = [self.records[k] for k in keys if k in self.records]
+            pool = [records[k] for k in sorted(candidates, key=_key_rank) if k in records]
         if not query.order_by:
             if query.limit is None:
                 matched = list(pool) if always else [r for r in pool if check(r)]
@@ -238,24 +275,41 @@ class TableState:
             return result[query.offset :]
         matched = list(pool) if always else [r for r in pool if check(r)]
         for order in reversed(query.order_by):
-            matched.sort(key=_sort_key(order), reverse=order.descending)
+            try:
+                matched.sort(key=_sort_key(order), reverse=order.descending)
+            except TypeError as error:
+                raise ValidationError(
+                    self.table,
+                    f"cannot order by {order.field}: its values do not compare with each other "
+                    f"({error}); order by a field whose values are of one type",
+                ) from None
         end = None if query.limit is None else query.offset + query.limit
         return matched[query.offset : end]
-
-    def _position(self, key: Any) -> int:
-        # Results without an order come in insertion order; the version is a proxy for it.
-        return self.versions.get(key, 0)
 
     def count(self, where: Predicate) -> int:
         if isinstance(where, And) and not where.parts:
             return len(self.records)
-        return len(self.select(Query(where)))
+        candidates = self._candidates(where)
+        check = where.compile()
+        records = self.records
+        keys = records.keys() if candidates is None else candidates
+        return sum(1 for key in keys if key in records and check(records[key]))
 
 
-def _sort_key(order: Order) -> Callable[[Any], tuple[int, Any]]:
-    def key(record: Any) -> tuple[int, Any]:
+def _key_rank(key: Any) -> tuple[bool, Any]:
+    # A table's keys are all ints or all strings; the flag keeps a stray one from raising.
+    return (isinstance(key, str), key)
+
+
+def _sort_key(order: Order) -> Callable[[Any], tuple[Any, ...]]:
+    def key(record: Any) -> tuple[Any, ...]:
         value = getattr(record, order.field)
         # None sorts first ascending (last descending); it never compares with values.
-        return (0, 0) if value is None else (1, value)
+        # Naive datetimes (no offset) cannot compare with aware ones: they sort before them.
+        if value is None:
+            return (0, 0)
+        if isinstance(value, dt.datetime):
+            return (1, 0, value) if value.tzinfo is None else (2, 0, value)
+        return (1, 1, value)
 
     return key

@@ -35,7 +35,12 @@ from ..codec import (
     encode_snapshot_part,
     parse_header,
 )
-from ..errors import RecordNotFoundError, RecordTooLargeError, UniqueViolationError
+from ..errors import (
+    RecordNotFoundError,
+    RecordTooLargeError,
+    UniqueViolationError,
+    ValidationError,
+)
 from ..transport import StoredMessage, Transport
 from .horizon import ServerClock
 from .schema import TableSchema
@@ -480,7 +485,12 @@ class TableEngine:
         by_shard: dict[int, tuple[list[Entry], list[str]]] = {}
         for write in writes:
             entry = Entry(write.key, write.data, group, len(writes), write.record)
-            line = encode_entry(entry)
+            try:
+                line = encode_entry(entry)
+            except ValueError as error:  # e.g. an int over Python's 4,300-digit text limit
+                raise ValidationError(
+                    self.name, f"the record cannot be stored as JSON: {error}"
+                ) from None
             if len(line) > self.size_limit:
                 raise RecordTooLargeError(self.name, len(line), self.size_limit)
             entries, lines = by_shard.setdefault(self.shard_for(write.key).index, ([], []))
