@@ -112,17 +112,19 @@ def rest_calls(env: simcord.Env, since: int = 0) -> list[str]:
 
 
 DISCOBASE_SOURCE = Path(discobase.__file__).parent
+BOT_SOURCES = (DISCOBASE_SOURCE.parent / "bot.py", DISCOBASE_SOURCE.parent / "cogs")
 
 
-def discobase_tasks() -> list[asyncio.Task[object]]:
-    """The unfinished tasks running discobase's own code (its writers, compactions, catch-ups)."""
+def discobase_tasks(*, with_bot: bool = False) -> list[asyncio.Task[object]]:
+    """The unfinished tasks running discobase's own code (its writers, compactions, catch-ups);
+    ``with_bot`` counts those running bot.py's and the cogs' code too."""
+    sources = (DISCOBASE_SOURCE, *BOT_SOURCES) if with_bot else (DISCOBASE_SOURCE,)
     found = []
     for task in asyncio.all_tasks():
         code = getattr(task.get_coro(), "cr_code", None)
-        if (
-            not task.done()
-            and code is not None
-            and DISCOBASE_SOURCE in Path(code.co_filename).parents
-        ):
+        if task.done() or code is None:
+            continue
+        path = Path(code.co_filename)
+        if any(path == source or source in path.parents for source in sources):
             found.append(task)
     return found

@@ -74,4 +74,4 @@ async def test_every_command_answers_in_one_session_whose_first_write_is_a_comma
     assert "no tables" in answered(listed)
 
     await world.env.settle()
-    assert discobase_tasks() == []
+    assert discobase_tasks(with_bot=True) == []
