@@ -36,7 +36,9 @@ class Pet(discobase.Table):
 
 async def use_the_database() -> None:
     await Pet(name="rex", legs=4, vip=True).save()  # returns once Discord has the message
-    await Pet.insert_many([Pet(name="tweety", legs=2), Pet(name="nemo", legs=0)])
+    # save() inserts, or replaces the record with that key, so a second run starts over.
+    # Writes made together share one message.
+    await asyncio.gather(Pet(name="tweety", legs=2).save(), Pet(name="nemo", legs=0).save())
     four_legged = await Pet.find(Pet.legs >= 4)  # from memory: no request to Discord
     print("four legs or more:", [pet.name for pet in four_legged])
     tweety = await Pet.get("tweety")

@@ -51,6 +51,7 @@ class PetBot(commands.Bot):
     async def setup_hook(self) -> None:
         self.tree.add_command(adopt)
         self.tree.add_command(my_pets)
+        # Syncing on every start keeps the example short; bot.py syncs only when they changed.
         if isinstance(self.guild_ref, int):  # on Discord: commands show at once in that server
             server = discord.Object(self.guild_ref)
             self.tree.copy_global_to(guild=server)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import re
+import runpy
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import simcord
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples"
@@ -112,6 +114,34 @@ def test_example_runs_offline_and_prints_its_results(script: str, tmp_path: Path
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.splitlines() == EXPECTED[script]
     assert "Traceback" not in ran.stderr
+
+
+@pytest.mark.parametrize(
+    ("script", "body"),
+    [
+        ("quickstart.py", "use_the_database"),
+        ("queries.py", "run_queries"),
+        ("runtime_table.py", "use_a_runtime_table"),
+    ],
+)
+async def test_example_runs_again_on_a_server_that_has_its_data(
+    script: str, body: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On Discord the data stays: a second run on the same server must work and say the same."""
+    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+    monkeypatch.syspath_prepend(str(EXAMPLES))
+    example = runpy.run_path(str(EXAMPLES / script), run_name="example")
+    db = example["db"]
+    async with simcord.run(db.bot) as env:
+        env.create_guild(db.guild_ref)
+        await db.open()
+        await example[body]()
+        first = capsys.readouterr().out
+        await example[body]()
+        second = capsys.readouterr().out
+        await db.close()
+
+    assert first.splitlines() == second.splitlines() == EXPECTED[script]
 
 
 def test_the_tutorial_links_to_files_that_exist() -> None:
