@@ -493,6 +493,7 @@ class Database:
         if cls is None:
             cls = _runtime_class(schema)
         cls.__discobase_name__ = schema.name
+        cls.__discobase_database__ = self
         cls.__discobase_engine__ = None
         engine = self._engine_for(schema, cls, self.compaction)
         self._engines[schema.name] = engine

@@ -152,7 +152,7 @@ async def migrate_v1(
 ) -> MigrationReport:
     """Copy every table and record discobase 1.0 stored in guild ``source`` into ``db``.
 
-    ``db`` must be open; ``source`` is the 1.0 guild's id or name (default: ``db``'s guild).
+    ``db`` is opened if it is not; ``source`` is the 1.0 guild's id or name (default: ``db``'s guild).
     The bot must be a member of both. Only messages written by ``author`` (default: this
     bot's user, the account 1.0 ran as) are 1.0's; others are reported as unreadable.
     ``rename`` maps 1.0 table names to new ones (e.g. one that is reserved here). A table
@@ -164,7 +164,7 @@ async def migrate_v1(
     Raises :class:`V1DataNotFoundError`, and what reading Discord raises
     (:class:`GuildNotFoundError`, :class:`DiscordUnavailableError`, ...).
     """
-    db._require_open()
+    await db.build_tables()  # classes registered since open() receive their records
     transport = db.transport
     assert db.guild_id is not None
     guild = transport.find_guild(source if source is not None else db.guild_id)

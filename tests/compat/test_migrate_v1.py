@@ -158,6 +158,7 @@ async def test_into_another_guild_a_declared_class_and_a_new_name(simcord_env, g
     home = simcord_env.create_guild("new home")
     before = guild_channels(simcord_env, guild)
     db = discobase.Database(home.id, bot=simcord_env.bot)
+    await db.open()
 
     @db.table
     class Bookmark(discobase.Table):
@@ -170,7 +171,6 @@ async def test_into_another_guild_a_declared_class_and_a_new_name(simcord_env, g
             primary_key = "url"
             unique = ("title",)
 
-    await db.open()
     report = await discobase.migrate_v1(db, guild.id, rename={"tag": "labels"})
 
     assert report.source_guild == guild.id and report.target_guild == home.id
