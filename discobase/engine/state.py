@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
+import operator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,9 +60,9 @@ class TableState:
         self.table = table
         self._decode = decode
         self.records: dict[Any, Any] = {}
-        self._key_order: list[Any] = []
-        self._keys_sorted = True
-        self._keys_stale = False
+        self._tail: set[Any] = set()
+        self._last_key: Any = None
+        self._mixed_keys = False
         self.versions: dict[Any, int] = {}
         #: Stored records that do not decode under the table's class, as stored: not readable
         #: here, but a snapshot carries them unchanged.
@@ -164,44 +165,72 @@ class TableState:
 
     def put(self, key: Any, record: Any) -> None:
         """Make ``record`` the current version of ``key`` (indexes follow)."""
-        if key not in self.records:
+        old = self.records.get(key)
+        if old is None:
             self._note_new_key(key)
-        self._remove(key)
-        self.records[key] = record
+        else:
+            self._unindex(key, old)
+        self.records[key] = record  # a key that exists keeps its place
         for name, index in self.indexes.items():
             index.add(getattr(record, name), key)
 
     def _remove(self, key: Any) -> None:
         old = self.records.pop(key, None)
         if old is not None:
-            self._keys_stale = True
-            for name, index in self.indexes.items():
-                index.remove(getattr(old, name), key)
+            self._tail.discard(key)
+            self._unindex(key, old)
+
+    def _unindex(self, key: Any, record: Any) -> None:
+        for name, index in self.indexes.items():
+            index.remove(getattr(record, name), key)
 
     # -- key order ----------------------------------------------------------------------
     # Results without an order come in key order, which every process and every reload
-    # agree on. The sorted keys are kept in a list that new keys are appended to; it is
-    # sorted again (cheap when nearly sorted) and cleared of removed keys only when read.
+    # agree on. ``records`` is kept in key order, except for the keys in ``_tail``: new keys
+    # that arrived out of order. Reads merge the few of those in; many are sorted in for good.
 
     def _note_new_key(self, key: Any) -> None:
-        if (
-            self._key_order
-            and self._keys_sorted
-            and _key_rank(key) < _key_rank(self._key_order[-1])
-        ):
-            self._keys_sorted = False
-        self._key_order.append(key)
+        if not self.records:
+            self._tail.clear()
+            self._last_key = key
+            return
+        try:
+            in_order = key > self._last_key
+        except TypeError:  # keys of mixed types: only a full sort orders them
+            self._mixed_keys = True
+            in_order = False
+        if in_order:
+            self._last_key = key
+        else:
+            self._tail.add(key)
 
-    def ordered_keys(self) -> list[Any]:
-        """Every key, in key order (ints by value, then strings by code point)."""
-        if self._keys_stale:
-            present = (key for key in self._key_order if key in self.records)
-            self._key_order = list(dict.fromkeys(present))
-            self._keys_stale = False
-        if not self._keys_sorted:
-            self._key_order.sort(key=_key_rank)
-            self._keys_sorted = True
-        return self._key_order
+    def ordered_records(self) -> Iterable[Any]:
+        """Every record, in key order (ints by value, strings by code point)."""
+        if not self._tail:
+            return self.records.values()
+        if self._mixed_keys or len(self._tail) > max(64, len(self.records) // 16):
+            items = list(self.records.items())
+            items.sort(key=_item_rank if self._mixed_keys else operator.itemgetter(0))
+            self.records.clear()
+            self.records.update(items)
+            self._tail.clear()
+            self._last_key = items[-1][0] if items else None
+            return self.records.values()
+        return self._merged()
+
+    def _merged(self) -> Iterator[Any]:
+        records, tail_keys = self.records, self._tail
+        tail = sorted(tail_keys)
+        position = 0
+        for key, record in records.items():
+            if key in tail_keys:
+                continue
+            while position < len(tail) and tail[position] < key:
+                yield records[tail[position]]
+                position += 1
+            yield record
+        for key in tail[position:]:
+            yield records[key]
 
     # -- reading ------------------------------------------------------------------------
 
@@ -258,7 +287,7 @@ class TableState:
         check = where.compile()
         records = self.records
         if candidates is None:
-            pool: Iterable[Any] = (records[k] for k in self.ordered_keys())
+            pool: Iterable[Any] = self.ordered_records()
         else:
             pool = [records[k] for k in sorted(candidates, key=_key_rank) if k in records]
         if not query.order_by:
@@ -299,6 +328,10 @@ class TableState:
 def _key_rank(key: Any) -> tuple[bool, Any]:
     # A table's keys are all ints or all strings; the flag keeps a stray one from raising.
     return (isinstance(key, str), key)
+
+
+def _item_rank(item: tuple[Any, Any]) -> tuple[bool, Any]:
+    return _key_rank(item[0])
 
 
 def _sort_key(order: Order) -> Callable[[Any], tuple[Any, ...]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import math
+import random
 import sys
 
 import pydantic
@@ -221,4 +222,30 @@ async def test_ints_round_trip_up_to_the_digit_limit_and_are_refused_beyond(simc
     await db.open()
     reloaded = await Big.get(kept.pk)
     assert reloaded.n == -largest and reloaded.blob == {"deep": [largest]}
+    await db.close()
+
+
+async def test_key_order_holds_through_many_out_of_order_inserts_and_deletes(new_db):
+    class Counter(discobase.Table):
+        n: int
+
+        class Settings:
+            primary_key = "n"
+
+    db = new_db()
+    db.table(Counter)
+    await db.open()
+    shuffled = list(range(400))
+    random.Random(7).shuffle(shuffled)
+    stored: set[int] = set()
+    for step, n in enumerate(shuffled):
+        await Counter(n=n).save()
+        stored.add(n)
+        if n % 5 == 0:
+            await (await Counter.get(n)).delete()
+            stored.discard(n)
+        if stored and (step % 40 == 0 or step == len(shuffled) - 1):
+            assert [c.n for c in await Counter.find()] == sorted(stored)
+            assert [c.n for c in await Counter.find(limit=3, offset=1)] == sorted(stored)[1:4]
+            assert (await Counter.find_one()).n == min(stored)
     await db.close()
