@@ -176,3 +176,38 @@ async def test_a_write_submitted_while_the_writer_finishes_is_still_sent() -> No
         '{"put":"after","rec":{}}',
     ]
     assert discobase_tasks() == []
+
+
+class BlockingTransport(RecordingTransport):
+    """Holds every send until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.waiting = asyncio.Event()
+
+    async def send(self, channel_id: int, content: str, attachment: Any, **_: Any) -> Any:
+        self.waiting.set()
+        await self.release.wait()
+        return await super().send(channel_id, content, attachment)
+
+
+async def test_a_writer_stopped_mid_send_fails_its_queue_and_the_next_write_restarts_it() -> None:
+    transport = BlockingTransport()
+    writer = BatchWriter(transport, 1, 10_000, lambda *_: None, lambda _: None)
+    in_flight = writer.submit(*one_entry("in-flight"))
+    await transport.waiting.wait()
+    queued = writer.submit(*one_entry("queued"))
+    [task] = discobase_tasks()
+    task.cancel()  # as a host does when it shuts down
+
+    with pytest.raises(asyncio.CancelledError):
+        await in_flight
+    with pytest.raises(discobase.NotConnectedError):
+        await queued
+    await writer.flush()
+    assert discobase_tasks() == []
+    transport.release.set()
+    assert await writer.submit(*one_entry("after")) == [1]
+    assert transport.sent == ['{"put":"after","rec":{}}']
+    assert discobase_tasks() == []
