@@ -114,10 +114,6 @@ class TableState:
             if not self.done_groups[group] and group not in carried:
                 del self.done_groups[group]
 
-    def abandon_group(self, group: str) -> None:
-        """Forget the received parts of a group that will never complete (its write failed)."""
-        self._groups.pop(group, None)
-
     def pending_parts(self, channel_id: int, upto: int) -> list[Entry]:
         """The parts of groups not yet complete that ``channel_id`` holds at or below
         ``upto``, each with its version (a snapshot of the channel carries them)."""

@@ -507,8 +507,8 @@ class TableEngine:
             self._release(held)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
-            if group is not None:
-                self.state.abandon_group(group)
+            # The parts that landed stay pending (and in snapshots): if Discord stored the
+            # failed part after all, the group completes wherever both are read.
             raise errors[0]
 
     async def flush(self) -> None:

@@ -301,3 +301,32 @@ async def test_a_process_on_the_old_schema_compacts_without_losing_new_records(s
         "c": (4, "y"),
     }
     await db.close()
+
+
+async def test_a_group_whose_failed_part_discord_stored_after_all_stays_whole(simcord_env, new_db):
+    db = await open_with(new_db, Pair, compaction=None)
+    zero, one = keys_on(0, 1, "z"), keys_on(1, 1, "o")
+    shard0 = db.schema("pair").channels[0]
+    http = simcord_env.bot.http
+    real = http.request
+
+    async def request(route: Any, **kwargs: Any) -> Any:
+        response = await real(route, **kwargs)
+        if route.method == "POST" and route.channel_id == shard0:
+            raise TimeoutError  # Discord stored it; the answer is lost on the way back
+        return response
+
+    http.request = request
+    gateway = HeldGateway(simcord_env)
+    gateway.holding = True  # the stored part's event comes after the write failed
+    with pytest.raises(discobase.DiscordUnavailableError):
+        await Pair.insert_many([Pair(key=zero[0], n=1), Pair(key=one[0], n=2)])
+    del http.request
+    gateway.release()
+    await simcord_env.settle()
+    whole = {zero[0]: 1, one[0]: 2}
+    assert {p.key: p.n for p in await Pair.find()} == whole  # the late event completed it
+    await past_horizon(simcord_env)
+    await db.compact()
+    await db.close()
+    assert await fresh_state(simcord_env, new_db, Pair) == whole
