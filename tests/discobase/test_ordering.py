@@ -330,3 +330,26 @@ async def test_a_group_whose_failed_part_discord_stored_after_all_stays_whole(si
     await db.compact()
     await db.close()
     assert await fresh_state(simcord_env, new_db, Pair) == whole
+
+
+async def test_a_second_process_with_lower_ids_and_a_late_gateway_loses_nothing(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    p = await open_with(new_db, Note, compaction=None)
+    other = await strict.second_process()  # a second client: its ids run 5 ms behind ours
+    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+    await q.open()
+    strict.hold_gateway()  # this process hears of everything late, and out of order
+    expected = {}
+    for i in range(5):
+        await q.tables["note"](key=f"q{i}", n=i).save()
+        await Note(key=f"p{i}", n=i).save()
+        expected |= {f"q{i}": i, f"p{i}": i}
+    await past_horizon(simcord_env)
+    await p.compact()
+    strict.release_gateway(order="shuffle")
+    await simcord_env.settle()
+    assert {r.key: r.n for r in await Note.find()} == expected
+    await q.close()
+    await p.close()
+    assert await fresh_state(simcord_env, new_db) == expected
