@@ -35,6 +35,7 @@ from .errors import (
     UniqueViolationError,
     UnknownFieldError,
     UnsupportedFormatError,
+    V1DataNotFoundError,
     ValidationError,
 )
 from .migrate_v1 import MigrationReport, migrate_v1
@@ -88,6 +89,7 @@ __all__ = (
     "UniqueViolationError",
     "UnknownFieldError",
     "UnsupportedFormatError",
+    "V1DataNotFoundError",
     "ValidationError",
     "exceptions",
     "field",

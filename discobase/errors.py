@@ -36,6 +36,7 @@ __all__ = (
     "UniqueViolationError",
     "UnknownFieldError",
     "UnsupportedFormatError",
+    "V1DataNotFoundError",
     "ValidationError",
 )
 
@@ -246,3 +247,14 @@ class DiscordRejectedError(DiscobaseError):
         self.code = code
         self.text = text
         super().__init__(f"Discord refused {route} ({status}, code {code}): {text}")
+
+
+class V1DataNotFoundError(DiscobaseError):
+    """``migrate_v1`` found no discobase 1.0 data: the guild has no ``#_dbmetadata`` channel."""
+
+    def __init__(self, guild: int) -> None:
+        self.guild = guild
+        super().__init__(
+            f"guild {guild} has no #_dbmetadata channel, so no discobase 1.0 data: "
+            "pass the guild 1.0 used as the source"
+        )

@@ -30,11 +30,11 @@ import pydantic
 
 from .database import Database, _field_spec, _runtime_class
 from .engine.schema import TableSchema, describe_annotation
-from .errors import DiscobaseError, SchemaError, UniqueViolationError, ValidationError
+from .errors import SchemaError, UniqueViolationError, V1DataNotFoundError, ValidationError
 from .model import Table
 from .transport import StoredMessage
 
-__all__ = ("MigrationReport", "TableReport", "Unreadable", "V1DataNotFoundError", "migrate_v1")
+__all__ = ("MigrationReport", "TableReport", "Unreadable", "migrate_v1")
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +42,6 @@ METADATA_CHANNEL = "_dbmetadata"
 _DISCORD_EPOCH_MS = 1420070400000
 #: Records written to the new table per (atomic) write.
 _CHUNK = 1000
-
-
-class V1DataNotFoundError(DiscobaseError):
-    """The guild has no discobase 1.0 data (no ``#_dbmetadata`` channel)."""
-
-    def __init__(self, guild: int) -> None:
-        self.guild = guild
-        super().__init__(
-            f"guild {guild} has no #{METADATA_CHANNEL} channel, so no discobase 1.0 data: "
-            "pass the guild 1.0 used as the source"
-        )
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ import simcord
 
 import discobase
 from discobase.__main__ import run
-from discobase.migrate_v1 import V1DataNotFoundError
 from tests.conftest import make_bot
 
 RECORDING: dict[str, Any] = json.loads((Path(__file__).parent / "v1_guild.json").read_text())
@@ -235,7 +234,7 @@ async def test_a_guild_without_1_0_data_is_refused(simcord_env, guild, new_db):
     empty = simcord_env.create_guild("empty")
     db = new_db()
     await db.open()
-    with pytest.raises(V1DataNotFoundError, match="_dbmetadata"):
+    with pytest.raises(discobase.V1DataNotFoundError, match="_dbmetadata"):
         await discobase.migrate_v1(db, empty.id)
     await db.close()
 
