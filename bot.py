@@ -272,8 +272,10 @@ class DiscobaseBot(commands.Bot):
         if task.cancelled():
             return
         error = task.exception()
-        if error is not None:
+        if isinstance(error, discobase.DiscobaseError):
             log.warning("opening the database of guild %s failed: %s", guild_id, error)
+        elif error is not None:
+            log.error("opening the database of guild %s failed", guild_id, exc_info=error)
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
         if self.settings.guild_id is None:
