@@ -65,7 +65,8 @@ class Roles:
     """The configured admin and reader roles of each guild, resolved the same way for every check
     and for the storage overwrites.
 
-    A setting of digits is a role id and only ever matches the role with that id: once that role is
+    A setting of digits (or a pasted role mention, ``<@&id>``) is a role id and only ever matches
+    the role with that id: once that role is
     deleted the setting matches nothing, never a role *named* like the id. Any other setting is an
     exact role name, resolved to one role id the first time a guild needs it and kept for the life
     of the process, so a role created or renamed to that name later grants nothing. A name that
@@ -85,8 +86,9 @@ class Roles:
         setting = self.configured(kind)
         if setting is None:
             return None
-        if setting.isdigit():
-            return guild.get_role(int(setting))
+        role_id = setting.removeprefix("<@&").removesuffix(">")
+        if role_id.isdigit():
+            return guild.get_role(int(role_id))
         resolved = self._resolved.get((guild.id, kind))
         if resolved is not None:
             return guild.get_role(resolved)

@@ -115,6 +115,19 @@ class TestRolesById:
             result = await actor.slash(world.channel, "drop", table="pets")
             assert result.response.content.startswith(REFUSED)
 
+    @pytest.mark.parametrize("written", ["{id}", "<@&{id}>"])
+    async def test_an_id_or_a_pasted_mention_names_the_role(
+        self, world: World, written: str
+    ) -> None:
+        real = world.guild.roles[ADMIN_ROLE]
+        await restart_with(world, Settings(admin_role=written.format(id=real.id)))
+
+        allowed = await world.admin.slash(world.channel, "table create", name="t", fields="a:str")
+        refused = await world.reader.slash(world.channel, "table create", name="u", fields="a:str")
+
+        assert allowed.response.content.startswith("Created table `t`")
+        assert refused.response.content.startswith(REFUSED)
+
     async def test_the_storage_overwrite_goes_to_the_configured_role_only(
         self, world: World
     ) -> None:
