@@ -136,6 +136,7 @@ class Database:
         self._clock = ServerClock()
         #: Gateway messages that arrived while the database opens (handled once it is open).
         self._early: list[StoredMessage] | None = None
+        self._sync_when_open = False
 
     # -- tables declared by classes ---------------------------------------------------------
 
@@ -210,6 +211,9 @@ class Database:
             self._ready.set()
             for message in early:
                 self._on_message(message)
+            if self._sync_when_open:
+                self._sync_when_open = False
+                self._background.spawn(self.sync())
             log.info("database open: guild %s, %d tables", guild.id, len(self._engines))
 
     async def _load(self, guild: discord.Guild) -> None:
@@ -640,6 +644,10 @@ class Database:
     def _on_reconnect(self) -> None:
         if self.is_open:
             self._background.spawn(self.sync())
+        elif self._early is not None:
+            # A fresh session while opening: what the reads had already passed and the lost
+            # session missed is caught up once open.
+            self._sync_when_open = True
 
     async def _follow_catalog(self) -> None:
         """Attach tables another process created; detach ones it dropped (a table dropped and

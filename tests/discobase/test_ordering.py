@@ -353,3 +353,40 @@ async def test_a_second_process_with_lower_ids_and_a_late_gateway_loses_nothing(
     await q.close()
     await p.close()
     assert await fresh_state(simcord_env, new_db) == expected
+
+
+async def test_a_session_lost_while_opening_is_caught_up_once_open(simcord_env, new_db, strict):
+    first = await open_with(new_db, Note)
+    await Note(key="a", n=1).save()
+    await first.close()
+    q = await open_with(new_db)
+    p = new_db(compaction=None)
+    p.table(Note)
+    real_history = p.transport.history
+    note_channel = q.schema("note").channels[0]
+    lost = []
+    fresh_session = asyncio.Event()
+
+    async def on_ready() -> None:
+        fresh_session.set()
+
+    simcord_env.bot.add_listener(on_ready)
+
+    async def history(channel_id: int, **kwargs: Any):
+        async for message in real_history(channel_id, **kwargs):
+            yield message
+        if channel_id == note_channel and not lost:
+            # right after P read the table: Q writes, and the session that carried the
+            # event dies before it is delivered; the fresh READY comes while P still opens
+            strict.hold_gateway()
+            await q.tables["note"](key="b", n=2).save()
+            lost.append(strict.drop_gateway())
+            await fresh_session.wait()
+
+    p.transport.history = history  # type: ignore[method-assign]
+    await p.open()
+    await simcord_env.settle()
+    assert lost == [1]
+    assert {r.key: r.n for r in await Note.find()} == {"a": 1, "b": 2}
+    await q.close()
+    await p.close()
