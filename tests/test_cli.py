@@ -1,0 +1,269 @@
+"""The ``discobase`` command line, run in-process against SimCord guilds (and once as a
+subprocess with ``--offline``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import simcord
+
+import discobase
+from discobase.cli import run
+from discobase.progress import Progress
+
+
+async def make_pets(env: simcord.Env, guild: simcord.GuildHandle) -> None:
+    """Two tables in ``guild``: keyed pets (unique email, a json field) and keyless notes."""
+    db = discobase.Database(guild.id, bot=env.bot)
+    await db.open()
+    pets = await db.create_table(
+        "pets",
+        {"name": "str", "legs": ("int", 4), "email": "str?", "born": "date?", "tags": "json"},
+        primary_key="name",
+        unique=["email"],
+    )
+    await pets.insert_many(
+        [
+            {"name": "rex", "legs": 4, "email": "rex@x", "born": "2020-01-02", "tags": ["a"]},
+            {"name": "kaa", "legs": 0, "tags": {"venom": False}},
+            {"name": 'tweety, "the" bird', "legs": 2, "tags": None},
+        ]
+    )
+    notes = await db.create_table("notes", {"text": "str", "at": "datetime?"}, shards=2)
+    await notes.insert_many([{"text": f"note {i}"} for i in range(7)])
+    await db.close()
+
+
+async def contents(env: simcord.Env, guild: simcord.GuildHandle) -> dict[str, Any]:
+    """Every table's schema (channels aside) and records, read by a fresh database."""
+    db = discobase.Database(guild.id, bot=env.bot)
+    await db.open()
+    found: dict[str, Any] = {}
+    for name in sorted(db.tables):
+        schema = db.schema(name).to_dict()
+        del schema["channels"]
+        records = sorted(
+            [
+                json.dumps(r.model_dump(mode="json"), sort_keys=True)
+                async for r in db.tables[name].all()
+            ]
+        )
+        found[name] = (schema, records)
+    await db.close()
+    return found
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+@pytest.fixture
+async def home(simcord_env: simcord.Env) -> simcord.GuildHandle:
+    guild = simcord_env.create_guild("home")
+    await make_pets(simcord_env, guild)
+    return guild
+
+
+async def test_backup_and_restore_into_another_guild_keep_every_schema_and_record(
+    simcord_env, home, tmp_path, capsys
+):
+    other = simcord_env.create_guild("other")
+    backup = tmp_path / "home.discobase"
+    assert await run(["backup", "--guild", "home", str(backup)], simcord_env.bot) == 0
+    assert leftovers(tmp_path) == ["home.discobase"]
+    assert await run(["restore", "--guild", str(other.id), str(backup)], simcord_env.bot) == 0
+    out = capsys.readouterr().out
+    assert "restored 2 tables, 10 records from 'home'" in out
+    original = await contents(simcord_env, home)
+    assert await contents(simcord_env, other) == original
+    assert len(original["notes"][1]) == 7 and original["notes"][0]["shards"] == 2
+
+    # Restoring again over the same tables is refused before anything is written.
+    assert await run(["restore", "--guild", "other", str(backup)], simcord_env.bot) == 1
+    assert "pets" in capsys.readouterr().err
+    assert await contents(simcord_env, other) == original
+
+
+async def test_a_damaged_backup_restores_nothing(simcord_env, home, tmp_path, capsys):
+    other = simcord_env.create_guild("other")
+    backup = tmp_path / "home.discobase"
+    assert await run(["backup", "--guild", "home", str(backup)], simcord_env.bot) == 0
+    lines = backup.read_text().splitlines()
+    cut = tmp_path / "cut.discobase"
+    cut.write_text("\n".join(lines[:-1]) + "\n")  # the last record is missing
+    bad = tmp_path / "bad.discobase"
+    bad.write_text("\n".join(lines).replace('"legs": 2', '"legs": "two"') + "\n")
+    for damaged, why in ((cut, "cut short"), (bad, "legs")):
+        capsys.readouterr()
+        assert await run(["restore", "--guild", "other", str(damaged)], simcord_env.bot) == 3
+        err = capsys.readouterr().err
+        assert why in err and "nothing was restored" in err
+    assert await contents(simcord_env, other) == {}
+
+
+async def test_export_writes_jsonl_and_csv_that_import_reads_back(
+    simcord_env, home, tmp_path, capsys
+):
+    jsonl, table_csv = tmp_path / "pets.jsonl", tmp_path / "pets.csv"
+    assert await run(["export", "--guild", "home", "pets", "-o", str(jsonl)], simcord_env.bot) == 0
+    assert (
+        await run(["export", "--guild", "home", "pets", "-o", str(table_csv)], simcord_env.bot) == 0
+    )
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert {r["name"]: r["legs"] for r in records} == {"rex": 4, "kaa": 0, 'tweety, "the" bird': 2}
+    rows = list(csv.DictReader(io.StringIO(table_csv.read_text())))
+    assert [row["name"] for row in rows] == [r["name"] for r in records]
+    kaa = next(row for row in rows if row["name"] == "kaa")
+    assert kaa == {"name": "kaa", "legs": "0", "email": "", "born": "", "tags": '{"venom": false}'}
+
+    other = simcord_env.create_guild("other")
+    for path, table in ((jsonl, "from_jsonl"), (table_csv, "from_csv")):
+        args = ["import", "--guild", "other", table, str(path), "--create", "--key", "name"]
+        assert await run(args, simcord_env.bot) == 0
+    found = await contents(simcord_env, other)
+    assert found["from_jsonl"][1] == found["from_csv"][1]  # the json field is JSON in CSV
+    assert sorted(json.dumps(r, sort_keys=True) for r in records) == found["from_jsonl"][1]
+
+    # Into an existing table the CSV's cells take the table's types (tags is json there).
+    db = discobase.Database(other.id, bot=simcord_env.bot)
+    await db.open()
+    await db.create_table(
+        "pets", {"name": "str", "legs": "int", "email": "str?", "born": "date?", "tags": "json"}
+    )
+    await db.close()
+    assert await run(["import", "--guild", "other", "pets", str(table_csv)], simcord_env.bot) == 0
+    assert (await contents(simcord_env, other))["pets"][1] == found["from_jsonl"][1]
+
+    database = tmp_path / "all"
+    assert (
+        await run(["export", "--guild", "home", "--all", "-o", str(database)], simcord_env.bot) == 0
+    )
+    assert sorted(p.name for p in database.iterdir()) == ["notes.jsonl", "pets.jsonl"]
+    assert len((database / "notes.jsonl").read_text().splitlines()) == 7
+
+
+async def test_an_import_with_bad_rows_changes_nothing_and_lists_them(
+    simcord_env, home, tmp_path, capsys
+):
+    before = await contents(simcord_env, home)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        '{"name": "new", "legs": 3, "tags": 1}\n'
+        '{"name": "rex", "legs": 1, "tags": 1}\n'  # the key exists
+        "not json\n"
+        '{"name": "x", "legs": "many", "tags": 1}\n'
+        '{"name": "y", "tags": 1, "email": "rex@x"}\n'  # a unique value that exists
+        '{"name": "z", "tags": 1, "colour": "red"}\n'  # no such field
+        '{"name": "new", "tags": 2}\n'  # repeats a key of the file
+    )
+    assert await run(["import", "--guild", "home", "pets", str(bad)], simcord_env.bot) == 3
+    err = capsys.readouterr().err
+    assert "6 of 7 rows are invalid" in err and "nothing was imported" in err
+    for line, why in ((2, "key name='rex'"), (3, "not JSON"), (4, "legs"), (5, "email='rex@x'"),
+                      (6, "colour"), (7, "key name='new'")):  # fmt: skip
+        assert f"line {line}: " in err and why in err
+    assert await contents(simcord_env, home) == before
+
+    assert await run(["import", "--guild", "home", "missing", str(bad)], simcord_env.bot) == 2
+    assert "--create" in capsys.readouterr().err
+    assert (
+        await run(["import", "--guild", "home", "pets", str(tmp_path / "no")], simcord_env.bot) == 2
+    )
+    assert await contents(simcord_env, home) == before
+
+    args = ["import", "--guild", "home", "pets", str(bad), "--skip-invalid"]
+    assert await run(args, simcord_env.bot) == 0
+    assert "imported 1 records into pets, skipped 6 invalid rows" in capsys.readouterr().out
+    after = await contents(simcord_env, home)
+    assert len(after["pets"][1]) == len(before["pets"][1]) + 1
+
+
+async def test_tables_schema_check_compact_stats_and_usage_errors(
+    simcord_env, home, capsys, monkeypatch
+):
+    bot = simcord_env.bot
+    assert await run(["tables", "--guild", "home"], bot) == 0
+    out = capsys.readouterr().out
+    assert "notes\t7 records\t2 fields\tkey (generated)\t2 shards" in out
+    assert "pets\t3 records\t5 fields\tkey name\t1 shards" in out
+    assert await run(["schema", "--guild", "home", "pets"], bot) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["primary_key"] == "name" and schema["unique"] == ["email"]
+    assert await run(["schema", "--guild", "home", "nope"], bot) == 1
+    assert "nope" in capsys.readouterr().err
+    assert await run(["check", "--guild", "home"], bot) == 0
+    assert "2 tables, 10 records" in capsys.readouterr().out
+    assert await run(["stats", "--guild", "home"], bot) == 0
+    assert "total\t10 records" in capsys.readouterr().out
+    assert await run(["compact", "--guild", "home", "pets"], bot) == 0
+    assert "compacted pets" in capsys.readouterr().out
+
+    # A storage channel no table uses: check reports it and exits 4.
+    home.create_text_channel("stray", category=home.channels["discobase"])
+    assert await run(["check", "--guild", "home"], bot) == 4
+    assert "orphan-channel" in capsys.readouterr().out
+
+    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+    monkeypatch.delenv("DISCOBASE_GUILD", raising=False)
+    monkeypatch.chdir(os.path.dirname(__file__))  # no .env here
+    assert await run(["tables", "--guild", "1"]) == 2
+    assert "DISCORD_TOKEN" in capsys.readouterr().err
+    assert await run(["tables"], bot) == 2
+    assert "DISCOBASE_GUILD" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        await run(["export", "--format", "xml"], bot)
+    assert usage.value.code == 2
+
+
+def test_progress_on_a_non_terminal_is_a_few_plain_lines() -> None:
+    now = [0.0]
+    out = io.StringIO()
+    progress = Progress("import t", records=1000, stream=out, clock=lambda: now[0])
+    for _ in range(100):
+        now[0] += 0.0625
+        progress.advance(10, 100)
+    progress.finish()
+    lines = out.getvalue().splitlines()
+    assert "\r" not in out.getvalue() and len(lines) == 12  # the first, every tenth, the summary
+    assert lines[5] == "import t  500/1,000 records  5.0 kB  160 records/s  ETA 3 s"
+    assert lines[-1] == "import t: 1,000 records, 10.0 kB in 6.2 s (160 records/s)"
+
+
+def test_progress_on_a_terminal_redraws_one_bar_at_most_ten_times_a_second() -> None:
+    now = [0.0]
+    out = io.StringIO()
+    progress = Progress("export t", records=200, stream=out, tty=True, clock=lambda: now[0])
+    for _ in range(100):
+        now[0] += 0.03125
+        progress.advance(1, 10)
+    draws = out.getvalue().split("\r")[1:]
+    assert len(draws) == 25  # the first step, then every 4th (0.125 s: over 0.1 s)
+    assert draws[-1] == (
+        "export t  [#########-----------]  97/200 records  970 B  32 records/s  ETA 3 s\x1b[K"
+    )
+
+
+def test_python_m_discobase_runs_offline_and_reports_progress_in_plain_lines(tmp_path):
+    rows = tmp_path / "scores.csv"
+    rows.write_text("player,points\n" + "".join(f"p{i},{i}\n" for i in range(1200)))
+    env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "DISCOBASE_GUILD")}
+    env["PYTHONPATH"] = str(Path(__file__).parent.parent)
+    done = subprocess.run(
+        [sys.executable, "-m", "discobase", "import", "--offline", "scores", str(rows),
+         "--create", "--key", "player"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "imported 1,200 records into scores" in done.stdout
+    progress = [line for line in done.stderr.splitlines() if line.startswith("import scores")]
+    assert progress[0].startswith("import scores  500/1,200 records")
+    assert progress[-1].startswith("import scores: 1,200 records")
+    assert "\r" not in done.stderr
