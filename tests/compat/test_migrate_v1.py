@@ -113,9 +113,17 @@ async def test_every_record_1_0_stored_moves_over_and_1_0_data_stays_untouched(
     assert len(LOST) >= 5 and len(HALF_SAVED) >= 10  # the recording holds both corruptions
     db = new_db()
     await db.open()
+    since = len(simcord_env.http_requests)
     report = await discobase.migrate_v1(db)
 
     assert await v1_channels(simcord_env, v1_guild[1]) == before
+    touched = {
+        (r.method, cid)
+        for r in simcord_env.http_requests[since:]
+        for cid in v1_guild[1]
+        if f"/channels/{cid}" in r.path
+    }
+    assert {method for method, _ in touched} == {"GET"} and len(touched) == 10  # read them all
     bookmark, tag = by_name(report)
     assert (bookmark.name, bookmark.created) == ("bookmark", True)
     assert bookmark.fields == {"title": "str", "url": "str", "stars": "int", "public": "bool"}
