@@ -632,14 +632,16 @@ class Database:
             if catalog.ingest(message):
                 self._background.spawn(self._follow_catalog())
             return
-        if message.channel_id in self._catalog_channels():  # another process's new catalog
-            catalog.add_channel(message.channel_id)
-            self._background.spawn(self.sync())
-            return
         for engine in self._engines.values():
             if engine.owns(message.channel_id):
                 engine.spawn_ingest(message)
                 return
+        channel = self.bot.get_channel(message.channel_id)
+        if getattr(channel, "name", None) == CATALOG_CHANNEL and (
+            message.channel_id in self._catalog_channels()
+        ):
+            catalog.add_channel(message.channel_id)
+            self._background.spawn(self.sync())
 
     def _on_reconnect(self) -> None:
         if self.is_open:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 import discobase
+from discobase.codec import encode_catalog_event
 from tests.conftest import make_bot
 
 
@@ -72,4 +73,33 @@ async def test_a_table_whose_channel_the_gateway_has_not_announced_is_confirmed_
     await db2.open()
     assert [r.name for r in await db2.tables["fresh"].find()] == ["a"]
     assert db2.metrics["GET /channels/{id}"] == 1
+    await db2.close()
+
+
+async def test_a_second_catalog_channel_is_read_live_and_on_open(simcord_env, guild, new_db):
+    """Two processes that opened a fresh guild at once can each keep a catalog (snowflakes of
+    different workers are only k-sorted): events in either one count."""
+    db = new_db()
+    await db.open()
+    Kept = await db.create_table("kept", {"name": str})
+    await Kept(name="a").save()
+    cached = simcord_env.bot.get_guild(guild.id)
+    [category] = db.transport.storage_categories(cached, "discobase")
+    other_catalog = await cached.create_text_channel("catalog", category=category)
+    table_channel = await cached.create_text_channel("late", category=category)
+    schema = {"name": "late", "fields": [{"name": "v", "type": "int"}]}
+    schema["channels"] = [str(table_channel.id)]
+    await other_catalog.send(
+        encode_catalog_event({"op": "create", "table": "late", "schema": schema})
+    )
+    await simcord_env.settle()
+    assert set(db.tables) == {"kept", "late"}
+    await db.tables["late"](v=1).save()
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    db2 = new_db()
+    await db2.open()
+    assert set(db2.tables) == {"kept", "late"}
+    assert [r.v for r in await db2.tables["late"].find()] == [1]
+    assert [r.name for r in await db2.tables["kept"].find()] == ["a"]
     await db2.close()
