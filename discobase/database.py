@@ -25,7 +25,7 @@ from .engine.schema import (
     describe_annotation,
 )
 from .engine.state import Problem
-from .engine.table import Compaction, TableEngine
+from .engine.table import Compaction, TableEngine, Write
 from .engine.tasks import BackgroundTasks
 from .errors import (
     NotATableError,
@@ -124,6 +124,8 @@ class Database:
         #: Storage channels the gateway had not announced when a catalog event named them,
         #: confirmed by a REST read.
         self._confirmed_channels: set[int] = set()
+        #: Tables this process created, by name: the id of its ``create`` event.
+        self._own_creates: dict[str, int] = {}
         self._open_lock = asyncio.Lock()
         # Local schema changes and following other processes' changes take turns, so the
         # gateway echo of our own catalog event never attaches a table twice.
@@ -394,18 +396,18 @@ class Database:
         return cached | self._confirmed_channels
 
     async def _confirm_unknown_channels(self, catalog: Catalog) -> None:
-        """Read by REST the channels the catalog named that the gateway has not announced
-        (another process just made them); refold when some are this guild's storage."""
+        """Read by REST the storage channels when the catalog names channels the gateway has
+        not announced (another process just made them, maybe in a category we have not seen
+        yet); refold when some are this guild's storage."""
+        unknown = catalog.unknown_channels - self._confirmed_channels
+        if not unknown:
+            return
         assert self.guild_id is not None
         guild = self.transport.find_guild(self.guild_id)
-        categories = {c.id for c in self.transport.storage_categories(guild, self.category)}
-        confirmed = False
-        for channel_id in sorted(catalog.unknown_channels - self._confirmed_channels):
-            home = await self.transport.channel_home(channel_id)
-            if home is not None and home[0] == guild.id and home[1] in categories:
-                self._confirmed_channels.add(channel_id)
-                confirmed = True
+        storage = await self.transport.storage_channels(guild, self.category)
+        confirmed = unknown & storage.keys()
         if confirmed:
+            self._confirmed_channels |= confirmed
             catalog.fold()
 
     async def _create_channel(self, name: str) -> int:
@@ -424,11 +426,12 @@ class Database:
             await self._create_channel(schema.name if i == 0 else f"{schema.name}-{i}")
             for i in range(schema.shards)
         ]
-        await catalog.append("create", schema)
+        created = await catalog.append("create", schema)
         await catalog.load()
         await self._confirm_unknown_channels(catalog)
         settled = catalog.tables.get(schema.name)
         if settled is not None and settled.channels == schema.channels:
+            self._own_creates[schema.name] = created.id
             return settled, True
         kept = set(settled.channels) if settled is not None else set()
         log.info("table %s: another process created it first; using its channels", schema.name)
@@ -659,12 +662,42 @@ class Database:
             await self._confirm_unknown_channels(self._catalog)
             tables = self._catalog.tables
             for name, engine in list(self._engines.items()):
-                if name not in tables or tables[name].channels != engine.schema.channels:
-                    await engine.close()
-                    self._detach(name)
+                current = tables.get(name)
+                if current is not None and current.channels == engine.schema.channels:
+                    continue
+                own = self._own_creates.pop(name, None)
+                winner = self._catalog.created_by.get(name)
+                if current is not None and own is not None and winner is not None and winner < own:
+                    await self._join_winner(current, engine)
+                    continue
+                await engine.close()
+                self._detach(name)
             for name, schema in list(self._catalog.tables.items()):
                 if name not in self._engines:
                     await self._attach(schema, self._classes.get(name))
+
+    async def _join_winner(self, schema: TableSchema, lost: TableEngine) -> None:
+        """Another process created the same table at once and its ``create`` (a lower id,
+        which reached us late) won: switch to the winner's channels, move what this process
+        wrote into them (last writer wins by message id, as within one table), then delete
+        ours. The table's class stays usable throughout."""
+        log.warning("table %s: another process created it first; moving our writes", schema.name)
+        cls = self.tables[schema.name]
+        engine = self._engine_for(schema, cls, self.compaction)
+        await engine.load()
+        self._engines[schema.name] = engine
+        cls.__discobase_engine__ = engine
+        await lost.close()
+        versions = engine.state.versions
+        writes = [
+            Write(key, record, lost.encode(record))
+            for key, record in lost.state.records.items()
+            if lost.state.versions.get(key, 0) > versions.get(key, 0)
+        ]
+        await engine.write(writes)
+        for channel_id in lost.schema.channels:
+            if channel_id not in schema.channels:
+                await self.transport.delete_channel(channel_id)
 
     async def sync(self) -> None:
         """Catch up with writes made by other processes (e.g. after a gateway reconnect)."""

@@ -270,19 +270,6 @@ class Transport:
         ids = {category.id for category in self.storage_categories(guild, category_name)}
         return {c.id: c.name for c in guild.text_channels if c.category_id in ids}
 
-    async def channel_home(self, channel_id: int) -> tuple[int, int] | None:
-        """(guild id, parent category id) of a channel, read by REST (for a channel the
-        gateway has not told us about yet); None when it is gone or not a guild channel."""
-        try:
-            channel = await self._call(
-                "GET /channels/{id}", lambda: self.client.fetch_channel(channel_id)
-            )
-        except (StorageCorruptError, MissingPermissionsError):
-            return None
-        if not isinstance(channel, discord.TextChannel) or channel.category_id is None:
-            return None
-        return channel.guild.id, channel.category_id
-
     def _overwrites(
         self, guild: discord.Guild, admin_role: int | None
     ) -> dict[discord.Role | discord.Member | discord.Object, discord.PermissionOverwrite]:
@@ -421,9 +408,20 @@ class Transport:
         categories = self.storage_categories(guild, category_name)
         category = next((c for c in categories if len(c.channels) < CATEGORY_LIMIT), None)
         if category is None:
-            category = await self._create_category(
-                guild, f"{category_name}-{len(categories) + 1}", admin_role
+            # The gateway may not have told us of a category yet (one we just made): ask.
+            channels = await self.list_channels(guild)
+            listed = sorted(
+                (_storage_number(c.name, category_name), c.id, c)
+                for c in channels
+                if isinstance(c, discord.CategoryChannel)
+                and _is_storage_name(c.name, category_name)
             )
+            used = Counter(getattr(c, "category_id", None) for c in channels)
+            category = next((c for _, i, c in listed if used[i] < CATEGORY_LIMIT), None)
+            if category is None:
+                category = await self._create_category(
+                    guild, f"{category_name}-{len(listed) + 1}", admin_role
+                )
         overwrites = self._overwrites(guild, admin_role)
         in_category = category
         return await self._create(

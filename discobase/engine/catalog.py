@@ -46,6 +46,8 @@ class Catalog:
         self.transport = transport
         self.channel_ids = sorted(set(channel_ids))
         self.tables: dict[str, TableSchema] = {}
+        #: Table name -> the message id of the ``create`` that made the current table.
+        self.created_by: dict[str, int] = {}
         self.problems: list[Problem] = []
         self.last_id = 0
         self._storage_channels = storage_channels
@@ -114,6 +116,7 @@ class Catalog:
         before = {name: schema.to_dict() for name, schema in self.tables.items()}
         storage = self._storage_channels() if self._storage_channels is not None else None
         self.tables = {}
+        self.created_by = {}
         self.unknown_channels = set()
         self.problems = [p for p in self.problems if p not in self._fold_problems]
         self._fold_problems = []
@@ -121,7 +124,7 @@ class Catalog:
         outside_creates: dict[str, list[Problem]] = {}
         for message_id in sorted(self._events):
             channel_id, event = self._events[message_id]
-            refusal = self._apply(event, storage)
+            refusal = self._apply(event, storage, message_id)
             if event.get("op") == "drop":
                 outside_creates.pop(event["table"], None)
             if refusal is not None:
@@ -143,7 +146,9 @@ class Catalog:
         self.problems += self._fold_problems
         return before != {name: schema.to_dict() for name, schema in self.tables.items()}
 
-    def _apply(self, event: dict[str, Any], storage: set[int] | None) -> tuple[str, str] | None:
+    def _apply(
+        self, event: dict[str, Any], storage: set[int] | None, message_id: int
+    ) -> tuple[str, str] | None:
         """Apply one event to the fold; return (problem kind, detail) when it is refused."""
         name, op = event["table"], event.get("op")
         if op == "drop":
@@ -182,6 +187,7 @@ class Catalog:
                     f"channels {outside} are not in this guild's storage category",
                 )
         self.tables[name] = schema
+        self.created_by[name] = message_id
         return None
 
     async def append(self, op: str, schema: TableSchema) -> StoredMessage:

@@ -72,7 +72,7 @@ async def test_a_table_whose_channel_the_gateway_has_not_announced_is_confirmed_
     db2 = new_db()
     await db2.open()
     assert [r.name for r in await db2.tables["fresh"].find()] == ["a"]
-    assert db2.metrics["GET /channels/{id}"] == 1
+    assert db2.metrics["GET /guilds/{id}/channels"] == 1
     await db2.close()
 
 
