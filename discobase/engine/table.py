@@ -384,8 +384,8 @@ class TableEngine:
             if not confirmed and batch_id in shard.writer.in_flight:
                 shard.echoes[batch_id] = message  # our own send: its acknowledgement applies it
                 return
-            shard.handled.add(message.id)
             await self._apply_message(shard, message, header)
+            shard.handled.add(message.id)
             return
         shard.handled.add(message.id)
         if header.kind == "snap" and header.fields.get("id", "") not in shard.own_snapshots:

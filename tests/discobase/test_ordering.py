@@ -390,3 +390,34 @@ async def test_a_session_lost_while_opening_is_caught_up_once_open(simcord_env, 
     assert {r.key: r.n for r in await Note.find()} == {"a": 1, "b": 2}
     await q.close()
     await p.close()
+
+
+async def test_a_gateway_batch_whose_download_failed_is_applied_by_the_next_read(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    p = await open_with(new_db, Note, compaction=None)
+    other = await strict.second_process()
+    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+    await q.open()
+    QNote = q.tables["note"]
+    real = p.transport.read_attachment
+    failures = []
+
+    async def flaky(attachment):
+        if not failures:
+            failures.append(attachment)
+            raise discobase.DiscordUnavailableError("GET attachment", 4)
+        return await real(attachment)
+
+    p.transport.read_attachment = flaky  # type: ignore[method-assign]
+    await QNote.insert_many([QNote(key=f"m{i}", n=i) for i in range(60)])  # one attachment
+    await simcord_env.settle()
+    assert len(failures) == 1
+    await p.sync()  # the next read applies what the gateway could not
+    assert len(await Note.find()) == 60
+    await Note(key="p", n=0).save()
+    await past_horizon(simcord_env)
+    await p.compact()
+    await q.close()
+    await p.close()
+    assert len(await fresh_state(simcord_env, new_db)) == 61
