@@ -254,7 +254,9 @@ class TableEngine:
             newest_first.append((message, header))
             if header.kind == "snap":
                 shard.own_snapshots.add(header.fields.get("id", ""))
-                if marker is None:
+                # The snapshot reaching furthest wins: two processes compacting at once can
+                # write a marker covering less after one covering more.
+                if marker is None or _int(header, "upto") > upto:
                     marker, upto = (message, header), _int(header, "upto")
         shard.handled.update(m.id for m, _ in newest_first)
         shard.advance(max(upto, self.clock.horizon(started, self.margin)))

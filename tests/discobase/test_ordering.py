@@ -421,3 +421,42 @@ async def test_a_gateway_batch_whose_download_failed_is_applied_by_the_next_read
     await q.close()
     await p.close()
     assert len(await fresh_state(simcord_env, new_db)) == 61
+
+
+async def test_two_processes_compacting_at_once_lose_nothing(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    p = await open_with(new_db, Note, compaction=None)
+    other = await strict.second_process()
+    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+    await q.open()
+    QNote = q.tables["note"]
+    expected = {}
+    for i in range(3):
+        await Note(key=f"a{i}", n=i).save()
+        expected[f"a{i}"] = i
+    await past_horizon(simcord_env)
+    gate, marking = asyncio.Event(), asyncio.Event()
+    real_send = p.transport.send
+
+    async def slow_send(channel_id: int, content: str, *args: Any, **kwargs: Any):
+        if content.startswith("dbs1 snap"):
+            marking.set()
+            await gate.wait()  # P's marker is slow (a lost response and its retry)
+        return await real_send(channel_id, content, *args, **kwargs)
+
+    p.transport.send = slow_send  # type: ignore[method-assign]
+    p_compacts = asyncio.ensure_future(p.compact())
+    await marking.wait()
+    for i in range(3):  # meanwhile Q writes, time passes, Q compacts further than P
+        await QNote(key=f"b{i}", n=i).save()
+        expected[f"b{i}"] = i
+    await past_horizon(simcord_env)
+    await q.compact()
+    gate.set()
+    await p_compacts  # P's marker is now the newest, and covers less than Q's
+    await simcord_env.settle()
+    assert {r.key: r.n for r in await Note.find()} == expected
+    await q.close()
+    await p.close()
+    assert await fresh_state(simcord_env, new_db) == expected
