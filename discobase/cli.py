@@ -15,22 +15,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import datetime as dt
-import io
 import json
 import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 import pydantic
 
+from . import transfer
 from .database import Database
-from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema
+from .engine.schema import TableSchema
 from .errors import DiscobaseError, TableExistsError
 from .migrate_v1 import migrate_v1
 from .model import Table
@@ -43,8 +41,6 @@ __all__ = ("main", "parser", "run")
 
 OK, FAILED, USAGE, BAD_INPUT, PROBLEMS = 0, 1, 2, 3, 4
 OFFLINE_GUILD = "discobase offline"
-#: Records per ``insert_many`` call (each call lands whole or not at all).
-CHUNK = 500
 BACKUP_VERSION = 1
 
 Command = Callable[[argparse.Namespace, "discord.Client | None"], Awaitable[int]]
@@ -123,25 +119,17 @@ def _table(db: Database, name: str) -> type[Table]:
 # -------------------------------------------------------------------------- files
 
 
-def _dump_value(value: Any) -> str:
-    """A JSON value as a CSV cell: strings as they are, None empty, the rest as JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _csv_line(values: Sequence[str]) -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(values)
-    return out.getvalue()
-
-
 def _format_of(path: str, given: str | None) -> str:
     if given is not None:
         return given
     return "csv" if path.lower().endswith(".csv") else "jsonl"
+
+
+def _read_rows(
+    path: str, fmt: str, schema: TableSchema | None
+) -> Iterator[tuple[transfer.Row, int]]:
+    with open(path, encoding="utf-8", newline="") as file:
+        yield from transfer.read_rows(file, fmt, schema)
 
 
 def _mkdir(path: str) -> None:
@@ -154,229 +142,6 @@ def _writer(path: str) -> TextIO:
 
 def _size(path: str) -> int:
     return Path(path).stat().st_size
-
-
-@dataclass
-class Row:
-    line: int
-    data: dict[str, Any] | None
-    error: str | None = None
-
-
-def _read_rows(path: str, fmt: str, schema: TableSchema | None) -> Iterator[tuple[Row, int]]:
-    """Each row of a JSONL or CSV file with the bytes it took (CSV cells converted by the
-    schema's field types when there is one: empty cells are None in optional fields)."""
-    with open(path, encoding="utf-8", newline="") as file:
-        if fmt == "jsonl":
-            for number, line in enumerate(file, 1):
-                size = len(line.encode())
-                if not line.strip():
-                    yield Row(number, None), size
-                    continue
-                try:
-                    data = json.loads(line)
-                except ValueError as error:
-                    yield Row(number, None, f"not JSON: {error}"), size
-                    continue
-                if not isinstance(data, dict):
-                    yield Row(number, None, "not a JSON object"), size
-                    continue
-                yield Row(number, data), size
-            return
-        reader = csv.reader(file)
-        header = next(reader, None)
-        if header is None:
-            return
-        for values in reader:
-            size = len(_csv_line(values).encode())
-            number = reader.line_num
-            if len(values) != len(header):
-                yield Row(number, None, f"{len(values)} cells, the header has {len(header)}"), size
-                continue
-            data = {}
-            problem = None
-            for name, cell in zip(header, values, strict=True):
-                try:
-                    data[name] = _csv_cell(schema, name, cell)
-                except ValueError as bad:
-                    problem = f"{name}: not JSON: {bad}"
-            yield Row(number, data, problem), size
-
-
-def _csv_cell(schema: TableSchema | None, name: str, cell: str) -> Any:
-    if schema is None or name not in schema.field_names:
-        return cell
-    spec = schema.field(name)
-    if cell == "" and (spec.optional or spec.type == "json"):
-        return None
-    if spec.type == "json":
-        return json.loads(cell)
-    return cell
-
-
-def _validator(schema: TableSchema) -> type[pydantic.BaseModel]:
-    """A model checking records against a schema, before its table exists in this guild."""
-    fields: dict[str, Any] = {}
-    for spec in schema.fields:
-        annotation = TYPE_NAMES[spec.type]
-        if spec.optional:
-            annotation = annotation | None
-        fields[spec.name] = (annotation, None if spec.has_default else ...)
-    return pydantic.create_model(
-        f"{schema.name}_record", __config__=pydantic.ConfigDict(extra="forbid"), **fields
-    )
-
-
-def _infer_schema(
-    name: str, rows: list[dict[str, Any]], key: str | None, csv_file: bool
-) -> TableSchema:
-    """A schema for a new table from the file: a JSON type per field (of a CSV cell: the type
-    of the JSON it reads as, else str), optional where a row lacks it or holds null or an empty
-    cell; mixed types are json."""
-    order: list[str] = []
-    kinds: dict[str, set[str]] = {}
-    for data in rows:
-        for fname, value in data.items():
-            if fname not in kinds:
-                order.append(fname)
-                kinds[fname] = set()
-            kinds[fname].add(_kind(value, csv_file))
-    specs = []
-    for fname in order:
-        seen = kinds[fname]
-        optional = "null" in seen or any(fname not in data for data in rows)
-        seen.discard("null")
-        if seen == {"int", "float"}:
-            seen = {"float"}
-        type_name = seen.pop() if len(seen) == 1 else ("str" if not seen else "json")
-        specs.append(FieldSchema(fname, type_name, optional, has_default=optional))
-    return TableSchema(name, specs, key).validate()
-
-
-def _kind(value: Any, csv_file: bool) -> str:
-    if value is None or (csv_file and value == ""):
-        return "null"
-    if csv_file:  # a cell that reads as JSON other than a string is of that type
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return "str"
-        if value is None:
-            return "str"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "float"
-    if isinstance(value, str):
-        return "str"
-    return "json"
-
-
-def _fields_of(schema: TableSchema) -> dict[str, Any]:
-    """``create_table``'s ``fields`` for a schema (a factory default keeps its recorded value)."""
-    fields: dict[str, Any] = {}
-    for spec in schema.fields:
-        type_name = spec.type + ("?" if spec.optional else "")
-        if spec.has_default and not (spec.factory and spec.default is None):
-            fields[spec.name] = (type_name, spec.default)
-        else:
-            fields[spec.name] = type_name
-    return fields
-
-
-# -------------------------------------------------------------------------- validation
-
-
-@dataclass
-class Checked:
-    """A file validated against a table: the records to write and the rows refused."""
-
-    records: list[dict[str, Any]] = field(default_factory=list)
-    bad: list[str] = field(default_factory=list)
-    rows: int = 0
-
-
-def _check_rows(
-    rows: list[Row],
-    schema: TableSchema,
-    model: type[pydantic.BaseModel],
-    existing: dict[str, set[Any]],
-) -> Checked:
-    """Validate every row; refuse repeated or existing keys and unique values."""
-    checked = Checked()
-    seen: dict[str, set[Any]] = {name: set(values) for name, values in existing.items()}
-    for row in rows:
-        if row.data is None and row.error is None:
-            continue
-        checked.rows += 1
-        if row.error is not None or row.data is None:
-            checked.bad.append(f"line {row.line}: {row.error}")
-            continue
-        try:
-            record = model.model_validate(row.data).model_dump(mode="json")
-        except DiscobaseError as error:
-            checked.bad.append(f"line {row.line}: {error}")
-            continue
-        except pydantic.ValidationError as error:
-            details = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in error.errors()
-            )
-            checked.bad.append(f"line {row.line}: {details}")
-            continue
-        clash = next(
-            (
-                name
-                for name in seen
-                if record.get(name) is not None and _hashable(record[name]) in seen[name]
-            ),
-            None,
-        )
-        if clash is not None:
-            what = "key" if clash == schema.primary_key else "unique value"
-            checked.bad.append(
-                f"line {row.line}: {what} {clash}={record[clash]!r} is in the table or the file already"
-            )
-            continue
-        for name, values in seen.items():
-            if record.get(name) is not None:
-                values.add(_hashable(record[name]))
-        checked.records.append(record)
-    return checked
-
-
-def _hashable(value: Any) -> Any:
-    return json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
-
-
-async def _existing(table: type[Table] | None, schema: TableSchema) -> dict[str, set[Any]]:
-    """The values already held by the table's key and unique fields."""
-    names = [*([schema.primary_key] if schema.primary_key else []), *schema.unique]
-    values: dict[str, set[Any]] = {name: set() for name in names}
-    if table is not None and names:
-        async for record in table.all():
-            data = record.model_dump(mode="json")
-            for name in names:
-                if data.get(name) is not None:
-                    values[name].add(_hashable(data[name]))
-    return values
-
-
-async def _insert(table: type[Table], records: list[dict[str, Any]], progress: Progress) -> None:
-    """Insert in chunks of :data:`CHUNK` (each lands whole); a failure says how far it got."""
-    done = 0
-    try:
-        for start in range(0, len(records), CHUNK):
-            chunk = records[start : start + CHUNK]
-            await table.insert_many(chunk)
-            done += len(chunk)
-            progress.advance(len(chunk), sum(len(json.dumps(r)) for r in chunk))
-    except DiscobaseError as error:
-        raise DiscobaseError(
-            f"{error} ({done:,} of {len(records):,} records were written before this; "
-            "they stay in the table)"
-        ) from error
 
 
 # -------------------------------------------------------------------------- commands
@@ -434,11 +199,11 @@ async def _export_table(
     out = _writer(path) if path else sys.stdout
     try:
         if fmt == "csv":
-            out.write(_csv_line(schema.field_names))
+            out.write(transfer.csv_line(schema.field_names))
         async for record in table.all():
             data = record.model_dump(mode="json")
             if fmt == "csv":
-                line = _csv_line([_dump_value(data[f]) for f in schema.field_names])
+                line = transfer.csv_line([transfer.dump_value(data[f]) for f in schema.field_names])
             else:
                 line = json.dumps(data, ensure_ascii=False) + "\n"
             out.write(line)
@@ -472,11 +237,11 @@ async def _import(args: argparse.Namespace, client: discord.Client | None) -> in
             if not good:
                 print(f"{args.file} holds no records to make a table from", file=sys.stderr)
                 return BAD_INPUT
-            schema = _infer_schema(args.table, good, args.key, fmt == "csv")
+            schema = transfer.infer_schema(args.table, good, args.key, fmt == "csv")
             if fmt == "csv":  # cells read before the schema existed: empty ones are None now
                 rows = [row for row, _ in _read_rows(args.file, fmt, schema)]
-        model: type[pydantic.BaseModel] = table if table is not None else _validator(schema)
-        checked = _check_rows(rows, schema, model, await _existing(table, schema))
+        model: type[pydantic.BaseModel] = table if table is not None else transfer.validator(schema)
+        checked = transfer.check_rows(rows, schema, model, await transfer.existing(table, schema))
         if checked.bad:
             print(f"{len(checked.bad)} of {checked.rows} rows are invalid:", file=sys.stderr)
             for line in checked.bad[: args.show]:
@@ -491,14 +256,14 @@ async def _import(args: argparse.Namespace, client: discord.Client | None) -> in
         if table is None:
             table = await db.create_table(
                 schema.name,
-                _fields_of(schema),
+                transfer.fields_of(schema),
                 primary_key=schema.primary_key,
                 indexes=schema.indexes,
                 unique=schema.unique,
             )
-            print(f"created table {schema.name}: {json.dumps(_fields_of(schema))}")
+            print(f"created table {schema.name}: {json.dumps(transfer.fields_of(schema))}")
         progress = Progress(f"import {args.table}", records=len(checked.records))
-        await _insert(table, checked.records, progress)
+        await transfer.insert(table, checked.records, progress.advance)
         progress.finish()
         skipped = f", skipped {len(checked.bad)} invalid rows" if checked.bad else ""
         print(f"imported {len(checked.records):,} records into {args.table}{skipped}")
@@ -537,9 +302,9 @@ async def _backup(args: argparse.Namespace, client: discord.Client | None) -> in
 
 def _read_backup(
     path: str,
-) -> tuple[dict[str, Any], list[tuple[TableSchema, list[Row]]], list[str]]:
+) -> tuple[dict[str, Any], list[tuple[TableSchema, list[transfer.Row]]], list[str]]:
     """The header, each table with its rows, and what is wrong with the file's structure."""
-    tables: list[tuple[TableSchema, list[Row]]] = []
+    tables: list[tuple[TableSchema, list[transfer.Row]]] = []
     problems: list[str] = []
     header: dict[str, Any] = {}
     for row, _ in _read_rows(path, "jsonl", None):
@@ -559,7 +324,7 @@ def _read_backup(
                 problems.append(f"line {row.line}: bad table schema: {error}")
                 break
         elif "r" in row.data and tables and isinstance(row.data["r"], dict):
-            tables[-1][1].append(Row(row.line, row.data["r"]))
+            tables[-1][1].append(transfer.Row(row.line, row.data["r"]))
         else:
             problems.append(f"line {row.line}: neither a table nor a record of one")
     if not header and not problems:
@@ -578,9 +343,11 @@ def _read_backup(
 
 async def _restore(args: argparse.Namespace, client: discord.Client | None) -> int:
     header, tables, problems = _read_backup(args.file)
-    checked: dict[str, Checked] = {}
+    checked: dict[str, transfer.Checked] = {}
     for schema, rows in tables:
-        result = _check_rows(rows, schema, _validator(schema), await _existing(None, schema))
+        result = transfer.check_rows(
+            rows, schema, transfer.validator(schema), await transfer.existing(None, schema)
+        )
         checked[schema.name] = result
         problems += [f"table {schema.name}: {line}" for line in result.bad]
     if problems:
@@ -601,13 +368,13 @@ async def _restore(args: argparse.Namespace, client: discord.Client | None) -> i
         for schema, _ in tables:
             table = await db.create_table(
                 schema.name,
-                _fields_of(schema),
+                transfer.fields_of(schema),
                 primary_key=schema.primary_key,
                 indexes=schema.indexes,
                 unique=schema.unique,
                 shards=schema.shards,
             )
-            await _insert(table, checked[schema.name].records, progress)
+            await transfer.insert(table, checked[schema.name].records, progress.advance)
         progress.finish()
         print(f"restored {len(tables)} tables, {total:,} records from {header.get('guild')!r}")
     return OK

@@ -102,6 +102,7 @@ async def test_every_command_option_is_described() -> None:
             "update",
             "delete",
             "export",
+            "import",
         }
         for command in commands:
             for parameter in command.parameters:
