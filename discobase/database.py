@@ -189,7 +189,7 @@ class Database:
         """Bind to the guild, create or verify the storage layout, load every table.
 
         Waits until the client is ready. Idempotent. Raises :class:`GuildNotFoundError`,
-        :class:`MissingPermissionsError`, :class:`SchemaMismatchError`,
+        :class:`GuildUnavailableError`, :class:`MissingPermissionsError`, :class:`SchemaMismatchError`,
         :class:`UnsupportedFormatError`.
         """
         async with self._open_lock:
@@ -202,7 +202,7 @@ class Database:
             # Listen before reading: a message stored before a read begins is in the read,
             # one stored after it reaches the gateway; those that arrive meanwhile wait.
             self._early = []
-            self.transport.listen(self._on_message, self._on_reconnect)
+            self.transport.listen(self._on_message, self._on_reconnect, guild_id=guild.id)
             try:
                 await self._load(guild)
             except BaseException:

@@ -22,6 +22,7 @@ __all__ = (
     "DiscordRejectedError",
     "DiscordUnavailableError",
     "GuildNotFoundError",
+    "GuildUnavailableError",
     "MissingPermissionsError",
     "NotATableError",
     "NotConnectedError",
@@ -86,6 +87,18 @@ class GuildNotFoundError(DiscobaseError):
         super().__init__(
             f"the bot is not in a guild {guild!r}: invite it to that server (a person creates the "
             "server; bots cannot since 2025) or pass the right id or name to Database()"
+        )
+
+
+class GuildUnavailableError(DiscobaseError):
+    """Discord reports the guild unavailable (an outage on its side): nothing can be read or
+    written there until it is available again."""
+
+    def __init__(self, guild: int | str) -> None:
+        self.guild = guild
+        super().__init__(
+            f"the guild {guild!r} is unavailable (a Discord outage); open the database again "
+            "once Discord reports it available (the on_guild_available event)"
         )
 
 

@@ -27,6 +27,7 @@ from .errors import (
     DiscordRejectedError,
     DiscordUnavailableError,
     GuildNotFoundError,
+    GuildUnavailableError,
     MissingPermissionsError,
     NotConnectedError,
     StorageCorruptError,
@@ -170,6 +171,7 @@ class Transport:
         #: Failed attempts that were retried, by route.
         self.retries: Counter[str] = Counter()
         self._subscriber: tuple[Callable[[StoredMessage], None], Callable[[], None]] | None = None
+        self._guild_id: int | None = None
 
     @staticmethod
     def create_client() -> discord.Client:
@@ -248,6 +250,8 @@ class Transport:
         )
         if found is None:
             raise GuildNotFoundError(guild)
+        if found.unavailable or found.me is None:
+            raise GuildUnavailableError(found.id)
         missing = [
             name for name in REQUIRED_PERMISSIONS if not getattr(found.me.guild_permissions, name)
         ]
@@ -541,11 +545,23 @@ class Transport:
     # -- gateway ----------------------------------------------------------------------------
 
     def listen(
-        self, on_message: Callable[[StoredMessage], None], on_reconnect: Callable[[], None]
+        self,
+        on_message: Callable[[StoredMessage], None],
+        on_reconnect: Callable[[], None],
+        *,
+        guild_id: int | None = None,
     ) -> bool:
         """Call ``on_message`` for every message created in the client's guilds, and
-        ``on_reconnect`` when the client connects afresh (a new READY, whose missed events
-        the gateway does not replay).
+        ``on_reconnect`` whenever events of the guild ``guild_id`` (any guild: None) may have
+        been missed, which the gateway never replays:
+
+        - a new READY (``on_ready``): the client connected afresh;
+        - a shard's new READY (``on_shard_ready``, an ``AutoShardedClient`` re-identifying one
+          shard fires no ``on_ready``), for the shard that holds the guild;
+        - the guild available again after an outage (``on_guild_available``; Discord sends
+          none of its events while it is unavailable).
+
+        A resumed session (``on_resumed``) needs nothing: Discord replays what it missed.
 
         Needs a :class:`discord.ext.commands.Bot`-like client (``add_listener``); returns
         False when the client cannot deliver events, in which case ``Database.sync`` catches up.
@@ -555,17 +571,26 @@ class Transport:
             return False
         self.unlisten()
         self._subscriber = (on_message, on_reconnect)
-        add_listener(self._on_message, "on_message")
-        add_listener(self._on_ready, "on_ready")
+        self._guild_id = guild_id
+        for handler, event in self._handlers():
+            add_listener(handler, event)
         return True
 
     def unlisten(self) -> None:
         """Stop delivering gateway events."""
         remove_listener = getattr(self.client, "remove_listener", None)
         if self._subscriber is not None and remove_listener is not None:
-            remove_listener(self._on_message, "on_message")
-            remove_listener(self._on_ready, "on_ready")
+            for handler, event in self._handlers():
+                remove_listener(handler, event)
         self._subscriber = None
+
+    def _handlers(self) -> list[tuple[Callable[..., Awaitable[None]], str]]:
+        return [
+            (self._on_message, "on_message"),
+            (self._on_ready, "on_ready"),
+            (self._on_shard_ready, "on_shard_ready"),
+            (self._on_guild_available, "on_guild_available"),
+        ]
 
     async def _on_message(self, message: discord.Message) -> None:
         if self._subscriber is not None:
@@ -574,3 +599,12 @@ class Transport:
     async def _on_ready(self) -> None:
         if self._subscriber is not None:
             self._subscriber[1]()
+
+    async def _on_shard_ready(self, shard_id: int) -> None:
+        guild = self.client.get_guild(self._guild_id) if self._guild_id is not None else None
+        if guild is None or guild.shard_id == shard_id:
+            await self._on_ready()
+
+    async def _on_guild_available(self, guild: discord.Guild) -> None:
+        if self._guild_id is None or guild.id == self._guild_id:
+            await self._on_ready()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import inspect
 import os
 import random
 from collections import deque
@@ -124,6 +125,8 @@ class Pipe:
 
     listener: Callable[[str, Mapping[str, Any]], None]
     queue: deque[tuple[str, Mapping[str, Any]]] = field(default_factory=deque)
+    #: Guilds in an outage: none of their events reach this connection.
+    unavailable: set[int] = field(default_factory=set)
     holding: bool = False
     draining: bool = False
 
@@ -436,8 +439,11 @@ class Strict:
         self.backend.transcript.append(("GATEWAY", event, payload))
         if event == "INTERACTION_CREATE":
             self._interactions[int(payload["id"])] = (self.backend.clock.elapsed, self.modelled)
+        guild_id = payload.get("guild_id")
         for listener in list(self.backend.subscribers):
             pipe = self._pipe_for(listener)
+            if guild_id is not None and int(guild_id) in pipe.unavailable:
+                continue
             if pipe.queue or pipe.holding or self._defer:
                 pipe.queue.append((event, payload))
             else:
@@ -537,31 +543,47 @@ class Strict:
         return len(events)
 
     def drop_gateway(
-        self, process: Process | None = None, *, unavailable: tuple[int, ...] = ()
+        self,
+        process: Process | None = None,
+        *,
+        unavailable: tuple[int, ...] = (),
+        shard: int | None = None,
     ) -> int:
         """The connection dies and cannot resume: the held events are lost and the client gets a
         fresh READY (``on_ready`` again), with the guilds in ``unavailable`` left unavailable.
-        Returns how many events were lost."""
+        For the test's bot as an ``AutoShardedClient``, ``shard`` re-identifies that one shard
+        (discord.py then fires ``on_shard_ready``, not ``on_ready``). Returns how many events
+        were lost."""
         process = process or self._primary
         pipe = self._pipe_of(process)
         lost = len(pipe.queue)
         pipe.queue.clear()
         pipe.holding = False
-        self._identify(process, unavailable)
+        if shard is not None:
+            if process is not self._primary or unavailable:
+                raise ValueError("shard= re-identifies one shard of the test's own bot")
+            feed = inspect.getclosurevars(self.env._gateway_feed).nonlocals["raw_feed"]
+            with self.env._bot_scope():
+                feed.__self__.identify(shard, replay_guilds=True)
+        else:
+            self._identify(process, unavailable)
         return lost
 
     def guild_outage(self, guild_id: int, process: Process | None = None) -> None:
-        """The guild becomes unavailable (GUILD_DELETE with ``unavailable: true``)."""
+        """The guild becomes unavailable (GUILD_DELETE with ``unavailable: true``); none of its
+        events reach the client until :meth:`guild_available`."""
         for pipe in self._targets(process):
             self._deliver(pipe, "GUILD_DELETE", {"id": str(guild_id), "unavailable": True})
+            pipe.unavailable.add(guild_id)
 
     def guild_available(self, guild_id: int, process: Process | None = None) -> None:
-        """The outage ends: GUILD_CREATE with ``unavailable: false`` (``on_guild_available``)."""
-        payload = dict(
-            serializers.guild_create_payload(self.backend, self.backend.guilds[guild_id])
-        )
+        """The outage ends: GUILD_CREATE with ``unavailable: false`` (``on_guild_available``).
+        What happened in the guild meanwhile is not replayed."""
+        guild = self.backend.guilds[guild_id]
+        payload = dict(serializers.guild_create_payload(self.backend, guild))
         payload["unavailable"] = False
         for pipe in self._targets(process):
+            pipe.unavailable.discard(guild_id)
             self._deliver(pipe, "GUILD_CREATE", payload)
 
     def _targets(self, process: Process | None) -> list[Pipe]:

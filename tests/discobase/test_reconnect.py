@@ -1,0 +1,143 @@
+"""Missed gateway events are caught up: after a fresh READY, after one shard of an
+AutoShardedClient re-identifies, and after a guild outage; an unavailable guild at open is a
+typed error. Another process (same token, on its own connection) writes meanwhile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+import pytest
+from discord.ext import commands
+
+import discobase
+from tests.conftest import make_bot
+from tests.strict import Process, Strict
+
+
+@pytest.fixture
+def simcord_bot(request: pytest.FixtureRequest) -> commands.Bot:
+    if getattr(request, "param", None) == "sharded":
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = True
+        return commands.AutoShardedBot(
+            command_prefix="!", intents=intents, help_command=None, shard_count=2
+        )
+    return make_bot()
+
+
+async def writer_and_reader(
+    simcord_env: Any, strict: Strict, guild: Any, retry: discobase.RetryPolicy
+) -> tuple[Process, Any, Any, discobase.Database]:
+    """A table ``t`` written by a second process and read by a database on the test's bot."""
+    other = await strict.second_process()
+    writer = discobase.Database(guild.id, bot=other.bot, retry=retry)
+    await writer.open()
+    written = await writer.create_table("t", {"name": str, "n": int}, primary_key="name")
+    reader = discobase.Database(guild.id, bot=simcord_env.bot, retry=retry)
+    await reader.open()
+    await written(name="a", n=1).save()
+    await simcord_env.settle()
+    assert await seen(reader) == {"a": 1}
+    return other, writer, written, reader
+
+
+async def seen(db: discobase.Database) -> dict[str, int]:
+    return {r.name: r.n for r in await db.tables["t"].find()}
+
+
+async def missed_writes(written: Any) -> None:
+    await written(name="b", n=2).save()
+    await written(name="a", n=3).save()
+
+
+async def test_a_fresh_ready_catches_up_what_the_lost_connection_missed(
+    simcord_env, strict: Strict, guild, fast_retry
+):
+    _, writer, written, reader = await writer_and_reader(simcord_env, strict, guild, fast_retry)
+    strict.hold_gateway()
+    await missed_writes(written)
+    assert strict.drop_gateway() >= 2
+    await simcord_env.settle()
+    assert await seen(reader) == {"a": 3, "b": 2}
+    await reader.close()
+    await writer.close()
+
+
+@pytest.mark.parametrize("simcord_bot", ["sharded"], indirect=True)
+async def test_one_shard_re_identifying_catches_up_its_guild(
+    simcord_env, strict: Strict, guild, fast_retry
+):
+    _, writer, written, reader = await writer_and_reader(simcord_env, strict, guild, fast_retry)
+    shard = simcord_env.bot.get_guild(guild.id).shard_id
+    readies: list[str] = []
+
+    async def on_ready() -> None:
+        readies.append("ready")
+
+    simcord_env.bot.add_listener(on_ready)
+    strict.hold_gateway()
+    await missed_writes(written)
+    assert strict.drop_gateway(shard=shard) >= 2
+    await simcord_env.settle()
+    assert readies == []  # discord.py fires only on_shard_ready for one shard
+    assert await seen(reader) == {"a": 3, "b": 2}
+    await reader.close()
+    await writer.close()
+
+
+@pytest.mark.parametrize("simcord_bot", ["sharded"], indirect=True)
+async def test_another_shard_re_identifying_does_not_read_the_guild_again(
+    simcord_env, strict: Strict, guild, fast_retry
+):
+    _, writer, _, reader = await writer_and_reader(simcord_env, strict, guild, fast_retry)
+    shard = simcord_env.bot.get_guild(guild.id).shard_id
+    before = len(simcord_env.http_requests)
+    strict.drop_gateway(shard=1 - shard)
+    await simcord_env.settle()
+    assert simcord_env.http_requests[before:] == []
+    await reader.close()
+    await writer.close()
+
+
+async def test_a_guild_outage_is_caught_up_when_the_guild_is_available_again(
+    simcord_env, strict: Strict, guild, fast_retry
+):
+    _, writer, written, reader = await writer_and_reader(simcord_env, strict, guild, fast_retry)
+    strict.guild_outage(guild.id, process=strict.bot)
+    await missed_writes(written)
+    await simcord_env.settle()
+    assert await seen(reader) == {"a": 1}  # nothing arrived during the outage
+    strict.guild_available(guild.id, process=strict.bot)
+    await simcord_env.settle()
+    assert await seen(reader) == {"a": 3, "b": 2}
+    await reader.close()
+    await writer.close()
+
+
+async def test_opening_during_a_guild_outage_is_a_typed_error(
+    simcord_env, strict: Strict, guild, new_db
+):
+    strict.guild_outage(guild.id)
+    await simcord_env.settle()
+    db = new_db()
+    with pytest.raises(discobase.GuildUnavailableError) as raised:
+        await db.open()
+    assert raised.value.guild == guild.id
+    assert not db.is_open
+    strict.guild_available(guild.id)
+    await simcord_env.settle()
+    await db.open()
+    assert db.is_open
+    await db.close()
+
+
+async def test_a_guild_left_unavailable_by_ready_is_a_typed_error_at_open(
+    simcord_env, strict: Strict, guild, new_db
+):
+    strict.drop_gateway(unavailable=(guild.id,))
+    await simcord_env.settle()
+    with pytest.raises(discobase.GuildUnavailableError):
+        await new_db().open()
+    assert [c.name for c in simcord_env.backend.channels.values()] == []  # nothing was made
