@@ -9,6 +9,7 @@ that the layers above can read without knowing discord.py.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import io
 import logging
@@ -60,6 +61,25 @@ _DISCORD_EPOCH_MS = 1420070400000
 CATEGORY_LIMIT = 50
 _BULK_DELETE_AGE = timedelta(days=13, hours=23)
 
+#: The timeout of each HTTP exchange made by a request the transport is running.
+_REQUEST_TIMEOUT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "discobase_request_timeout", default=None
+)
+
+
+async def _timed_request(request: Callable[..., Awaitable[Any]], route: Any, **kwargs: Any) -> Any:
+    """``HTTPClient.request`` with an aiohttp timeout per exchange when the transport runs it.
+
+    discord.py passes extra keyword arguments of ``request`` on to aiohttp's
+    ``ClientSession.request``, inside its retry loop and after its rate-limit waits; aiohttp
+    raises a ``TimeoutError`` when an exchange takes longer. Requests the transport does not run
+    (the bot's own) are left as they are.
+    """
+    timeout = _REQUEST_TIMEOUT.get()
+    if timeout is not None and "timeout" not in kwargs:
+        kwargs["timeout"] = aiohttp.ClientTimeout(total=timeout)
+    return await request(route, **kwargs)
+
 
 @dataclass(frozen=True)
 class RetryPolicy:
@@ -67,7 +87,8 @@ class RetryPolicy:
 
     ``attempts`` counts the first try. The delay before retry ``n`` is
     ``base_delay * 2**(n-1)`` (capped at ``max_delay``, with jitter); a 429 waits its
-    ``retry_after`` instead. ``timeout`` bounds one request.
+    ``retry_after`` instead. ``timeout`` bounds each HTTP exchange of a request, not the
+    time spent waiting out a rate limit (discord.py waits those inside the request).
     """
 
     attempts: int = 5
@@ -194,6 +215,26 @@ class Transport:
 
     # -- the chokepoint -------------------------------------------------------------------
 
+    async def _attempt(self, request: Callable[[], Awaitable[T]]) -> T:
+        """One attempt of a request, bounded by the policy's timeout.
+
+        The bound applies to each HTTP exchange with Discord (an aiohttp timeout that
+        :func:`_timed_request` adds to the client's requests made here), not to the time
+        discord.py spends waiting out a rate limit before or between them: a 429 with
+        ``retry_after`` over the timeout is waited for, not cut off and re-sent. Work that
+        does not go through ``HTTPClient.request`` (attachment downloads) gets a plain
+        timeout."""
+        http = self.client.http
+        if getattr(http.request, "__wrapped__", None) is None:
+            http.request = functools.update_wrapper(  # type: ignore[method-assign]
+                functools.partial(_timed_request, http.request), http.request
+            )
+        token = _REQUEST_TIMEOUT.set(self.retry.timeout)
+        try:
+            return await request()
+        finally:
+            _REQUEST_TIMEOUT.reset(token)
+
     async def _call(
         self, route: str, request: Callable[[], Awaitable[T]], *, idempotent: bool = True
     ) -> T:
@@ -205,7 +246,7 @@ class Transport:
         for attempt in range(1, policy.attempts + 1):
             self.calls[route] += 1
             try:
-                return await asyncio.wait_for(request(), policy.timeout)
+                return await self._attempt(request)
             except discord.Forbidden as error:
                 raise MissingPermissionsError(
                     0, [f"{route} ({error.text or 'forbidden'})"]
@@ -510,7 +551,10 @@ class Transport:
         """An attachment's bytes, or None when it is gone."""
         try:
             return await self._call(
-                "GET attachment", lambda: self.client.http.get_from_cdn(attachment.url)
+                "GET attachment",
+                lambda: asyncio.wait_for(
+                    self.client.http.get_from_cdn(attachment.url), self.retry.timeout
+                ),
             )
         except StorageCorruptError:
             return None

@@ -55,6 +55,8 @@ TOKEN_LIFETIME = 15 * 60.0
 DPY_RETRIED_5XX = frozenset({500, 502, 504, 524})
 #: discord.py's retry loop makes at most this many tries.
 DPY_TRIES = 5
+#: aiohttp's default total timeout for a session's requests (discord.py sets none).
+AIOHTTP_TIMEOUT = 300.0
 
 #: Request kinds the fault knobs take, as (method, path pattern).
 KINDS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -75,16 +77,20 @@ class Fault:
 
     kind: str
     times: int | None
-    #: "lost" (applied, then the response is lost), "429" or "5xx".
+    #: "lost" (applied, then the response is lost), "429", "5xx" or "hang".
     what: str
     error: BaseException | None = None
     status: int = 0
     retry_after: float = 0.0
     applied: bool = False
     process: Process | None = None
+    #: For a rate limit by time: the modelled instant its bucket opens again.
+    until: float | None = None
     hits: int = 0
 
-    def matches(self, method: str, path: str, process: Process) -> bool:
+    def matches(self, method: str, path: str, process: Process, now: float) -> bool:
+        if self.until is not None and now >= self.until:
+            return False
         if self.times is not None and self.hits >= self.times:
             return False
         if self.process is not None and self.process is not process:
@@ -335,20 +341,24 @@ class Strict:
                 await send()
                 assert fault.error is not None
                 raise fault.error
+            if fault.what == "hang":
+                if fault.applied:
+                    await send()
+                timeout = kwargs.get("timeout")
+                total = timeout.total if isinstance(timeout, aiohttp.ClientTimeout) else None
+                seconds = total / self.time_scale if total else AIOHTTP_TIMEOUT
+                await self._wait(f"{method} {path}", seconds, "hang")
+                raise aiohttp.ServerTimeoutError("Timeout on reading data from socket")
             if fault.what == "429":
-                status, data = (
-                    429,
-                    {
-                        "message": "You are being rate limited.",
-                        "code": 0,
-                        "retry_after": fault.retry_after,
-                        "global": False,
-                    },
-                )
+                retry_after = fault.retry_after
+                if fault.until is not None:
+                    retry_after = fault.until - self.now()
+                status, data = 429, {"message": "You are being rate limited.", "code": 0}
+                data |= {"retry_after": retry_after, "global": False}
                 limit = http.max_ratelimit_timeout
-                if limit and fault.retry_after > limit:
-                    raise discord.RateLimited(fault.retry_after)
-                await self._wait(f"{method} {path}", fault.retry_after, "429")
+                if limit and retry_after > limit:
+                    raise discord.RateLimited(retry_after)
+                await self._wait(f"{method} {path}", retry_after, "429")
                 continue
             status, data = fault.status, {"message": "Server error", "code": 0}
             if fault.applied:
@@ -361,17 +371,27 @@ class Strict:
             raise discord.DiscordServerError(_FakeResponse(status), data)  # type: ignore[arg-type]
         raise discord.HTTPException(_FakeResponse(status), data)  # type: ignore[arg-type]
 
+    def now(self) -> float:
+        """Modelled seconds since the world began: the virtual clock plus REST time and waits."""
+        return float(self.backend.clock.elapsed) + self.modelled
+
     def _take(self, method: str, path: str, process: Process) -> Fault | None:
+        now = self.now()
         for fault in self.faults:
-            if fault.matches(method, path, process):
+            if fault.matches(method, path, process, now):
                 fault.hits += 1
                 return fault
         return None
 
     async def _wait(self, route: str, seconds: float, why: str) -> None:
+        """Wait ``seconds`` of modelled time; a wait cut short counts only what it took."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
         self.waits.append((route, seconds, why))
-        self.modelled += seconds
-        await asyncio.sleep(seconds * self.time_scale)
+        try:
+            await asyncio.sleep(seconds * self.time_scale)
+        finally:
+            self.modelled += min(seconds, (loop.time() - start) / self.time_scale)
 
     # -- what Discord does with a request ---------------------------------------------------------
 
@@ -497,6 +517,29 @@ class Strict:
         (not applied). discord.py sleeps that long and retries inside ``request`` unless it
         exceeds the client's ``max_ratelimit_timeout``, which raises ``RateLimited`` instead."""
         return self._add(Fault(kind, times, "429", retry_after=retry_after, process=process))
+
+    def rate_limited_for(
+        self, kind: str, seconds: float, *, process: Process | None = None
+    ) -> Fault:
+        """The bucket of ``kind`` is spent for the next ``seconds`` of modelled time: every request
+        in that window gets a 429 whose ``retry_after`` is the time left (a re-send does not
+        help; waiting does)."""
+        fault = Fault(kind, None, "429", process=process, until=self.now() + seconds)
+        return self._add(fault)
+
+    def hang(
+        self,
+        kind: str,
+        *,
+        times: int | None = 1,
+        applied: bool = False,
+        process: Process | None = None,
+    ) -> Fault:
+        """The next ``times`` requests of ``kind`` get no answer (with ``applied``: after Discord
+        did the work). aiohttp gives up after the request's ``timeout`` (discord.py passes extra
+        ``request`` keywords to aiohttp; real seconds, so ``timeout / time_scale`` modelled ones),
+        else after its session default of 300 s, raising ``aiohttp.ServerTimeoutError``."""
+        return self._add(Fault(kind, times, "hang", applied=applied, process=process))
 
     def server_errors(
         self,

@@ -357,3 +357,24 @@ async def test_the_marker_turns_strict_mode_on(simcord_env, channel):
     await channel.send("one", nonce="n")
     await channel.send("two", nonce="n")
     assert stored(simcord_env, channel.id) == ["one"]
+
+
+async def test_a_rate_limit_by_time_answers_429_until_its_window_ends(
+    simcord_env, strict: Strict, channel
+):
+    strict.rate_limited_for("message_create", 100)
+    await channel.send("waited")
+    assert [(seconds, why) for _, seconds, why in strict.waits] == [(100, "429")]
+    await channel.send("at once")
+    assert len(strict.waits) == 1
+    assert stored(simcord_env, channel.id) == ["waited", "at once"]
+
+
+async def test_a_hung_request_times_out_after_aiohttp_s_timeout(
+    simcord_env, strict: Strict, channel
+):
+    strict.hang("message_create", applied=True)
+    with pytest.raises(TimeoutError):
+        await channel.send("applied, never answered")
+    assert [(seconds, why) for _, seconds, why in strict.waits] == [(300, "hang")]
+    assert stored(simcord_env, channel.id) == ["applied, never answered"]
