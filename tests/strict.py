@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import inspect
+import logging
 import os
 import random
 from collections import deque
@@ -69,6 +70,8 @@ KINDS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 _DISCORD_EPOCH_MS = 1420070400000
+#: discord.py's HTTP logger: its retry loop logs every 429 it waits out here.
+_DPY_LOG = logging.getLogger("discord.http")
 
 
 @dataclass
@@ -358,6 +361,12 @@ class Strict:
                 limit = http.max_ratelimit_timeout
                 if limit and retry_after > limit:
                     raise discord.RateLimited(retry_after)
+                _DPY_LOG.warning(
+                    "We are being rate limited. %s %s responded with 429. Retrying in %.2f seconds.",
+                    method,
+                    route.url,
+                    retry_after,
+                )
                 await self._wait(f"{method} {path}", retry_after, "429")
                 continue
             status, data = fault.status, {"message": "Server error", "code": 0}

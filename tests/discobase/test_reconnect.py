@@ -35,6 +35,7 @@ async def writer_and_reader(
     writer = discobase.Database(guild.id, bot=other.bot, retry=retry)
     await writer.open()
     written = await writer.create_table("t", {"name": str, "n": int}, primary_key="name")
+    await simcord_env.settle()  # the reader's gateway has seen the storage channels
     reader = discobase.Database(guild.id, bot=simcord_env.bot, retry=retry)
     await reader.open()
     await written(name="a", n=1).save()
