@@ -118,9 +118,11 @@ async def test_writes_after_the_writer_ended_start_it_again(
     await db.open()
     for legs in range(5):  # each save finds the writer of the one before it gone
         await Pet(name="rex", legs=legs).save()
+        await simcord_env.settle()  # the gateway echo of the save may still be on its way
         assert discobase_tasks() == []
     waiting = [asyncio.ensure_future(Pet(name=f"p{i}", legs=i).save()) for i in range(20)]
     await asyncio.gather(*waiting)
+    await simcord_env.settle()
     assert discobase_tasks() == []
     await db.close()
     await simcord_env.restart_bot(make_bot())
