@@ -259,7 +259,8 @@ class TableEngine:
                 if marker is None or _int(header, "upto") > upto:
                     marker, upto = (message, header), _int(header, "upto")
         shard.handled.update(m.id for m, _ in newest_first)
-        shard.advance(max(upto, self.clock.horizon(started, self.margin)))
+        newest = max((m.id for m, _ in newest_first), default=0)
+        shard.advance(max(upto, self._horizon(started, newest)))
         log_messages = sorted(newest_first, key=lambda item: item[0].id)
         if marker is not None:
             marker_message, marker_header = marker
@@ -300,7 +301,7 @@ class TableEngine:
                 messages.append((message, parse_header(message.content)))
             except FormatProblem:
                 continue
-        shard.advance(self.clock.horizon(started, self.margin))
+        shard.advance(self._horizon(started, max(shard.handled, default=0)))
         for message, header in sorted(messages, key=lambda item: item[0].id):
             if header.kind == "batch":
                 await self._apply_message(shard, message, header)
@@ -401,10 +402,18 @@ class TableEngine:
     async def _read_to_horizon(self, shard: LogShard) -> None:
         """Apply every message above the horizon not handled yet; move the horizon."""
         started = self.clock.read_starts()
+        newest = 0
         for message in await self.transport.newer_than(shard.channel_id, shard.horizon):
             self.clock.observe(message.id)
+            newest = max(newest, message.id)
             await self.ingest(message, confirmed=True)
-        shard.advance(self.clock.horizon(started, self.margin))
+        shard.advance(self._horizon(started, newest))
+
+    def _horizon(self, started: int, newest: int) -> int:
+        """The horizon of a read begun at ``started`` whose newest message was ``newest``:
+        never past that message, so a local clock that stepped forward cannot carry a
+        snapshot over messages the read did not return (or over its own parts)."""
+        return min(self.clock.horizon(started, self.margin), newest)
 
     # -- writing --------------------------------------------------------------------------
 

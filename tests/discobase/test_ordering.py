@@ -14,6 +14,7 @@ import pydantic
 import pytest
 
 import discobase
+from discobase.engine import horizon
 from tests.conftest import make_bot, past_horizon
 
 
@@ -460,3 +461,18 @@ async def test_two_processes_compacting_at_once_lose_nothing(
     await q.close()
     await p.close()
     assert await fresh_state(simcord_env, new_db) == expected
+
+
+async def test_a_local_clock_that_steps_forward_does_not_carry_a_snapshot_past_its_read(
+    simcord_env, new_db, monkeypatch
+):
+
+    p = await open_with(new_db, Note, compaction=None)
+    for i in range(3):
+        await Note(key=f"a{i}", n=i).save()
+    await past_horizon(simcord_env)
+    real = horizon._local_ms
+    monkeypatch.setattr(horizon, "_local_ms", lambda: real() + 60_000)  # an NTP step, a resume
+    await p.compact()
+    await p.close()
+    assert await fresh_state(simcord_env, new_db) == {"a0": 0, "a1": 1, "a2": 2}
