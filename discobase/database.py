@@ -364,8 +364,10 @@ class Database:
         it lost and is still empty, is deleted. Any catalog channels left are all read."""
         created = await self._create_channel(CATALOG_CHANNEL)
         channels = await self.transport.storage_channels(guild, self.category)
-        catalog_ids = sorted(i for i, name in channels.items() if name == CATALOG_CHANNEL)
-        lost = bool(catalog_ids) and catalog_ids[0] < created
+        # Ours counts even when the listing misses it (it went into a category of our own
+        # that the other process's, of lower id, has since replaced)
+        catalog_ids = sorted({created} | {i for i, n in channels.items() if n == CATALOG_CHANNEL})
+        lost = catalog_ids[0] < created
         if lost and not [m async for m in self.transport.history(created)]:
             log.info("another process made the catalog first; removing ours")
             await self.transport.delete_channel(created)

@@ -283,6 +283,28 @@ async def test_two_clients_of_one_token_open_a_fresh_guild_and_create_a_table_at
     await third.close()
 
 
+async def test_a_process_whose_gateway_has_not_seen_the_storage_yet_opens_and_reads_it(
+    simcord_env, guild, strict, fast_retry
+):
+    """Another process made the storage a moment ago and its channel creates have not reached
+    our gateway cache yet: our open makes a category and catalog of its own, finds the other
+    one's by REST, removes its own and reads the other's table."""
+    other = await strict.second_process()
+    writer = discobase.Database(guild.id, bot=other.bot, retry=fast_retry)
+    await writer.open()
+    written = await writer.create_table("t", {"name": str, "n": int}, primary_key="name")
+    reader = discobase.Database(guild.id, bot=simcord_env.bot, retry=fast_retry)
+    await reader.open()  # no settle: the cache may lag behind the other process's creates
+    await written(name="a", n=1).save()
+    await simcord_env.settle()
+    assert [(r.name, r.n) for r in await reader.tables["t"].find()] == [("a", 1)]
+    await simcord_env.settle()
+    report = await reader.check()
+    assert not [p for p in report.problems if p.kind != "orphan-channel"]
+    await reader.close()
+    await writer.close()
+
+
 @pytest.mark.parametrize("fault", ["lost", "applied 502"])
 async def test_strict_channel_create_faults_make_one_set_of_channels(
     simcord_env, guild, strict, new_db, fault
