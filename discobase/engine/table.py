@@ -305,8 +305,10 @@ class TableEngine:
         for message, header in sorted(messages, key=lambda item: item[0].id):
             if header.kind == "batch":
                 await self._apply_message(shard, message, header)
-            else:
-                shard.stale_ids.append(message.id)
+            elif header.kind == "snap":
+                # A snapshot this read could not use may be another process's, written while
+                # this one read: never delete it, and leave compacting the shard to that one.
+                shard.foreign_snapshot = True
 
     async def _apply_message(
         self, shard: LogShard, message: StoredMessage, header: Header, *, version: int | None = None

@@ -476,3 +476,42 @@ async def test_a_local_clock_that_steps_forward_does_not_carry_a_snapshot_past_i
     await p.compact()
     await p.close()
     assert await fresh_state(simcord_env, new_db) == {"a0": 0, "a1": 1, "a2": 2}
+
+
+async def test_a_process_whose_load_met_a_half_deleted_snapshot_never_deletes_the_new_one(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    p = await open_with(new_db, Note, compaction=None)
+    expected = {}
+    for i in range(5):
+        await Note(key=f"b{i}", n=i).save()
+        expected[f"b{i}"] = i
+    await past_horizon(simcord_env)
+    await p.compact()  # the old snapshot: its marker ends the first page of history
+    for i in range(99):
+        await Note(key=f"c{i:03}", n=i).save()
+        expected[f"c{i:03}"] = i
+    await past_horizon(simcord_env)
+    other = await strict.second_process()
+    channel = p.schema("note").channels[0]
+    real_logs_from = other.bot.http.logs_from
+    paused, resume = asyncio.Event(), asyncio.Event()
+
+    async def logs_from(channel_id: int, limit: int = 100, before: Any = None, **kw: Any):
+        if channel_id == channel and before is not None and not resume.is_set():
+            paused.set()
+            await resume.wait()  # P compacts between two of Q's page reads
+        return await real_logs_from(channel_id, limit, before=before, **kw)
+
+    other.bot.http.logs_from = logs_from
+    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+    opening = asyncio.ensure_future(q.open())
+    await paused.wait()
+    await p.compact()
+    resume.set()
+    await opening
+    await past_horizon(simcord_env)
+    assert await q.compact() == 0  # it leaves the shard to the process that compacted it
+    await q.close()
+    await p.close()
+    assert await fresh_state(simcord_env, new_db) == expected
