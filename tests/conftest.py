@@ -20,6 +20,7 @@ import asyncio
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import discord
 import hypothesis  # noqa: F401  (see below)
@@ -128,3 +129,27 @@ def discobase_tasks(*, with_bot: bool = False) -> list[asyncio.Task[object]]:
         if any(path == source or source in path.parents for source in sources):
             found.append(task)
     return found
+
+
+class HeldGateway:
+    """Holds the bot's MESSAGE_CREATE events back, as a slow gateway does, until released:
+    they then arrive after the REST answers to later writes."""
+
+    def __init__(self, bot: Any) -> None:
+        self.state = bot._connection  # gateway events reach the client through it
+        self.real = self.state.dispatch
+        self.held: list[tuple[Any, ...]] = []
+        self.holding = False
+        self.state.dispatch = self.dispatch
+
+    def dispatch(self, event: str, *args: Any, **kwargs: Any) -> None:
+        if event == "message" and self.holding:
+            self.held.append(args)
+            return
+        self.real(event, *args, **kwargs)
+
+    def release(self) -> None:
+        self.holding = False
+        held, self.held = self.held, []
+        for args in held:
+            self.real("message", *args)

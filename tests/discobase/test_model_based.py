@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 import discobase
-from tests.conftest import make_bot
+from tests.conftest import HeldGateway, make_bot
 
 KEYS = st.sampled_from([f"k{i}" for i in range(8)])
 VALUES = st.integers(min_value=-5, max_value=5)
@@ -70,29 +70,6 @@ class Tally(discobase.Table):
 
 def shard_of(key: str) -> int:
     return zlib.crc32(json.dumps(key).encode()) % 2
-
-
-class HeldGateway:
-    """Holds MESSAGE_CREATE events back while ``holding``; ``release`` delivers them late."""
-
-    def __init__(self, bot: Any) -> None:
-        self.state = bot._connection
-        self.real = self.state.dispatch
-        self.held: list[tuple[Any, ...]] = []
-        self.holding = False
-        self.state.dispatch = self.dispatch
-
-    def dispatch(self, event: str, *args: Any, **kwargs: Any) -> None:
-        if event == "message" and self.holding:
-            self.held.append(args)
-            return
-        self.real(event, *args, **kwargs)
-
-    def release(self) -> None:
-        self.holding = False
-        held, self.held = self.held, []
-        for args in held:
-            self.real("message", *args)
 
 
 Record = tuple[int, str, str | None]

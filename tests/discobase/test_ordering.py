@@ -15,7 +15,7 @@ import pytest
 
 import discobase
 from discobase.engine import horizon
-from tests.conftest import make_bot, past_horizon
+from tests.conftest import HeldGateway, make_bot, past_horizon
 
 
 class Note(discobase.Table):
@@ -45,30 +45,6 @@ def keys_on(shard: int, count: int, prefix: str) -> list[str]:
     return [k for k in keys if shard_of(k) == shard][:count]
 
 
-class HeldGateway:
-    """Holds the bot's MESSAGE_CREATE events back, as a slow gateway does, until released:
-    they then arrive after the REST answers to later writes."""
-
-    def __init__(self, env: Any) -> None:
-        self.state = env.bot._connection  # gateway events reach the client through it
-        self.real = self.state.dispatch
-        self.held: list[tuple[Any, ...]] = []
-        self.holding = False
-        self.state.dispatch = self.dispatch
-
-    def dispatch(self, event: str, *args: Any, **kwargs: Any) -> None:
-        if event == "message" and self.holding:
-            self.held.append(args)
-            return
-        self.real(event, *args, **kwargs)
-
-    def release(self) -> None:
-        self.holding = False
-        held, self.held = self.held, []
-        for args in held:
-            self.real("message", *args)
-
-
 async def open_with(new_db, cls: type[discobase.Table] | None = None, **options):
     db = new_db(**options)
     if cls is not None:
@@ -90,7 +66,7 @@ async def test_a_late_event_of_another_process_survives_a_compaction(simcord_env
     p = await open_with(new_db, Note, compaction=None)
     q = await open_with(new_db)  # a second process on the guild, with a runtime class
     QNote = q.tables["note"]
-    gateway = HeldGateway(simcord_env)
+    gateway = HeldGateway(simcord_env.bot)
     gateway.holding = True
     await QNote(key="q", n=1).save()  # acknowledged to Q; P hears of it late
     await Note(key="p", n=2).save()
@@ -318,7 +294,7 @@ async def test_a_group_whose_failed_part_discord_stored_after_all_stays_whole(si
         return response
 
     http.request = request
-    gateway = HeldGateway(simcord_env)
+    gateway = HeldGateway(simcord_env.bot)
     gateway.holding = True  # the stored part's event comes after the write failed
     with pytest.raises(discobase.DiscordUnavailableError):
         await Pair.insert_many([Pair(key=zero[0], n=1), Pair(key=one[0], n=2)])
