@@ -1,0 +1,99 @@
+"""Constraints of a write (primary key and unique fields), checked before anything is sent.
+
+A write in flight holds a reservation on each value it makes unique (its key and its unique
+fields' values) until it lands or fails, so two writes of one process cannot both pass the
+check for the same value while neither is applied yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import RecordNotFoundError, UniqueViolationError
+from .core import Write
+from .schema import TableSchema
+from .state import TableState
+
+__all__ = ("Constraints", "Reservation", "Slot")
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A value that one record at most may hold: a record's key (``field`` None) or the
+    value of a unique field."""
+
+    field: str | None
+    value: Any
+
+
+@dataclass
+class Reservation:
+    """Who holds a slot while writes are in flight: the key of the record and how many
+    writes in flight hold it."""
+
+    holder: Any
+    count: int = 0
+
+
+class Constraints:
+    """Checks writes against the state and the writes in flight, and holds their slots."""
+
+    def __init__(self, schema: TableSchema, state: TableState) -> None:
+        self.schema = schema
+        self.state = state
+        self.reserved: dict[Slot, Reservation] = {}
+
+    def check(self, writes: list[Write], *, insert: bool, must_exist: bool) -> None:
+        """Raise when a write breaks a constraint (nothing is reserved or sent)."""
+        name, pk = self.schema.name, self.schema.primary_key
+        in_batch: dict[Slot, Any] = {}
+        for write in writes:
+            exists = write.key in self.state.records
+            if must_exist and not exists:
+                raise RecordNotFoundError(name, write.key)
+            if write.is_delete:
+                continue
+            key_slot = Slot(None, write.key)
+            if insert and (exists or key_slot in self.reserved):
+                raise UniqueViolationError(name, pk or "pk", write.key, write.key)
+            for field_name in self.schema.unique:
+                value = getattr(write.record, field_name)
+                if value is None:
+                    continue
+                slot = Slot(field_name, value)
+                reservation = self.reserved.get(slot)
+                holders = [
+                    self.state.unique_holder(field_name, value, write.key),
+                    reservation.holder if reservation is not None else None,
+                    in_batch.get(slot),
+                ]
+                for holder in holders:
+                    if holder is not None and holder != write.key:
+                        raise UniqueViolationError(name, field_name, value, holder)
+                in_batch[slot] = write.key
+            if insert:
+                if key_slot in in_batch:
+                    raise UniqueViolationError(name, pk or "pk", write.key, write.key)
+                in_batch[key_slot] = write.key
+
+    def reserve(self, writes: list[Write]) -> list[Slot]:
+        """Hold the slots of ``writes`` until :meth:`release`; return them."""
+        held: list[Slot] = []
+        for write in writes:
+            if write.is_delete:
+                continue
+            slots = [Slot(name, getattr(write.record, name)) for name in self.schema.unique]
+            for slot in [*slots, Slot(None, write.key)]:
+                if slot.value is None:
+                    continue
+                self.reserved.setdefault(slot, Reservation(write.key)).count += 1
+                held.append(slot)
+        return held
+
+    def release(self, held: list[Slot]) -> None:
+        for slot in held:
+            reservation = self.reserved[slot]
+            reservation.count -= 1
+            if reservation.count <= 0:
+                del self.reserved[slot]

@@ -1,0 +1,127 @@
+"""What the parts of one table's engine share, and how a message read from a shard is applied.
+
+Loading, gateway ingest and the write path all end in :meth:`TableCore.apply_message` or
+:meth:`TableCore.apply_batch`: a batch is applied once (by batch id, whichever path meets it
+first); a snapshot part is folded at the snapshot's version. Messages that are not readable
+discobase data are reported as problems and skipped, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..codec import Entry, FormatProblem, Header, decode_body, decode_entries
+from ..transport import StoredMessage, Transport
+from .horizon import ServerClock
+from .schema import TableSchema
+from .shard import LogShard
+from .state import Problem, TableState
+from .tasks import BackgroundTasks
+
+__all__ = ("TableCore", "Write")
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Write:
+    """One operation of a write: a put of ``record`` (its JSON form in ``data``) or a delete."""
+
+    key: Any
+    record: Any = None
+    data: dict[str, Any] | None = None
+
+    @property
+    def is_delete(self) -> bool:
+        return self.data is None
+
+
+@dataclass(eq=False)
+class TableCore:
+    """One table's schema, storage, state and shards, shared by the parts of its engine."""
+
+    schema: TableSchema
+    transport: Transport
+    state: TableState
+    clock: ServerClock
+    #: Seconds a horizon stays behind the start of the read that confirmed it.
+    margin: float
+    size_limit: int
+    background: BackgroundTasks
+    shards: list[LogShard] = field(default_factory=list)
+    by_channel: dict[int, LogShard] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.schema.name
+
+    def add_shards(self, shards: list[LogShard]) -> None:
+        self.shards[:] = shards
+        self.by_channel.clear()
+        self.by_channel.update((shard.channel_id, shard) for shard in shards)
+
+    def read_horizon(self, started: int, newest: int) -> int:
+        """The horizon of a read begun at ``started`` whose newest message was ``newest``:
+        never past that message, so a local clock that stepped forward cannot carry a
+        snapshot over messages the read did not return (or over its own parts)."""
+        return min(self.clock.horizon(started, self.margin), newest)
+
+    def is_ours(self, shard: LogShard, message: StoredMessage) -> bool:
+        """Only the bot's own messages are storage; anyone else's is reported and skipped."""
+        if self.transport.is_ours(message):
+            return True
+        self.problem(
+            shard,
+            message,
+            FormatProblem("foreign-author", "written by another user or a webhook, not this bot"),
+        )
+        return False
+
+    def problem(self, shard: LogShard, message: StoredMessage, problem: FormatProblem) -> None:
+        log.warning(
+            "table %s: skipping message %s in channel %s: %s",
+            self.name,
+            message.id,
+            shard.channel_id,
+            problem,
+        )
+        self.state.problems.append(
+            Problem(self.name, shard.channel_id, message.id, problem.kind, problem.detail)
+        )
+
+    async def apply_message(
+        self, shard: LogShard, message: StoredMessage, header: Header, *, version: int | None = None
+    ) -> None:
+        """Decode one batch or snapshot part (downloading its attachment) and apply it."""
+        batch_id = header.fields.get("id", "")
+        if header.kind == "batch" and batch_id in shard.seen_batches:
+            if shard.seen_batches[batch_id] != message.id:
+                shard.stale_ids.append(message.id)  # a duplicate of a retried send
+            return
+        attachment = None
+        try:
+            if header.fields.get("att") == "1" and message.attachments:
+                attachment = await self.transport.read_attachment(message.attachments[0])
+            entries = decode_entries(header, decode_body(header, message.content, attachment))
+        except FormatProblem as problem:
+            self.problem(shard, message, problem)
+            return
+        if header.kind == "batch":
+            self.apply_batch(shard, message.id, batch_id, entries)
+        else:
+            self.state.apply(entries, message.id if version is None else version, shard.channel_id)
+
+    def apply_batch(
+        self, shard: LogShard, message_id: int, batch_id: str, entries: list[Entry]
+    ) -> bool:
+        """Apply a log batch unless it was applied already; return whether it was new."""
+        if batch_id in shard.seen_batches:  # e.g. applied while its attachment downloaded
+            return False
+        shard.seen_batches[batch_id] = message_id
+        shard.log_ids.append(message_id)
+        shard.messages_since_snapshot += 1
+        shard.entries_since_snapshot += len(entries)
+        self.state.apply(entries, message_id, shard.channel_id)
+        return True

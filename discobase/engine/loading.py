@@ -1,0 +1,118 @@
+"""Loading a table: each shard read newest first back to its snapshot, then folded.
+
+A shard is read back to the snapshot marker that reaches furthest (two processes compacting
+at once can write a marker covering less after one covering more); the snapshot's parts are
+folded at the marker's version, then the log after it. A marker whose parts are gone is not
+trusted: the whole log is read instead. The read moves the shard's horizon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..codec import FormatProblem, Header, parse_header
+from ..transport import StoredMessage
+from .core import TableCore
+from .shard import LogShard
+from .state import Problem
+
+__all__ = ("Loader",)
+
+
+class Loader:
+    """Reads the shards of one table and folds them into its state."""
+
+    def __init__(self, core: TableCore) -> None:
+        self.core = core
+
+    async def load(self) -> None:
+        """Read every shard side by side (versions make the fold independent of arrival
+        order)."""
+        await asyncio.gather(*(self._load_shard(shard) for shard in self.core.shards))
+
+    async def _load_shard(self, shard: LogShard) -> None:
+        core = self.core
+        started = core.clock.read_starts()
+        newest_first: list[tuple[StoredMessage, Header]] = []
+        marker: tuple[StoredMessage, Header] | None = None
+        upto = -1
+        async for message in core.transport.history(shard.channel_id):
+            core.clock.observe(message.id)
+            if not core.is_ours(shard, message):
+                shard.handled.add(message.id)
+                continue
+            try:
+                header = parse_header(message.content)
+            except FormatProblem as problem:
+                core.problem(shard, message, problem)
+                shard.handled.add(message.id)
+                continue
+            if marker is not None and message.id <= upto:
+                shard.leftovers_from = message.id  # an unfinished clean-up left it
+                break
+            newest_first.append((message, header))
+            if header.kind == "snap":
+                shard.own_snapshots.add(header.fields.get("id", ""))
+                # The snapshot reaching furthest wins: two processes compacting at once can
+                # write a marker covering less after one covering more.
+                if marker is None or _int(header, "upto") > upto:
+                    marker, upto = (message, header), _int(header, "upto")
+        shard.handled.update(m.id for m, _ in newest_first)
+        newest = max((m.id for m, _ in newest_first), default=0)
+        shard.advance(max(upto, core.read_horizon(started, newest)))
+        log_messages = sorted(newest_first, key=lambda item: item[0].id)
+        if marker is not None:
+            marker_message, marker_header = marker
+            parts = {int(p) for p in marker_header.get("parts").split(",") if p}
+            by_id = {m.id: (m, h) for m, h in log_messages}
+            if not parts <= by_id.keys():
+                # A marker whose parts are gone cannot be trusted: read the whole log instead.
+                core.state.problems.append(
+                    Problem(
+                        core.name,
+                        shard.channel_id,
+                        marker_message.id,
+                        "missing-attachment",
+                        "snapshot parts named by the marker are gone; reading the full log",
+                    )
+                )
+                shard.stale_ids.clear()
+                await self._load_full(shard)
+                return
+            for part_id in sorted(parts):
+                await core.apply_message(shard, *by_id[part_id], version=upto)
+            shard.snapshot_ids = [*sorted(parts), marker_message.id]
+        for message, header in log_messages:
+            if header.kind == "batch":
+                await core.apply_message(shard, message, header)
+            elif message.id not in shard.snapshot_ids:
+                shard.stale_ids.append(message.id)  # an older snapshot or an orphan part
+
+    async def _load_full(self, shard: LogShard) -> None:
+        core = self.core
+        started = core.clock.read_starts()
+        messages: list[tuple[StoredMessage, Header]] = []
+        async for message in core.transport.history(shard.channel_id):
+            core.clock.observe(message.id)
+            shard.handled.add(message.id)
+            if not core.transport.is_ours(message):
+                continue
+            try:
+                messages.append((message, parse_header(message.content)))
+            except FormatProblem:
+                continue
+        shard.advance(core.read_horizon(started, max(shard.handled, default=0)))
+        for message, header in sorted(messages, key=lambda item: item[0].id):
+            if header.kind == "batch":
+                await core.apply_message(shard, message, header)
+            elif header.kind == "snap":
+                # A snapshot this read could not use may be another process's, written while
+                # this one read: never delete it, and leave compacting the shard to that one.
+                shard.foreign_snapshot = True
+
+
+def _int(header: Header, name: str) -> int:
+    try:
+        return header.get_int(name)
+    except FormatProblem:
+        return -1
