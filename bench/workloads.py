@@ -381,7 +381,7 @@ def response_text(result: simcord.InteractionResult) -> str:
 
 async def w7_slash_find(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
     """``/find`` through the bot's slash command, end to end, on a table built beforehand."""
-    from bot import Settings, create_bot
+    from discobot import Settings, create_bot
 
     results: list[Result] = []
     total = sizes.w7_records

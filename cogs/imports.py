@@ -19,12 +19,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs._autocomplete import table_names
-from cogs._database import guild_database, table_class
-from cogs._errors import BadInputError, answer_errors
-from cogs._permissions import Access, requires
-from cogs._render import code, plural, respond, truncate
 from discobase import transfer
+from discobot.autocomplete import table_names
+from discobot.databases import guild_database, table_class
+from discobot.errors import BadInputError, answer_errors
+from discobot.permissions import Access, requires
+from discobot.render import code, plural, respond, truncate
 
 Interaction = discord.Interaction[Any]
 #: Files larger than this are refused before download (the records are held in memory).

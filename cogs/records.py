@@ -15,8 +15,8 @@ from discord import app_commands
 from discord.ext import commands
 
 import discobase
-from cogs._autocomplete import query_fields, record_keys, sort_fields, table_names
-from cogs._database import (
+from discobot.autocomplete import query_fields, record_keys, sort_fields, table_names
+from discobot.databases import (
     field_names,
     field_types,
     guild_database,
@@ -26,10 +26,10 @@ from cogs._database import (
     record_fields,
     table_class,
 )
-from cogs._errors import BadInputError, answer_errors
-from cogs._grammar import Condition, coerce_value, parse_json_object, parse_query, parse_sort
-from cogs._permissions import Access, requires
-from cogs._render import (
+from discobot.errors import BadInputError, answer_errors
+from discobot.grammar import Condition, coerce_value, parse_json_object, parse_query, parse_sort
+from discobot.permissions import Access, requires
+from discobot.render import (
     code,
     paginate,
     plural,
@@ -38,8 +38,8 @@ from cogs._render import (
     table_pages,
     truncate,
 )
-from cogs._render import share as share_page
-from cogs._views import Confirmation, RecordPages, still_allowed
+from discobot.render import share as share_page
+from discobot.views import Confirmation, RecordPages, still_allowed
 
 Interaction = discord.Interaction[Any]
 FORM_FIELD_LIMIT = 5

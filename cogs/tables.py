@@ -8,12 +8,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs._autocomplete import table_names
-from cogs._database import guild_database, table_class, within_token
-from cogs._errors import BadInputError, answer_errors
-from cogs._grammar import FIELD_TYPES, parse_fields, parse_names
-from cogs._permissions import Access, requires
-from cogs._render import (
+from discobot.autocomplete import table_names
+from discobot.databases import guild_database, table_class, within_token
+from discobot.errors import BadInputError, answer_errors
+from discobot.grammar import FIELD_TYPES, parse_fields, parse_names
+from discobot.permissions import Access, requires
+from discobot.render import (
     EMBED_COLOUR,
     EMBED_DESCRIPTION_LIMIT,
     add_field,
@@ -24,7 +24,7 @@ from cogs._render import (
     shown,
     truncate,
 )
-from cogs._views import Confirmation
+from discobot.views import Confirmation
 
 Interaction = discord.Interaction[Any]
 MAX_PROBLEMS_SHOWN = 20

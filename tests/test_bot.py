@@ -1,4 +1,5 @@
-"""bot.py: settings, the bot factory, startup checks, exit codes and the offline mode."""
+"""The bot (``python bot.py``, the discobot package): settings, the bot factory, startup checks,
+exit codes and the offline mode."""
 
 from __future__ import annotations
 
@@ -16,9 +17,13 @@ import discord
 import pytest
 import simcord
 
-import bot
 import discobase
-from bot import CommandSync, ExitCode, Settings, SettingsError, create_bot
+import discobot.offline
+from discobot import CommandSync, DiscobaseBot, ExitCode, Settings, SettingsError, create_bot
+from discobot.offline import offline_session, run_offline
+from discobot.startup import main, run_online
+
+COGS = Path(__file__).resolve().parents[1] / "cogs"
 
 
 def test_settings_come_from_the_environment() -> None:
@@ -109,11 +114,19 @@ async def test_every_command_option_is_described() -> None:
                 assert parameter.description != "…", f"{command.qualified_name} {parameter.name}"
 
 
+async def test_the_bot_loads_every_module_in_cogs_as_an_extension() -> None:
+    the_bot = create_bot(Settings())
+    async with simcord.run(the_bot):
+        assert set(the_bot.extensions) == {
+            f"cogs.{path.stem}" for path in COGS.glob("*.py") if path.stem != "__init__"
+        }
+
+
 class TestConfiguredGuild:
     """With DISCOBASE_GUILD set, the bot opens that guild's database when it is ready, or stops."""
 
     @staticmethod
-    async def started(with_guild: bool) -> tuple[simcord.Env, bot.DiscobaseBot]:
+    async def started(with_guild: bool) -> tuple[simcord.Env, DiscobaseBot]:
         the_bot = create_bot(Settings(guild_id=1234))
         env = simcord.Env(the_bot)
         if with_guild:
@@ -163,9 +176,9 @@ async def test_a_rejected_token_is_one_line_and_exit_code_3(
     async def refuse(self: Any, token: str, *, reconnect: bool = True) -> None:
         raise discord.LoginFailure("Improper token has been passed.")
 
-    monkeypatch.setattr(bot.DiscobaseBot, "start", refuse)
+    monkeypatch.setattr(DiscobaseBot, "start", refuse)
 
-    code, message = await bot.run_online(Settings(token="not-a-token"))
+    code, message = await run_online(Settings(token="not-a-token"))
 
     assert code is ExitCode.LOGIN_FAILED
     assert message is not None
@@ -179,12 +192,12 @@ def test_online_without_a_token_exits_with_code_2(
     monkeypatch.delenv("DISCORD_TOKEN", raising=False)
     monkeypatch.chdir(tmp_path)
 
-    assert bot.main(["--online"]) == ExitCode.BAD_SETTINGS
+    assert main(["--online"]) == ExitCode.BAD_SETTINGS
     assert capsys.readouterr().err == "discobase: DISCORD_TOKEN is not set (put it in .env)\n"
 
 
 async def test_offline_mode_serves_its_page_on_loopback_and_answers_commands() -> None:
-    async with bot.offline_session(Settings()) as session:
+    async with offline_session(Settings()) as session:
         base, capability = session.url.split("/#")
         assert base.startswith("http://127.0.0.1:")
         headers = {"X-Simcord-Capability": capability}
@@ -229,15 +242,15 @@ async def test_offline_mode_serves_its_page_on_loopback_and_answers_commands() -
 async def test_run_offline_announces_that_data_lives_in_memory(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stop_at_once = bot.install_stop_signals
+    stop_at_once = discobot.offline.install_stop_signals
 
     def stop_immediately(stop: Any) -> None:
         stop_at_once(stop)
         stop.set()
 
-    monkeypatch.setattr(bot, "install_stop_signals", stop_immediately)
+    monkeypatch.setattr(discobot.offline, "install_stop_signals", stop_immediately)
 
-    assert await bot.run_offline(Settings()) == (ExitCode.OK, None)
+    assert await run_offline(Settings()) == (ExitCode.OK, None)
 
     printed = capsys.readouterr().out
     assert "Data lives in memory and is gone when you stop the bot" in printed
@@ -303,7 +316,7 @@ class TestCommandSync:
 class TestOfflineProcess:
     """``python bot.py`` offline, as a newcomer runs it: what it prints and how it exits."""
 
-    BOT = str(Path(bot.__file__).resolve())
+    BOT = str(Path(__file__).resolve().parents[1] / "bot.py")
     MISLEADING = (
         "Guilds intent seems to be disabled",
         "voice will NOT be supported",

@@ -23,8 +23,8 @@ import pytest
 import simcord
 
 import discobase
-from bot import DiscobaseBot, Settings, create_bot
-from cogs._errors import UNEXPECTED_ERROR_REPLY
+from discobot import DiscobaseBot, Settings, create_bot
+from discobot.errors import UNEXPECTED_ERROR_REPLY
 
 SEED = 1234
 ADMIN_ROLE = "db-admin"

@@ -1,7 +1,10 @@
-"""What an install of discobase ships: every package of the library, and its type marker."""
+"""What an install of discobase ships (every package of the library, its type marker), and the
+layout around it: the bot is the `discobot` package, `cogs/` holds its extensions only."""
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -29,3 +32,16 @@ def test_the_type_marker_is_shipped() -> None:
 def test_requirements_install_this_checkout() -> None:
     lines = (ROOT / "requirements.txt").read_text().splitlines()
     assert "-e ." in lines
+
+
+def test_the_type_check_covers_the_library_and_the_bot() -> None:
+    checked = set(pyproject()["tool"]["mypy"]["files"])
+    assert {"discobase", "discobot", "bot.py", "cogs"} <= checked
+
+
+def test_cogs_holds_only_the_bots_extensions() -> None:
+    modules = sorted(path.stem for path in (ROOT / "cogs").glob("*.py") if path.stem != "__init__")
+    assert "records" in modules
+    for name in modules:
+        setup = getattr(importlib.import_module(f"cogs.{name}"), "setup", None)
+        assert inspect.iscoroutinefunction(setup), f"cogs/{name}.py has no async setup(bot)"

@@ -7,7 +7,7 @@ from typing import Any
 
 import simcord
 
-from bot import DiscobaseBot
+from discobot import DiscobaseBot
 
 ADMIN_ROLE = "db-admin"
 READER_ROLE = "db-reader"

@@ -14,7 +14,7 @@ import pytest
 import simcord
 from cog_world import ADMIN_ROLE, READER_ROLE, World
 
-from bot import DiscobaseBot, Settings, create_bot
+from discobot import DiscobaseBot, Settings, create_bot
 
 
 @pytest.fixture

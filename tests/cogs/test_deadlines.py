@@ -19,7 +19,7 @@ import simcord
 from cog_world import World
 
 import discobase
-from bot import DiscobaseBot
+from discobot import DiscobaseBot
 
 pytestmark = pytest.mark.strict
 

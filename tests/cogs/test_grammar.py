@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cogs._errors import BadInputError
-from cogs._grammar import (
+from discobot.errors import BadInputError
+from discobot.grammar import (
     MAX_FIELDS_LENGTH,
     MAX_QUERY_LENGTH,
     Condition,

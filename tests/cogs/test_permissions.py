@@ -8,8 +8,8 @@ import pytest
 import simcord
 from cog_world import World
 
-from bot import Settings
-from cogs._permissions import Access
+from discobot import Settings
+from discobot.permissions import Access
 
 READS: list[tuple[str, dict[str, Any]]] = [
     ("table list", {}),
@@ -117,7 +117,7 @@ class TestDefaultPermissions:
     async def test_default_permissions_follow_the_roles(
         self, settings_: Settings, write_hidden: bool, read_hidden: bool
     ) -> None:
-        from bot import create_bot
+        from discobot import create_bot
 
         bot = create_bot(settings_)
         async with simcord.run(bot):

@@ -11,7 +11,7 @@ import pytest
 import simcord
 from cog_world import ADMIN_ROLE, READER_ROLE, World
 
-from bot import DiscobaseBot, Settings, create_bot
+from discobot import DiscobaseBot, Settings, create_bot
 
 REFUSED = "Changing the database needs"
 

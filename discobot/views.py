@@ -14,10 +14,10 @@ from typing import Any
 
 import discord
 
-from cogs._database import token_time_left
-from cogs._errors import explain_expected
-from cogs._permissions import Access, access_denied_message, required_access
-from cogs._render import NO_MENTIONS, content
+from discobot.databases import token_time_left
+from discobot.errors import explain_expected
+from discobot.permissions import Access, access_denied_message, required_access
+from discobot.render import NO_MENTIONS, content
 
 log = logging.getLogger(__name__)
 

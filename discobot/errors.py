@@ -18,8 +18,8 @@ import discord
 from discord import app_commands
 
 import discobase
-from cogs._permissions import Access, required_access
-from cogs._render import code, respond
+from discobot.permissions import Access, required_access
+from discobot.render import code, respond
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The small languages of the slash commands: field lists, queries, sort orders and JSON objects.
 
-Everything here is pure: text in, plain values out, :class:`~cogs._errors.BadInputError` with a
+Everything here is pure: text in, plain values out, :class:`~discobot.errors.BadInputError` with a
 message that says what to fix. The grammars are documented in docs/commands.md.
 
 * fields: ``name:str, age:int=0, email:str?, tags:json=["a", "b"], note:str="hi, you"``
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from cogs._errors import BadInputError
-from cogs._render import code
+from discobot.errors import BadInputError
+from discobot.render import code
 
 FIELD_TYPES = ("str", "int", "float", "bool", "datetime", "date", "json")
 QUERY_OPERATORS = ("<=", ">=", "!=", "==", "=", "<", ">", "~")

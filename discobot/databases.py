@@ -21,10 +21,10 @@ from typing import Any, Protocol, TypeVar
 import discord
 
 import discobase
-from cogs._errors import BadInputError
-from cogs._grammar import Condition, coerce_value
-from cogs._permissions import RoleSettings
-from cogs._render import code
+from discobot.errors import BadInputError
+from discobot.grammar import Condition, coerce_value
+from discobot.permissions import RoleSettings
+from discobot.render import code
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,7 +45,7 @@ class DatabaseOpeningError(BadInputError):
 
 
 class DatabaseBot(Protocol):
-    """What the cogs need from the bot (see bot.py's ``DiscobaseBot``)."""
+    """What the cogs need from the bot (see :class:`discobot.client.DiscobaseBot`)."""
 
     settings: RoleSettings
 

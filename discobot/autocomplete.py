@@ -15,9 +15,9 @@ import discord
 from discord import app_commands
 
 import discobase
-from cogs._database import DatabaseOpeningError, field_names, open_guild_database, table_class
-from cogs._errors import BadInputError
-from cogs._grammar import split_top_level
+from discobot.databases import DatabaseOpeningError, field_names, open_guild_database, table_class
+from discobot.errors import BadInputError
+from discobot.grammar import split_top_level
 
 MAX_CHOICES = 25
 CHOICE_LIMIT = 100
