@@ -13,6 +13,7 @@ from .engine.state import Problem
 from .engine.table import Compaction
 from .errors import (
     AmbiguousResultError,
+    ConflictError,
     DatabaseCorruptionError,
     DatabaseLookupError,
     DatabaseStorageError,
@@ -55,6 +56,7 @@ __all__ = (
     "CheckReport",
     "Compaction",
     "Compare",
+    "ConflictError",
     "Database",
     "DatabaseCorruptionError",
     "DatabaseLookupError",

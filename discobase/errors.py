@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = (
     "AmbiguousResultError",
+    "ConflictError",
     "DatabaseCorruptionError",
     "DatabaseLookupError",
     "DatabaseStorageError",
@@ -183,6 +184,27 @@ class UniqueViolationError(DatabaseStorageError):
             f"table {table!r}: {field}={value!r} is taken by the record with key {key!r}; "
             "unique fields cannot repeat"
         )
+
+
+class ConflictError(DatabaseStorageError):
+    """A conditional write (``if_revision=``) found the record at another revision: it changed
+    (or was deleted, or created) since the revision was read. Nothing was written."""
+
+    def __init__(self, table: str, key: Any, expected: int, actual: int) -> None:
+        self.table = table
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+        now = f"revision {actual}" if actual else "no record"
+        if actual == expected:  # the write landed before that revision in log order
+            what = (
+                f"the write got a message id below revision {expected}, which it was based "
+                "on (another process's ids ran ahead), so that revision follows and overwrites "
+                "it; retry"
+            )
+        else:
+            what = f"it changed since revision {expected} was read (now: {now}); read it again and retry"
+        super().__init__(f"table {table!r}, record with key {key!r}: {what}")
 
 
 class RecordNotFoundError(DatabaseLookupError):

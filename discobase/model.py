@@ -101,6 +101,7 @@ class Table(BaseModel, metaclass=TableMeta):
     #: The Database the class was registered with (``@db.table``); None if never.
     __discobase_database__: ClassVar[Any] = None
     _dbk: Any = PrivateAttr(default=None)
+    _discobase_revision: int = PrivateAttr(default=0)
 
     def __init__(self, /, **data: Any) -> None:
         try:
@@ -154,7 +155,25 @@ class Table(BaseModel, metaclass=TableMeta):
             return _json_key(type(self), primary_key, getattr(self, primary_key))
         return self._dbk
 
-    def _write(self) -> Write:
+    @property
+    def revision(self) -> int:
+        """The stored record's revision when this object was read or last written: the id of
+        the log message holding that write (0 for a record never stored). Every write of a
+        key gives it a new revision; pass it back as ``if_revision=`` to write only if
+        nobody changed the record since (:class:`ConflictError` otherwise)."""
+        return self._discobase_revision
+
+    def _found(self, engine: TableEngine) -> Self:
+        """A caller's copy of this stored record, with the key's current revision."""
+        copy = self._copy()
+        copy._discobase_revision = engine.state.versions.get(self._dbk, 0)
+        return copy
+
+    def _landed(self, revision: int | None) -> None:
+        if revision is not None:
+            self._discobase_revision = revision
+
+    def _write(self, if_revision: int | None = None) -> Write:
         cls = type(self)
         try:
             data = self.model_dump(mode="json")
@@ -175,7 +194,7 @@ class Table(BaseModel, metaclass=TableMeta):
         if cls._engine().schema.primary_key is None and self._dbk is None:
             self._dbk = cls._engine().new_key()
         stored._dbk = self.pk
-        return Write(self.pk, stored, data)
+        return Write(self.pk, stored, data, if_revision)
 
     @classmethod
     def _decode(cls, key: Any, data: dict[str, Any]) -> Self:
@@ -192,14 +211,17 @@ class Table(BaseModel, metaclass=TableMeta):
     # -- writes -----------------------------------------------------------------------------
 
     @_write_verb
-    async def save(self) -> Self:
+    async def save(self, *, if_revision: int | None = None) -> Self:
         """Insert the record, or replace the stored record with the same key.
 
-        Returns once Discord has it. Raises :class:`ValidationError`,
+        Returns once Discord has it. With ``if_revision`` (e.g. ``record.revision``), only if
+        the stored record is still at that revision (0: only if there is none), else
+        :class:`ConflictError`. Raises :class:`ValidationError`,
         :class:`UniqueViolationError`, :class:`RecordTooLargeError`,
         :class:`DiscordUnavailableError` (nothing was applied) or :class:`NotConnectedError`.
         """
-        await self._engine().write([self._write()])
+        [revision] = await self._engine().write([self._write(if_revision)])
+        self._landed(revision)
         return self
 
     def commit(self) -> Awaitable[Self]:
@@ -209,12 +231,14 @@ class Table(BaseModel, metaclass=TableMeta):
     @_write_verb
     async def insert(self) -> Self:
         """Like :meth:`save`, but raise :class:`UniqueViolationError` if the key exists."""
-        await self._engine().write([self._write()], insert=True)
+        [revision] = await self._engine().write([self._write()], insert=True)
+        self._landed(revision)
         return self
 
     @_write_verb
-    async def update(self, /, **changes: Any) -> Self:
-        """Change some fields and save; the record must exist (:class:`RecordNotFoundError`)."""
+    async def update(self, /, *, if_revision: int | None = None, **changes: Any) -> Self:
+        """Change some fields and save; the record must exist (:class:`RecordNotFoundError`).
+        ``if_revision`` as for :meth:`save`."""
         cls = type(self)
         for name in changes:
             if name not in cls.model_fields:
@@ -225,17 +249,20 @@ class Table(BaseModel, metaclass=TableMeta):
             raise ValidationError(
                 cls._engine().name, "update() cannot change the primary key; save a new record"
             )
-        await cls._engine().write([updated._write()], must_exist=True)
+        [revision] = await cls._engine().write([updated._write(if_revision)], must_exist=True)
         for name in changes:
             object.__setattr__(self, name, getattr(updated, name))
+        self._landed(revision)
         return self
 
     @_write_verb
-    async def delete(self) -> None:
-        """Delete the record; raise :class:`RecordNotFoundError` if it is not stored."""
+    async def delete(self, *, if_revision: int | None = None) -> None:
+        """Delete the record; raise :class:`RecordNotFoundError` if it is not stored.
+        ``if_revision`` as for :meth:`save`."""
         if self.pk is None:
             raise RecordNotFoundError(self._engine().name, None)
-        await self._engine().write([Write(self.pk)], must_exist=True)
+        await self._engine().write([Write(self.pk, if_revision=if_revision)], must_exist=True)
+        self._discobase_revision = 0
 
     @classmethod
     async def insert_many(cls, records: Iterable[Self | dict[str, Any]]) -> list[Self]:
@@ -251,7 +278,9 @@ class Table(BaseModel, metaclass=TableMeta):
             unkeyed = [r for r in instances if r._dbk is None]
             for record, key in zip(unkeyed, engine.new_keys(len(unkeyed)), strict=True):
                 record._dbk = key
-        await engine.write([r._write() for r in instances], insert=True)
+        revisions = await engine.write([r._write() for r in instances], insert=True)
+        for record, revision in zip(instances, revisions, strict=True):
+            record._landed(revision)
         return instances
 
     # -- reads (from memory: no REST call) ---------------------------------------------------
@@ -289,7 +318,8 @@ class Table(BaseModel, metaclass=TableMeta):
         :class:`UnknownFieldError` and :class:`ValidationError` for bad fields and values.
         """
         query = cls._query(expressions, equals, order_by, limit, offset)
-        return [record._copy() for record in cls._engine().state.select(query)]
+        engine = cls._engine()
+        return [record._found(engine) for record in engine.state.select(query)]
 
     @classmethod
     async def find_one(cls, *expressions: Predicate, **equals: Any) -> Self | None:
@@ -328,7 +358,7 @@ class Table(BaseModel, metaclass=TableMeta):
             record = engine.state.records[lookup]
         except (KeyError, TypeError):
             raise RecordNotFoundError(engine.name, key) from None
-        return record._copy()  # type: ignore[no-any-return]
+        return record._found(engine)  # type: ignore[no-any-return]
 
     @classmethod
     async def count(cls, *expressions: Predicate, **equals: Any) -> int:
@@ -346,8 +376,9 @@ class Table(BaseModel, metaclass=TableMeta):
         """Iterate over the matching records (all of them by default), copying each one as
         it is reached, so stopping early is cheap."""
         query = cls._query(expressions, equals, order_by)
-        for record in cls._engine().state.select(query):
-            yield record._copy()
+        engine = cls._engine()
+        for record in engine.state.select(query):
+            yield record._found(engine)
 
 
 def _settings(cls: type[Table]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import RecordNotFoundError, UniqueViolationError
+from ..errors import ConflictError, RecordNotFoundError, UniqueViolationError
 from .core import Write
 from .schema import TableSchema
 from .state import TableState
@@ -44,11 +44,19 @@ class Constraints:
         self.state = state
         self.reserved: dict[Slot, Reservation] = {}
 
+    def revision(self, key: Any) -> int:
+        """The key's revision: the id of the message holding its last write; 0 if no record."""
+        return self.state.versions.get(key, 0) if key in self.state.records else 0
+
     def check(self, writes: list[Write], *, insert: bool, must_exist: bool) -> None:
         """Raise when a write breaks a constraint (nothing is reserved or sent)."""
         name, pk = self.schema.name, self.schema.primary_key
         in_batch: dict[Slot, Any] = {}
         for write in writes:
+            if write.if_revision is not None:
+                current = self.revision(write.key)
+                if current != write.if_revision:
+                    raise ConflictError(name, write.key, write.if_revision, current)
             exists = write.key in self.state.records
             if must_exist and not exists:
                 raise RecordNotFoundError(name, write.key)

@@ -27,11 +27,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Write:
-    """One operation of a write: a put of ``record`` (its JSON form in ``data``) or a delete."""
+    """One operation of a write: a put of ``record`` (its JSON form in ``data``) or a delete.
+
+    ``if_revision``: write only if the key is at that revision now (0: has no record)."""
 
     key: Any
     record: Any = None
     data: dict[str, Any] | None = None
+    if_revision: int | None = None
 
     @property
     def is_delete(self) -> bool:

@@ -135,9 +135,11 @@ class TableEngine:
 
     async def write(
         self, writes: list[Write], *, insert: bool = False, must_exist: bool = False
-    ) -> None:
-        """Write atomically: every put and delete lands, or (after an error) none is applied."""
-        await self.writes.write(writes, insert=insert, must_exist=must_exist)
+    ) -> list[int | None]:
+        """Write atomically: every put and delete lands, or (after an error) none is applied.
+        Returns each write's revision (None: overtaken in its message by a later write of
+        the same key)."""
+        return await self.writes.write(writes, insert=insert, must_exist=must_exist)
 
     def _committed(self, message: StoredMessage, entries: list[Entry]) -> None:
         self.writes.committed(message, entries)

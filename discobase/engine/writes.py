@@ -14,9 +14,10 @@ import secrets
 import time
 import zlib
 from collections.abc import Callable
+from typing import Any
 
 from ..codec import Entry, encode_entry, parse_header
-from ..errors import RecordTooLargeError, ValidationError
+from ..errors import ConflictError, RecordTooLargeError, ValidationError
 from ..transport import StoredMessage
 from .constraints import Constraints
 from .core import TableCore, Write
@@ -85,17 +86,34 @@ class WritePath:
         self.placement = placement
         self.constraints = constraints
         self._on_batch = on_batch
+        #: Keys with a write of this process in flight (how many), and an event set (then
+        #: replaced) whenever one of those writes ends: a conditional write waits for them.
+        self._writing: dict[Any, int] = {}
+        self._write_ended = asyncio.Event()
+        #: The revision each entry of ours landed at, by ``id(entry)``, until write() takes it.
+        self._landed: dict[int, int] = {}
 
-    async def write(self, writes: list[Write], *, insert: bool, must_exist: bool) -> None:
-        """Write atomically: every put and delete lands, or (after an error) none is applied."""
+    async def write(
+        self, writes: list[Write], *, insert: bool, must_exist: bool
+    ) -> list[int | None]:
+        """Write atomically: every put and delete lands, or (after an error) none is applied.
+
+        Returns each write's revision, or None for one that a later write of the same key
+        in the same message overtook (it was never the key's state)."""
         if not writes:
-            return
+            return []
         core = self.core
+        conditional = {w.key for w in writes if w.if_revision is not None}
+        while conditional & self._writing.keys():
+            # Our own writes of these keys land first: the condition is checked after them.
+            await self._write_ended.wait()
         self.constraints.check(writes, insert=insert, must_exist=must_exist)
         group = secrets.token_hex(6) if len(writes) > 1 else None
         by_shard: dict[int, tuple[list[Entry], list[str]]] = {}
+        made: list[Entry] = []
         for write in writes:
             entry = Entry(write.key, write.data, group, len(writes), write.record)
+            made.append(entry)
             try:
                 line = encode_entry(entry)
             except ValueError as error:  # e.g. an int over Python's 4,300-digit text limit
@@ -110,6 +128,9 @@ class WritePath:
             entries.append(entry)
             lines.append(line)
         held = self.constraints.reserve(writes)
+        keys = [w.key for w in writes]
+        for key in keys:
+            self._writing[key] = self._writing.get(key, 0) + 1
         try:
             futures = [
                 core.shards[index].writer.submit(entries, lines)
@@ -118,11 +139,31 @@ class WritePath:
             results = await asyncio.gather(*futures, return_exceptions=True)
         finally:
             self.constraints.release(held)
+            for key in keys:
+                self._writing[key] -= 1
+                if not self._writing[key]:
+                    del self._writing[key]
+            self._write_ended.set()
+            self._write_ended = asyncio.Event()
+            landed = [self._landed.pop(id(entry), None) for entry in made]
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             # The parts that landed stay pending (and in snapshots): if Discord stored the
             # failed part after all, the group completes wherever both are read.
             raise errors[0]
+        for write, revision in zip(writes, landed, strict=True):
+            # An id below the revision the write was checked against (snowflakes of two
+            # processes are only k-sorted) puts it first in log order, where that revision
+            # follows and overwrites it: the condition did not hold where it landed.
+            if (
+                write.if_revision is not None
+                and revision is not None
+                and revision < write.if_revision
+            ):
+                raise ConflictError(
+                    core.name, write.key, write.if_revision, self.constraints.revision(write.key)
+                )
+        return landed
 
     def committed(self, message: StoredMessage, entries: list[Entry]) -> None:
         """A batch of ours was acknowledged: apply it (unless its echo applied it first)."""
@@ -131,5 +172,9 @@ class WritePath:
         shard.handled.add(message.id)
         batch_id = parse_header(message.content).get("id")
         shard.echoes.pop(batch_id, None)
+        # An entry is the key's revision unless a later entry of the message overtook it.
+        last = {entry.key: entry for entry in entries}
+        for entry in last.values():
+            self._landed[id(entry)] = message.id
         if self.core.apply_batch(shard, message.id, batch_id, entries):
             self._on_batch(shard)

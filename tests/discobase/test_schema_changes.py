@@ -240,7 +240,8 @@ async def test_the_bot_inserts_into_a_table_whose_class_uses_default_factories(s
 RESERVED_FIELD_NAMES = [
     "save", "insert", "update", "delete", "insert_many", "find", "find_one", "find_unique",
     "get", "count", "all", "pk", "self", "cls", "limit", "offset", "order_by", "model_config",
-    "model_dump", "copy", "json", "dict", "schema", "validate", "Settings",
+    "model_dump", "copy", "json", "dict", "schema", "validate", "Settings", "revision",
+    "if_revision", "watch",
 ]  # fmt: skip
 
 
