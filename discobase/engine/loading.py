@@ -3,12 +3,16 @@
 A shard is read back to the snapshot marker that reaches furthest (two processes compacting
 at once can write a marker covering less after one covering more); the snapshot's parts are
 folded at the marker's version, then the log after it. A marker whose parts are gone is not
-trusted: the whole log is read instead. The read moves the shard's horizon.
+trusted: the whole log is read instead. The read moves the shard's horizon. A load that another
+process's compaction straddled (a marker it did not read appeared above its horizon) starts
+over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 
 from ..codec import FormatProblem, Header, parse_header
 from ..transport import StoredMessage
@@ -16,7 +20,12 @@ from .core import TableCore
 from .shard import LogShard
 from .state import Problem
 
-__all__ = ("Loader",)
+__all__ = ("LOAD_ATTEMPTS", "Loader")
+
+log = logging.getLogger(__name__)
+#: Reads of a table that another process's compactions may restart; after the last one the
+#: table opens with what it read and leaves compacting the shards that moved to that process.
+LOAD_ATTEMPTS = 3
 
 
 class Loader:
@@ -25,12 +34,60 @@ class Loader:
     def __init__(self, core: TableCore) -> None:
         self.core = core
 
-    async def load(self) -> None:
+    async def load(self, restart: Callable[[], None]) -> None:
         """Read every shard side by side (versions make the fold independent of arrival
-        order)."""
-        await asyncio.gather(*(self._load_shard(shard) for shard in self.core.shards))
+        order).
 
-    async def _load_shard(self, shard: LogShard) -> None:
+        Another process may compact a shard while this one reads it page by page: its new
+        snapshot is then above the pages read, and the messages it folded are deleted before
+        their pages are read. Its marker is stored before it deletes anything, so a REST read
+        made after the load finds it; when one does, ``restart`` drops what was read (fresh
+        state and shards) and the table is read again."""
+        core = self.core
+        for attempt in range(1, LOAD_ATTEMPTS + 1):
+            if attempt > 1:
+                restart()
+            started = core.clock.read_starts()
+            read: list[set[int]] = [set() for _ in core.shards]
+            await asyncio.gather(
+                *(self._load_shard(s, seen) for s, seen in zip(core.shards, read, strict=True))
+            )
+            compacted = await asyncio.gather(
+                *(
+                    self._compacted_meanwhile(shard, started, seen)
+                    for shard, seen in zip(core.shards, read, strict=True)
+                )
+            )
+            moved = [s for s, c in zip(core.shards, compacted, strict=True) if c]
+            if not moved:
+                return
+            log.info(
+                "table %s: another process compacted channels %s while they loaded; %s",
+                core.name,
+                [shard.channel_id for shard in moved],
+                "reading again" if attempt < LOAD_ATTEMPTS else "leaving them to it",
+            )
+        for shard in moved:
+            shard.foreign_snapshot = True
+
+    async def _compacted_meanwhile(self, shard: LogShard, started: int, seen: set[int]) -> bool:
+        """Whether the shard holds a snapshot marker made after its load began (above that
+        read's horizon) that the load did not read."""
+        transport = self.core.transport
+        since = self.core.clock.horizon(started, self.core.margin)
+        for message in await transport.newer_than(shard.channel_id, since):
+            if message.id in seen or not transport.is_ours(message):
+                continue
+            try:
+                if parse_header(message.content).kind == "snap":
+                    return True
+            except FormatProblem:
+                continue
+        return False
+
+    async def _load_shard(self, shard: LogShard, seen: set[int]) -> None:
+        """Load one shard; ``seen`` gets the id of every message the read returned (not
+        those of a full re-read, whose markers this read did not use)."""
         core = self.core
         started = core.clock.read_starts()
         newest_first: list[tuple[StoredMessage, Header]] = []
@@ -38,6 +95,7 @@ class Loader:
         upto = -1
         async for message in core.transport.history(shard.channel_id):
             core.clock.observe(message.id)
+            seen.add(message.id)
             if not core.is_ours(shard, message):
                 shard.handled.add(message.id)
                 continue

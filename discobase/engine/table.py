@@ -54,6 +54,7 @@ class TableEngine:
         self.size_limit = size_limit
         self.encode = encode
         self.compaction = compaction
+        self._decode = decode
         self.state = TableState(schema.name, decode, indexes=schema.indexes, unique=schema.unique)
         self.core = TableCore(
             schema,
@@ -120,12 +121,21 @@ class TableEngine:
         listens before it loads, so nothing falls between the read and the gateway)."""
         self.ingest.hold()
         try:
-            await self.loader.load()
+            await self.loader.load(restart=self._forget_loaded)
         finally:
             early = self.ingest.release()
         self.state.report_incomplete_groups()
         for message in early:
             await self.ingest.ingest(message)
+
+    def _forget_loaded(self) -> None:
+        """Drop what a load read, to read the table again (before it is published)."""
+        core = self.core
+        self.state = TableState(
+            self.name, self._decode, indexes=self.schema.indexes, unique=self.schema.unique
+        )
+        core.state = self.constraints.state = self.state
+        core.add_shards([LogShard(s.index, s.channel_id, s.writer) for s in core.shards])
 
     def spawn_ingest(self, message: StoredMessage) -> None:
         self.ingest.spawn(message)
