@@ -9,7 +9,6 @@ from . import exceptions
 from .codec import FORMAT_VERSION
 from .database import CheckReport, Database
 from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema
-from .engine.state import Problem
 from .engine.table import Compaction
 from .errors import (
     AmbiguousResultError,
@@ -42,6 +41,7 @@ from .errors import (
 )
 from .migrate_v1 import MigrationReport, migrate_v1
 from .model import Table, field
+from .problems import Problem, ProblemKind
 from .query import And, Compare, FieldRef, Not, Or, Order, Predicate, Query
 from .transport import RetryPolicy
 
@@ -78,6 +78,7 @@ __all__ = (
     "Order",
     "Predicate",
     "Problem",
+    "ProblemKind",
     "Query",
     "RecordNotFoundError",
     "RecordTooLargeError",

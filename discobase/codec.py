@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .problems import ProblemKind
+
 __all__ = (
     "CONTENT_LIMIT",
     "FORMAT_VERSION",
@@ -42,7 +44,7 @@ _KINDS = ("batch", "cat", "part", "snap")
 class FormatProblem(Exception):
     """A message is not readable discobase data; ``kind`` names the problem for reports."""
 
-    def __init__(self, kind: str, detail: str) -> None:
+    def __init__(self, kind: ProblemKind, detail: str) -> None:
         self.kind = kind
         self.detail = detail
         super().__init__(f"{kind}: {detail}")
@@ -60,12 +62,12 @@ class Header:
         try:
             return self.fields[name]
         except KeyError:
-            raise FormatProblem("unreadable", f"header has no {name}=") from None
+            raise FormatProblem(ProblemKind.UNREADABLE, f"header has no {name}=") from None
 
     def get_int(self, name: str) -> int:
         value = self.get(name)
         if not value.isdigit():
-            raise FormatProblem("unreadable", f"header {name}= is not a number")
+            raise FormatProblem(ProblemKind.UNREADABLE, f"header {name}= is not a number")
         return int(value)
 
 
@@ -104,13 +106,13 @@ def parse_header(content: str) -> Header:
     first = content.split("\n", 1)[0]
     match = _HEADER.fullmatch(first)
     if match is None:
-        raise FormatProblem("foreign", "not a discobase message")
+        raise FormatProblem(ProblemKind.FOREIGN, "not a discobase message")
     version = int(match.group(1))
     if version != FORMAT_VERSION:
-        raise FormatProblem("unknown-version", f"format version {version}")
+        raise FormatProblem(ProblemKind.UNKNOWN_VERSION, f"format version {version}")
     kind = match.group(2)
     if kind not in _KINDS:
-        raise FormatProblem("unreadable", f"unknown message kind {kind!r}")
+        raise FormatProblem(ProblemKind.UNREADABLE, f"unknown message kind {kind!r}")
     fields = dict(item.split("=", 1) for item in match.group(3).split())
     return Header(version, kind, fields)
 
@@ -182,15 +184,19 @@ def decode_body(header: Header, content: str, attachment: bytes | None) -> bytes
     """The body bytes of a message, checked against the header's checksum."""
     if header.fields.get("att") == "1":
         if attachment is None:
-            raise FormatProblem("missing-attachment", "the body attachment is gone")
+            raise FormatProblem(ProblemKind.MISSING_ATTACHMENT, "the body attachment is gone")
         try:
             body = zlib.decompress(attachment)
         except zlib.error as error:
-            raise FormatProblem("unreadable", f"attachment does not decompress: {error}") from None
+            raise FormatProblem(
+                ProblemKind.UNREADABLE, f"attachment does not decompress: {error}"
+            ) from None
     else:
         body = content.split("\n", 1)[1].encode("utf-8") if "\n" in content else b""
     if _crc(body) != header.get("crc"):
-        raise FormatProblem("checksum", "body does not match its checksum (truncated or edited)")
+        raise FormatProblem(
+            ProblemKind.CHECKSUM, "body does not match its checksum (truncated or edited)"
+        )
     return body
 
 
@@ -201,14 +207,14 @@ def decode_entries(header: Header, body: bytes) -> list[Entry]:
         try:
             line = json.loads(raw)
         except ValueError as error:
-            raise FormatProblem("unreadable", f"entry is not JSON: {error}") from None
+            raise FormatProblem(ProblemKind.UNREADABLE, f"entry is not JSON: {error}") from None
         if not isinstance(line, dict):
-            raise FormatProblem("unreadable", "entry is not a JSON object")
+            raise FormatProblem(ProblemKind.UNREADABLE, "entry is not a JSON object")
         group = line.get("grp")
         group_size = line.get("gn", 1)
         version = line.get("v")
         if version is not None and (type(version) is not int or version < 0):
-            raise FormatProblem("unreadable", "entry version is not a message id")
+            raise FormatProblem(ProblemKind.UNREADABLE, "entry version is not a message id")
         if "put" in line and isinstance(line.get("rec"), dict):
             entries.append(Entry(line["put"], line["rec"], group, group_size, version=version))
         elif isinstance(line.get("done"), str):
@@ -216,9 +222,9 @@ def decode_entries(header: Header, body: bytes) -> list[Entry]:
         elif "del" in line:
             entries.append(Entry(line["del"], None, group, group_size, version=version))
         else:
-            raise FormatProblem("unreadable", "entry is neither a put nor a delete")
+            raise FormatProblem(ProblemKind.UNREADABLE, "entry is neither a put nor a delete")
     if len(entries) != header.get_int("n"):
-        raise FormatProblem("checksum", "entry count does not match the header")
+        raise FormatProblem(ProblemKind.CHECKSUM, "entry count does not match the header")
     return entries
 
 
@@ -228,7 +234,7 @@ def decode_catalog_event(header: Header, content: str) -> dict[str, Any]:
     try:
         event = json.loads(body)
     except ValueError as error:
-        raise FormatProblem("unreadable", f"catalog event is not JSON: {error}") from None
+        raise FormatProblem(ProblemKind.UNREADABLE, f"catalog event is not JSON: {error}") from None
     if not isinstance(event, dict) or not isinstance(event.get("table"), str):
-        raise FormatProblem("unreadable", "catalog event has no table")
+        raise FormatProblem(ProblemKind.UNREADABLE, "catalog event has no table")
     return event

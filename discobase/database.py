@@ -24,7 +24,6 @@ from .engine.schema import (
     check_new_field_names,
     describe_annotation,
 )
-from .engine.state import Problem
 from .engine.table import Compaction, TableEngine, Write
 from .engine.tasks import BackgroundTasks
 from .errors import (
@@ -37,6 +36,7 @@ from .errors import (
     TableNotFoundError,
 )
 from .model import Table, _settings
+from .problems import Problem, ProblemKind
 from .transport import RetryPolicy, StoredMessage, Transport
 
 if TYPE_CHECKING:
@@ -474,7 +474,9 @@ class Database:
         if invalid:
             await engine.close()
             self._detach(name)
-            detail = next(p.detail for p in engine.state.problems if p.kind == "invalid-record")
+            detail = next(
+                p.detail for p in engine.state.problems if p.kind is ProblemKind.INVALID_RECORD
+            )
             raise SchemaMismatchError(
                 name,
                 f"{len(invalid)} stored records do not fit the class {cls.__name__} "
@@ -732,7 +734,7 @@ class Database:
                         None,
                         channel_id,
                         None,
-                        "orphan-channel",
+                        ProblemKind.ORPHAN_CHANNEL,
                         f"#{channel_name} is in the storage category but no table uses it",
                     )
                 )

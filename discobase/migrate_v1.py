@@ -384,7 +384,7 @@ def _validated(
             table.unreadable.append(Unreadable(channel_id, message_id, str(error), table.name))
             continue
         if primary_key is None:
-            record._dbk = _key(message_id)
+            record._discobase_key = _key(message_id)
         valid.append((message_id, record))
     return valid
 

@@ -22,7 +22,6 @@ from typing import Any, ClassVar, Concatenate, ParamSpec, Self, TypeVar
 import pydantic
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter
-from pydantic._internal._model_construction import ModelMetaclass
 
 from .engine.schema import describe_annotation
 from .engine.table import TableEngine, Write
@@ -72,18 +71,27 @@ def field(name: str) -> FieldRef:
     return FieldRef(name)
 
 
-class TableMeta(ModelMetaclass):
-    """Makes ``User.age`` a :class:`FieldRef` for every field of a table class."""
+class _FieldAttribute:
+    """``User.age`` on a table class: a :class:`FieldRef` that builds queries.
 
-    def __getattr__(cls, name: str) -> Any:
-        if not name.startswith("_"):
-            fields = cls.__dict__.get("__pydantic_fields__") or {}
-            if name in fields:
-                return FieldRef(name)
-        return super().__getattr__(name)  # type: ignore[misc]
+    Records keep their field values in their own ``__dict__``, which Python reads before a
+    non-data descriptor like this one, so ``user.age`` stays the record's value.
+    """
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, record: object, owner: type[BaseModel]) -> FieldRef:
+        # While pydantic builds a subclass, an inherited field must look like no attribute
+        # (else pydantic would take the reference for the field's default).
+        if record is not None or self.name not in owner.__dict__.get("__pydantic_fields__", {}):
+            raise AttributeError(self.name)
+        return FieldRef(self.name)
 
 
-class Table(BaseModel, metaclass=TableMeta):
+class Table(BaseModel):
     """Base class of tables. Subclass it, declare fields, and register it with ``@db.table``.
 
     ``Settings`` (a nested class, all optional): ``name`` (table name, default the class
@@ -100,8 +108,16 @@ class Table(BaseModel, metaclass=TableMeta):
     __discobase_name__: ClassVar[str] = ""
     #: The Database the class was registered with (``@db.table``); None if never.
     __discobase_database__: ClassVar[Any] = None
-    _dbk: Any = PrivateAttr(default=None)
+    #: The key the record is stored under (None until a table without a primary key saves it).
+    _discobase_key: Any = PrivateAttr(default=None)
     _discobase_revision: int = PrivateAttr(default=0)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for name in cls.__pydantic_fields__:
+            if not hasattr(cls, name):  # a field may shadow a method: that stays the method
+                setattr(cls, name, _FieldAttribute(name))
 
     def __init__(self, /, **data: Any) -> None:
         try:
@@ -153,7 +169,7 @@ class Table(BaseModel, metaclass=TableMeta):
         )
         if primary_key is not None:
             return _json_key(type(self), primary_key, getattr(self, primary_key))
-        return self._dbk
+        return self._discobase_key
 
     @property
     def revision(self) -> int:
@@ -166,7 +182,7 @@ class Table(BaseModel, metaclass=TableMeta):
     def _found(self, engine: TableEngine) -> Self:
         """A caller's copy of this stored record, with the key's current revision."""
         copy = self._copy()
-        copy._discobase_revision = engine.state.versions.get(self._dbk, 0)
+        copy._discobase_revision = engine.state.versions.get(self._discobase_key, 0)
         return copy
 
     def _landed(self, revision: int | None) -> None:
@@ -191,15 +207,15 @@ class Table(BaseModel, metaclass=TableMeta):
                     [{"loc": (name,), "msg": "NaN is not stored", "type": "nan", "input": value}],
                 )
         stored = cls.model_validate(data)  # a private copy: later changes to self stay local
-        if cls._engine().schema.primary_key is None and self._dbk is None:
-            self._dbk = cls._engine().new_key()
-        stored._dbk = self.pk
+        if cls._engine().schema.primary_key is None and self._discobase_key is None:
+            self._discobase_key = cls._engine().new_key()
+        stored._discobase_key = self.pk
         return Write(self.pk, stored, data, if_revision)
 
     @classmethod
     def _decode(cls, key: Any, data: dict[str, Any]) -> Self:
         record = super().model_validate(data)
-        record._dbk = key
+        record._discobase_key = key
         return record
 
     def _encode(self) -> dict[str, Any]:
@@ -244,7 +260,7 @@ class Table(BaseModel, metaclass=TableMeta):
             if name not in cls.model_fields:
                 raise UnknownFieldError(cls._engine().name, name, list(cls.model_fields))
         updated = cls.model_validate({**self.model_dump(), **changes})
-        updated._dbk = self._dbk
+        updated._discobase_key = self._discobase_key
         if updated.pk != self.pk:
             raise ValidationError(
                 cls._engine().name, "update() cannot change the primary key; save a new record"
@@ -275,9 +291,9 @@ class Table(BaseModel, metaclass=TableMeta):
         engine = cls._engine()
         instances = [r if isinstance(r, cls) else cls.model_validate(r) for r in records]
         if engine.schema.primary_key is None:
-            unkeyed = [r for r in instances if r._dbk is None]
+            unkeyed = [r for r in instances if r._discobase_key is None]
             for record, key in zip(unkeyed, engine.new_keys(len(unkeyed)), strict=True):
-                record._dbk = key
+                record._discobase_key = key
         revisions = await engine.write([r._write() for r in instances], insert=True)
         for record, revision in zip(instances, revisions, strict=True):
             record._landed(revision)

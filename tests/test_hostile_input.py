@@ -249,7 +249,7 @@ ODD_FIELD_NAMES = [
     "**legs**",
     "__class__",
     "__dict__",
-    "_dbk",
+    "_discobase_key",
     "pk",
     "model_config",
     "model_fields",
@@ -441,7 +441,9 @@ def find_payloads() -> Iterator[tuple[dict[str, Any], tuple[str, ...]]]:
         yield {"query": query}, (BAD_QUOTE, OPEN_QUOTE)
     # fields the table does not have
     for _ in range(60):
-        name = rng.choice([_word(rng), "pk", "_dbk", "model_config", "Name", "LEGS", "__class__"])
+        name = rng.choice(
+            [_word(rng), "pk", "_discobase_key", "model_config", "Name", "LEGS", "__class__"]
+        )
         if name in PETS_FIELDS:
             continue
         value = rng.choice(["3", "rex", "null", '"a, b"', nasty_text(rng, 1)])

@@ -1,8 +1,10 @@
-"""What an install of discobase ships (every package of the library, its type marker), and the
-layout around it: the bot is the `discobot` package, `cogs/` holds its extensions only."""
+"""What an install of discobase ships (every package of the library, its type marker), what it
+relies on of its dependencies (their public names only), and the layout around it: the bot is
+the `discobot` package, `cogs/` holds its extensions only."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import tomllib
@@ -45,3 +47,22 @@ def test_cogs_holds_only_the_bots_extensions() -> None:
     for name in modules:
         setup = getattr(importlib.import_module(f"cogs.{name}"), "setup", None)
         assert inspect.iscoroutinefunction(setup), f"cogs/{name}.py has no async setup(bot)"
+
+
+def test_the_library_imports_no_private_module_of_its_dependencies() -> None:
+    """A private module (``pydantic._internal``) may change in any release of the dependency."""
+    private = []
+    for path in (ROOT / "discobase").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            private += [
+                f"{path.relative_to(ROOT)}: {name}"
+                for name in names
+                if any(part.startswith("_") and not part.endswith("__") for part in name.split("."))
+            ]
+    assert private == []

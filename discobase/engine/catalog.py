@@ -15,9 +15,9 @@ from typing import Any
 
 from ..codec import FormatProblem, decode_catalog_event, encode_catalog_event, parse_header
 from ..errors import SchemaError, UnsupportedFormatError
+from ..problems import Problem, ProblemKind
 from ..transport import StoredMessage, Transport
 from .schema import TableSchema
-from .state import Problem
 
 __all__ = ("Catalog",)
 
@@ -91,14 +91,17 @@ class Catalog:
         try:
             if not self.transport.is_ours(message):
                 raise FormatProblem(
-                    "foreign-author", "written by another user or a webhook, not by this bot"
+                    ProblemKind.FOREIGN_AUTHOR,
+                    "written by another user or a webhook, not by this bot",
                 )
             header = parse_header(message.content)
             if header.kind != "cat":
-                raise FormatProblem("unreadable", f"a {header.kind} message in the catalog")
+                raise FormatProblem(
+                    ProblemKind.UNREADABLE, f"a {header.kind} message in the catalog"
+                )
             event = decode_catalog_event(header, message.content)
         except FormatProblem as problem:
-            if problem.kind == "unknown-version":
+            if problem.kind is ProblemKind.UNKNOWN_VERSION:
                 # Only a process with this bot's token writes here: a newer discobase changed
                 # the schema, and reading on could misread every table.
                 raise UnsupportedFormatError(problem.detail, "the catalog") from None
@@ -130,7 +133,7 @@ class Catalog:
             if refusal is not None:
                 kind, detail = refusal
                 problem = Problem(event.get("table"), channel_id, message_id, kind, detail)
-                if event.get("op") == "create" and kind == "foreign-channel":
+                if event.get("op") == "create" and kind is ProblemKind.FOREIGN_CHANNEL:
                     outside_creates.setdefault(event["table"], []).append(problem)
                 else:
                     self._fold_problems.append(problem)
@@ -148,14 +151,14 @@ class Catalog:
 
     def _apply(
         self, event: dict[str, Any], storage: set[int] | None, message_id: int
-    ) -> tuple[str, str] | None:
+    ) -> tuple[ProblemKind, str] | None:
         """Apply one event to the fold; return (problem kind, detail) when it is refused."""
         name, op = event["table"], event.get("op")
         if op == "drop":
             self.tables.pop(name, None)
             return None
         if op not in ("create", "alter"):
-            return "unreadable", f"unknown catalog operation {op!r}"
+            return ProblemKind.UNREADABLE, f"unknown catalog operation {op!r}"
         try:
             schema = TableSchema.from_dict(event["schema"]).validate()
             if schema.name != name:
@@ -167,23 +170,26 @@ class Catalog:
             if self._check_schema is not None:
                 self._check_schema(schema)
         except (KeyError, TypeError, ValueError, AttributeError, SchemaError) as error:
-            return "unreadable", f"bad catalog schema: {error}"
+            return ProblemKind.UNREADABLE, f"bad catalog schema: {error}"
         current = self.tables.get(name)
         if op == "alter":
             if current is None:
                 return None  # an alter of a dropped table: nothing to do
             if schema.channels != current.channels:
-                return "foreign-channel", "an alter may not move a table to other channels"
+                return (
+                    ProblemKind.FOREIGN_CHANNEL,
+                    "an alter may not move a table to other channels",
+                )
             self.tables[name] = schema
             return None
         if current is not None:
             # Two processes created the same table at once: the first event wins.
-            return "duplicate-create", "a second create of an existing table was ignored"
+            return ProblemKind.DUPLICATE_CREATE, "a second create of an existing table was ignored"
         if storage is not None:
             outside = [c for c in schema.channels if c not in storage]
             if outside:
                 return (
-                    "foreign-channel",
+                    ProblemKind.FOREIGN_CHANNEL,
                     f"channels {outside} are not in this guild's storage category",
                 )
         self.tables[name] = schema

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..codec import Entry, FormatProblem, Header, decode_body, decode_entries
+from ..problems import Problem, ProblemKind
 from ..transport import StoredMessage, Transport
 from .horizon import ServerClock
 from .schema import TableSchema
 from .shard import LogShard
-from .state import Problem, TableState
+from .state import TableState
 from .tasks import BackgroundTasks
 
 __all__ = ("TableCore", "Write")
@@ -78,7 +79,9 @@ class TableCore:
         self.problem(
             shard,
             message,
-            FormatProblem("foreign-author", "written by another user or a webhook, not this bot"),
+            FormatProblem(
+                ProblemKind.FOREIGN_AUTHOR, "written by another user or a webhook, not this bot"
+            ),
         )
         return False
 

@@ -15,10 +15,10 @@ import logging
 from collections.abc import Callable
 
 from ..codec import FormatProblem, Header, parse_header
+from ..problems import Problem, ProblemKind
 from ..transport import StoredMessage
 from .core import TableCore
 from .shard import LogShard
-from .state import Problem
 
 __all__ = ("LOAD_ATTEMPTS", "Loader")
 
@@ -130,7 +130,7 @@ class Loader:
                         core.name,
                         shard.channel_id,
                         marker_message.id,
-                        "missing-attachment",
+                        ProblemKind.MISSING_ATTACHMENT,
                         "snapshot parts named by the marker are gone; reading the full log",
                     )
                 )

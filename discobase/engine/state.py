@@ -13,37 +13,17 @@ import datetime as dt
 import logging
 import operator
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from ..codec import Entry
 from ..errors import ValidationError
+from ..problems import Problem, ProblemKind
 from ..query import And, Compare, Order, Predicate, Query
 from .index import FieldIndex
 
-__all__ = ("Problem", "TableState")
+__all__ = ("TableState",)
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something in storage that discobase skipped: reported by ``Database.check``.
-
-    ``kind`` is one of ``foreign`` (not a discobase message), ``unknown-version`` (a format
-    this version does not read), ``unreadable``, ``checksum``, ``missing-attachment``,
-    ``invalid-record`` (a record that does not fit the table's schema), ``incomplete-group``
-    (part of an ``insert_many`` whose other parts never landed), ``orphan-channel``,
-    ``foreign-author`` (written by someone other than the bot, or by a webhook),
-    ``foreign-channel`` (a catalog event naming a channel outside the storage category),
-    ``duplicate-create``.
-    """
-
-    table: str | None
-    channel_id: int | None
-    message_id: int | None
-    kind: str
-    detail: str
 
 
 class TableState:
@@ -132,7 +112,7 @@ class TableState:
                     self.table,
                     channel,
                     version,
-                    "incomplete-group",
+                    ProblemKind.INCOMPLETE_GROUP,
                     f"insert_many group {group}: {len(parts)} of {entry.group_size} entries landed; "
                     "the write failed and is not applied",
                 )
@@ -151,7 +131,13 @@ class TableState:
             record = entry.decoded if entry.decoded is not None else self._decode(key, entry.record)
         except Exception as error:  # a record that does not fit the class: keep it as stored
             self.problems.append(
-                Problem(self.table, channel_id, version, "invalid-record", f"key {key!r}: {error}")
+                Problem(
+                    self.table,
+                    channel_id,
+                    version,
+                    ProblemKind.INVALID_RECORD,
+                    f"key {key!r}: {error}",
+                )
             )
             log.warning("table %s: record %r does not fit the class: %s", self.table, key, error)
             self._remove(key)

@@ -221,7 +221,8 @@ async def test_drop_table_survives_a_failed_channel_delete(simcord_env, new_db):
     simcord_env.backend.faults.clear()
     assert "gone" not in db.tables  # the catalog says dropped; the channel is left over
     report = await db.check()
-    assert [p.kind for p in report.problems] == ["orphan-channel"]
+    assert [p.kind for p in report.problems] == [discobase.ProblemKind.ORPHAN_CHANNEL]
+    assert str(report).splitlines()[1].startswith("orphan-channel: table=None channel=")
     await db.close()
     await simcord_env.restart_bot(make_bot())
     db2 = await open_db(new_db)

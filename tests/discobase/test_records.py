@@ -89,6 +89,25 @@ async def test_expressions_order_limit_offset(new_db):
     await db.close()
 
 
+async def test_a_subclass_queries_by_inherited_fields_and_keeps_their_defaults(new_db):
+    class Staff(User):
+        role: str = "clerk"
+
+        class Settings:
+            name = "staff"
+
+    db = await open_db(new_db, Staff)
+    assert (Staff(name="x").age, Staff(name="x").role) == (0, "clerk")
+    await Staff(name="ann", age=40).save()
+    await Staff(name="bo", age=20, role="boss").save()
+    assert [s.name for s in await Staff.find(Staff.age > 30)] == ["ann"]
+    assert [s.name for s in await Staff.find(Staff.role == "boss")] == ["bo"]
+    found = await Staff.get((await Staff.find_one(name="ann")).pk)  # type: ignore[union-attr]
+    assert (found.age, found.role, found.email) == (40, "clerk", None)
+    assert isinstance(User.age, discobase.FieldRef)  # the base class's references still work
+    await db.close()
+
+
 async def test_query_values_are_converted_to_the_field_type(new_db):
     db = await open_db(new_db, User)
     await User(name="x", age=3).save()
