@@ -104,13 +104,15 @@ class GuildUnavailableError(DiscobaseError):
 
 
 class MissingPermissionsError(DiscobaseError):
-    """The bot lacks permissions it needs in the guild."""
+    """The bot lacks permissions it needs in the guild (``guild`` None: a request Discord
+    refused outside any guild the database is bound to)."""
 
-    def __init__(self, guild: int, missing: list[str]) -> None:
+    def __init__(self, guild: int | None, missing: list[str]) -> None:
         self.guild = guild
         self.missing = missing
+        where = f"in guild {guild}" if guild is not None else "for this request"
         super().__init__(
-            f"the bot lacks these permissions in guild {guild}: {', '.join(missing)}; "
+            f"the bot lacks these permissions {where}: {', '.join(missing)}; "
             "grant them to the bot's role in the server settings"
         )
 

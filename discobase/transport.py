@@ -249,7 +249,7 @@ class Transport:
                 return await self._attempt(request)
             except discord.Forbidden as error:
                 raise MissingPermissionsError(
-                    0, [f"{route} ({error.text or 'forbidden'})"]
+                    self._guild_id, [f"{route} ({error.text or 'forbidden'})"]
                 ) from error
             except discord.NotFound as error:
                 raise StorageCorruptError(

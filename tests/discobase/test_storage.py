@@ -131,8 +131,10 @@ async def test_a_write_that_fails_for_good_changes_nothing(simcord_env, new_db):
 async def test_missing_permission_is_a_typed_error(simcord_env, new_db):
     db = await open_db(new_db)
     simcord_env.inject_error("POST", "/channels/*/messages", status=403, code=50013, times=1)
-    with pytest.raises(discobase.MissingPermissionsError):
+    with pytest.raises(discobase.MissingPermissionsError) as raised:
         await Note(key="x").save()
+    assert raised.value.guild == db.guild_id is not None
+    assert f"in guild {db.guild_id}: POST" in str(raised.value)
     assert await Note.count() == 0
     await db.close()
 
