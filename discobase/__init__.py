@@ -7,7 +7,7 @@ memory. See ``docs/library.md`` for the guide and ``docs/format.md`` for the sto
 
 from . import exceptions
 from .codec import FORMAT_VERSION
-from .database import CheckReport, Database
+from .database import CheckReport, Connection, Database
 from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema
 from .engine.table import Compaction
 from .errors import (
@@ -22,6 +22,7 @@ from .errors import (
     DiscordUnavailableError,
     GuildNotFoundError,
     GuildUnavailableError,
+    InvalidTokenError,
     MissingPermissionsError,
     NotATableError,
     NotConnectedError,
@@ -57,6 +58,7 @@ __all__ = (
     "Compaction",
     "Compare",
     "ConflictError",
+    "Connection",
     "Database",
     "DatabaseCorruptionError",
     "DatabaseLookupError",
@@ -69,6 +71,7 @@ __all__ = (
     "FieldSchema",
     "GuildNotFoundError",
     "GuildUnavailableError",
+    "InvalidTokenError",
     "MigrationReport",
     "MissingPermissionsError",
     "Not",

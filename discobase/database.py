@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 import logging
-from collections.abc import AsyncIterator, Coroutine, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import pydantic
-from pydantic import JsonValue
-
-from .codec import CONTENT_LIMIT, encode_catalog_event
+from .classes import (
+    TABLE_ATTRIBUTES,
+    check_catalog_fits,
+    field_spec,
+    runtime_class,
+    schema_of,
+)
 from .engine.catalog import Catalog
 from .engine.horizon import ServerClock
-from .engine.schema import (
-    TYPE_NAMES,
-    FieldSchema,
-    TableSchema,
-    check_name,
-    check_new_field_names,
-    describe_annotation,
-)
+from .engine.schema import TableSchema, check_name, check_new_field_names
 from .engine.table import Compaction, TableEngine, Write
 from .engine.tasks import BackgroundTasks
 from .errors import (
@@ -35,14 +31,14 @@ from .errors import (
     TableExistsError,
     TableNotFoundError,
 )
-from .model import Table, _settings
+from .model import Table
 from .problems import Problem, ProblemKind
 from .transport import RetryPolicy, StoredMessage, Transport
 
 if TYPE_CHECKING:
     import discord
 
-__all__ = ("CheckReport", "Database")
+__all__ = ("CheckReport", "Connection", "Database")
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", bound=type[Table])
@@ -50,8 +46,6 @@ T_result = TypeVar("T_result")
 #: Attachments are capped here even where a guild allows more (SimCord enforces none).
 MAX_ATTACHMENT = 10 * 1024 * 1024
 CATALOG_CHANNEL = "catalog"
-#: A record's public attributes: a field of one of these names would shadow it.
-_TABLE_ATTRIBUTES = frozenset(name for name in dir(Table) if not name.startswith("_"))
 DEFAULT_COMPACTION = Compaction()
 
 
@@ -75,12 +69,47 @@ class CheckReport:
         return "\n".join(lines)
 
 
+class Connection:
+    """What :meth:`Database.connect` returns: await it (the open database), or use it as an
+    async context manager (open, and close at the end). Opening starts at either."""
+
+    def __init__(
+        self, open: Callable[[], Awaitable[Database]], close: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._open = open
+        self._close = close
+
+    def __await__(self) -> Generator[Any, None, Database]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> Database:
+        return await self._open()
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self._close()
+
+
+@dataclass
+class _Entry:
+    """A table the database knows: its class, whether ``@db.table`` declared it (a declared
+    class stays registered while its table is closed or reloaded), and its engine once attached."""
+
+    cls: type[Table]
+    declared: bool
+    engine: TableEngine | None = None
+
+
 class Database:
     """A database stored in one Discord guild.
 
     ``guild`` is the guild's id, or its name (the first guild with exactly that name).
     Pass ``bot`` to share a discord.py client that runs elsewhere (the bot's own process);
-    without it the database makes its own and ``login``/``conn`` run it. ``category`` names
+    without it the database makes its own, which :meth:`connect` logs in. ``category`` names
     the (hidden) category that holds the storage channels; ``admin_role`` is a role id that
     may read them. ``compaction`` sets when tables compact by themselves (None: never).
 
@@ -116,10 +145,8 @@ class Database:
         self.transport = Transport(self.bot, retry)
         self.guild_id: int | None = None
         self.size_limit = MAX_ATTACHMENT
-        #: Table name -> its Table class, for every table in the guild (runtime ones too).
-        self.tables: dict[str, type[Table]] = {}
-        self._classes: dict[str, type[Table]] = {}
-        self._engines: dict[str, TableEngine] = {}
+        #: Every table by name: declared classes, and the tables of the guild once open.
+        self._registry: dict[str, _Entry] = {}
         self._catalog: Catalog | None = None
         #: Storage channels the gateway had not announced when a catalog event named them,
         #: confirmed by a REST read.
@@ -153,18 +180,37 @@ class Database:
             raise NotATableError(
                 f"{cls!r} is not a subclass of discobase.Table; did you forget it?"
             )
-        schema = _schema_of_class(cls)
+        schema = schema_of(cls)
         if schema.name == CATALOG_CHANNEL:
             raise SchemaError(
                 f"{cls.__name__}: the table name 'catalog' is reserved; set another in Settings.name"
             )
-        if schema.name in self._classes:
+        loaded = self._registry.get(schema.name)
+        if loaded is not None and loaded.declared:
             raise TableExistsError(schema.name)
         cls.__discobase_name__ = schema.name
         cls.__discobase_database__ = self
-        self._classes[schema.name] = cls
-        self.tables[schema.name] = cls
+        # A table loaded with a generated class keeps its engine until build_tables()
+        # reloads it with this class.
+        engine = loaded.engine if loaded is not None else None
+        self._registry[schema.name] = _Entry(cls, declared=True, engine=engine)
         return cls
+
+    @property
+    def tables(self) -> dict[str, type[Table]]:
+        """Table name -> its Table class, for every table in the guild (runtime ones too) and
+        every class registered with ``@db.table``. A new dict on each access."""
+        return {name: entry.cls for name, entry in self._registry.items()}
+
+    def _declared(self, name: str) -> type[Table] | None:
+        """The class ``@db.table`` registered for the table, if any."""
+        entry = self._registry.get(name)
+        return entry.cls if entry is not None and entry.declared else None
+
+    def _engines(self) -> dict[str, TableEngine]:
+        """The attached tables' engines, by name (a new dict: safe to change the registry
+        while iterating it)."""
+        return {n: e.engine for n, e in self._registry.items() if e.engine is not None}
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -185,8 +231,48 @@ class Database:
             return guild.name
         return self.guild_ref if isinstance(self.guild_ref, str) else None
 
+    def connect(self, token: str | None = None) -> Connection:
+        """Open the database: the way in. Either form works (as aiosqlite's ``connect``):
+
+        - ``async with db.connect(token):`` opens it and closes it at the end, also when the
+          body raises: what the body wrote, awaited or still queued, is sent first;
+        - ``db = await discobase.Database(guild).connect(token)`` opens and returns it;
+          ``await db.close()`` when done.
+
+        ``token`` logs the database's own client in; it runs until :meth:`close`. Without a
+        token the client runs elsewhere: the one passed as ``bot=`` (the database waits until
+        it is ready; closing leaves it running), or an own client logged in already.
+        Connecting a database that is open returns it. A database that fails to open is
+        closed again (its own client logged out) and raises why: :class:`InvalidTokenError`,
+        :class:`GuildNotFoundError`, :class:`GuildUnavailableError`,
+        :class:`MissingPermissionsError`, :class:`SchemaMismatchError`,
+        :class:`UnsupportedFormatError`, :class:`NotConnectedError` (no token for a client
+        that is not running).
+        """
+        return Connection(functools.partial(self._connect, token), self.close)
+
+    async def _connect(self, token: str | None) -> Database:
+        if self.is_open:
+            return self
+        try:
+            if token is not None:
+                self.login_task(token)
+                await self.wait_ready()
+            elif self._owns_bot and not self.bot.is_ready() and self._login_task is None:
+                raise NotConnectedError(
+                    "the database runs its own client: pass the bot token, db.connect(token)"
+                )
+            else:
+                await self.open()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
     async def open(self) -> None:
-        """Bind to the guild, create or verify the storage layout, load every table.
+        """Bind to the guild, create or verify the storage layout, load every table: what
+        :meth:`connect` does once the client is ready (``await db.connect()`` is the same for a
+        client that runs elsewhere, except that it closes the database again if opening fails).
 
         Waits until the client is ready. Idempotent. Raises :class:`GuildNotFoundError`,
         :class:`GuildUnavailableError`, :class:`MissingPermissionsError`, :class:`SchemaMismatchError`,
@@ -216,7 +302,7 @@ class Database:
             if self._sync_when_open:
                 self._sync_when_open = False
                 self._background.spawn(self.sync())
-            log.info("database open: guild %s, %d tables", guild.id, len(self._engines))
+            log.info("database open: guild %s, %d tables", guild.id, len(self._engines()))
 
     async def _load(self, guild: discord.Guild) -> None:
         await self.transport.ensure_category(guild, self.category, self.admin_role)
@@ -234,19 +320,17 @@ class Database:
         self._catalog = self._new_catalog(catalog_ids)
         await self._catalog.load()
         await self._confirm_unknown_channels(self._catalog)
-        for name, cls in self._classes.items():
-            await self._open_class_table(name, cls)
+        for name, entry in list(self._registry.items()):
+            if entry.declared:
+                await self._open_class_table(name, entry.cls)
+        attached = self._engines()
         await asyncio.gather(
             *(
-                self._attach(schema, self._classes.get(name))
+                self._attach(schema, self._declared(name))
                 for name, schema in self._catalog.tables.items()
-                if name not in self._engines
+                if name not in attached
             )
         )
-
-    async def init(self) -> None:
-        """1.0's name for :meth:`open`."""
-        await self.open()
 
     async def build_tables(self) -> None:
         """Attach the table classes registered since :meth:`open`: create their tables, or load
@@ -256,13 +340,16 @@ class Database:
             await self.open()
             return
         async with self._schema_lock:
-            for name, cls in list(self._classes.items()):
-                if name in self._engines and cls.__discobase_engine__ is self._engines[name]:
+            for name, entry in list(self._registry.items()):
+                if not entry.declared:
                     continue
-                engine = self._engines.pop(name, None)
-                if engine is not None:  # loaded with a generated class: reload with this one
-                    await engine.close()
-                await self._open_class_table(name, cls)
+                if entry.engine is not None:
+                    if entry.cls.__discobase_engine__ is entry.engine:
+                        continue
+                    # loaded before the class was registered: reload it with the class
+                    await entry.engine.close()
+                    entry.engine = None
+                await self._open_class_table(name, entry.cls)
 
     async def clean(self) -> None:
         """Delete everything this database stored in the guild: the channels of every table,
@@ -273,9 +360,8 @@ class Database:
         assert self.guild_id is not None
         async with self._schema_lock:
             self.transport.unlisten()
-            for engine in list(self._engines.values()):
+            for name, engine in self._engines().items():
                 await engine.close()
-            for name in list(self._engines):
                 self._detach(name)
             self._catalog = None
             self._ready.clear()
@@ -293,41 +379,61 @@ class Database:
         return task
 
     async def close(self) -> None:
-        """Send pending writes, stop background work, and (own client only) log out."""
+        """Send pending writes, stop background work, and (own client only) log out. An open
+        still waiting for a login that failed is stopped."""
+        opener = self._opener
+        if opener is not None and not opener.done():
+            opener.cancel()
+            await asyncio.wait([opener])
         if self._v1_writes:
             await asyncio.wait(self._v1_writes)
         self.transport.unlisten()
-        for engine in list(self._engines.values()):
+        for engine in self._engines().values():
             await engine.close()
         await self._background.wait()
-        for cls in self.tables.values():
-            cls.__discobase_engine__ = None
-        self._engines.clear()
+        for entry in self._registry.values():
+            entry.cls.__discobase_engine__ = None
+            entry.engine = None
         self._ready.clear()
         if self._owns_bot and not self.bot.is_closed():
             await self.bot.close()
+        if self._login_task is not None:
+            await asyncio.wait([self._login_task])  # the client's run ends with the close
+
+    # -- discobase 1.0's names: thin aliases of the above ----------------------------------
+
+    async def init(self) -> None:
+        """1.0's name for :meth:`open`."""
+        await self.open()
+
+    def conn(self, token: str) -> Connection:
+        """1.0's name for :meth:`connect`: ``async with db.conn(token):``."""
+        return self.connect(token)
 
     async def login(self, token: str) -> None:
-        """Log the database's own client in and run it until it closes (opens the database)."""
-        if not self._owns_bot:
-            raise NotConnectedError("this database shares a client: run that client instead")
-        if self._opener is None or self._opener.done():
-            self._opener = asyncio.get_running_loop().create_task(self.open())
-        await self.bot.start(token)
+        """1.0's: log the own client in, open the database, and run until the client closes
+        (:meth:`connect` returns once the database is open instead)."""
+        await self.login_task(token)
 
     def login_task(self, token: str) -> asyncio.Task[None]:
-        """Run :meth:`login` as a task (kept referenced); ``await db.wait_ready()`` after."""
+        """1.0's: start logging the own client in and opening the database, and return the
+        client's task (kept referenced; it ends when the client closes). ``await
+        db.wait_ready()`` waits for the database. :meth:`connect` does both."""
         if not self._owns_bot:
-            raise NotConnectedError("this database shares a client: run that client instead")
-        loop = asyncio.get_running_loop()
-        # This open() is the login's: the task below must not start another one when this one
-        # has already failed (on a client that is ready, it fails before the login task runs).
-        self._opener = loop.create_task(self.open())
-        self._login_task = loop.create_task(self.bot.start(token))
+            raise NotConnectedError(
+                "this database shares a client (bot=): run that client, and "
+                "`await db.connect()` without a token"
+            )
+        if self._login_task is None or self._login_task.done():
+            loop = asyncio.get_running_loop()
+            # This open() is the login's: the task below must not start another one when this
+            # one has already failed (on a client that is ready, it fails before the login).
+            self._opener = loop.create_task(self.open())
+            self._login_task = loop.create_task(self.transport.run(token))
         return self._login_task
 
     async def wait_ready(self) -> None:
-        """Wait until the database is open; raise if logging in failed first."""
+        """1.0's: wait until the database is open; raise if logging in failed first."""
         ready = asyncio.ensure_future(self._ready.wait())
         waiters = {ready, *(t for t in (self._login_task, self._opener) if t is not None)}
         while not ready.done():
@@ -338,16 +444,6 @@ class Database:
                     ready.cancel()
                     task.result()  # raises why the open or the client failed
                     raise NotConnectedError("the client stopped before the database opened")
-
-    @asynccontextmanager
-    async def conn(self, token: str) -> AsyncIterator[Database]:
-        """``async with db.conn(token):`` log in, open, and close at the end."""
-        self.login_task(token)
-        try:
-            await self.wait_ready()
-            yield self
-        finally:
-            await self.close()
 
     # -- tables -----------------------------------------------------------------------------
 
@@ -379,7 +475,7 @@ class Database:
             self.transport,
             channel_ids,
             storage_channels=self._storage_channel_ids,
-            check_schema=_runtime_class,
+            check_schema=runtime_class,
         )
 
     def _catalog_channels(self) -> set[int]:
@@ -444,7 +540,7 @@ class Database:
 
     async def _open_class_table(self, name: str, cls: type[Table]) -> None:
         assert self._catalog is not None
-        declared = _schema_of_class(cls)
+        declared = schema_of(cls)
         stored = self._catalog.tables.get(name)
         if stored is None:
             stored, ours = await self._create_in_guild(declared)
@@ -502,13 +598,15 @@ class Database:
         """Make the table's engine and load it. The class gets the engine only once it is
         loaded (with ``publish``): until then its verbs raise :class:`NotConnectedError`."""
         if cls is None:
-            cls = _runtime_class(schema)
+            cls = runtime_class(schema)
         cls.__discobase_name__ = schema.name
         cls.__discobase_database__ = self
         cls.__discobase_engine__ = None
         engine = self._engine_for(schema, cls, self.compaction)
-        self._engines[schema.name] = engine
-        self.tables[schema.name] = cls
+        entry = self._registry.get(schema.name)
+        if entry is None or entry.cls is not cls:
+            entry = self._registry[schema.name] = _Entry(cls, declared=False)
+        entry.engine = engine
         if not new:  # a table this process just created has nothing to read
             await engine.load()
         if publish:
@@ -529,12 +627,15 @@ class Database:
         )
 
     def _detach(self, name: str) -> None:
-        self._engines.pop(name, None)
-        cls = self.tables.pop(name, None)
-        if cls is not None:
-            cls.__discobase_engine__ = None
-            if name in self._classes:
-                self.tables[name] = cls
+        """The table is closed here: its class is detached; a class ``@db.table`` declared
+        stays registered, a generated one is forgotten."""
+        entry = self._registry.get(name)
+        if entry is None:
+            return
+        entry.cls.__discobase_engine__ = None
+        entry.engine = None
+        if not entry.declared:
+            del self._registry[name]
 
     async def create_table(
         self,
@@ -556,30 +657,30 @@ class Database:
         check_name(name)
         if name == CATALOG_CHANNEL:
             raise SchemaError("'catalog' is reserved: pick another table name")
-        if name in catalog.tables or name in self._classes:
+        if name in catalog.tables or self._declared(name) is not None:
             raise TableExistsError(name)
         if not isinstance(fields, Mapping):
             raise SchemaError("fields must map field names to types")
         schema = TableSchema(
             name,
-            [_field_spec(name, fname, spec) for fname, spec in fields.items()],
+            [field_spec(name, fname, spec) for fname, spec in fields.items()],
             primary_key,
             list(indexes),
             list(unique),
             shards,
         ).validate()
-        check_new_field_names(name, schema.field_names, _TABLE_ATTRIBUTES)
-        _runtime_class(schema)  # defaults must fit their types before anything is written
-        _check_catalog_fits(schema)
+        check_new_field_names(name, schema.field_names, TABLE_ATTRIBUTES)
+        runtime_class(schema)  # defaults must fit their types before anything is written
+        check_catalog_fits(schema)
         async with self._schema_lock:
             if name in catalog.tables:
                 raise TableExistsError(name)
             settled, ours = await self._create_in_guild(schema)
             if settled is None or not (ours or settled.same_shape(schema)):
                 raise TableExistsError(name)  # another process made it at once, differently
-            if name not in self._engines:
+            if name not in self._engines():
                 await self._attach(settled, None, new=ours)
-        return self.tables[name]
+        return self._registry[name].cls
 
     def schema(self, name: str) -> TableSchema:
         """The table's schema, with its current ``record_count``."""
@@ -590,10 +691,10 @@ class Database:
         return schema
 
     def _engine(self, name: str) -> TableEngine:
-        try:
-            return self._engines[name]
-        except KeyError:
-            raise TableNotFoundError(name) from None
+        entry = self._registry.get(name)
+        if entry is None or entry.engine is None:
+            raise TableNotFoundError(name)
+        return entry.engine
 
     async def drop_table(self, name: str) -> None:
         """Delete the table and its records (its channels are deleted too)."""
@@ -602,8 +703,8 @@ class Database:
             engine = self._engine(name)
             await engine.close()
             await catalog.append("drop", engine.schema)
-            self._classes.pop(name, None)
             self._detach(name)
+            self._registry.pop(name, None)  # a declared class too: @db.table may declare it anew
             # Never a channel outside the storage category, whatever the catalog says.
             storage = self._storage_channel_ids()
             for channel_id in engine.schema.channels:
@@ -613,12 +714,12 @@ class Database:
     async def compact(self, name: str | None = None) -> int:
         """Snapshot the table (all tables with no name) now; return old messages deleted."""
         self._require_open()
-        names = [name] if name is not None else list(self._engines)
+        names = [name] if name is not None else list(self._engines())
         return sum([await self._engine(n).compact() for n in names])
 
     async def flush(self) -> None:
         """Wait until every queued write has been sent."""
-        for engine in list(self._engines.values()):
+        for engine in self._engines().values():
             await engine.flush()
 
     @property
@@ -639,8 +740,9 @@ class Database:
             if catalog.ingest(message):
                 self._background.spawn(self._follow_catalog())
             return
-        for engine in self._engines.values():
-            if engine.owns(message.channel_id):
+        for entry in self._registry.values():
+            engine = entry.engine
+            if engine is not None and engine.owns(message.channel_id):
                 engine.spawn_ingest(message)
                 return
         channel = self.bot.get_channel(message.channel_id)
@@ -665,7 +767,7 @@ class Database:
         async with self._schema_lock:
             await self._confirm_unknown_channels(self._catalog)
             tables = self._catalog.tables
-            for name, engine in list(self._engines.items()):
+            for name, engine in self._engines().items():
                 current = tables.get(name)
                 if current is not None and current.channels == engine.schema.channels:
                     continue
@@ -677,8 +779,8 @@ class Database:
                 await engine.close()
                 self._detach(name)
             for name, schema in list(self._catalog.tables.items()):
-                if name not in self._engines:
-                    await self._attach(schema, self._classes.get(name))
+                if name not in self._engines():
+                    await self._attach(schema, self._declared(name))
 
     async def _join_winner(self, schema: TableSchema, lost: TableEngine) -> None:
         """Another process created the same table at once and its ``create`` (a lower id,
@@ -686,10 +788,11 @@ class Database:
         wrote into them (last writer wins by message id, as within one table), then delete
         ours. The table's class stays usable throughout."""
         log.warning("table %s: another process created it first; moving our writes", schema.name)
-        cls = self.tables[schema.name]
+        entry = self._registry[schema.name]
+        cls = entry.cls
         engine = self._engine_for(schema, cls, self.compaction)
         await engine.load()
-        self._engines[schema.name] = engine
+        entry.engine = engine
         cls.__discobase_engine__ = engine
         await lost.close()
         versions = engine.state.versions
@@ -714,7 +817,7 @@ class Database:
         await catalog.load()
         if before != {name: schema.to_dict() for name, schema in catalog.tables.items()}:
             await self._follow_catalog()
-        for engine in list(self._engines.values()):
+        for engine in self._engines().values():
             await engine.catch_up()
 
     async def check(self) -> CheckReport:
@@ -739,30 +842,13 @@ class Database:
                     )
                 )
         for name, schema in fresh.tables.items():
-            cls = self.tables.get(name) or _runtime_class(schema)
+            entry = self._registry.get(name)
+            cls = entry.cls if entry is not None else runtime_class(schema)
             scratch = self._engine_for(schema, cls, None)
             await scratch.load()
             report.problems.extend(scratch.state.problems)
             report.tables[name] = len(scratch.state.records)
         return report
-
-
-def _schema_of_class(cls: type[Table]) -> TableSchema:
-    name = cls.__name__.lower()
-    # before Settings is read: a field may shadow it
-    check_new_field_names(name, cls.model_fields, _TABLE_ATTRIBUTES)
-    settings = _settings(cls)
-    name = settings.get("name") or name
-    schema = TableSchema.of_model(
-        name,
-        cls,
-        primary_key=settings.get("primary_key"),
-        indexes=list(settings.get("indexes", ())),
-        unique=list(settings.get("unique", ())),
-        shards=settings.get("shards", 1),
-    )
-    _check_catalog_fits(schema)
-    return schema
 
 
 def _repeated_unique(engine: TableEngine, stored: TableSchema, declared: TableSchema) -> str | None:
@@ -779,95 +865,3 @@ def _repeated_unique(engine: TableEngine, stored: TableSchema, declared: TableSc
                 "make them distinct first"
             )
     return None
-
-
-def _field_spec(table: str, name: str, spec: Any) -> FieldSchema:
-    """A field of ``create_table`` from a type, a type name, or ``(type, default)``."""
-    default: Any = None
-    has_default = False
-    if isinstance(spec, tuple):
-        if len(spec) != 2:
-            raise SchemaError(f"table {table!r}: field {name!r}: give (type, default)")
-        spec, default = spec
-        has_default = True
-    if isinstance(spec, str):
-        optional = spec.endswith("?")
-        type_name = spec.removesuffix("?")
-        if type_name not in TYPE_NAMES:
-            raise SchemaError(
-                f"table {table!r}: field {name!r} has unknown type {spec!r}; use one of "
-                f"{', '.join(TYPE_NAMES)} (add ? for optional)"
-            )
-    else:
-        type_name, optional = describe_annotation(spec)
-        if type_name == "json" and spec not in (Any, JsonValue, dict, list):
-            raise SchemaError(
-                f"table {table!r}: field {name!r}: type {spec!r} is not supported by runtime "
-                f"tables; use one of {', '.join(TYPE_NAMES)} or a Table class"
-            )
-    if has_default and default is None:
-        optional = True
-    if optional and not has_default:
-        has_default = True  # an optional field may be left out: it is None then
-    return FieldSchema(name, type_name, optional, has_default, default)
-
-
-def _runtime_class(schema: TableSchema) -> type[Table]:
-    """Build the Table class of a table that has no Python class."""
-    definitions: dict[str, Any] = {}
-    for f in schema.fields:
-        annotation = TYPE_NAMES[f.type]
-        if f.optional and annotation is not Any:
-            annotation = annotation | None
-        if f.factory:
-            default = pydantic.Field(default_factory=f.default_factory())
-        elif f.has_default:
-            _check_default(schema.name, f.name, annotation, f.default)
-            default = pydantic.Field(default=f.default, validate_default=True)
-        else:
-            default = ...
-        definitions[f.name] = (annotation, default)
-    settings = type(
-        "Settings",
-        (),
-        {
-            "name": schema.name,
-            "primary_key": schema.primary_key,
-            "indexes": list(schema.indexes),
-            "unique": list(schema.unique),
-            "shards": schema.shards,
-        },
-    )
-    class_name = "".join(part.capitalize() for part in schema.name.split("_")) or "Record"
-    cls: type[Table] = pydantic.create_model(class_name, __base__=Table, **definitions)
-    cls.Settings = settings  # type: ignore[attr-defined]
-    cls.__discobase_name__ = schema.name
-    return cls
-
-
-def _check_default(table: str, name: str, annotation: Any, default: Any) -> None:
-    try:
-        pydantic.TypeAdapter(annotation).validate_python(default)
-        json.dumps(default, allow_nan=False)
-    except (pydantic.ValidationError, TypeError, ValueError) as error:
-        detail = error.errors()[0]["msg"] if isinstance(error, pydantic.ValidationError) else error
-        raise SchemaError(
-            f"table {table!r}: the default of {name!r} does not fit its type: {detail}"
-        ) from None
-
-
-def _check_catalog_fits(schema: TableSchema) -> None:
-    """Refuse a schema whose catalog event would not fit one message, before any REST call.
-
-    Its channels do not exist yet: each is counted at the longest id a snowflake can have.
-    """
-    stored = schema.to_dict()
-    stored["channels"] = [str(2**64 - 1)] * schema.shards
-    event = {"op": "create", "table": schema.name, "schema": stored}
-    try:
-        encode_catalog_event(event)
-    except ValueError:
-        raise SchemaError(
-            f"the schema of {schema.name!r} is too long for one catalog message "
-            f"({CONTENT_LIMIT} characters); use fewer fields or shorter names"
-        ) from None

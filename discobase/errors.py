@@ -24,6 +24,7 @@ __all__ = (
     "DiscordUnavailableError",
     "GuildNotFoundError",
     "GuildUnavailableError",
+    "InvalidTokenError",
     "MissingPermissionsError",
     "NotATableError",
     "NotConnectedError",
@@ -66,9 +67,19 @@ class DatabaseCorruptionError(DiscobaseError):
 class NotConnectedError(DiscobaseError):
     """The database is not open, or a table class is not attached to a database.
 
-    Call ``await db.open()`` (or use ``async with db.conn(token)``) first, and decorate table
-    classes with ``@db.table``.
+    Open the database first (``async with db.connect(token):``), and decorate table classes
+    with ``@db.table``.
     """
+
+
+class InvalidTokenError(NotConnectedError):
+    """Discord refused the bot token: the database's own client could not log in."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(
+            f"Discord refused the bot token ({detail}): copy it again from the Developer "
+            "Portal (your application, Bot, Reset Token) into DISCORD_TOKEN"
+        )
 
 
 class TableNotReadyError(NotConnectedError, DatabaseTableError):

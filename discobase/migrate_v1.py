@@ -28,7 +28,8 @@ from typing import Any
 
 import pydantic
 
-from .database import Database, _field_spec, _runtime_class
+from .classes import field_spec, runtime_class
+from .database import Database
 from .engine.schema import TableSchema, describe_annotation
 from .errors import SchemaError, UniqueViolationError, V1DataNotFoundError, ValidationError
 from .model import Table
@@ -364,9 +365,9 @@ def _type_name(annotation: Any) -> str:
 def _scratch_class(table: TableReport) -> type[Table]:
     """The class ``create_table`` would make, to validate a dry run's records."""
     schema = TableSchema(
-        table.target, [_field_spec(table.target, k, v) for k, v in table.fields.items()]
+        table.target, [field_spec(table.target, k, v) for k, v in table.fields.items()]
     ).validate()
-    return _runtime_class(schema)
+    return runtime_class(schema)
 
 
 def _validated(

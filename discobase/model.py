@@ -165,7 +165,7 @@ class Table(BaseModel):
         primary_key = (
             engine.schema.primary_key
             if engine is not None
-            else _settings(type(self)).get("primary_key")
+            else settings_of(type(self)).get("primary_key")
         )
         if primary_key is not None:
             return _json_key(type(self), primary_key, getattr(self, primary_key))
@@ -397,7 +397,8 @@ class Table(BaseModel):
             yield record._found(engine)
 
 
-def _settings(cls: type[Table]) -> dict[str, Any]:
+def settings_of(cls: type[Table]) -> dict[str, Any]:
+    """The options of a table class's nested ``Settings`` (empty when it has none)."""
     settings = getattr(cls, "Settings", None)
     return {k: v for k, v in vars(settings).items() if not k.startswith("_")} if settings else {}
 

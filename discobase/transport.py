@@ -29,6 +29,7 @@ from .errors import (
     DiscordUnavailableError,
     GuildNotFoundError,
     GuildUnavailableError,
+    InvalidTokenError,
     MissingPermissionsError,
     NotConnectedError,
     StorageCorruptError,
@@ -277,6 +278,14 @@ class Transport:
                 log.warning("%s failed (%s), retry %d in %.2fs", route, last, attempt, wait)
                 await asyncio.sleep(wait)
         raise DiscordUnavailableError(route, policy.attempts, last)
+
+    async def run(self, token: str) -> None:
+        """Log the client in and run it until it closes. A token Discord refuses (discord.py's
+        ``Client.login`` raises ``LoginFailure`` on the 401) is :class:`InvalidTokenError`."""
+        try:
+            await self.client.start(token)
+        except discord.LoginFailure as error:
+            raise InvalidTokenError(str(error)) from error
 
     # -- guild and channels -----------------------------------------------------------------
 

@@ -1,12 +1,17 @@
-"""A Database with its own client (the 1.0.0 shape): bound by guild name, opened, closed."""
+"""A Database with its own client (the 1.0.0 shape): bound by guild name, connected (opened and
+closed) both ways, ``async with db.connect(token)`` and ``await db.connect(token)``, and how
+connecting fails; 1.0's ``conn`` is an alias of ``connect``."""
 
 from __future__ import annotations
 
 import asyncio
 
+import discord
 import pytest
 
 import discobase
+from tests.conftest import discobase_tasks
+from tests.strict import Strict
 
 
 @pytest.fixture
@@ -21,13 +26,16 @@ def simcord_bot(own_db):
 
 
 @pytest.fixture
-def offline_start(own_db):
+def offline_start(own_db) -> asyncio.Event:
     """SimCord has connected the client already: ``start(token)`` then only runs until
-    the client closes, as it would after logging in."""
+    the client closes, as it would after logging in, or raises what discord.py's
+    ``Client.login`` raises when Discord answers 401 to another token. Returns the event
+    set when the client is closed."""
     closed = asyncio.Event()
 
     async def start(token: str) -> None:
-        assert token == "secret-token"
+        if token != "secret-token":
+            raise discord.LoginFailure("Improper token has been passed.")
         await closed.wait()
 
     async def close() -> None:
@@ -35,6 +43,11 @@ def offline_start(own_db):
 
     own_db.bot.start = start
     own_db.bot.close = close
+    return closed
+
+
+class Entry(discobase.Table):
+    text: str
 
 
 async def test_own_client_binds_by_guild_name_and_needs_no_privileged_intent(simcord_env, own_db):
@@ -44,10 +57,7 @@ async def test_own_client_binds_by_guild_name_and_needs_no_privileged_intent(sim
     with pytest.raises(discobase.NotConnectedError):
         await own_db.create_table("t", {"a": str})
 
-    @own_db.table
-    class Entry(discobase.Table):
-        text: str
-
+    own_db.table(Entry)
     await own_db.open()
     await own_db.open()  # idempotent
     assert own_db.is_open and own_db.guild_id == guild.id
@@ -60,25 +70,124 @@ async def test_own_client_binds_by_guild_name_and_needs_no_privileged_intent(sim
         await Entry.find()
 
 
-async def test_conn_logs_in_opens_and_closes(simcord_env, own_db, offline_start):
+async def test_async_with_connect_logs_in_opens_and_closes(simcord_env, own_db, offline_start):
     simcord_env.create_guild("my storage")
+    own_db.table(Entry)
+    async with own_db.connect("secret-token") as db:
+        assert db is own_db and db.is_open and not offline_start.is_set()
+        await Entry(text="inside").save()
+    assert not own_db.is_open and offline_start.is_set()  # closed, and logged out
+    assert discobase_tasks() == []
+    assert [e.text for e in await (await reader(simcord_env)).tables["entry"].find()] == ["inside"]
 
-    @own_db.table
-    class Entry(discobase.Table):
-        text: str
 
+async def test_await_connect_returns_the_open_database(simcord_env, own_db, offline_start):
+    simcord_env.create_guild("my storage")
+    own_db.table(Entry)
+    db = await own_db.connect("secret-token")
+    assert db is own_db and db.is_open
+    await Entry(text="one").save()
+    assert await db.connect("secret-token") is db  # open already: no second login
+    assert await Entry.count() == 1 and not offline_start.is_set()
+    await db.close()
+    assert not db.is_open and offline_start.is_set()
+    assert discobase_tasks() == []
+
+
+async def test_conn_is_connect_under_its_1_0_name(simcord_env, own_db, offline_start):
+    simcord_env.create_guild("my storage")
+    own_db.table(Entry)
     async with own_db.conn("secret-token") as db:
         assert db is own_db and db.is_open
         await Entry(text="inside").save()
-    assert not own_db.is_open
-    assert own_db._login_task is not None
-    await own_db._login_task  # the client ran until close()
+    assert not own_db.is_open and offline_start.is_set()
 
 
-async def test_conn_raises_why_the_database_could_not_open(simcord_env, own_db, offline_start):
+async def reader(env) -> discobase.Database:
+    """Another database on the same guild, opened on SimCord's client, to see what is stored."""
+    db = discobase.Database("my storage", bot=env.bot)
+    await db.open()
+    return db
+
+
+@pytest.mark.parametrize("form", ["async with", "await"])
+async def test_a_token_discord_refuses_is_a_typed_error(
+    simcord_env, own_db, offline_start, form
+):
+    simcord_env.create_guild("my storage")
+    with pytest.raises(discobase.InvalidTokenError, match="Reset Token") as raised:
+        if form == "await":
+            await own_db.connect("stale-token")
+        else:
+            async with own_db.connect("stale-token"):
+                pytest.fail("the body must not run")
+    assert isinstance(raised.value, discobase.NotConnectedError)
+    assert not own_db.is_open and offline_start.is_set()  # its own client is logged out
+    assert discobase_tasks() == []  # the open that waited for the login is stopped too
+
+
+async def test_connecting_while_the_guild_is_unavailable_is_a_typed_error(
+    simcord_env, own_db, offline_start, strict: Strict
+):
+    guild = simcord_env.create_guild("my storage")
+    await simcord_env.settle()
+    strict.guild_outage(guild.id)
+    await simcord_env.settle()
+    with pytest.raises(discobase.GuildUnavailableError) as raised:
+        async with own_db.connect("secret-token"):
+            pytest.fail("the body must not run")
+    assert raised.value.guild == guild.id
+    assert not own_db.is_open and offline_start.is_set()
+    assert discobase_tasks() == []
+
+
+async def test_an_error_inside_async_with_closes_and_keeps_acknowledged_writes(
+    simcord_env, own_db, offline_start
+):
+    simcord_env.create_guild("my storage")
+    own_db.table(Entry)
+    with pytest.raises(RuntimeError, match="the caller's own failure"):
+        async with own_db.connect("secret-token"):
+            await Entry(text="first").save()
+            await asyncio.gather(*(Entry(text=f"batch {i}").save() for i in range(5)))
+            raise RuntimeError("the caller's own failure")
+    assert not own_db.is_open and offline_start.is_set()
+    assert discobase_tasks() == []
+    with pytest.raises(discobase.NotConnectedError):
+        await Entry.find()
+    stored = sorted(e.text for e in await (await reader(simcord_env)).tables["entry"].find())
+    assert stored == ["batch 0", "batch 1", "batch 2", "batch 3", "batch 4", "first"]
+
+
+async def test_connect_without_a_token_uses_a_client_that_runs_elsewhere(simcord_env, new_db):
+    async with new_db().connect() as db:
+        assert db.is_open
+        await db.create_table("notes", {"text": str})
+    assert not db.is_open
+    assert not simcord_env.bot.is_closed()  # a shared client keeps running
+    db2 = await new_db().connect()
+    assert "notes" in db2.tables
+    await db2.close()
+
+
+async def test_connect_without_a_token_refuses_an_own_client_that_is_not_running():
+    db = discobase.Database("anywhere")
+    with pytest.raises(discobase.NotConnectedError, match="pass the bot token"):
+        await db.connect()
+    assert not db.is_open
+
+
+async def test_a_database_sharing_a_client_refuses_a_token(simcord_env, new_db):
+    db = new_db()
+    with pytest.raises(discobase.NotConnectedError, match="without a token"):
+        await db.connect("secret-token")
+    assert not db.is_open and not simcord_env.bot.is_closed()
+
+
+async def test_connect_raises_why_the_database_could_not_open(simcord_env, own_db, offline_start):
     simcord_env.create_guild("somewhere else")
     with pytest.raises(discobase.GuildNotFoundError) as error:
-        async with own_db.conn("secret-token"):
+        async with own_db.connect("secret-token"):
             pytest.fail("the body must not run")
     assert error.value.guild == "my storage"
-    assert not own_db.is_open
+    assert not own_db.is_open and offline_start.is_set()
