@@ -87,27 +87,20 @@ async def _opened(
         db = Database(name, category=args.category)
         async with simcord.run(db.bot) as env:
             env.create_guild(name)
-            await db.open()
-            try:
+            async with db.connect():
                 yield db
-            finally:
-                await db.close()
         return
     if guild is None:
         raise UsageError("name the guild: --guild ID or DISCOBASE_GUILD")
     guild_ref = _guild(str(guild)) if not isinstance(guild, int) else guild
     if client is not None:
-        db = Database(guild_ref, bot=client, category=args.category)
-        await db.open()
-        try:
+        async with Database(guild_ref, bot=client, category=args.category).connect() as db:
             yield db
-        finally:
-            await db.close()
         return
     token = _setting("DISCORD_TOKEN")
     if not token:
         raise UsageError("set DISCORD_TOKEN to the bot's token (or use --offline)")
-    async with Database(guild_ref, category=args.category).conn(token) as db:
+    async with Database(guild_ref, category=args.category).connect(token) as db:
         yield db
 
 
@@ -421,10 +414,9 @@ async def _migrate_v1(args: argparse.Namespace, client: discord.Client | None) -
             token = _setting("DISCORD_TOKEN")
             if not token:
                 raise UsageError("set DISCORD_TOKEN to the bot's token")
-            db.login_task(token)
-            await db.wait_ready()
+            await db.connect(token)
         else:
-            await db.open()
+            await db.connect()
         report = await migrate_v1(
             db, args.source, author=args.author, rename=dict(args.rename), dry_run=args.dry_run
         )

@@ -266,10 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"smoke test in guild {guild}, category {category}")
 
     async def connect() -> Database:
-        db = Database(guild, category=category)
-        db.login_task(token)
-        await db.wait_ready()
-        return db
+        return await Database(guild, category=category).connect(token)
 
     report = asyncio.run(run_smoke(connect))
     print(report)

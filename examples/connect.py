@@ -30,7 +30,7 @@ def guild(offline_name: str) -> int | str:
 async def connected(db: discobase.Database) -> AsyncIterator[discobase.Database]:
     """Log the database's own client in (to Discord or SimCord), open it, and close it after."""
     if TOKEN is not None:
-        async with db.conn(TOKEN):
+        async with db.connect(TOKEN):
             yield db
         return
     import simcord
@@ -38,8 +38,5 @@ async def connected(db: discobase.Database) -> AsyncIterator[discobase.Database]
     async with simcord.run(db.bot) as env:
         assert isinstance(db.guild_ref, str)
         env.create_guild(db.guild_ref)
-        await db.open()
-        try:
+        async with db.connect():  # no token: SimCord logged the client in
             yield db
-        finally:
-            await db.close()

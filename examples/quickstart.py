@@ -51,18 +51,15 @@ async def main() -> None:
     if TOKEN:
         if isinstance(GUILD, str):
             raise SystemExit("set DISCOBASE_GUILD to the id of a server your bot is in")
-        async with db.conn(TOKEN):  # logs in, opens the database, closes it at the end
+        async with db.connect(TOKEN):  # logs in, opens the database, closes it at the end
             await use_the_database()
         return
     import simcord  # the offline Discord (installed by requirements.txt)
 
     async with simcord.run(db.bot) as env:  # the database's own client, logged in to SimCord
         env.create_guild(GUILD)
-        await db.open()
-        try:
+        async with db.connect():  # no token: the client is logged in already
             await use_the_database()
-        finally:
-            await db.close()
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ class PetBot(commands.Bot):
         self.guild_ref = guild
 
     async def database(self) -> discobase.Database:
-        await self.db.open()  # the first call opens it; later ones return at once
+        await self.db.connect()  # the first call opens it; later ones return at once
         return self.db
 
     async def setup_hook(self) -> None:

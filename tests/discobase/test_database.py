@@ -103,6 +103,15 @@ async def test_conn_is_connect_under_its_1_0_name(simcord_env, own_db, offline_s
     assert not own_db.is_open and offline_start.is_set()
 
 
+async def test_login_runs_the_client_until_it_closes(simcord_env, own_db, offline_start):
+    simcord_env.create_guild("my storage")
+    running = asyncio.get_running_loop().create_task(own_db.login("secret-token"))
+    await own_db.wait_ready()
+    assert own_db.is_open and not running.done()
+    await own_db.close()
+    assert running.done() and running.exception() is None  # ended with the close
+
+
 async def reader(env) -> discobase.Database:
     """Another database on the same guild, opened on SimCord's client, to see what is stored."""
     db = discobase.Database("my storage", bot=env.bot)
@@ -111,9 +120,7 @@ async def reader(env) -> discobase.Database:
 
 
 @pytest.mark.parametrize("form", ["async with", "await"])
-async def test_a_token_discord_refuses_is_a_typed_error(
-    simcord_env, own_db, offline_start, form
-):
+async def test_a_token_discord_refuses_is_a_typed_error(simcord_env, own_db, offline_start, form):
     simcord_env.create_guild("my storage")
     with pytest.raises(discobase.InvalidTokenError, match="Reset Token") as raised:
         if form == "await":

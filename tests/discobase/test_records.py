@@ -108,6 +108,28 @@ async def test_a_subclass_queries_by_inherited_fields_and_keeps_their_defaults(n
     await db.close()
 
 
+async def test_a_registered_class_outlives_close_and_a_drop_frees_its_name(new_db):
+    db = await open_db(new_db, Pet)
+    await db.create_table("notes", {"text": str})
+    await Pet(tag="a", legs=4).save()
+    await db.close()
+    assert db.tables["pets"] is Pet  # still registered while closed
+    await db.open()
+    assert await Pet.count() == 1 and set(db.tables) == {"pets", "notes"}
+    await db.drop_table("pets")
+    assert set(db.tables) == {"notes"}
+    with pytest.raises(discobase.TableNotReadyError):
+        await Pet.count()
+    db.table(Pet)  # the name is free again
+    with pytest.raises(discobase.TableExistsError):
+        db.table(Pet)
+    await db.build_tables()
+    assert await Pet.count() == 0
+    await db.drop_table("notes")
+    assert set(db.tables) == {"pets"}
+    await db.close()
+
+
 async def test_query_values_are_converted_to_the_field_type(new_db):
     db = await open_db(new_db, User)
     await User(name="x", age=3).save()
