@@ -1,11 +1,15 @@
 """``python -m bench``: run the workloads on ours and on 1.0.0, print and record the figures.
 
 - ``python -m bench``: the full sizes (the issue's), ours and the baseline; writes
-  ``bench/results.json`` and ``docs/performance.md`` (only a complete run writes them).
-- ``python -m bench --quick``: CI sizes, ours only, no baseline install; prints the table and writes
-  nothing unless ``--json PATH`` is given (a quick run never overwrites the full results).
-- ``--render`` rewrites ``docs/performance.md`` from ``bench/results.json`` (after editing the
-  page's template here);
+  ``bench/results.json``, W8's figure and ``docs/performance.md`` (only a complete run writes
+  them). W8 goes to 1,000,000 records: a few minutes and a few GB of memory.
+- ``python -m bench --quick``: CI sizes (W8 at 2,000 records only), ours only, no baseline
+  install; prints the tables and writes nothing unless ``--json PATH`` is given (a quick run
+  never overwrites the full results).
+- ``--render`` rewrites ``docs/performance.md`` and the figure from ``bench/results.json`` (after
+  editing the page's template in :mod:`bench.report`);
+- ``--before PATH`` records a complete run's results there instead (``bench/results-before.json``
+  is the run before the engine's speed-ups, shown beside every later one);
 - ``--groups W1,W6`` runs some groups only; ``--no-baseline`` skips 1.0.0; ``--shards N`` sets
   the benchmark table's ``Settings.shards`` (default 8; ``--shards 1`` is the library's default); ``--limits`` prints the
   model's table and exits.
@@ -34,13 +38,17 @@ from pathlib import Path
 from typing import Any
 
 from . import baseline, report
+from .figure import draw_w8
 from .model import DEFAULT_LATENCY_SECONDS, limits_markdown
 from .records import FULL, QUICK, Sizes
+from .targets import MB, evaluate_targets, phases_by_name
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results.json"
+BEFORE = REPO / "bench" / "results-before.json"
 PERFORMANCE_DOC = REPO / "docs" / "performance.md"
-OUR_GROUPS = ("W1", "W2", "W3-W5", "W6", "W7")
+FIGURE = REPO / "docs" / "images" / "performance-w8.png"
+OUR_GROUPS = ("W1", "W1-defaults", "W2", "W3-W5", "W6", "W7", "W8")
 BASELINE_GROUPS = ("W1", "W2", "W3-W5", "W6", "W7")
 #: Real seconds a group of ours may take before it is reported as timed out.
 OUR_TIMEOUT_SECONDS = 1800.0
@@ -121,7 +129,7 @@ def machine() -> dict[str, Any]:
         pass
     memory = None
     with contextlib.suppress(ValueError, OSError):
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // report.MB
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // MB
     return {
         "cpu": cpu,
         "cpus": os.cpu_count(),
@@ -170,6 +178,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-baseline", action="store_true", help="skip discobase 1.0.0")
     parser.add_argument("--json", type=Path, help="write the results here (default: full runs)")
     parser.add_argument(
+        "--before",
+        type=Path,
+        help="write the results here as the run to compare later ones with, and nothing else",
+    )
+    parser.add_argument(
         "--shards",
         type=int,
         default=BENCH_SHARDS,
@@ -190,13 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         print(limits_markdown())
         return 0
     if args.render:
-        stored = json.loads(RESULTS.read_text())
-        ours, theirs = stored["ours"], stored["baseline"]
-        targets = report.evaluate_targets(
-            report.phases_by_name(ours),
-            report.phases_by_name(theirs) if theirs is not None else None,
-        )
-        PERFORMANCE_DOC.write_text(render_markdown(stored, ours, theirs, targets))
+        write_page(json.loads(RESULTS.read_text()))
         print(f"wrote {PERFORMANCE_DOC.relative_to(REPO)} from {RESULTS.relative_to(REPO)}")
         return 0
     sizes = QUICK if args.quick else FULL
@@ -234,9 +241,6 @@ def main(argv: list[str] | None = None) -> int:
         ours = ours_future.result()
         theirs = theirs_future.result() if theirs_future is not None else None
 
-    ours_phases = report.phases_by_name(ours)
-    theirs_phases = report.phases_by_name(theirs) if theirs is not None else None
-    targets = report.evaluate_targets(ours_phases, theirs_phases)
     results = {
         "command": command,
         "mode": "quick" if args.quick else "full",
@@ -250,22 +254,47 @@ def main(argv: list[str] | None = None) -> int:
         "ours": ours,
         "baseline": theirs,
         "baseline_setup_error": baseline_setup_error,
-        "targets": [target.as_json() for target in targets],
     }
+    results["targets"] = [
+        target.as_json()
+        for target in evaluate_targets(
+            phases_by_name(ours), phases_by_name(theirs) if theirs is not None else None
+        )
+    ]
+    before = load_before()
     print()
-    print(render_text(results, ours, theirs, targets))
+    print(report.render_text(results, before))
     complete_run = not (args.quick or args.groups or args.no_baseline)
-    json_path = args.json or (RESULTS if complete_run else None)
+    json_path = args.before or args.json or (RESULTS if complete_run else None)
     if json_path is not None:
         json_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
         print(f"\nwrote {json_path}")
-    if complete_run:
-        PERFORMANCE_DOC.write_text(render_markdown(results, ours, theirs, targets))
-        print(f"wrote {PERFORMANCE_DOC.relative_to(REPO)}")
+    if complete_run and args.before is None:
+        write_page(results)
+        print(f"wrote {PERFORMANCE_DOC.relative_to(REPO)} and {FIGURE.relative_to(REPO)}")
     broken = broken_phases(ours)
     if broken:
         print(f"\nours went wrong (exit 1): {', '.join(broken)}", file=sys.stderr)
     return 1 if broken else 0
+
+
+def load_before() -> dict[str, Any] | None:
+    """The run recorded before the engine's speed-ups, if there is one."""
+    return json.loads(BEFORE.read_text()) if BEFORE.exists() else None
+
+
+def write_page(results: dict[str, Any]) -> None:
+    """W8's figure and docs/performance.md for ``results``."""
+    before = load_before()
+    drawn = draw_w8(
+        phases_by_name(results["ours"]),
+        phases_by_name(before["ours"]) if before is not None else None,
+        FIGURE,
+    )
+    figure = str(FIGURE.relative_to(PERFORMANCE_DOC.parent)) if drawn else None
+    PERFORMANCE_DOC.write_text(
+        report.render_markdown(results, before, figure, BASELINE_BUDGET_SECONDS)
+    )
 
 
 def broken_phases(ours: dict[str, dict[str, Any]]) -> list[str]:
@@ -274,154 +303,11 @@ def broken_phases(ours: dict[str, dict[str, Any]]) -> list[str]:
     Targets missed are findings, not errors; these are: they fail ``--quick`` in CI.
     """
     broken = [f"{name} (crashed)" for name, group in ours.items() if group.get("error")]
-    for phase in report.phases_by_name(ours).values():
+    for phase in phases_by_name(ours).values():
         verified = phase.get("verified", "ok")
         if phase.get("failed_ops") or phase.get("wrong_results") or verified != "ok":
             broken.append(phase["phase"])
     return broken
-
-
-def render_text(
-    results: dict[str, Any],
-    ours: dict[str, dict[str, Any]],
-    theirs: dict[str, dict[str, Any]] | None,
-    targets: list[report.Target],
-) -> str:
-    parts = [
-        f"discobase benchmark ({results['mode']}; {results['real_seconds']} real s)",
-        "",
-        "ours:",
-        report.text_table(report.COLUMNS, report.group_rows(ours)),
-    ]
-    if theirs is not None:
-        parts += [
-            "",
-            "discobase 1.0.0:",
-            report.text_table(report.COLUMNS, report.group_rows(theirs)),
-        ]
-        ratios = report.ratio_rows(report.phases_by_name(ours), report.phases_by_name(theirs))
-        parts += [
-            "",
-            "ours/1.0.0:",
-            report.text_table(["phase", "calls/op", "ops/sim s", "1.0.0 outcome"], ratios),
-        ]
-    elif results["baseline_setup_error"]:
-        parts += ["", results["baseline_setup_error"]]
-    parts += [
-        "",
-        "targets:",
-        report.text_table(
-            ["workload", "target", "value", "verdict", "note"], report.target_rows(targets)
-        ),
-    ]
-    if results["mode"] == "quick":
-        parts.append("(quick sizes: the targets are meant for the full run)")
-    return "\n".join(parts)
-
-
-def render_markdown(
-    results: dict[str, Any],
-    ours: dict[str, dict[str, Any]],
-    theirs: dict[str, dict[str, Any]] | None,
-    targets: list[report.Target],
-) -> str:
-    machine_info = results["machine"]
-    sizes = ", ".join(f"{key}={value}" for key, value in results["sizes"].items())
-    parts = [
-        "# Performance",
-        "",
-        "Generated by `python -m bench` (do not edit by hand; rerun it). Figures come from a model",
-        "of Discord's rate limits wrapped around SimCord's REST transport, in virtual time",
-        "(looptime): simulated seconds are what the workload would take against Discord under",
-        "the model; CPU seconds and RSS are real, of the workload's process. REST calls and",
-        "simulated times are the same on every run, except in 1.0.0's phases that a real-time",
-        "budget stopped (those depend on the machine's speed).",
-        "",
-        f"- command: `{results['command']}` ({results['real_seconds']} real seconds)",
-        f"- date: {results['date']}; code: {results.get('code', 'not recorded')}",
-        f"- machine: {machine_info['cpu']}, {machine_info['cpus']} CPUs, "
-        f"{machine_info['memory_mb']} MB; {machine_info['platform']}; Python "
-        f"{machine_info['python']}; discord.py {machine_info['discord.py']}, SimCord "
-        f"{machine_info['simcord']}, looptime {machine_info['looptime']}",
-        f"- sizes: {sizes}",
-        f"- our table: `Settings.shards = {results.get('table_shards')}` (a log spread over that "
-        "many channels, each with its own rate limit; the library's default is 1 channel, whose "
-        "5 messages per 5 s cap awaited writes at about 1 per second)",
-        "",
-        "## Reading the table",
-        "",
-        "- **calls/op**: REST calls per operation attempted (failed ones included), counted at",
-        "  SimCord's transport (not by the library), including calls the library made after the",
-        "  phase's operations returned (`trailing_rest_calls` in `bench/results.json`).",
-        "- **ops**: operations that succeeded; failures are listed under outcome.",
-        "- **sim s**, **ops/sim s**, **p50 s**, **p99 s**: simulated time of the phase and of each",
-        "  operation (rate-limit waits and 100 ms round trips).",
-        "- **CPU s**: process CPU time of the phase, which includes SimCord answering the calls;",
-        "  **server CPU s** is that part (the simulated Discord's work), so the client's share is",
-        "  the difference. **peak RSS MB**: the process's peak during the phase (the kernel's",
-        "  high-water mark is reset when a phase starts), SimCord's world included.",
-        "",
-        "## Ours",
-        "",
-        report.markdown_table(report.COLUMNS, report.group_rows(ours)),
-        "",
-        "### REST calls per operation by route",
-        "",
-        report.markdown_table(["phase", "route", "calls/op"], report.route_rows(ours)),
-        "",
-        "## Targets (issue 4)",
-        "",
-        report.markdown_table(
-            ["workload", "target", "value", "verdict", "note"], report.target_rows(targets)
-        ),
-        "",
-    ]
-    if theirs is not None:
-        parts += [
-            "## discobase 1.0.0 (the baseline)",
-            "",
-            "Installed from PyPI into `bench/.baseline-venv` and driven by",
-            "`bench/baseline_driver.py` on the same SimCord and model (its docstring says how).",
-            "It stores only str, int and bool: its records carry `x` as `x_milli: int` and `at` as",
-            "an ISO 8601 string. It has no bulk insert, no range queries and no compaction; it",
-            "cannot build tables of the workloads' sizes, so its later phases run on the records",
-            "it holds. A phase stops after 10 consecutive failures or "
-            f"{BASELINE_BUDGET_SECONDS:g} real seconds.",
-            "",
-            report.markdown_table(report.COLUMNS, report.group_rows(theirs)),
-            "",
-            "### REST calls per operation by route (1.0.0)",
-            "",
-            report.markdown_table(["phase", "route", "calls/op"], report.route_rows(theirs)),
-            "",
-            "### Ours / 1.0.0",
-            "",
-            "Below 1 is better for calls/op, above 1 for ops/sim s; `-` where a side has no",
-            "figure (ours took no simulated time, or 1.0.0 could not run the phase).",
-            "",
-            report.markdown_table(
-                ["phase", "calls/op ours/1.0.0", "ops/sim s ours/1.0.0", "1.0.0 outcome"],
-                report.ratio_rows(report.phases_by_name(ours), report.phases_by_name(theirs)),
-            ),
-            "",
-        ]
-    elif results["baseline_setup_error"]:
-        parts += ["## discobase 1.0.0", "", results["baseline_setup_error"], ""]
-    parts += [
-        "## The model of Discord",
-        "",
-        "`bench/model.py`; figures from `shared/DISCORD_LIMITS.md` (tags: D documented, C observed",
-        "by the community, U uncertain; where uncertain the model is conservative). Buckets are",
-        "fixed windows opened by their first request; a call takes a token from every bucket that",
-        "applies, waiting (first come, first served) when one is empty, then pays the round trip,",
-        "reaching SimCord half-way. SimCord's clock moves with the loop's virtual time. While the",
-        "model is installed, `GET /channels/{id}/messages?after=` pages forward as on Discord",
-        "(SimCord returns the newest messages instead).",
-        "",
-        results["model"]["limits"],
-        "",
-    ]
-    return "\n".join(parts)
 
 
 if __name__ == "__main__":

@@ -220,7 +220,7 @@ def unsupported(name: str, reason: str) -> Result:
     return {"phase": name, "unsupported": reason}
 
 
-async def w3_w4_w5(sizes: Sizes, model: DiscordModel, budget: Budget) -> list[Result]:
+async def build_query_reopen(sizes: Sizes, model: DiscordModel, budget: Budget) -> list[Result]:
     results = [unsupported("W3 insert_many", "1.0.0 has no insert_many (one save() per record)")]
     db, table = new_database()
     async with simulated_guild(model, db) as env:
@@ -389,7 +389,7 @@ def answer_text(result: simcord.InteractionResult) -> str:
 
 
 Group = Callable[[Sizes, DiscordModel, Budget], Awaitable[list[Result]]]
-GROUPS: dict[str, Group] = {"W1": w1, "W2": w2, "W3-W5": w3_w4_w5, "W6": w6, "W7": w7}
+GROUPS: dict[str, Group] = {"W1": w1, "W2": w2, "W3-W5": build_query_reopen, "W6": w6, "W7": w7}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.CRITICAL)
     warnings.simplefilter("ignore", DeprecationWarning)
-    sizes = Sizes(**json.loads(args.sizes))
+    sizes = Sizes.from_json(json.loads(args.sizes))
     loop = looptime.new_event_loop(start=0)
     try:
         phases = loop.run_until_complete(

@@ -5,6 +5,12 @@ and resets the kernel's peak-RSS mark when it starts; :meth:`Phase.finish` turns
 the figures the benchmark reports. Operations are timed one by one with :meth:`Phase.op`, which
 also records failures instead of letting one failed operation end the workload.
 
+**Effective time** is what a user would wait: the simulated time (rate limits and round trips, in
+which the loop's virtual clock moves) plus the CPU time the client spends (during which it does
+not). The client's CPU time is the process's minus the part SimCord spent answering calls (the
+model's ``server_cpu_seconds``). Adding them counts CPU work done while a call is in flight as if
+it were not overlapped, so effective time is an upper bound of the wall-clock time on Discord.
+
 Standard library plus :mod:`model` only, so the baseline driver (its own virtual environment,
 without our package) can import it as a plain module.
 """
@@ -85,6 +91,7 @@ class Phase:
         self.model = model
         self.unit = unit
         self.latencies: list[float] = []
+        #: Client CPU seconds of each operation (the process's, SimCord's share taken out).
         self.op_cpu: list[float] = []
         self.ops = 0
         self.failures: Counter[str] = Counter()
@@ -108,15 +115,18 @@ class Phase:
     async def op(self, awaitable: Awaitable[_T], *, count: int = 1) -> _T | None:
         """Await one operation (standing for ``count`` records), timing it; None if it failed."""
         loop = asyncio.get_running_loop()
-        started, cpu_started = loop.time(), time.thread_time()
+        metrics = self.model.metrics
+        started, server_started = loop.time(), metrics.server_cpu_seconds
+        cpu_started = time.thread_time()
         try:
             result = await awaitable
         except Exception as error:
             self.record_failure(error)
             return None
         finally:
+            cpu = time.thread_time() - cpu_started
             self.latencies.append(loop.time() - started)
-            self.op_cpu.append(time.thread_time() - cpu_started)
+            self.op_cpu.append(cpu - (metrics.server_cpu_seconds - server_started))
         self.ops += count
         return result
 
@@ -145,6 +155,11 @@ class Phase:
         p50 = percentile(self.latencies, 0.50)
         p99 = percentile(self.latencies, 0.99)
         cpu_p50 = percentile(self.op_cpu, 0.50)
+        client_cpu = max(0.0, cpu_seconds - metrics.server_cpu_seconds)
+        effective = loop_seconds + client_cpu
+        effective_latencies = [
+            latency + cpu for latency, cpu in zip(self.latencies, self.op_cpu, strict=True)
+        ]
         return {
             "phase": self.name,
             "unit": self.unit,
@@ -166,6 +181,12 @@ class Phase:
             "op_cpu_p50_s": cpu_p50,
             "op_cpu_max_s": max(self.op_cpu) if self.op_cpu else None,
             "cpu_seconds": round(cpu_seconds, 4),
+            "client_cpu_seconds": round(client_cpu, 4),
+            "client_cpu_per_op_s": client_cpu / ops if ops else None,
+            "effective_seconds": round(effective, 6),
+            "ops_per_effective_second": ops / effective if effective > 0 else None,
+            "effective_latency_p50_s": percentile(effective_latencies, 0.50),
+            "effective_latency_p99_s": percentile(effective_latencies, 0.99),
             "peak_rss_bytes": peak_rss_bytes(),
             "rss_at_start_bytes": self._rss_started,
             "peak_rss_is_phase_peak": self._peak_reset,

@@ -2,7 +2,8 @@
 
 SimCord replaces discord.py's ``HTTPClient.request`` with its own ``FakeHTTPClient.request``, which
 bypasses discord.py's rate-limit code: against SimCord every call succeeds at once. This module puts
-Discord's costs back at that seam. Every REST call first takes a token from each bucket that applies
+Discord's costs back at that seam (reached through :mod:`bench.seam`, the benchmark's only use of
+SimCord's private modules). Every REST call first takes a token from each bucket that applies
 to it (per-route buckets kept per channel, guild or webhook, plus the global bucket), waiting in
 the event loop's time when a bucket is empty, and then pays a round trip of latency. The call is
 dispatched to SimCord half-way through the round trip, so message timestamps fall between the send
@@ -16,14 +17,18 @@ model never returns a 429: it waits, in FIFO order per bucket.
 One SimCord gap is closed while the model is installed: SimCord answers ``GET
 /channels/{id}/messages?after=X`` with the *newest* messages after X, where Discord returns the
 *oldest* ``limit`` ones (newest first), so paging forward through a channel skips messages past the
-first page. :func:`history_after_like_discord` answers such requests as Discord does.
+first page. :func:`bench.seam.history_after_like_discord` answers such requests as Discord does.
 
 The model keeps SimCord's backend clock (which stands still unless advanced) in step with the loop's
 time, so message ids and timestamps move as they would on Discord. Run it on a virtual-time loop
 (``looptime``): the waits then cost no real time and the figures are deterministic.
 
-This module imports only the standard library, discord.py and SimCord, so the baseline driver,
-which runs in its own virtual environment, can import it as a plain module.
+The model also counts the CPU time SimCord spends answering (``server_cpu_seconds``): the simulated
+Discord's work, which a user of the real one would not wait for; the benchmark subtracts it from
+the process's CPU time to get the client's.
+
+This module imports only the standard library, discord.py and :mod:`bench.seam`, so the baseline
+driver, which runs in its own virtual environment, can import it as a plain module.
 
 Every figure lives in :data:`ROUTE_LIMITS` and :data:`GLOBAL_LIMIT`, each with its source;
 ``python -m bench --limits`` prints them as a table.
@@ -34,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import heapq
 import re
 import time
 from collections import Counter
@@ -42,11 +46,11 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import discord
-from simcord.backend.access import channel_accessible
-from simcord.http import router as simcord_router
-from simcord.http._helpers import message_response
-from simcord.http.client import FakeHTTPClient, FakeWebhookAdapter
-from simcord.http.routes import messages as simcord_message_routes
+
+try:  # imported as bench.model by our worker, as a plain module by the baseline driver
+    from .seam import GATEWAY_CLOCK, transport_routed
+except ImportError:  # pragma: no cover - the baseline driver's path
+    from seam import GATEWAY_CLOCK, transport_routed  # type: ignore[no-redef,import-not-found]
 
 __all__ = (
     "DEFAULT_LATENCY_SECONDS",
@@ -57,7 +61,6 @@ __all__ = (
     "FixedWindowBucket",
     "RestMetrics",
     "RouteLimit",
-    "history_after_like_discord",
     "limits_markdown",
     "route_name",
     "virtual_sleep",
@@ -468,14 +471,15 @@ class DiscordModel:
         self.metrics.rate_limit_wait_seconds += waited
         await virtual_sleep(self.latency / 2)
         self.sync_clock(backend)
-        cpu_started = time.thread_time()
+        server_cpu = _ServerCpu()
         try:
-            result = await send()
+            with server_cpu:
+                result = await send()
         except BaseException:
             self.metrics.failed_calls_by_route[name] += 1
             raise
         finally:
-            self.metrics.server_cpu_seconds += time.thread_time() - cpu_started
+            self.metrics.server_cpu_seconds += server_cpu.seconds
             await virtual_sleep(self.latency / 2)
             self.sync_clock(backend)
         return result
@@ -484,9 +488,10 @@ class DiscordModel:
         """One attachment download from the CDN: a round trip, counted apart from REST calls."""
         await virtual_sleep(self.latency / 2)
         self.sync_clock(backend)
-        cpu_started = time.thread_time()
-        data = await fetch()
-        self.metrics.server_cpu_seconds += time.thread_time() - cpu_started
+        server_cpu = _ServerCpu()
+        with server_cpu:
+            data = await fetch()
+        self.metrics.server_cpu_seconds += server_cpu.seconds
         await virtual_sleep(self.latency / 2)
         self.sync_clock(backend)
         self.metrics.attachment_downloads += 1
@@ -527,88 +532,41 @@ class DiscordModel:
     @contextlib.contextmanager
     def installed(self) -> Iterator[DiscordModel]:
         """Route SimCord's transports through this model for the duration of the block."""
-        model = self
-        http_request = FakeHTTPClient.request
-        webhook_request = FakeWebhookAdapter.request
-        get_from_cdn = FakeHTTPClient.get_from_cdn
 
-        async def modelled_http_request(
-            client: FakeHTTPClient, route: discord.http.Route, **kwargs: Any
-        ) -> Any:
-            return await model.call(
-                route.method,
-                route.path,
-                _path_parameters(route.path, route.url),
-                lambda: http_request(client, route, **kwargs),
-                backend=client.backend,
-            )
+        async def call(
+            method: str,
+            path_template: str,
+            url: str,
+            send: Callable[[], Awaitable[_T]],
+            backend: Any,
+        ) -> _T:
+            parameters = _path_parameters(path_template, url)
+            return await self.call(method, path_template, parameters, send, backend=backend)
 
-        async def modelled_webhook_request(
-            adapter: FakeWebhookAdapter, route: Any, session: Any, **kwargs: Any
-        ) -> Any:
-            return await model.call(
-                route.method,
-                route.path,
-                _path_parameters(route.path, route.url),
-                lambda: webhook_request(adapter, route, session, **kwargs),
-                backend=adapter.backend,
-            )
+        async def download(fetch: Callable[[], Awaitable[bytes]], backend: Any) -> bytes:
+            return await self.download(fetch, backend=backend)
 
-        async def modelled_get_from_cdn(client: FakeHTTPClient, url: str) -> bytes:
-            return await model.download(lambda: get_from_cdn(client, url), backend=client.backend)
-
-        FakeHTTPClient.request = modelled_http_request  # type: ignore[method-assign,assignment]
-        FakeWebhookAdapter.request = modelled_webhook_request  # type: ignore[method-assign,assignment]
-        FakeHTTPClient.get_from_cdn = modelled_get_from_cdn  # type: ignore[method-assign,assignment]
-        history_routes = simcord_router._ROUTES["GET"]
-        original_routes = list(history_routes)
-        history_routes[:] = [
-            (template, history_after_like_discord(handler))
-            if handler is simcord_message_routes.get_history
-            else (template, handler)
-            for template, handler in history_routes
-        ]
-        try:
+        with transport_routed(call, download):
             yield self
-        finally:
-            history_routes[:] = original_routes
-            FakeHTTPClient.request = http_request  # type: ignore[method-assign]
-            FakeWebhookAdapter.request = webhook_request  # type: ignore[method-assign]
-            FakeHTTPClient.get_from_cdn = get_from_cdn  # type: ignore[method-assign]
 
 
-def history_after_like_discord(
-    get_history: Callable[[simcord_router.RequestContext], Any],
-) -> Callable[[simcord_router.RequestContext], Any]:
-    """SimCord's history handler, except that ``after`` alone pages forward as on Discord.
+class _ServerCpu:
+    """CPU time of SimCord answering one call: the call's time minus the gateway deliveries it
+    made to the bot (discord.py parsing events is the client's work on a real Discord).
 
-    Discord answers ``after=X`` (without ``before``/``around``) with the ``limit`` messages right
-    after X, newest first; discord.py pages forward from the first (newest) of them.
+    SimCord answers synchronously (nothing else runs meanwhile), so the thread's CPU time over
+    the block is SimCord's and the bot's parsers' only.
     """
 
-    def handler(ctx: simcord_router.RequestContext) -> Any:
-        params = ctx.params
-        if "after" not in params or "before" in params or "around" in params:
-            return get_history(ctx)
-        backend = ctx.backend
-        channel_id = ctx.int_arg("channel_id")
-        ctx.require_channel_permissions(channel_id)
-        bot_id = backend.bot_user.id
-        if not channel_accessible(backend, channel_id, bot_id, history=True):
-            return []
-        after = int(params["after"])
-        oldest = heapq.nsmallest(
-            int(params.get("limit", 50)),
-            (
-                message
-                for message in backend.messages[channel_id].values()
-                if message.id > after and not message.is_ephemeral
-            ),
-            key=lambda message: message.id,
-        )
-        return [message_response(ctx, message) for message in oldest[::-1]]
+    seconds = 0.0
 
-    return handler
+    def __enter__(self) -> None:
+        self._started = time.thread_time()
+        self._gateway_started = GATEWAY_CLOCK.seconds
+
+    def __exit__(self, *exc_info: object) -> None:
+        gateway = GATEWAY_CLOCK.seconds - self._gateway_started
+        self.seconds = time.thread_time() - self._started - gateway
 
 
 def _age_applies(age: float | None, min_age: float | None, max_age: float | None) -> bool:

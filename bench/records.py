@@ -48,9 +48,16 @@ class Sizes:
     w6_ops: int
     w7_records: int
     w7_commands: int
+    #: W8's table sizes: the curve of each cost as the table grows.
+    w8_records: tuple[int, ...]
+    w8_finds: int
 
-    def as_json(self) -> dict[str, int]:
+    def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Sizes:
+        return cls(**{**data, "w8_records": tuple(data["w8_records"])})
 
 
 FULL = Sizes(
@@ -64,9 +71,11 @@ FULL = Sizes(
     w6_ops=1_000,
     w7_records=10_000,
     w7_commands=100,
+    w8_records=(10_000, 100_000, 1_000_000),
+    w8_finds=10_000,
 )
 
-#: CI-sized: every workload runs, small enough for well under two minutes.
+#: CI-sized: every workload runs, small enough for well under two minutes; W8 at one small size.
 QUICK = Sizes(
     w1_inserts=50,
     w2_inserts=500,
@@ -78,6 +87,8 @@ QUICK = Sizes(
     w6_ops=50,
     w7_records=500,
     w7_commands=10,
+    w8_records=(2_000,),
+    w8_finds=500,
 )
 
 

@@ -1,211 +1,29 @@
-"""Turning phase results into targets met or missed, ratios against 1.0.0, and tables.
+"""Turning a run's results into what it prints and into ``docs/performance.md``.
 
-The targets are the issue's (issue 4); each is checked against a named phase and printed as met,
-not met, or not measured (a phase that did not run, failed, or a quick run's smaller sizes).
+Tables of phases (ours, 1.0.0's), REST calls by route, ratios against 1.0.0, the targets side by
+side (1.0.0, the run recorded before the engine's speed-ups, this run), and W8's curve as a table,
+a figure (:mod:`bench.figure`) and a sentence per cost on how it grows. The targets themselves
+are data, in :mod:`bench.targets`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
+import math
 from typing import Any
 
-Phases = dict[str, dict[str, Any]]
-
-W1 = "W1 inserts awaited one by one"
-W3 = "W3 insert_many"
-W5_OPEN = "W5 cold open by a new process, then count()"
-W6_UPDATE = "W6 updates awaited one by one"
-W6_DELETE = "W6 deletes awaited one by one"
-W6_CONCURRENT_UPDATE = "W6 concurrent updates"
-W6_CONCURRENT_DELETE = "W6 concurrent deletes"
-MB = 1024 * 1024
-
-
-def phases_by_name(groups: dict[str, dict[str, Any]]) -> Phases:
-    return {phase["phase"]: phase for group in groups.values() for phase in group.get("phases", [])}
-
-
-def find_phase(phases: Phases, prefix: str) -> dict[str, Any] | None:
-    for name, phase in phases.items():
-        if name.startswith(prefix):
-            return phase
-    return None
-
-
-def calls_per_op(phase: dict[str, Any]) -> float | None:
-    """REST calls per operation attempted (failed ones too), counting calls the library made
-    after the phase's operations returned (``trailing_rest_calls``)."""
-    attempted = int(phase.get("ops", 0)) + int(phase.get("failed_ops", 0))
-    if not attempted:
-        return None
-    return (int(phase["rest_calls"]) + int(phase.get("trailing_rest_calls", 0))) / attempted
-
-
-@dataclasses.dataclass
-class Target:
-    workload: str
-    text: str
-    value: float | None
-    limit: float
-    at_most: bool
-    unit: str = ""
-    note: str = ""
-
-    @property
-    def met(self) -> bool | None:
-        if self.value is None:
-            return None
-        return self.value <= self.limit if self.at_most else self.value >= self.limit
-
-    @property
-    def verdict(self) -> str:
-        return {True: "met", False: "NOT MET", None: "not measured"}[self.met]
-
-    def shown_value(self) -> str:
-        return "-" if self.value is None else f"{_number(self.value)}{self.unit}"
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "workload": self.workload,
-            "target": self.text,
-            "value": self.value,
-            "limit": self.limit,
-            "met": self.met,
-            "note": self.note,
-        }
-
-
-def _get(phase: dict[str, Any] | None, read: Callable[[dict[str, Any]], Any]) -> float | None:
-    if phase is None or phase.get("unsupported") or not phase.get("ops"):
-        return None
-    value = read(phase)
-    return None if value is None else float(value)
-
-
-def evaluate_targets(ours: Phases, baseline: Phases | None) -> list[Target]:
-    w1, w3 = ours.get(W1), ours.get(W3)
-    w2 = find_phase(ours, "W2 inserts")
-    w4_phases = [find_phase(ours, prefix) for prefix in ("W4 finds", "W4 range", "W4 unindexed")]
-    w4_find, w4_scan = w4_phases[0], w4_phases[2]
-    w5 = ours.get(W5_OPEN)
-    targets = [
-        Target("W1", "REST calls per insert <= 1", _get(w1, calls_per_op), 1, True),
-        Target(
-            "W1",
-            "inserts per simulated second >= 5",
-            _get(w1, lambda p: p["ops_per_simulated_second"]),
-            5,
-            False,
-        ),
-        Target("W2", "REST calls per insert <= 0.02", _get(w2, calls_per_op), 0.02, True),
-        Target(
-            "W2",
-            "inserts per simulated second >= 2000",
-            _get(w2, lambda p: p["ops_per_simulated_second"]),
-            2000,
-            False,
-        ),
-        Target(
-            "W2", "p99 latency <= 2 simulated s", _get(w2, lambda p: p["latency_p99_s"]), 2, True
-        ),
-        Target(
-            "W3",
-            "records per simulated second >= 20000",
-            _get(w3, lambda p: p["ops_per_simulated_second"]),
-            20000,
-            False,
-        ),
-        Target(
-            "W4",
-            "REST calls during the queries = 0",
-            None
-            if any(p is None or not p.get("ops") for p in w4_phases)
-            else float(sum(p["rest_calls"] for p in w4_phases if p)),
-            0,
-            True,
-        ),
-        Target(
-            "W4",
-            "indexed find CPU, median <= 50 us",
-            _get(w4_find, lambda p: p["op_cpu_p50_s"] * 1e6),
-            50,
-            True,
-            " us",
-        ),
-        Target(
-            "W4",
-            "unindexed scan CPU, slowest <= 100 ms",
-            _get(w4_scan, lambda p: p["op_cpu_max_s"] * 1e3),
-            100,
-            True,
-            " ms",
-        ),
-        Target("W5", "REST calls <= 20", _get(w5, lambda p: p["rest_calls"]), 20, True),
-        Target("W5", "simulated seconds <= 5", _get(w5, lambda p: p["simulated_seconds"]), 5, True),
-        Target(
-            "W5",
-            "peak RSS <= 500 MB",
-            _get(w5, lambda p: p["peak_rss_bytes"] / MB),
-            500,
-            True,
-            " MB",
-            "peak of the new process while opening, SimCord's simulated guild included",
-        ),
-    ]
-    for name, limit in (
-        (W6_UPDATE, 1.0),
-        (W6_DELETE, 1.0),
-        (W6_CONCURRENT_UPDATE, 0.05),
-        (W6_CONCURRENT_DELETE, 0.05),
-    ):
-        targets.append(
-            Target(
-                "W6",
-                f"{name[3:]}: REST calls per op <= {limit:g}",
-                _get(ours.get(name), calls_per_op),
-                limit,
-                True,
-            )
-        )
-    if baseline is not None:
-        for workload, ours_phase, theirs_phase in (
-            ("W1", w1, baseline.get(W1)),
-            ("W2", w2, find_phase(baseline, "W2 inserts")),
-        ):
-            theirs_calls = _get(theirs_phase, calls_per_op)
-            ours_calls = _get(ours_phase, calls_per_op)
-            theirs_rate = _get(theirs_phase, lambda p: p["ops_per_simulated_second"])
-            ours_rate = _get(ours_phase, lambda p: p["ops_per_simulated_second"])
-            targets.append(
-                Target(
-                    f"{workload} vs 1.0.0",
-                    "times fewer REST calls per insert >= 10",
-                    _ratio(theirs_calls, ours_calls),
-                    10,
-                    False,
-                    "x",
-                )
-            )
-            targets.append(
-                Target(
-                    f"{workload} vs 1.0.0",
-                    "times the inserts per simulated second >= 10",
-                    _ratio(ours_rate, theirs_rate),
-                    10,
-                    False,
-                    "x",
-                )
-            )
-    return targets
-
-
-def _ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if numerator is None or denominator is None:
-        return None
-    if denominator == 0:
-        return float("inf") if numerator > 0 else None
-    return numerator / denominator
+from .targets import (
+    MB,
+    Phases,
+    Target,
+    calls_per_op,
+    evaluate_targets,
+    figure_of,
+    find_phase,
+    phases_by_name,
+    ratio,
+    w8_phase,
+    w8_sizes,
+)
 
 
 def _number(value: float | None, digits: int = 3) -> str:
@@ -249,13 +67,16 @@ COLUMNS = (
     "p99 s",
     "CPU s",
     "server CPU s",
+    "effective s",
+    "ops/effective s",
+    "effective p99 s",
     "peak RSS MB",
     "outcome",
 )
 
 
 def phase_row(phase: dict[str, Any]) -> list[str]:
-    if phase.get("unsupported"):
+    if phase.get("unsupported") or "simulated_seconds" not in phase:
         return [phase["phase"], *["-"] * (len(COLUMNS) - 2), outcome(phase)]
     calls = phase["rest_calls"] + phase.get("trailing_rest_calls", 0)
     return [
@@ -269,6 +90,9 @@ def phase_row(phase: dict[str, Any]) -> list[str]:
         _number(phase["latency_p99_s"]),
         _number(phase["cpu_seconds"]),
         _number(phase["server_cpu_seconds"]),
+        _number(phase.get("effective_seconds")),
+        _number(phase.get("ops_per_effective_second")),
+        _number(phase.get("effective_latency_p99_s")),
         f"{phase['peak_rss_bytes'] / MB:.0f}",
         outcome(phase),
     ]
@@ -339,21 +163,359 @@ def ratio_rows(ours: Phases, baseline: Phases) -> list[list[str]]:
     """ours/theirs for phases both ran: REST calls per op and ops per simulated second."""
     theirs_by_name = {comparable_name(name): phase for name, phase in baseline.items()}
     rows = []
-    for name, phase in ours.items():
+    for name in ours:
         theirs = theirs_by_name.get(comparable_name(name))
         if theirs is None:
             continue
-        calls = _ratio(_get(phase, calls_per_op), _get(theirs, calls_per_op))
-        rate = _ratio(
-            _get(phase, lambda p: p["ops_per_simulated_second"]),
-            _get(theirs, lambda p: p["ops_per_simulated_second"]),
+        theirs_name = theirs["phase"]
+        calls = ratio(
+            figure_of(ours, name, "calls/op"), figure_of(baseline, theirs_name, "calls/op")
+        )
+        rate = ratio(
+            figure_of(ours, name, "ops/sim s"), figure_of(baseline, theirs_name, "ops/sim s")
         )
         rows.append([name, _number(calls), _number(rate), outcome(theirs)])
     return rows
 
 
+def shown(target: Target) -> str:
+    return "-" if target.value is None else f"{_number(target.value)}{target.unit}"
+
+
+TARGET_COLUMNS = ("workload", "target", "value", "verdict", "note")
+
+
 def target_rows(targets: list[Target]) -> list[list[str]]:
     return [
-        [target.workload, target.text, target.shown_value(), target.verdict, target.note]
+        [target.workload, target.text, shown(target), target.verdict, target.note]
         for target in targets
     ]
+
+
+SIDE_BY_SIDE_COLUMNS = ("workload", "target", "1.0.0", "before", "now", "verdict (now)")
+
+
+def side_by_side_rows(
+    now: list[Target], before: list[Target] | None, baseline: list[Target] | None
+) -> list[list[str]]:
+    """Every target's value on 1.0.0, on the run recorded before, and now (``-``: no figure)."""
+    rows = []
+    for index, target in enumerate(now):
+        if target.workload.endswith("vs 1.0.0"):
+            continue
+        then = shown(before[index]) if before is not None else "-"
+        theirs = shown(baseline[index]) if baseline is not None else "-"
+        rows.append([target.workload, target.text, theirs, then, shown(target), target.verdict])
+    return rows
+
+
+W8_COLUMNS = (
+    "records",
+    "insert_many µs/record",
+    "insert_many effective s",
+    "find µs (median)",
+    "scan ms (median)",
+    "scan ns/record",
+    "cold open µs/record",
+    "cold open effective s",
+    "held bytes/record",
+    "RSS growth bytes/record",
+    "real s",
+)
+
+
+def w8_rows(phases: Phases) -> list[list[str]]:
+    """W8's costs at each size; CPU is the process's (SimCord's share included)."""
+    rows = []
+    for records in w8_sizes(phases):
+        scan_us = figure_of(phases, w8_phase("scan", records), "median op CPU us")
+        open_phase = w8_phase("open", records)
+        opened = find_phase(phases, open_phase)
+        rss_growth = opened.get("rss_growth_bytes_per_record") if opened is not None else None
+        rows.append(
+            [
+                f"{records:,}",
+                _number(figure_of(phases, w8_phase("insert_many", records), "CPU us/record")),
+                _number(figure_of(phases, w8_phase("insert_many", records), "effective s")),
+                _number(figure_of(phases, w8_phase("find", records), "median op CPU us")),
+                _number(figure_of(phases, w8_phase("scan", records), "median op CPU ms")),
+                _number(None if scan_us is None else scan_us * 1000 / records),
+                _number(figure_of(phases, open_phase, "CPU us/record")),
+                _number(figure_of(phases, open_phase, "effective s")),
+                _number(figure_of(phases, open_phase, "held bytes/record")),
+                _number(rss_growth),
+                _number(_size_real_seconds(phases, records)),
+            ]
+        )
+    return rows
+
+
+def _size_real_seconds(phases: Phases, records: int) -> float | None:
+    built = find_phase(phases, w8_phase("insert_many", records))
+    return built.get("size_real_seconds") if built is not None else None
+
+
+#: W8's costs for the growth sentences: (what, phase kind, figure, per query rather than total).
+W8_GROWTH = (
+    ("The CPU time of `insert_many`", "insert_many", "CPU us/record", False),
+    ("The CPU time of a cold open", "open", "CPU us/record", False),
+    ("The memory held", "open", "held bytes/record", False),
+    ("The CPU time of one unindexed scan", "scan", "median op CPU us", True),
+    ("The CPU time of one indexed find", "find", "median op CPU us", True),
+)
+
+
+def growth_sentences(phases: Phases) -> list[str]:
+    """How each W8 cost grows from the smallest size to the largest, as an exponent of N."""
+    sizes = w8_sizes(phases)
+    if len(sizes) < 2:
+        return []
+    small, large = sizes[0], sizes[-1]
+    sentences = []
+    for what, kind, figure, per_query in W8_GROWTH:
+        first = figure_of(phases, w8_phase(kind, small), figure)
+        last = figure_of(phases, w8_phase(kind, large), figure)
+        if not first or not last:
+            continue
+        # Per-record figures times the size give totals; per-query figures are the cost itself.
+        total_first = first if per_query else first * small
+        total_last = last if per_query else last * large
+        exponent = math.log(total_last / total_first) / math.log(large / small)
+        sentences.append(
+            f"- {what} grows as N^{exponent:.2f} ({_shape(exponent)}) "
+            f"from {small:,} to {large:,} records"
+            + ("" if per_query else f": {_number(first)} then {_number(last)} per record")
+            + "."
+        )
+    return sentences
+
+
+def _shape(exponent: float) -> str:
+    if abs(exponent) < 0.15:
+        return "about constant"
+    if exponent < 0.9:
+        return "sub-linear"
+    if exponent <= 1.1:
+        return "linear"
+    return "faster than linear"
+
+
+def render_text(results: dict[str, Any], before: dict[str, Any] | None) -> str:
+    """What ``python -m bench`` prints at the end of a run."""
+    ours, theirs = results["ours"], results["baseline"]
+    targets = evaluate_targets(phases_by_name(ours), _phases(theirs))
+    parts = [
+        f"discobase benchmark ({results['mode']}; {results['real_seconds']} real s)",
+        "",
+        "ours:",
+        text_table(COLUMNS, group_rows(ours)),
+    ]
+    if theirs is not None:
+        parts += ["", "discobase 1.0.0:", text_table(COLUMNS, group_rows(theirs))]
+        ratios = ratio_rows(phases_by_name(ours), phases_by_name(theirs))
+        parts += [
+            "",
+            "ours/1.0.0:",
+            text_table(["phase", "calls/op", "ops/sim s", "1.0.0 outcome"], ratios),
+        ]
+    elif results["baseline_setup_error"]:
+        parts += ["", results["baseline_setup_error"]]
+    if w8_sizes(phases_by_name(ours)):
+        parts += ["", "W8:", text_table(W8_COLUMNS, w8_rows(phases_by_name(ours)))]
+    parts += ["", "targets:"]
+    if before is None:
+        parts.append(text_table(TARGET_COLUMNS, target_rows(targets)))
+    else:
+        parts.append(text_table(SIDE_BY_SIDE_COLUMNS, _side_by_side(results, before)))
+    if results["mode"] == "quick":
+        parts.append("(quick sizes: the targets are meant for the full run)")
+    return "\n".join(parts)
+
+
+def _phases(groups: dict[str, dict[str, Any]] | None) -> Phases | None:
+    return phases_by_name(groups) if groups is not None else None
+
+
+def _side_by_side(results: dict[str, Any], before: dict[str, Any] | None) -> list[list[str]]:
+    baseline = _phases(results["baseline"])
+    now = evaluate_targets(phases_by_name(results["ours"]), baseline)
+    then = evaluate_targets(phases_by_name(before["ours"]), None) if before is not None else None
+    theirs = evaluate_targets(baseline, None) if baseline is not None else None
+    return side_by_side_rows(now, then, theirs)
+
+
+def render_markdown(
+    results: dict[str, Any],
+    before: dict[str, Any] | None,
+    figure: str | None,
+    baseline_budget_seconds: float,
+) -> str:
+    """``docs/performance.md`` for ``results``; ``figure`` is W8's PNG relative to docs/."""
+    ours, theirs = results["ours"], results["baseline"]
+    ours_phases = phases_by_name(ours)
+    machine_info = results["machine"]
+    sizes = ", ".join(f"{key}={value}" for key, value in results["sizes"].items())
+    parts = [
+        "# Performance",
+        "",
+        "Generated by `python -m bench` (do not edit by hand; rerun it). Figures come from a model",
+        "of Discord's rate limits wrapped around SimCord's REST transport, in virtual time",
+        "(looptime): simulated seconds are what the workload would take against Discord under",
+        "the model; CPU seconds and RSS are real, of the workload's process. REST calls and",
+        "simulated times are the same on every run, except in 1.0.0's phases that a real-time",
+        "budget stopped (those depend on the machine's speed). CPU times are not: the machine",
+        "is shared, so a figure can be off by tens of percent under load. Per-query figures",
+        "are medians over the phase's queries, a cold open's the median of 3 opens.",
+        "",
+        f"- command: `{results['command']}` ({results['real_seconds']} real seconds)",
+        f"- date: {results['date']}; code: {results.get('code', 'not recorded')}",
+        f"- machine: {machine_info['cpu']}, {machine_info['cpus']} CPUs, "
+        f"{machine_info['memory_mb']} MB; {machine_info['platform']}; Python "
+        f"{machine_info['python']}; discord.py {machine_info['discord.py']}, SimCord "
+        f"{machine_info['simcord']}, looptime {machine_info['looptime']}",
+        f"- sizes: {sizes}",
+        f"- our table: `Settings.shards = {results.get('table_shards')}` (a log spread over that "
+        "many channels, each with its own rate limit), except in `W1 ..., library defaults`, "
+        "whose table sets nothing",
+        "",
+        "## Reading the table",
+        "",
+        "- **calls/op**: REST calls per operation attempted (failed ones included), counted at",
+        "  SimCord's transport (not by the library), including calls the library made after the",
+        "  phase's operations returned (`trailing_rest_calls` in `bench/results.json`).",
+        "- **ops**: operations that succeeded; failures are listed under outcome.",
+        "- **sim s**, **ops/sim s**, **p50 s**, **p99 s**: simulated time of the phase and of each",
+        "  operation (rate-limit waits and 100 ms round trips).",
+        "- **CPU s**: process CPU time of the phase, which includes SimCord answering the calls;",
+        "  **server CPU s** is that part (the simulated Discord's work: the CPU time inside",
+        "  SimCord's handling of each call, less the gateway events it delivers to the bot, whose",
+        "  parsing is the client's work on a real Discord), so the client's share is the",
+        "  difference.",
+        "- **effective s**: what a user would wait, simulated time plus the client's CPU time (the",
+        "  loop's virtual clock stands still while the process computes); an upper bound, since",
+        "  CPU work done while a call is in flight is counted as if not overlapped.",
+        "  **ops/effective s** and **effective p99 s** (each operation's simulated latency plus",
+        "  the client CPU spent during it) follow from it.",
+        "- **peak RSS MB**: the process's peak during the phase (the kernel's high-water mark is",
+        "  reset when a phase starts), SimCord's world included.",
+        "",
+        "## Ours",
+        "",
+        markdown_table(COLUMNS, group_rows(ours)),
+        "",
+        "### REST calls per operation by route",
+        "",
+        markdown_table(["phase", "route", "calls/op"], route_rows(ours)),
+        "",
+        "## Targets",
+        "",
+        "Time targets hold on simulated and on effective time. CPU targets are per record or per",
+        "query, of the process (SimCord's share included, as they are defined); the memory",
+        "target is what `tracemalloc` finds still allocated after a cold open and a garbage",
+        "collection, from a start just before the database is made. **before** is",
+        _before_text(before),
+        "**1.0.0** is the baseline below (on the records it could hold; `-` where it has no",
+        "such phase).",
+        "",
+        markdown_table(SIDE_BY_SIDE_COLUMNS, _side_by_side(results, before)),
+        "",
+    ]
+    baseline_targets = [
+        target
+        for target in evaluate_targets(ours_phases, _phases(theirs))
+        if target.workload.endswith("vs 1.0.0")
+    ]
+    if baseline_targets:
+        parts += [markdown_table(TARGET_COLUMNS, target_rows(baseline_targets)), ""]
+    parts += _w8_section(ours_phases, before, figure)
+    if theirs is not None:
+        parts += [
+            "## discobase 1.0.0 (the baseline)",
+            "",
+            "Installed from PyPI into `bench/.baseline-venv` and driven by",
+            "`bench/baseline_driver.py` on the same SimCord and model (its docstring says how).",
+            "It stores only str, int and bool: its records carry `x` as `x_milli: int` and `at` as",
+            "an ISO 8601 string. It has no bulk insert, no range queries and no compaction; it",
+            "cannot build tables of the workloads' sizes, so its later phases run on the records",
+            "it holds. A phase stops after 10 consecutive failures or "
+            f"{baseline_budget_seconds:g} real seconds.",
+            "",
+            markdown_table(COLUMNS, group_rows(theirs)),
+            "",
+            "### REST calls per operation by route (1.0.0)",
+            "",
+            markdown_table(["phase", "route", "calls/op"], route_rows(theirs)),
+            "",
+            "### Ours / 1.0.0",
+            "",
+            "Below 1 is better for calls/op, above 1 for ops/sim s; `-` where a side has no",
+            "figure (ours took no simulated time, or 1.0.0 could not run the phase).",
+            "",
+            markdown_table(
+                ["phase", "calls/op ours/1.0.0", "ops/sim s ours/1.0.0", "1.0.0 outcome"],
+                ratio_rows(ours_phases, phases_by_name(theirs)),
+            ),
+            "",
+        ]
+    elif results["baseline_setup_error"]:
+        parts += ["## discobase 1.0.0", "", results["baseline_setup_error"], ""]
+    parts += [
+        "## The model of Discord",
+        "",
+        "`bench/model.py`; figures from `shared/DISCORD_LIMITS.md` (tags: D documented, C observed",
+        "by the community, U uncertain; where uncertain the model is conservative). Buckets are",
+        "fixed windows opened by their first request; a call takes a token from every bucket that",
+        "applies, waiting (first come, first served) when one is empty, then pays the round trip,",
+        "reaching SimCord half-way. SimCord's clock moves with the loop's virtual time. While the",
+        "model is installed, `GET /channels/{id}/messages?after=` pages forward as on Discord",
+        "(SimCord returns the newest messages instead).",
+        "",
+        results["model"]["limits"],
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def _before_text(before: dict[str, Any] | None) -> str:
+    if before is None:
+        return "not recorded (`bench/results-before.json` is missing)."
+    return (
+        f"`bench/results-before.json`: this benchmark run on {before.get('code')} "
+        f"({before.get('date')}), before the engine's speed-ups for CPU and memory;"
+    )
+
+
+def _w8_section(ours: Phases, before: dict[str, Any] | None, figure: str | None) -> list[str]:
+    if not w8_sizes(ours):
+        return []
+    parts = [
+        "## W8: the curve to a million records",
+        "",
+        "A table of five fields and one index (`name`), built with one `insert_many` at each",
+        "size, then 10,000 finds by `name`, unindexed scans on `x` (100, or 10 at 1,000,000",
+        "records), a compaction, and a cold open by a new process (the median of 3; memory from a",
+        "fourth under `tracemalloc`; **RSS growth** is the resident set's growth over the",
+        "untraced open, which also keeps memory the allocator did not give back). CPU is the",
+        "process's, SimCord's share included; effective seconds as above. **real s** is the",
+        "wall-clock time of the whole size on this machine, making the records included.",
+        "",
+        markdown_table(W8_COLUMNS, w8_rows(ours)),
+        "",
+    ]
+    if before is not None and w8_sizes(phases_by_name(before["ours"])):
+        parts += [
+            "Before the engine's speed-ups (`bench/results-before.json`):",
+            "",
+            markdown_table(W8_COLUMNS, w8_rows(phases_by_name(before["ours"]))),
+            "",
+        ]
+    if figure is not None:
+        parts += [
+            f"![W8: CPU per record or query and memory per record against the table's size; "
+            f"dashed: before the speed-ups]({figure})",
+            "",
+        ]
+    sentences = growth_sentences(ours)
+    if sentences:
+        parts += ["How each cost grows (N: records in the table):", "", *sentences, ""]
+    return parts

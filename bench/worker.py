@@ -2,8 +2,8 @@
 
 ``python -m bench.worker GROUP --sizes JSON --out PATH``. The orchestrator (:mod:`bench.__main__`)
 starts one process per group so that CPU time and peak RSS belong to that group alone.
-``python -m bench.worker cold-open --world PATH --records N --out PATH`` is W5's new process,
-started by the W3-W5 group with the world it built.
+``python -m bench.worker cold-open --world PATH --guild ID --records N --name PHASE --out PATH``
+is W5's or W8's new process, started by its group with the world it built.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import looptime
 
 from .model import DiscordModel
 from .records import Sizes
-from .workloads import GROUPS, load_world, run_group, w5_cold_open
+from .workloads import GROUPS, INDEXES, cold_open, run_group
 
 _T = TypeVar("_T")
 
@@ -40,15 +40,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("group", choices=[*sorted(GROUPS), "cold-open"])
     parser.add_argument("--sizes", help="workload sizes as JSON (records.Sizes)")
     parser.add_argument("--world", type=Path, help="cold-open: the pickled SimCord world")
+    parser.add_argument("--guild", type=int, help="cold-open: the world's guild id")
     parser.add_argument("--records", type=int, help="cold-open: records the table must hold")
+    parser.add_argument("--name", help="cold-open: the phase's name")
+    parser.add_argument("--indexes", default=",".join(INDEXES), help="cold-open: indexed fields")
     parser.add_argument("--shards", type=int, help="the table's Settings.shards (default: unset)")
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     if args.group == "cold-open":
-        workload = w5_cold_open(load_world(args.world), args.records, DiscordModel(), args.shards)
+        workload = cold_open(
+            args.world.read_bytes(),
+            args.guild,
+            args.records,
+            args.shards,
+            args.indexes.split(","),
+            args.name,
+        )
     else:
-        sizes = Sizes(**json.loads(args.sizes))
+        sizes = Sizes.from_json(json.loads(args.sizes))
         workload = run_group(args.group, sizes, DiscordModel(), args.shards)
     try:
         outcome: dict[str, Any] = {"phases": run_in_virtual_time(workload)}

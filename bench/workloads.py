@@ -1,4 +1,4 @@
-"""Workloads W1..W7 on our discobase, on SimCord under the Discord model, in virtual time.
+"""Workloads W1..W8 on our discobase, on SimCord under the Discord model, in virtual time.
 
 Each workload group runs in its own process (see :mod:`bench.worker`) against a fresh simulated
 guild, and returns one result per measured phase (see :class:`bench.measure.Phase`). Workloads are
@@ -7,8 +7,15 @@ on SimCord timers bridged to real time, which would make a virtual-time loop jum
 exception by nature (a slash command runs in bot scope); the model's own waits stay virtual there
 (:func:`bench.model.virtual_sleep`), and the bot's /find makes no other timed waits.
 
-W5's cold open runs in a new process: the W3-W5 group pickles SimCord's world (the simulated
-Discord) after compaction and starts ``python -m bench.worker cold-open`` on it.
+W5's and W8's cold opens run in a new process: the group pickles SimCord's world (the simulated
+Discord) after compaction and starts ``python -m bench.worker cold-open`` on it. That process opens
+the database :data:`OPEN_REPEATS` times (each on a fresh copy of the world, with a fresh model:
+buckets start empty, as for a restarted bot) and reports the open whose CPU time is the median,
+then opens it once more under ``tracemalloc`` to measure the memory the loaded table holds.
+
+W8 draws the curve: at each of its sizes, a table of five fields and one index (``name``) is
+built with one ``insert_many``, queried by its index and scanned on an unindexed field, compacted
+and opened cold.
 
 A phase ends when its operations have returned. Calls the library makes later (a background flush,
 for instance) are counted when the database closes, and reported as ``trailing_rest_calls``.
@@ -21,12 +28,14 @@ import contextlib
 import datetime
 import gc
 import json
-import pickle
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
+import tracemalloc
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,7 +46,7 @@ from discord.ext import commands
 
 import discobase
 
-from .measure import Phase, slash_raising_bot_errors
+from .measure import Phase, current_rss_bytes, slash_raising_bot_errors
 from .model import DiscordModel
 from .records import (
     Sizes,
@@ -46,11 +55,17 @@ from .records import (
     record_name,
     scan_bounds,
 )
+from .seam import pickled_world, run_on_world
 
-__all__ = ("GROUPS", "load_world", "run_group", "w5_cold_open")
+__all__ = ("GROUPS", "OPEN_REPEATS", "cold_open", "run_group")
 
 GUILD_NAME = "discobase-bench"
 TABLE_NAME = "rec"
+#: W1-W7's table: two indexed fields. W8's: one (the issue's shape: five fields, one index).
+INDEXES = ("name", "n")
+W8_INDEXES = ("name",)
+#: Cold opens per measurement; the one with the median CPU time is reported.
+OPEN_REPEATS = 3
 
 Result = dict[str, Any]
 
@@ -60,12 +75,14 @@ def new_bot() -> commands.Bot:
     return commands.Bot(command_prefix="!", intents=discord.Intents.default())
 
 
-def define_record_table(db: discobase.Database, shards: int | None) -> type[discobase.Table]:
-    """A fresh table class bound to ``db``: five fields, ``name`` and ``n`` indexed.
+def define_record_table(
+    db: discobase.Database, shards: int | None, indexes: Sequence[str] = INDEXES
+) -> type[discobase.Table]:
+    """A fresh table class bound to ``db``: five fields, ``indexes`` indexed.
 
     ``shards`` sets ``Settings.shards``; None leaves the library's default.
     """
-    table_shards = shards
+    table_shards, table_indexes = shards, list(indexes)
 
     class Rec(discobase.Table):
         name: str
@@ -76,7 +93,7 @@ def define_record_table(db: discobase.Database, shards: int | None) -> type[disc
 
         class Settings:
             name = TABLE_NAME
-            indexes = ["name", "n"]
+            indexes = table_indexes
             if table_shards is not None:
                 shards = table_shards
 
@@ -92,10 +109,10 @@ class World:
     guild_id: int
 
     async def open_database(
-        self, bot: commands.Bot, shards: int | None
+        self, bot: commands.Bot, shards: int | None, indexes: Sequence[str] = INDEXES
     ) -> tuple[discobase.Database, Any]:
         db = discobase.Database(self.guild_id, bot=bot)
-        table = define_record_table(db, shards)
+        table = define_record_table(db, shards, indexes)
         await db.open()
         return db, table
 
@@ -135,14 +152,30 @@ async def verify_count(phase_result: Result, table: Any, expected: int) -> None:
     )
 
 
-async def w1_sequential_inserts(
+async def awaited_inserts(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
+    """W1 on the benchmark's table (``shards`` as set by ``--shards``)."""
+    return await _awaited_inserts(sizes, model, shards, W1)
+
+
+async def awaited_inserts_library_defaults(
     sizes: Sizes, model: DiscordModel, shards: int | None
+) -> list[Result]:
+    """W1 on a table with the library's default settings, whatever ``--shards`` says."""
+    return await _awaited_inserts(sizes, model, None, W1_DEFAULTS)
+
+
+W1 = "W1 inserts awaited one by one"
+W1_DEFAULTS = "W1 inserts awaited one by one, library defaults"
+
+
+async def _awaited_inserts(
+    sizes: Sizes, model: DiscordModel, shards: int | None, name: str
 ) -> list[Result]:
     results: list[Result] = []
     async with simulated_guild(model) as world:
         db, table = await world.open_database(world.env.bot, shards)  # type: ignore[arg-type]
         rows = records(range(sizes.w1_inserts))
-        phase = Phase("W1 inserts awaited one by one", model, unit="insert").start()
+        phase = Phase(name, model, unit="insert").start()
         with phase.guarded():
             for fields in rows:
                 await phase.op(table(**fields).save())
@@ -152,9 +185,7 @@ async def w1_sequential_inserts(
     return results
 
 
-async def w2_concurrent_inserts(
-    sizes: Sizes, model: DiscordModel, shards: int | None
-) -> list[Result]:
+async def concurrent_inserts(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
     results: list[Result] = []
     async with simulated_guild(model) as world:
         db, table = await world.open_database(world.env.bot, shards)  # type: ignore[arg-type]
@@ -176,9 +207,7 @@ async def w2_concurrent_inserts(
     return results
 
 
-async def w3_w4_w5_bulk_queries_cold_open(
-    sizes: Sizes, model: DiscordModel, shards: int | None
-) -> list[Result]:
+async def build_query_reopen(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
     """W3 builds the table, W4 queries it, W5 compacts it and opens it cold in a new process."""
     results: list[Result] = []
     total = sizes.w3_records
@@ -194,88 +223,124 @@ async def w3_w4_w5_bulk_queries_cold_open(
 
         results.extend(await w4_queries(sizes, model, table, total))
 
-        # Idle past the horizon margin: the snapshot then covers the whole log.
-        await asyncio.sleep(discobase.Compaction().margin + 1)
-        model.sync_clock(world.env.backend)
-        phase = Phase("W5 compaction (before the cold open)", model, unit="compaction").start()
-        with phase.guarded():
-            await phase.op(db.compact(TABLE_NAME))
-        results.append(phase.finish())
+        results.append(await compaction(world, model, db, "W5 compaction (before the cold open)"))
         await close_counting_trailing_calls(db, model, results)
         del db, table
-        results.extend(cold_open_in_new_process(world, total, shards))
+        results.append(cold_open_in_new_process(world, total, shards, INDEXES, W5_OPEN))
     return results
 
 
-def cold_open_in_new_process(world: World, total: int, shards: int | None) -> list[Result]:
-    """Hand SimCord's world to a new process (pickled), which opens the database cold there.
+W5_OPEN = "W5 cold open by a new process, then count()"
 
-    SimCord's backend holds the whole simulated Discord; its event subscribers (the current
-    bot's gateway) stay behind, and its request logs are dropped. The child measures the open
-    with a model of its own: buckets start empty there, as they would for a restarted bot.
-    """
-    backend = world.env.backend
-    backend.http_requests.clear()
-    backend.transcript.clear()
-    subscribers, backend.subscribers = backend.subscribers, []
-    try:
-        snapshot = pickle.dumps(backend, protocol=pickle.HIGHEST_PROTOCOL)
-    finally:
-        backend.subscribers = subscribers
+
+async def compaction(
+    world: World, model: DiscordModel, db: discobase.Database, name: str
+) -> Result:
+    """Compact the table after idling past the horizon margin (the snapshot covers the log)."""
+    await asyncio.sleep(discobase.Compaction().margin + 1)
+    model.sync_clock(world.env.backend)
+    phase = Phase(name, model, unit="compaction").start()
+    with phase.guarded():
+        await phase.op(db.compact(TABLE_NAME))
+    return phase.finish()
+
+
+def cold_open_in_new_process(
+    world: World, total: int, shards: int | None, indexes: Sequence[str], name: str
+) -> Result:
+    """Hand SimCord's world to a new process, which opens the database cold there (see
+    :func:`cold_open`); its result, or the error that stopped it."""
     with tempfile.TemporaryDirectory() as scratch:
         world_path, out = Path(scratch) / "world.pickle", Path(scratch) / "result.json"
-        world_path.write_bytes(snapshot)
-        del snapshot
+        world_path.write_bytes(pickled_world(world.env))
         command = [sys.executable, "-m", "bench.worker", "cold-open", "--world", str(world_path)]
-        command += ["--records", str(total), "--out", str(out)]
+        command += ["--guild", str(world.guild_id), "--records", str(total), "--name", name]
+        command += ["--indexes", ",".join(indexes), "--out", str(out)]
         if shards is not None:
             command += ["--shards", str(shards)]
         # Blocking on purpose: nothing else may run meanwhile, and the loop's time stands still.
         completed = subprocess.run(command, check=False, capture_output=True, text=True)
         if not out.exists():
-            return [{"phase": COLD_OPEN, "error": completed.stderr[-3000:], "ops": 0}]
+            return {"phase": name, "error": completed.stderr[-3000:], "ops": 0}
         outcome: dict[str, Any] = json.loads(out.read_text())
     if outcome.get("error"):
-        return [{"phase": COLD_OPEN, "error": outcome["error"], "ops": 0}]
-    return list(outcome["phases"])
+        return {"phase": name, "error": outcome["error"], "ops": 0}
+    return outcome["phases"][0]  # type: ignore[no-any-return]
 
 
-COLD_OPEN = "W5 cold open by a new process, then count()"
-
-
-def load_world(world_path: Path) -> Any:
-    """The SimCord backend pickled by :func:`cold_open_in_new_process`."""
-    return pickle.loads(world_path.read_bytes())
-
-
-async def w5_cold_open(
-    backend: Any, total: int, model: DiscordModel, shards: int | None
+async def cold_open(
+    world: bytes,
+    guild_id: int,
+    total: int,
+    shards: int | None,
+    indexes: Sequence[str],
+    name: str,
 ) -> list[Result]:
-    """In a new process: open the database on the handed-over world with a new bot, count."""
-    guild_id = next(iter(backend.guilds))
+    """In a new process: open the database on the handed-over world, :data:`OPEN_REPEATS` times.
+
+    Reports the open with the median client CPU time, the others' CPU times, and the memory a
+    last open holds (``tracemalloc``: Python allocations still alive after the open and a
+    garbage collection, from a start just before the database was made).
+    """
+    opens = [
+        await _open_once(world, guild_id, total, shards, indexes, name, traced=False)
+        for _ in range(OPEN_REPEATS)
+    ]
+    cpu = [result["client_cpu_seconds"] for result in opens]
+    chosen = next(
+        result for result in opens if result["client_cpu_seconds"] == statistics.median_low(cpu)
+    )
+    traced = await _open_once(world, guild_id, total, shards, indexes, name, traced=True)
+    chosen["repeat_client_cpu_seconds"] = cpu
+    chosen["records"] = total
+    chosen["held_bytes"] = traced["held_bytes"]
+    chosen["held_bytes_per_record"] = traced["held_bytes"] / total if total else None
+    chosen["rss_growth_bytes_per_record"] = chosen["rss_growth_bytes"] / total if total else None
+    chosen["notes"].append(
+        f"median client CPU of {OPEN_REPEATS} opens; memory held measured by tracemalloc on a "
+        "further open; peak RSS includes SimCord's simulated guild, loaded before the phase "
+        f"({chosen['rss_at_start_bytes'] // 2**20} MB at its start)"
+    )
+    return [chosen]
+
+
+async def _open_once(
+    world: bytes,
+    guild_id: int,
+    total: int,
+    shards: int | None,
+    indexes: Sequence[str],
+    name: str,
+    *,
+    traced: bool,
+) -> Result:
+    """One cold open and count() with a new bot and a new model on a fresh copy of ``world``."""
+    model = DiscordModel()
     bot = new_bot()
-    runner = simcord.run(bot)
-    runner._env.backend = backend  # SimCord internals: start on the handed-over world
     with model.installed():
-        async with runner:
+        async with run_on_world(bot, world):
             gc.collect()
+            if traced:
+                tracemalloc.start()
+            rss_before = current_rss_bytes()
             db = discobase.Database(guild_id, bot=bot)
-            table = define_record_table(db, shards)
-            phase = Phase(COLD_OPEN, model, unit="open").start()
+            table = define_record_table(db, shards, indexes)
+            phase = Phase(name, model, unit="open").start()
             counted: int | None = None
             with phase.guarded():
                 await phase.op(db.open())
                 counted = await table.count()
             result = phase.finish()
+            gc.collect()
+            result["rss_growth_bytes"] = current_rss_bytes() - rss_before
+            if traced:
+                result["held_bytes"] = tracemalloc.get_traced_memory()[0]
+                tracemalloc.stop()
             result["verified"] = (
                 "ok" if counted == total else f"MISMATCH: count() = {counted}, expected {total}"
             )
-            result["notes"].append(
-                "peak RSS includes SimCord's simulated guild, loaded before the phase "
-                f"({result['rss_at_start_bytes'] // 2**20} MB at its start)"
-            )
             await db.close()
-    return [result]
+    return result
 
 
 async def w4_queries(sizes: Sizes, model: DiscordModel, table: Any, total: int) -> list[Result]:
@@ -330,7 +395,7 @@ async def w4_queries(sizes: Sizes, model: DiscordModel, table: Any, total: int) 
     return results
 
 
-async def w6_updates_deletes(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
+async def updates_deletes(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
     results: list[Result] = []
     ops = sizes.w6_ops
     async with simulated_guild(model) as world:
@@ -379,7 +444,7 @@ def response_text(result: simcord.InteractionResult) -> str:
     return "\n".join(parts)
 
 
-async def w7_slash_find(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
+async def slash_find(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
     """``/find`` through the bot's slash command, end to end, on a table built beforehand."""
     from discobot import Settings, create_bot
 
@@ -419,15 +484,85 @@ async def w7_slash_find(sizes: Sizes, model: DiscordModel, shards: int | None) -
     return results
 
 
+def w8_scans(total: int) -> int:
+    """Unindexed scans W8 runs on ``total`` records: 100, fewer past 100,000 (at least 10)."""
+    return max(10, min(100, 10_000_000 // total))
+
+
+async def w8_curve(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
+    """W8: each cost at every size of :attr:`Sizes.w8_records`, one simulated guild per size."""
+    results: list[Result] = []
+    for total in sizes.w8_records:
+        results.extend(await _w8_at(total, sizes.w8_finds, model, shards))
+        gc.collect()
+    return results
+
+
+async def _w8_at(total: int, finds: int, model: DiscordModel, shards: int | None) -> list[Result]:
+    """W8 at one size; the insert_many phase also records the real seconds the size took."""
+    started = time.monotonic()
+    results: list[Result] = []
+    async with simulated_guild(model) as world:
+        db, table = await world.open_database(
+            world.env.bot,  # type: ignore[arg-type]
+            shards,
+            W8_INDEXES,
+        )
+        fields = records(range(total))
+        x_of = [row["x"] for row in fields]
+        rows = [table(**row) for row in fields]
+        del fields
+        phase = Phase(f"W8 insert_many of {total} records", model, unit="record").start()
+        with phase.guarded():
+            await phase.op(table.insert_many(rows), count=total)
+        results.append(phase.finish())
+        del rows
+        gc.collect()
+        await verify_count(results[-1], table, total)
+
+        phase = Phase(f"W8 finds by an indexed field (name) on {total} records", model, unit="find")
+        phase.start()
+        wrong = 0
+        with phase.guarded():
+            for q in range(finds):
+                found = await phase.op(table.find(name=record_name((q * 7919 + 13) % total)))
+                wrong += found is not None and len(found) != 1
+        phase.extra["wrong_results"] = wrong
+        results.append(phase.finish())
+
+        phase = Phase(f"W8 unindexed scans (x) of {total} records", model, unit="scan").start()
+        wrong = 0
+        with phase.guarded():
+            for q in range(w8_scans(total)):
+                lo, hi = scan_bounds(q)
+                found = await phase.op(table.find((table.x >= lo) & (table.x < hi)))
+                expected = sum(1 for x in x_of if lo <= x < hi)
+                wrong += found is not None and len(found) != expected
+        phase.extra["wrong_results"] = wrong
+        results.append(phase.finish())
+        del x_of
+
+        results.append(await compaction(world, model, db, f"W8 compaction of {total} records"))
+        await close_counting_trailing_calls(db, model, results)
+        del db, table
+        gc.collect()
+        name = f"W8 cold open of {total} records by a new process, then count()"
+        results.append(cold_open_in_new_process(world, total, shards, W8_INDEXES, name))
+    results[0]["size_real_seconds"] = round(time.monotonic() - started, 1)
+    return results
+
+
 Group = Callable[[Sizes, DiscordModel, int | None], Awaitable[list[Result]]]
 
 #: Workload groups by name; each runs in a process of its own.
 GROUPS: dict[str, Group] = {
-    "W1": w1_sequential_inserts,
-    "W2": w2_concurrent_inserts,
-    "W3-W5": w3_w4_w5_bulk_queries_cold_open,
-    "W6": w6_updates_deletes,
-    "W7": w7_slash_find,
+    "W1": awaited_inserts,
+    "W1-defaults": awaited_inserts_library_defaults,
+    "W2": concurrent_inserts,
+    "W3-W5": build_query_reopen,
+    "W6": updates_deletes,
+    "W7": slash_find,
+    "W8": w8_curve,
 }
 
 

@@ -1,0 +1,58 @@
+"""Tests of the benchmark's workloads at toy sizes: W8's curve and the library-default W1, and the
+rule that only ``bench/seam.py`` reaches into SimCord's private modules."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+from bench.model import DiscordModel
+from bench.records import QUICK
+from bench.targets import W1_DEFAULTS, phases_by_name, w8_phase
+from bench.worker import run_in_virtual_time
+from bench.workloads import OPEN_REPEATS, run_group
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def test_w8_measures_every_cost_at_every_size() -> None:
+    sizes = dataclasses.replace(QUICK, w8_records=(200, 400), w8_finds=20)
+    phases = phases_by_name(
+        {"W8": {"phases": run_in_virtual_time(run_group("W8", sizes, DiscordModel(), 2))}}
+    )
+    for records in (200, 400):
+        built = phases[w8_phase("insert_many", records)]
+        assert built["ops"] == records
+        assert built["verified"] == "ok"
+        assert built["size_real_seconds"] > 0
+        assert phases[w8_phase("find", records)]["wrong_results"] == 0
+        assert phases[w8_phase("scan", records)]["wrong_results"] == 0
+        opened = phases[w8_phase("open", records) + " by a new process, then count()"]
+        assert opened["verified"] == "ok"
+        assert opened["records"] == records
+        assert len(opened["repeat_client_cpu_seconds"]) == OPEN_REPEATS
+        assert opened["client_cpu_seconds"] in opened["repeat_client_cpu_seconds"]
+        assert opened["held_bytes_per_record"] > 0
+        assert opened["effective_seconds"] >= opened["simulated_seconds"]
+
+
+def test_library_default_w1_ignores_the_shards_option_and_uses_a_table_without_settings() -> None:
+    sizes = dataclasses.replace(QUICK, w1_inserts=12)
+    (defaults,) = run_in_virtual_time(run_group("W1-defaults", sizes, DiscordModel(), 8))
+    (unset,) = run_in_virtual_time(run_group("W1", sizes, DiscordModel(), None))
+    assert defaults["phase"] == W1_DEFAULTS
+    assert (defaults["ops"], defaults["verified"]) == (12, "ok")
+    # Virtual time makes calls and simulated seconds exact: the same as a table that sets nothing.
+    same = ("calls_by_route", "simulated_seconds", "latency_p99_s")
+    assert [defaults[key] for key in same] == [unset[key] for key in same]
+
+
+def test_only_the_seam_module_uses_simcords_private_modules() -> None:
+    private = re.compile(r"from simcord\.|import simcord\.|\._env\b|_ROUTES|\.subscribers")
+    offenders = [
+        path.name
+        for path in BENCH.glob("*.py")
+        if path.name != "seam.py" and private.search(path.read_text())
+    ]
+    assert offenders == []
