@@ -48,7 +48,7 @@ def test_library_default_w1_ignores_the_shards_option_and_uses_a_table_without_s
     assert [defaults[key] for key in same] == [unset[key] for key in same]
 
 
-def test_only_the_seam_module_uses_simcords_private_modules() -> None:
+def test_only_the_seam_module_uses_simcords_private_modules_and_the_bot_is_the_package() -> None:
     private = re.compile(r"from simcord\.|import simcord\.|\._env\b|_ROUTES|\.subscribers")
     offenders = [
         path.name
@@ -56,3 +56,6 @@ def test_only_the_seam_module_uses_simcords_private_modules() -> None:
         if path.name != "seam.py" and private.search(path.read_text())
     ]
     assert offenders == []
+    sources = "".join(path.read_text() for path in BENCH.glob("*.py"))
+    assert "from bot import" not in sources
+    assert "from discobot import" in sources
