@@ -20,11 +20,13 @@ from discord import app_commands
 from discord.ext import commands
 
 from discobase import transfer
-from discobot.autocomplete import table_names
-from discobot.databases import guild_database, table_class
-from discobot.errors import BadInputError, answer_errors
-from discobot.permissions import Access, requires
+from discobot.databases import defer
+from discobot.errors import BadInputError
+from discobot.options import ChosenTable
+from discobot.permissions import Access
 from discobot.render import code, plural, respond, truncate
+from discobot.slash import command
+from discobot.tables import TableRef
 
 Interaction = discord.Interaction[Any]
 #: Files larger than this are refused before download (the records are held in memory).
@@ -43,61 +45,58 @@ class Imports(commands.Cog):
     def __init__(self) -> None:
         self.clock = time.monotonic
 
-    @app_commands.command(
+    @command(
         name="import",
         description="Insert the records of a JSON lines or CSV file into a table",
-        extras=requires(Access.WRITE),
+        access=Access.WRITE,
     )
     @app_commands.describe(
         table="The table to insert into",
         file="A .jsonl (one JSON object a line) or .csv (a header row of field names) file",
         skip_invalid="Import the valid rows even if some are invalid (default: all or nothing)",
     )
-    @app_commands.autocomplete(table=table_names)
     async def import_file(
         self,
         interaction: Interaction,
-        table: str,
+        table: ChosenTable,
         file: discord.Attachment,
         skip_invalid: bool = False,
     ) -> None:
-        async with answer_errors(interaction):
-            suffix = "." + file.filename.rpartition(".")[2].lower() if "." in file.filename else ""
-            fmt = FORMATS.get(suffix)
-            if fmt is None:
-                raise BadInputError(
-                    f"{code(file.filename)} is not a .jsonl or .csv file; export one with `/export`"
-                )
-            if file.size > MAX_IMPORT_BYTES:
-                raise BadInputError(
-                    f"{code(file.filename)} is {file.size:,} bytes; `/import` takes files up to "
-                    f"{MAX_IMPORT_BYTES:,} bytes (the `discobase import` command line has no limit)"
-                )
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            database = await guild_database(interaction)
-            cls = table_class(database, table)
-            schema = database.schema(table)
-            try:
-                text = (await file.read()).decode("utf-8-sig")
-            except UnicodeDecodeError as error:
-                raise BadInputError(f"{code(file.filename)} is not UTF-8 text: {error}") from None
-            rows = [row for row, _ in transfer.read_rows(io.StringIO(text), fmt, schema)]
-            checked = transfer.check_rows(rows, schema, cls, await transfer.existing(cls, schema))
-            if checked.bad and not skip_invalid:
-                await respond(interaction, _bad_rows(checked, "Nothing was imported."))
-                return
-            if not checked.records:
-                await respond(interaction, f"{code(file.filename)} holds no records to import.")
-                return
-            await self._insert(interaction, cls, table, checked.records)
-            skipped = f"; skipped {plural(len(checked.bad), 'invalid row')}" if checked.bad else ""
-            await respond(
-                interaction,
-                f"Imported {plural(len(checked.records), 'record')} into {code(table)}{skipped}.",
+        suffix = "." + file.filename.rpartition(".")[2].lower() if "." in file.filename else ""
+        fmt = FORMATS.get(suffix)
+        if fmt is None:
+            raise BadInputError(
+                f"{code(file.filename)} is not a .jsonl or .csv file; export one with `/export`"
             )
+        if file.size > MAX_IMPORT_BYTES:
+            raise BadInputError(
+                f"{code(file.filename)} is {file.size:,} bytes; `/import` takes files up to "
+                f"{MAX_IMPORT_BYTES:,} bytes (the `discobase import` command line has no limit)"
+            )
+        await defer(interaction)
+        try:
+            text = (await file.read()).decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise BadInputError(f"{code(file.filename)} is not UTF-8 text: {error}") from None
+        rows = [row for row, _ in transfer.read_rows(io.StringIO(text), fmt, table.schema)]
+        checked = transfer.check_rows(
+            rows, table.schema, table.table, await transfer.existing(table.table, table.schema)
+        )
+        if checked.bad and not skip_invalid:
+            await respond(interaction, _bad_rows(checked, "Nothing was imported."))
+            return
+        if not checked.records:
+            await respond(interaction, f"{code(file.filename)} holds no records to import.")
+            return
+        await self._insert(interaction, table, checked.records)
+        skipped = f"; skipped {plural(len(checked.bad), 'invalid row')}" if checked.bad else ""
+        await respond(
+            interaction,
+            f"Imported {plural(len(checked.records), 'record')} into {code(table.name)}{skipped}.",
+        )
 
     async def _insert(
-        self, interaction: Interaction, cls: Any, table: str, records: list[dict[str, Any]]
+        self, interaction: Interaction, table: TableRef, records: list[dict[str, Any]]
     ) -> None:
         """Write the records in chunks, editing the reply at most every progress_interval s."""
         total = len(records)
@@ -109,10 +108,12 @@ class Imports(commands.Cog):
             written += count
             if written < total and self.clock() - shown >= self.progress_interval:
                 shown = self.clock()
-                await interaction.edit_original_response(content=_progress(table, written, total))
+                await interaction.edit_original_response(
+                    content=_progress(table.name, written, total)
+                )
 
-        await interaction.edit_original_response(content=_progress(table, 0, total))
-        await transfer.insert(cls, records, advance)
+        await interaction.edit_original_response(content=_progress(table.name, 0, total))
+        await transfer.insert(table.table, records, advance)
 
 
 def _progress(table: str, written: int, total: int) -> str:

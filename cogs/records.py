@@ -15,20 +15,12 @@ from discord import app_commands
 from discord.ext import commands
 
 import discobase
-from discobot.autocomplete import query_fields, record_keys, sort_fields, table_names
-from discobot.databases import (
-    field_names,
-    field_types,
-    guild_database,
-    open_guild_database,
-    parse_key,
-    query_expressions,
-    record_fields,
-    table_class,
-)
-from discobot.errors import BadInputError, answer_errors
+from discobot.autocomplete import query_fields, record_keys, sort_fields
+from discobot.databases import defer
+from discobot.errors import BadInputError
 from discobot.grammar import Condition, coerce_value, parse_json_object, parse_query, parse_sort
-from discobot.permissions import Access, requires
+from discobot.options import ChosenTable, InsertTable
+from discobot.permissions import Access
 from discobot.render import (
     code,
     paginate,
@@ -39,7 +31,9 @@ from discobot.render import (
     truncate,
 )
 from discobot.render import share as share_page
-from discobot.views import Confirmation, RecordPages, still_allowed
+from discobot.slash import command
+from discobot.tables import TableRef
+from discobot.views import Confirmation, Form, RecordPages
 
 Interaction = discord.Interaction[Any]
 FORM_FIELD_LIMIT = 5
@@ -48,35 +42,38 @@ EXPORT_BATCH = 500
 """Records encoded between two yields to the event loop while exporting."""
 
 
-def _saved_reply(head: str, schema: Any, record: Any) -> str:
+def _saved_reply(head: str, table: TableRef, record: discobase.Table) -> str:
     """``head`` (like ``Inserted into `pets` with key `rex`:``), then the other fields."""
-    return f"{head}\n" + record_lines(record_fields(schema, record), key_field=schema.primary_key)
+    return f"{head}\n" + record_lines(table.fields_of(record), key_field=table.primary_key)
 
 
-async def _insert(record: Any, table: str, schema: Any) -> None:
-    """Insert ``record``; a key that exists already is explained with the way to change it."""
+async def _insert(table: TableRef, values: dict[str, Any]) -> discobase.Table:
+    """Validate and insert a record; a key that exists already is explained with the way to
+    change it."""
+    record = table.table.model_validate(values)
     try:
         await record.insert()
     except discobase.UniqueViolationError as error:
-        if error.field != (schema.primary_key or "pk"):
+        if error.field != (table.primary_key or "pk"):
             raise
         raise BadInputError(
-            f"{code(table)} has a record with key {code(error.key)} already; use /update to "
-            "change it, or /delete it first"
+            f"{code(table.name)} has a record with key {code(error.key)} already; use /update "
+            "to change it, or /delete it first"
         ) from None
+    return record
 
 
 async def _query_error(
-    cls: Any, schema: Any, conditions: list[Condition], error: discobase.ValidationError
+    table: TableRef, conditions: list[Condition], error: discobase.ValidationError
 ) -> BadInputError | discobase.ValidationError:
     """The condition whose value does not fit its field, named, or ``error`` itself."""
     for condition in conditions:
         try:
-            await cls.count(*query_expressions(cls, schema, [condition]))
+            await table.table.count(*table.where([condition]))
         except discobase.ValidationError as single:
             reason = single.errors[0].get("msg", "") if single.errors else str(single)
             return BadInputError(
-                f"That does not fit table {code(schema.name)}: in {code(str(condition), 200)}, "
+                f"That does not fit table {code(table.name)}: in {code(str(condition), 200)}, "
                 f"{code(condition.field)}: {reason}"
             )
     return error
@@ -91,16 +88,14 @@ def _query_note(query: str | None, sort: str | None) -> str:
     return "".join(f" {part}" for part in parts)
 
 
-class RecordForm(discord.ui.Modal):
+class RecordForm(Form):
     """A form with one text box per field, for tables of up to five fields."""
 
-    def __init__(self, table: Any, schema: Any, database: Any) -> None:
-        super().__init__(title=truncate(f"New record in {schema.name}", 45), timeout=900)
+    def __init__(self, table: TableRef) -> None:
+        super().__init__(title=truncate(f"New record in {table.name}", 45), timeout=900)
         self.table = table
-        self.schema = schema
-        self.database = database
         self.inputs: dict[str, discord.ui.TextInput[RecordForm]] = {}
-        for field in schema.fields:
+        for field in table.schema.fields:
             label = f"{field.name} ({field.type}{', optional' if field.optional else ''})"
             text_input: discord.ui.TextInput[RecordForm] = discord.ui.TextInput(
                 label=truncate(label, TEXT_INPUT_LABEL_LIMIT),
@@ -115,36 +110,29 @@ class RecordForm(discord.ui.Modal):
             self.inputs[field.name] = text_input
             self.add_item(text_input)
 
-    async def interaction_check(self, interaction: Interaction) -> bool:
-        return await still_allowed(interaction, Access.WRITE)
-
-    async def on_submit(self, interaction: Interaction) -> None:
-        async with answer_errors(interaction):
-            types = field_types(self.schema)
-            nullable = {
-                field.name
-                for field in self.schema.fields
-                if field.optional and not field.has_default
-            }
-            data: dict[str, Any] = {}
-            for name, text_input in self.inputs.items():
-                if text_input.value.strip():
-                    data[name] = coerce_value(
-                        types[name], text_input.value, what=f"field {code(name)}"
-                    )
-                elif name in nullable:
-                    data[name] = None
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            record = self.table.model_validate(data)
-            await _insert(record, self.schema.name, self.schema)
-            await respond(
-                interaction,
-                _saved_reply(
-                    f"Inserted into {code(self.schema.name)} with key {code(record.pk)}:",
-                    self.schema,
-                    record,
-                ),
-            )
+    async def submit(self, interaction: Interaction) -> None:
+        types = self.table.field_types()
+        nullable = {
+            field.name
+            for field in self.table.schema.fields
+            if field.optional and not field.has_default
+        }
+        data: dict[str, Any] = {}
+        for name, text_input in self.inputs.items():
+            if text_input.value.strip():
+                data[name] = coerce_value(types[name], text_input.value, what=f"field {code(name)}")
+            elif name in nullable:
+                data[name] = None
+        await defer(interaction)
+        record = await _insert(self.table, data)
+        await respond(
+            interaction,
+            _saved_reply(
+                f"Inserted into {code(self.table.name)} with key {code(record.pk)}:",
+                self.table,
+                record,
+            ),
+        )
 
 
 class Records(commands.Cog):
@@ -153,47 +141,41 @@ class Records(commands.Cog):
     def __init__(self) -> None:
         self.exporting: set[int | None] = set()
 
-    @app_commands.command(
+    @command(
         name="insert",
         description="Add a record (leave data empty for a form)",
-        extras=requires(Access.WRITE),
+        access=Access.WRITE,
     )
     @app_commands.describe(
         table="The table to add to",
         data='The record as a JSON object, like {"name": "rex", "legs": 4}; empty: fill a form',
     )
-    @app_commands.autocomplete(table=table_names)
-    async def insert(self, interaction: Interaction, table: str, data: str | None = None) -> None:
-        async with answer_errors(interaction):
-            if data is None:
-                await self._send_form(interaction, table)
-                return
-            values = parse_json_object(data)
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            database = await guild_database(interaction)
-            cls = table_class(database, table)
-            schema = database.schema(table)
-            record = cls.model_validate(values)
-            await _insert(record, table, schema)
-            await respond(
-                interaction,
-                _saved_reply(
-                    f"Inserted into {code(table)} with key {code(record.pk)}:", schema, record
-                ),
-            )
+    async def insert(
+        self, interaction: Interaction, table: InsertTable, data: str | None = None
+    ) -> None:
+        if data is None:
+            await self._send_form(interaction, table)
+            return
+        values = parse_json_object(data)
+        await defer(interaction)
+        record = await _insert(table, values)
+        await respond(
+            interaction,
+            _saved_reply(
+                f"Inserted into {code(table.name)} with key {code(record.pk)}:", table, record
+            ),
+        )
 
-    async def _send_form(self, interaction: Interaction, table: str) -> None:
-        database = open_guild_database(interaction)
-        cls = table_class(database, table)
-        schema = database.schema(table)
-        if len(schema.fields) > FORM_FIELD_LIMIT:
+    async def _send_form(self, interaction: Interaction, table: TableRef) -> None:
+        fields = len(table.schema.fields)
+        if fields > FORM_FIELD_LIMIT:
             raise BadInputError(
-                f"table {code(table)} has {len(schema.fields)} fields and a form holds "
+                f"table {code(table.name)} has {fields} fields and a form holds "
                 f"{FORM_FIELD_LIMIT}; give the record as JSON in `data`"
             )
-        await interaction.response.send_modal(RecordForm(cls, schema, database))
+        await interaction.response.send_modal(RecordForm(table))
 
-    @app_commands.command(name="find", description="Find records", extras=requires(Access.READ))
+    @command(name="find", description="Find records", access=Access.READ)
     @app_commands.describe(
         table="The table to search",
         query="Conditions like `name=rex, legs>=3, email~@example.org` (all must hold)",
@@ -202,203 +184,172 @@ class Records(commands.Cog):
         view="cards (one card a record, the default) or table (aligned columns)",
         share="Also post the first page in the channel for everyone there (default: only you)",
     )
-    @app_commands.autocomplete(table=table_names, query=query_fields, sort=sort_fields)
+    @app_commands.autocomplete(query=query_fields, sort=sort_fields)
     async def find(
         self,
         interaction: Interaction,
-        table: str,
+        table: ChosenTable,
         query: str | None = None,
         sort: str | None = None,
         limit: app_commands.Range[int, 1, 100] = 25,
         view: Literal["cards", "table"] = "cards",
         share: bool = False,
     ) -> None:
-        async with answer_errors(interaction):
-            conditions = parse_query(query)
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            database = await guild_database(interaction)
-            cls = table_class(database, table)
-            schema = database.schema(table)
-            order_by = parse_sort(sort, field_names(schema))
-            expressions = query_expressions(cls, schema, conditions)
-            try:
-                found = await cls.find(*expressions, order_by=order_by, limit=limit)
-                total = await cls.count(*expressions) if len(found) == limit else len(found)
-            except discobase.ValidationError as error:
-                raise await _query_error(cls, schema, conditions, error) from None
-            if not found:
-                await respond(
-                    interaction, f"No records in {code(table)}{_query_note(query, sort)}."
-                )
-                return
-            render = table_pages if view == "table" else paginate
-            note = _query_note(query, sort).strip()
-            if total > len(found):
-                note += f"{' ' if note else ''}(the first {len(found)}; `limit` shows up to 100)"
-            pages = render(
-                table,
-                [(record.pk, record_fields(schema, record)) for record in found],
-                total=total,
-                key_field=schema.primary_key,
-                note=note,
+        conditions = parse_query(query)
+        await defer(interaction)
+        order_by = parse_sort(sort, table.field_names())
+        where = table.where(conditions)
+        try:
+            found = await table.table.find(*where, order_by=order_by, limit=limit)
+            total = await table.table.count(*where) if len(found) == limit else len(found)
+        except discobase.ValidationError as error:
+            raise await _query_error(table, conditions, error) from None
+        if not found:
+            await respond(
+                interaction, f"No records in {code(table.name)}{_query_note(query, sort)}."
             )
-            if share:
-                await respond(interaction, "Shared the first page in the channel.")
-                await share_page(interaction, pages[0])
-                return
-            pages_view = RecordPages(interaction, pages) if len(pages) > 1 else None
-            await respond(interaction, embed=pages[0], view=pages_view)
+            return
+        render = table_pages if view == "table" else paginate
+        note = _query_note(query, sort).strip()
+        if total > len(found):
+            note += f"{' ' if note else ''}(the first {len(found)}; `limit` shows up to 100)"
+        pages = render(
+            table.name,
+            [(record.pk, table.fields_of(record)) for record in found],
+            total=total,
+            key_field=table.primary_key,
+            note=note,
+        )
+        if share:
+            await respond(interaction, "Shared the first page in the channel.")
+            await share_page(interaction, pages[0])
+            return
+        pages_view = RecordPages(interaction, pages) if len(pages) > 1 else None
+        await respond(interaction, embed=pages[0], view=pages_view)
 
-    @app_commands.command(name="count", description="Count records", extras=requires(Access.READ))
+    @command(name="count", description="Count records", access=Access.READ)
     @app_commands.describe(
         table="The table to count", query="Conditions like `legs>=3` (empty: all records)"
     )
-    @app_commands.autocomplete(table=table_names, query=query_fields)
-    async def count(self, interaction: Interaction, table: str, query: str | None = None) -> None:
-        async with answer_errors(interaction):
-            conditions = parse_query(query)
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            database = await guild_database(interaction)
-            cls = table_class(database, table)
-            schema = database.schema(table)
-            try:
-                total = await cls.count(*query_expressions(cls, schema, conditions))
-            except discobase.ValidationError as error:
-                raise await _query_error(cls, schema, conditions, error) from None
-            await respond(
-                interaction,
-                f"{code(table)} has {plural(total, 'record')}{_query_note(query, None)}.",
-            )
+    @app_commands.autocomplete(query=query_fields)
+    async def count(
+        self, interaction: Interaction, table: ChosenTable, query: str | None = None
+    ) -> None:
+        conditions = parse_query(query)
+        await defer(interaction)
+        try:
+            total = await table.table.count(*table.where(conditions))
+        except discobase.ValidationError as error:
+            raise await _query_error(table, conditions, error) from None
+        await respond(
+            interaction,
+            f"{code(table.name)} has {plural(total, 'record')}{_query_note(query, None)}.",
+        )
 
-    @app_commands.command(
-        name="update", description="Change fields of a record", extras=requires(Access.WRITE)
-    )
+    @command(name="update", description="Change fields of a record", access=Access.WRITE)
     @app_commands.describe(
         table="The table of the record",
         key="The record's key",
         changes='The new values as a JSON object, like {"legs": 3}',
     )
-    @app_commands.autocomplete(table=table_names, key=record_keys)
-    async def update(self, interaction: Interaction, table: str, key: str, changes: str) -> None:
-        async with answer_errors(interaction):
-            values = parse_json_object(changes, what="`changes`")
-            if not values:
-                raise BadInputError('`changes` is empty; give the new values, like {"legs": 3}')
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            database = await guild_database(interaction)
-            cls = table_class(database, table)
-            schema = database.schema(table)
-            known = field_names(schema)
-            for name in values:
-                if name not in known:
-                    raise BadInputError(
-                        f"table {code(table)} has no field {code(name)}; its fields are "
-                        + ", ".join(code(field) for field in known)
-                    )
-            if schema.primary_key in values:
-                raise BadInputError(
-                    f"the primary key {code(schema.primary_key)} cannot change; insert a new "
-                    "record and delete this one"
-                )
-            record = await cls.get(parse_key(schema, key))
-            await record.update(**values)
-            await respond(
-                interaction,
-                _saved_reply(f"Updated {code(record.pk)} in {code(table)}:", schema, record),
+    @app_commands.autocomplete(key=record_keys)
+    async def update(
+        self, interaction: Interaction, table: ChosenTable, key: str, changes: str
+    ) -> None:
+        values = parse_json_object(changes, what="`changes`")
+        if not values:
+            raise BadInputError('`changes` is empty; give the new values, like {"legs": 3}')
+        await defer(interaction)
+        if table.primary_key in values:
+            raise BadInputError(
+                f"the primary key {code(table.primary_key)} cannot change; insert a new "
+                "record and delete this one"
             )
+        record = await table.table.get(table.parse_key(key))
+        await record.update(**values)
+        await respond(
+            interaction,
+            _saved_reply(f"Updated {code(record.pk)} in {code(table.name)}:", table, record),
+        )
 
-    @app_commands.command(
-        name="delete", description="Delete a record", extras=requires(Access.WRITE)
-    )
+    @command(name="delete", description="Delete a record", access=Access.WRITE)
     @app_commands.describe(
         table="The table of the record", key="The record's key (asks you to confirm)"
     )
-    @app_commands.autocomplete(table=table_names, key=record_keys)
-    async def delete(self, interaction: Interaction, table: str, key: str) -> None:
-        async with answer_errors(interaction):
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            database = await guild_database(interaction)
-            cls = table_class(database, table)
-            schema = database.schema(table)
-            record = await cls.get(parse_key(schema, key))
+    @app_commands.autocomplete(key=record_keys)
+    async def delete(self, interaction: Interaction, table: ChosenTable, key: str) -> None:
+        await defer(interaction)
+        record = await table.table.get(table.parse_key(key))
 
-            async def delete_record(_: Interaction) -> str:
-                await record.delete()
-                return f"Deleted {code(record.pk)} from {code(table)}."
+        async def delete_record(_: Interaction) -> str:
+            await record.delete()
+            return f"Deleted {code(record.pk)} from {code(table.name)}."
 
-            confirmation = Confirmation(
-                interaction,
-                confirm_label="Delete",
-                action=delete_record,
-                timeout_text=f"Not confirmed in time: {code(record.pk)} was not deleted.",
-            )
-            await respond(
-                interaction,
-                f"Delete the record with key {code(record.pk)} from {code(table)}? Confirm within "
-                "a minute.\n"
-                + record_lines(record_fields(schema, record), key_field=schema.primary_key),
-                view=confirmation,
-            )
+        confirmation = Confirmation(
+            interaction,
+            confirm_label="Delete",
+            action=delete_record,
+            timeout_text=f"Not confirmed in time: {code(record.pk)} was not deleted.",
+        )
+        await respond(
+            interaction,
+            f"Delete the record with key {code(record.pk)} from {code(table.name)}? Confirm "
+            "within a minute.\n"
+            + record_lines(table.fields_of(record), key_field=table.primary_key),
+            view=confirmation,
+        )
 
-    @app_commands.command(
-        name="export", description="Download a table as a file", extras=requires(Access.READ)
-    )
+    @command(name="export", description="Download a table as a file", access=Access.READ)
     @app_commands.describe(
         table="The table to export", format="jsonl (one JSON object a line) or csv"
     )
-    @app_commands.autocomplete(table=table_names)
     async def export(
-        self, interaction: Interaction, table: str, format: Literal["jsonl", "csv"] = "jsonl"
+        self,
+        interaction: Interaction,
+        table: ChosenTable,
+        format: Literal["jsonl", "csv"] = "jsonl",
     ) -> None:
-        async with answer_errors(interaction):
-            guild_id = interaction.guild_id
-            if guild_id in self.exporting:
-                raise BadInputError(
-                    "another export of this server is still being built; try again when it is done"
-                )
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            database = await guild_database(interaction)
-            cls = table_class(database, table)
-            schema = database.schema(table)
-            limit = interaction.filesize_limit
-            self.exporting.add(guild_id)
-            try:
-                rows = _export_rows(cls, schema)
-                if format == "jsonl":
-                    export = await build_export(_jsonl_lines(rows), limit=limit)
-                else:
-                    columns = (["_key"] if schema.primary_key is None else []) + field_names(schema)
-                    export = await build_export(
-                        _csv_lines(rows, columns), limit=limit, header=_csv_line(columns)
-                    )
-            finally:
-                self.exporting.discard(guild_id)
-            if export.over_limit:
-                raise BadInputError(
-                    f"the export is over the {limit:,}-byte upload limit Discord gives this reply, "
-                    f"even compressed (it stopped after {plural(export.rows, 'record')}); export "
-                    "from a script with the discobase library instead"
-                )
-            filename = f"{table}.{format}" + (".gz" if export.compressed else "")
-            how = (
-                " (gzip-compressed: it is larger than the upload limit)"
-                if export.compressed
-                else ""
+        guild_id = interaction.guild_id
+        if guild_id in self.exporting:
+            raise BadInputError(
+                "another export of this server is still being built; try again when it is done"
             )
-            await respond(
-                interaction,
-                f"{code(table)}: {plural(export.rows, 'record')} as {format}{how}.",
-                file=discord.File(io.BytesIO(export.body), filename=filename),
+        await defer(interaction)
+        limit = interaction.filesize_limit
+        self.exporting.add(guild_id)
+        try:
+            rows = _export_rows(table)
+            if format == "jsonl":
+                export = await build_export(_jsonl_lines(rows), limit=limit)
+            else:
+                columns = (["_key"] if table.primary_key is None else []) + table.field_names()
+                export = await build_export(
+                    _csv_lines(rows, columns), limit=limit, header=_csv_line(columns)
+                )
+        finally:
+            self.exporting.discard(guild_id)
+        if export.over_limit:
+            raise BadInputError(
+                f"the export is over the {limit:,}-byte upload limit Discord gives this reply, "
+                f"even compressed (it stopped after {plural(export.rows, 'record')}); export "
+                "from a script with the discobase library instead"
             )
+        filename = f"{table.name}.{format}" + (".gz" if export.compressed else "")
+        how = " (gzip-compressed: it is larger than the upload limit)" if export.compressed else ""
+        await respond(
+            interaction,
+            f"{code(table.name)}: {plural(export.rows, 'record')} as {format}{how}.",
+            file=discord.File(io.BytesIO(export.body), filename=filename),
+        )
 
 
-async def _export_rows(cls: Any, schema: Any) -> AsyncIterator[dict[str, Any]]:
+async def _export_rows(table: TableRef) -> AsyncIterator[dict[str, Any]]:
     """Every record as export data (``_key`` first for generated keys), yielding to the event loop
     every :data:`EXPORT_BATCH` records so that other commands run meanwhile."""
-    generated = schema.primary_key is None
+    generated = table.primary_key is None
     count = 0
-    async for record in cls.all():
-        yield ({"_key": record.pk} if generated else {}) | record_fields(schema, record)
+    async for record in table.table.all():
+        yield ({"_key": record.pk} if generated else {}) | table.fields_of(record)
         count += 1
         if count % EXPORT_BATCH == 0:
             await asyncio.sleep(0)

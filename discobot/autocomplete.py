@@ -1,4 +1,5 @@
-"""Autocomplete for table names, field names (in sort orders and queries) and record keys.
+"""Autocomplete for table names (the ``table`` option's, :mod:`discobot.options`), field names
+(in sort orders and queries) and record keys.
 
 Autocomplete cannot be deferred, so it answers from the guild's database only when that is open
 already, and never raises: otherwise, or when the database cannot answer, it offers nothing.
@@ -15,9 +16,10 @@ import discord
 from discord import app_commands
 
 import discobase
-from discobot.databases import DatabaseOpeningError, field_names, open_guild_database, table_class
+from discobot.databases import DatabaseOpeningError, open_guild_database
 from discobot.errors import BadInputError
 from discobot.grammar import split_top_level
+from discobot.tables import TableRef
 
 MAX_CHOICES = 25
 CHOICE_LIMIT = 100
@@ -46,14 +48,14 @@ def _open_database(interaction: discord.Interaction[Any]) -> discobase.Database 
         return None
 
 
-async def _schema(interaction: discord.Interaction[Any]) -> tuple[Any, Any] | None:
-    """The chosen table's class and schema; None when no (known) table is chosen yet."""
+def _chosen(interaction: discord.Interaction[Any]) -> TableRef | None:
+    """The table chosen in the ``table`` option; None when no (known) table is chosen yet."""
     name = getattr(interaction.namespace, "table", None)
     database = _open_database(interaction)
     if not name or database is None:
         return None
     try:
-        return table_class(database, name), database.schema(name)
+        return TableRef.named(database, name)
     except discobase.DiscobaseError:
         return None
 
@@ -72,10 +74,10 @@ async def sort_fields(
     interaction: discord.Interaction[Any], current: str
 ) -> list[app_commands.Choice[str]]:
     """``field`` and ``-field`` for each field of the chosen table."""
-    found = await _schema(interaction)
-    if found is None:
+    chosen = _chosen(interaction)
+    if chosen is None:
         return []
-    names = field_names(found[1])
+    names = chosen.field_names()
     return _choices([order for name in names for order in (name, f"-{name}")], current)
 
 
@@ -83,8 +85,8 @@ async def query_fields(
     interaction: discord.Interaction[Any], current: str
 ) -> list[app_commands.Choice[str]]:
     """Completes the last condition of a query with the chosen table's field names."""
-    found = await _schema(interaction)
-    if found is None:
+    chosen = _chosen(interaction)
+    if chosen is None:
         return []
     try:
         conditions = split_top_level(current)
@@ -98,7 +100,7 @@ async def query_fields(
     if not any(operator in typing for operator in "=<>~!"):
         suggestions += [
             f"{prefix}{name}="
-            for name in field_names(found[1])
+            for name in chosen.field_names()
             if name.lower().startswith(typing.lower())
         ]
     return [
@@ -113,13 +115,12 @@ async def record_keys(
 ) -> list[app_commands.Choice[str]]:
     """Keys of the chosen table's records that match what was typed."""
     try:
-        found = await _schema(interaction)
-        if found is None:
+        chosen = _chosen(interaction)
+        if chosen is None:
             return []
-        table, _ = found
         keys: list[str] = []
         scanned = 0
-        async for record in table.all():
+        async for record in chosen.table.all():
             scanned += 1
             key = str(record.pk)
             if _fits(key) and current.lower() in key.lower():

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -15,7 +14,8 @@ from discord import app_commands
 from discord.ext import commands
 
 import discobase
-from discobot.errors import redact_tokens_in_logs, reply_unexpected_error
+from discobot.databases import GuildDatabases
+from discobot.errors import answer_error, redact_tokens_in_logs
 from discobot.permissions import (
     Roles,
     access_denied_message,
@@ -32,7 +32,7 @@ COGS_DIRECTORY = Path(__file__).resolve().parents[1] / "cogs"
 
 
 class DiscobaseTree(app_commands.CommandTree["DiscobaseBot"]):
-    """The command tree: checks access before any command runs, logs what nothing else caught."""
+    """The command tree: checks access before any command runs, answers every error."""
 
     async def interaction_check(self, interaction: discord.Interaction[DiscobaseBot], /) -> bool:
         command = interaction.command
@@ -50,7 +50,7 @@ class DiscobaseTree(app_commands.CommandTree["DiscobaseBot"]):
     async def on_error(
         self, interaction: discord.Interaction[DiscobaseBot], error: app_commands.AppCommandError, /
     ) -> None:
-        await reply_unexpected_error(interaction, error)
+        await answer_error(interaction, error)
 
 
 def bot_intents() -> discord.Intents:
@@ -72,13 +72,12 @@ def silence_voice_warnings() -> None:
 
 
 class DiscobaseBot(commands.Bot):
-    """The bot. Holds one :class:`discobase.Database` per guild.
+    """The bot. Holds one :class:`discobase.Database` per guild (:attr:`databases`).
 
     Every guild's database opens in the background when the bot is ready or joins the guild (or
-    on first use), each on its own, and closes when the bot leaves the guild. When
-    ``settings.guild_id`` is set, the bot syncs its commands to that guild only and opens its
-    database before serving; a guild it is not in or missing permissions stop it with
-    :attr:`exit_code` set.
+    on first use), and closes when the bot leaves the guild. When ``settings.guild_id`` is set,
+    the bot syncs its commands to that guild only and opens its database before serving; a guild
+    it is not in or missing permissions stop it with :attr:`exit_code` set.
     """
 
     def __init__(self, settings: Settings, *, command_record: Path | None = None) -> None:
@@ -96,85 +95,27 @@ class DiscobaseBot(commands.Bot):
         self.command_record = command_record
         self.exit_code = ExitCode.OK
         self.exit_message: str | None = None
-        self._databases: dict[int, discobase.Database] = {}
-        self._opening: dict[int, asyncio.Task[discobase.Database]] = {}
+        self.databases = GuildDatabases(self, category=settings.category, roles=self.roles)
         self._checked_startup = False
 
     async def database(self, guild_id: int) -> discobase.Database:
         """The open database of a guild; opens it (or joins the open under way) on first use.
 
-        Each guild opens on its own, so a slow guild delays no other. Cancelling the caller
-        leaves the open running. Raises the errors of :meth:`discobase.Database.open`
-        (``GuildNotFoundError``, ``MissingPermissionsError``, ...); a failed open is retried on
-        the next call.
+        Raises the errors of :meth:`discobase.Database.open`; see :meth:`GuildDatabases.get`.
         """
-        database = self._databases.get(guild_id)
-        if database is not None:
-            return database
-        return await asyncio.shield(self.start_opening(guild_id))
+        return await self.databases.get(guild_id)
 
     def open_database(self, guild_id: int) -> discobase.Database | None:
-        """The guild's database if it is open now, else None (and its open starts in the background).
-
-        Never waits: for the paths that must answer Discord at once (autocomplete, forms).
-        """
-        database = self._databases.get(guild_id)
-        if database is None:
-            self.start_opening(guild_id)
-        return database
-
-    def start_opening(self, guild_id: int) -> asyncio.Task[discobase.Database]:
-        """Open the guild's database in the background (once); the task gives the database."""
-        task = self._opening.get(guild_id)
-        if task is None:
-            task = asyncio.create_task(self._open(guild_id), name=f"open database {guild_id}")
-            self._opening[guild_id] = task
-            task.add_done_callback(lambda done: self._opened(guild_id, done))
-        return task
-
-    async def _open(self, guild_id: int) -> discobase.Database:
-        guild = self.get_guild(guild_id)
-        admin_role = self.roles.role(guild, "admin") if guild else None
-        database = discobase.Database(
-            guild_id,
-            bot=self,
-            category=self.settings.category,
-            admin_role=admin_role.id if admin_role else None,
-        )
-        try:
-            await database.open()
-        except BaseException:
-            await self._close_database(database)
-            raise
-        if guild is not None and self.get_guild(guild_id) is None:
-            await database.close()
-            raise discobase.GuildNotFoundError(guild_id)
-        self._databases[guild_id] = database
-        return database
-
-    def _opened(self, guild_id: int, task: asyncio.Task[discobase.Database]) -> None:
-        if self._opening.get(guild_id) is task:
-            del self._opening[guild_id]
-        if task.cancelled():
-            return
-        error = task.exception()
-        if isinstance(error, discobase.DiscobaseError):
-            log.warning("opening the database of guild %s failed: %s", guild_id, error)
-        elif error is not None:
-            log.error("opening the database of guild %s failed", guild_id, exc_info=error)
+        """The guild's database if it is open now, else None (and its open starts at once)."""
+        return self.databases.get_open(guild_id)
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
         if self.settings.guild_id is None:
-            self.start_opening(guild.id)
+            self.databases.open_in_background(guild.id)
 
     async def on_guild_remove(self, guild: discord.Guild) -> None:
         """The bot left (or was removed from) a guild: close its database, stop its open."""
-        task = self._opening.pop(guild.id, None)
-        if task is not None:
-            task.cancel()
-        database = self._databases.pop(guild.id, None)
-        if database is not None:
-            await self._close_database(database)
+        await self.databases.forget(guild.id)
 
     async def setup_hook(self) -> None:
         for extension in sorted(
@@ -245,7 +186,7 @@ class DiscobaseBot(commands.Bot):
             await self.stop_with(*problem)
         elif self.settings.guild_id is None:
             for guild in self.guilds:
-                self.start_opening(guild.id)
+                self.databases.open_in_background(guild.id)
 
     async def startup_problem(self) -> tuple[ExitCode, str] | None:
         """Why the bot cannot serve its configured guild, or None (also None without one).
@@ -282,20 +223,7 @@ class DiscobaseBot(commands.Bot):
 
     async def close_databases(self) -> None:
         """Stop the opens under way, flush pending writes and close every open database."""
-        opening, self._opening = list(self._opening.values()), {}
-        for task in opening:
-            task.cancel()
-        await asyncio.gather(*opening, return_exceptions=True)
-        databases, self._databases = list(self._databases.values()), {}
-        for database in databases:
-            await self._close_database(database)
-
-    @staticmethod
-    async def _close_database(database: discobase.Database) -> None:
-        try:
-            await database.close()
-        except discobase.DiscobaseError:
-            log.exception("closing the database of guild %s failed", database.guild_id)
+        await self.databases.close()
 
     async def close(self) -> None:
         await self.close_databases()

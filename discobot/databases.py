@@ -1,7 +1,11 @@
-"""How commands reach the guild's database: its tables, their fields, keys and query expressions.
+"""Each guild's database: opened once in the background, reached by commands within Discord's
+deadlines.
 
-Uses only discobase's public API: ``bot.database(guild_id)``, ``db.tables``, ``db.schema()`` and
-the field expressions of table classes.
+:class:`GuildDatabases` is the bot's registry of them: every guild the bot is in gets its own
+:class:`discobase.Database` on the bot's client. Opening one reads the guild's whole storage, so at
+startup at most :data:`BACKGROUND_OPENS` guilds open at once (they share the bot's rate limits);
+a guild whose member is waiting (a command, a form, autocomplete) opens at once, ahead of that
+queue, so a slow guild delays no member of another.
 
 Discord's deadlines bound every path here: an interaction is answered (or deferred) within 3 s,
 and its token, which follow-ups and edits of the answer use, lasts 15 minutes
@@ -22,13 +26,13 @@ import discord
 
 import discobase
 from discobot.errors import BadInputError
-from discobot.grammar import Condition, coerce_value
-from discobot.permissions import RoleSettings
-from discobot.render import code
+from discobot.permissions import Roles
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+BACKGROUND_OPENS = 4
+"""Guilds whose databases open at once in the background (at startup, on joining a guild)."""
 INTERACTION_TOKEN_LIFETIME = timedelta(minutes=15)
 TOKEN_MARGIN = timedelta(minutes=1)
 """Kept free at the end of the token: clock skew between the bot and Discord, and the answer."""
@@ -44,14 +48,137 @@ class DatabaseOpeningError(BadInputError):
         )
 
 
+class GuildDatabases:
+    """The bot's databases, one per guild, each opened once (see the module's docstring).
+
+    ``category`` and ``roles`` configure each database: its storage category's name and the
+    admin role that may read the storage channels.
+    """
+
+    def __init__(
+        self,
+        client: discord.Client,
+        *,
+        category: str,
+        roles: Roles,
+        background_opens: int = BACKGROUND_OPENS,
+    ) -> None:
+        self.client = client
+        self.category = category
+        self.roles = roles
+        self.background_opens = background_opens
+        self._open: dict[int, discobase.Database] = {}
+        self._opening: dict[int, asyncio.Task[discobase.Database]] = {}
+        self._queued: dict[int, None] = {}
+        """Guilds waiting to open in the background, in order (a dict as an ordered set)."""
+
+    async def get(self, guild_id: int) -> discobase.Database:
+        """The open database of a guild; opens it now (or joins the open under way).
+
+        Cancelling the caller leaves the open running. Raises the errors of
+        :meth:`discobase.Database.open` (``GuildNotFoundError``, ``MissingPermissionsError``,
+        ...); a failed open is retried on the next call.
+        """
+        database = self._open.get(guild_id)
+        if database is not None:
+            return database
+        return await asyncio.shield(self.start_opening(guild_id))
+
+    def get_open(self, guild_id: int) -> discobase.Database | None:
+        """The guild's database if it is open now, else None (and its open starts now).
+
+        Never waits: for the paths that must answer Discord at once (autocomplete, forms).
+        """
+        database = self._open.get(guild_id)
+        if database is None:
+            self.start_opening(guild_id)
+        return database
+
+    def open_in_background(self, guild_id: int) -> None:
+        """Open the guild's database when fewer than ``background_opens`` opens are under way."""
+        if guild_id not in self._open and guild_id not in self._opening:
+            self._queued[guild_id] = None
+            self._start_queued()
+
+    def start_opening(self, guild_id: int) -> asyncio.Task[discobase.Database]:
+        """Open the guild's database now (once), queued or not; the task gives the database."""
+        self._queued.pop(guild_id, None)
+        task = self._opening.get(guild_id)
+        if task is None:
+            task = asyncio.create_task(self._connect(guild_id), name=f"open database {guild_id}")
+            self._opening[guild_id] = task
+            task.add_done_callback(lambda done: self._opened(guild_id, done))
+        return task
+
+    def _start_queued(self) -> None:
+        while self._queued and len(self._opening) < self.background_opens:
+            self.start_opening(next(iter(self._queued)))
+
+    async def _connect(self, guild_id: int) -> discobase.Database:
+        guild = self.client.get_guild(guild_id)
+        admin_role = self.roles.role(guild, "admin") if guild else None
+        database = discobase.Database(
+            guild_id,
+            bot=self.client,
+            category=self.category,
+            admin_role=admin_role.id if admin_role else None,
+        )
+        try:
+            await database.open()
+        except BaseException:
+            await self._close(database)
+            raise
+        if guild is not None and self.client.get_guild(guild_id) is None:
+            await database.close()
+            raise discobase.GuildNotFoundError(guild_id)
+        self._open[guild_id] = database
+        return database
+
+    def _opened(self, guild_id: int, task: asyncio.Task[discobase.Database]) -> None:
+        if self._opening.get(guild_id) is task:
+            del self._opening[guild_id]
+        self._start_queued()
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, discobase.DiscobaseError):
+            log.warning("opening the database of guild %s failed: %s", guild_id, error)
+        elif error is not None:
+            log.error("opening the database of guild %s failed", guild_id, exc_info=error)
+
+    async def forget(self, guild_id: int) -> None:
+        """The bot left the guild: stop its open, close its database."""
+        self._queued.pop(guild_id, None)
+        task = self._opening.pop(guild_id, None)
+        if task is not None:
+            task.cancel()
+        database = self._open.pop(guild_id, None)
+        if database is not None:
+            await self._close(database)
+
+    async def close(self) -> None:
+        """Stop the opens under way, flush pending writes and close every open database."""
+        self._queued.clear()
+        opening, self._opening = list(self._opening.values()), {}
+        for task in opening:
+            task.cancel()
+        await asyncio.gather(*opening, return_exceptions=True)
+        databases, self._open = list(self._open.values()), {}
+        for database in databases:
+            await self._close(database)
+
+    @staticmethod
+    async def _close(database: discobase.Database) -> None:
+        try:
+            await database.close()
+        except discobase.DiscobaseError:
+            log.exception("closing the database of guild %s failed", database.guild_id)
+
+
 class DatabaseBot(Protocol):
-    """What the cogs need from the bot (see :class:`discobot.client.DiscobaseBot`)."""
+    """What commands need from the bot (see :class:`discobot.client.DiscobaseBot`)."""
 
-    settings: RoleSettings
-
-    async def database(self, guild_id: int) -> discobase.Database: ...
-
-    def open_database(self, guild_id: int) -> discobase.Database | None: ...
+    databases: GuildDatabases
 
 
 def token_time_left(interaction: discord.Interaction[Any]) -> float:
@@ -87,9 +214,9 @@ async def guild_database(interaction: discord.Interaction[Any]) -> discobase.Dat
     """
     assert interaction.guild_id is not None, "commands are guild-only"
     bot: DatabaseBot = interaction.client
-    database = bot.open_database(interaction.guild_id)
+    database = bot.databases.get_open(interaction.guild_id)
     if database is None:
-        database = await within_token(interaction, bot.database(interaction.guild_id))
+        database = await within_token(interaction, bot.databases.get(interaction.guild_id))
     if database is None:
         raise DatabaseOpeningError()
     return database
@@ -102,72 +229,14 @@ def open_guild_database(interaction: discord.Interaction[Any]) -> discobase.Data
     """
     assert interaction.guild_id is not None, "commands are guild-only"
     bot: DatabaseBot = interaction.client
-    database = bot.open_database(interaction.guild_id)
+    database = bot.databases.get_open(interaction.guild_id)
     if database is None:
         raise DatabaseOpeningError()
     return database
 
 
-def table_class(database: discobase.Database, name: str) -> Any:
-    """The table class named ``name``. Raises ``discobase.TableNotFoundError``."""
-    table = database.tables.get(name)
-    if table is None:
-        raise discobase.TableNotFoundError(name)
-    return table
-
-
-def field_names(schema: Any) -> list[str]:
-    """The schema's field names, in order."""
-    return [field.name for field in schema.fields]
-
-
-def field_types(schema: Any) -> dict[str, str]:
-    """Field name → type name (``str``, ``int``, ...)."""
-    return {field.name: field.type for field in schema.fields}
-
-
-def parse_key(schema: Any, text: str) -> Any:
-    """A record key typed as the primary key field (generated keys stay text)."""
-    text = text.strip()
-    if not text:
-        raise BadInputError("give the record's key (autocomplete offers them)")
-    if schema.primary_key is None:
-        return text
-    key_type = field_types(schema)[schema.primary_key]
-    return coerce_value(key_type, text, what=f"key {code(schema.primary_key)}")
-
-
-def record_fields(schema: Any, record: Any) -> dict[str, Any]:
-    """A record's field values as JSON-ready data, in schema order."""
-    dumped = record.model_dump(mode="json")
-    return {name: dumped.get(name) for name in field_names(schema)}
-
-
-def query_expressions(table: Any, schema: Any, conditions: list[Condition]) -> list[Any]:
-    """Conditions as the table's field expressions (values are typed by discobase).
-
-    Raises ``discobase.UnknownFieldError`` for a field the table does not have.
-    """
-    known = field_names(schema)
-    expressions = []
-    for condition in conditions:
-        if condition.field not in known:
-            raise discobase.UnknownFieldError(schema.name, condition.field, known)
-        field = getattr(table, condition.field)
-        value = condition.value
-        operator = condition.operator
-        if operator == "~":
-            expressions.append(field.contains(value))
-        elif operator == "=":
-            expressions.append(field == value)
-        elif operator == "!=":
-            expressions.append(field != value)
-        elif operator == "<":
-            expressions.append(field < value)
-        elif operator == "<=":
-            expressions.append(field <= value)
-        elif operator == ">":
-            expressions.append(field > value)
-        else:
-            expressions.append(field >= value)
-    return expressions
+async def defer(interaction: discord.Interaction[Any]) -> None:
+    """Answer "thinking…" (ephemerally) now, unless the interaction was answered already (a table
+    option defers before it waits for the database to open)."""
+    if not interaction.response.is_done():
+        await interaction.response.defer(ephemeral=True, thinking=True)

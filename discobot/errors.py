@@ -1,9 +1,18 @@
 """Errors as replies, in one place: what the member did wrong and how to fix it, ephemerally.
 
-Commands run their work inside :func:`answer_errors`: a :class:`BadInputError` or a discobase error
-becomes a short ephemeral message and the command stops before writing anything. Anything else is
-a bug: the command tree logs it with its traceback and answers with a generic message
-(:func:`reply_unexpected_error`).
+:func:`answer_error` turns any error into the reply: a :class:`BadInputError` or a discobase error
+(:func:`is_expected`) becomes a short message that says what to fix (the command stopped before
+writing anything); anything else is a bug, logged with its traceback and answered with a generic
+message. :func:`error_reply` is that choice of words, for the confirmation that shows it in place
+of its question.
+
+Everything that serves an interaction hands its errors here. Expected errors are answered where
+they happen (:func:`answering_expected`): inside a command's invocation, options included
+(:class:`discobot.slash.SlashCommand`), a form's submit (:class:`discobot.views.Form`) and the
+confirmation's button (:class:`discobot.views.Confirmation`). What escapes them, a bug, reaches
+discord.py's ``on_error`` hooks of the command tree, the views and the forms, which answer it here
+too. Those hooks are where discord.py reports a handler that failed (and SimCord with it: its
+tests fail, its offline page marks the action failed), so only bugs reach them.
 """
 
 from __future__ import annotations
@@ -83,8 +92,6 @@ def explain_expected(error: BaseException, *, reading: bool = False) -> str | No
 
     ``reading``: the command only reads, so the reply does not promise that nothing changed.
     """
-    if isinstance(error, app_commands.CommandInvokeError):
-        error = error.original
     unchanged = "" if reading else " Nothing was changed."
     if isinstance(error, BadInputError):
         text = str(error)
@@ -101,6 +108,7 @@ def explain_expected(error: BaseException, *, reading: bool = False) -> str | No
         known = ", ".join(code(name, 60) for name in error.known) or "none"
         return (
             f"Table {code(error.table)} has no field {code(error.field)}; its fields are {known}."
+            f"{unchanged}"
         )
     if isinstance(error, discobase.TableNotFoundError):
         return f"There is no table {code(error.table)}; `/table list` shows the tables."
@@ -137,31 +145,63 @@ def explain_expected(error: BaseException, *, reading: bool = False) -> str | No
     return _sentence(code(str(error), 1500))
 
 
-@asynccontextmanager
-async def answer_errors(interaction: discord.Interaction[Any]) -> AsyncIterator[None]:
-    """Turn expected errors raised inside the block into an ephemeral reply; re-raise bugs."""
+def is_expected(error: BaseException) -> bool:
+    """Whether ``error`` is the member's to fix (or the database's to report), not a bug."""
+    return isinstance(cause(error), BadInputError | discobase.DiscobaseError)
+
+
+def cause(error: BaseException) -> BaseException:
+    """The error a command, its options or a component raised, out of discord.py's wrappers."""
+    if isinstance(error, app_commands.CommandInvokeError):
+        return error.original
+    if isinstance(error, app_commands.TransformerError) and error.__cause__ is not None:
+        return error.__cause__
+    return error
+
+
+def _reads_only(interaction: discord.Interaction[Any]) -> bool:
     command = interaction.command
-    reading = isinstance(command, app_commands.Command) and required_access(command) is Access.READ
+    return isinstance(command, app_commands.Command) and required_access(command) is Access.READ
+
+
+def _what(interaction: discord.Interaction[Any]) -> str:
+    command = interaction.command
+    if command is not None:
+        return f"command /{command.qualified_name}"
+    return f"{interaction.type.name} interaction"
+
+
+def error_reply(interaction: discord.Interaction[Any], error: BaseException) -> str:
+    """The reply to ``error``, raised while serving ``interaction``: what to fix for bad input and
+    discobase errors; for anything else (a bug) the generic message, after logging the error
+    with its traceback."""
+    original = cause(error)
+    explanation = explain_expected(original, reading=_reads_only(interaction))
+    if explanation is not None:
+        return explanation
+    log.error("%s failed", _what(interaction), exc_info=original)
+    return UNEXPECTED_ERROR_REPLY
+
+
+async def answer_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
+    """Answer ``interaction`` ephemerally with :func:`error_reply`, deferred or not.
+
+    The command tree, the views and the forms route every error here.
+    """
+    reply = error_reply(interaction, error)
+    try:
+        await respond(interaction, reply)
+    except discord.HTTPException:
+        log.warning("could not tell the member that %s failed", _what(interaction))
+
+
+@asynccontextmanager
+async def answering_expected(interaction: discord.Interaction[Any]) -> AsyncIterator[None]:
+    """Answer the expected errors raised inside the block; a bug goes on (to discord.py, whose
+    ``on_error`` hooks answer it with :func:`answer_error` too)."""
     try:
         yield
-    except (BadInputError, discobase.DiscobaseError) as error:
-        message = explain_expected(error, reading=reading)
-        assert message is not None
-        await respond(interaction, message)
-
-
-async def reply_unexpected_error(
-    interaction: discord.Interaction[Any], error: app_commands.AppCommandError
-) -> None:
-    """Log a command's unexpected error with its traceback and answer with a generic message."""
-    explanation = explain_expected(error)
-    if explanation is not None:
-        await respond(interaction, explanation)
-        return
-    command = interaction.command.qualified_name if interaction.command else "?"
-    original = getattr(error, "original", error)
-    log.error("command /%s failed", command, exc_info=original)
-    try:
-        await respond(interaction, UNEXPECTED_ERROR_REPLY)
-    except discord.HTTPException:
-        log.warning("could not tell the member that /%s failed", command)
+    except Exception as error:
+        if not is_expected(error):
+            raise
+        await answer_error(interaction, error)

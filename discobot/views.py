@@ -1,9 +1,11 @@
-"""Interactive views: pages of records, and confirmation buttons for destructive commands.
+"""Interactive views and forms: pages of records, confirmation buttons for destructive commands,
+and the base of the forms commands open.
 
 Only the member who ran the command may press the buttons, and only while they still hold the
 access the command needs (a role taken away in between takes the buttons with it); others get an
 ephemeral refusal. A view ends before the command's interaction token does, since its buttons
-edit the command's answer through that token.
+edit the command's answer through that token. Buttons and forms answer their errors as commands
+do (:func:`discobot.errors.answer_error`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import discord
 
 from discobot.databases import token_time_left
-from discobot.errors import explain_expected
+from discobot.errors import answer_error, answering_expected, error_reply, is_expected
 from discobot.permissions import Access, access_denied_message, required_access
 from discobot.render import NO_MENTIONS, content
 
@@ -60,6 +62,33 @@ class OwnedView(discord.ui.View):
             return False
         return await still_allowed(interaction, self.access)
 
+    async def on_error(
+        self, interaction: discord.Interaction[Any], error: Exception, item: discord.ui.Item[Any]
+    ) -> None:
+        await answer_error(interaction, error)
+
+
+class Form(discord.ui.Modal):
+    """A form that changes data. Subclasses implement :meth:`submit`; the submitting member's
+    access is checked again first, and its expected errors are answered like a command's."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:
+        return await still_allowed(interaction, Access.WRITE)
+
+    async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
+        async with answering_expected(interaction):
+            await self.submit(interaction)
+
+    async def submit(self, interaction: discord.Interaction[Any]) -> None:
+        """Act on the submitted values and answer."""
+        raise NotImplementedError
+
+    # discord.ui.Modal's on_error takes no item, unlike the View's it inherits from.
+    async def on_error(  # type: ignore[override]
+        self, interaction: discord.Interaction[Any], error: Exception, /
+    ) -> None:
+        await answer_error(interaction, error)
+
 
 class RecordPages(OwnedView):
     """Previous/Next buttons over embeds; the message shows one page at a time."""
@@ -99,7 +128,8 @@ class RecordPages(OwnedView):
 class Confirmation(OwnedView):
     """A destructive action that runs only when the command's member presses the button in time.
 
-    ``action`` does the work inside the button's interaction and returns the text to show.
+    ``action`` does the work inside the button's interaction and returns the text to show in
+    place of the question; so does an error it raises (:func:`discobot.errors.error_reply`).
     """
 
     def __init__(
@@ -125,10 +155,9 @@ class Confirmation(OwnedView):
         try:
             text = await self.action(interaction)
         except Exception as error:
-            explanation = explain_expected(error)
-            if explanation is None:
+            if not is_expected(error):
                 raise
-            text = explanation
+            text = error_reply(interaction, error)
         await self.owner.edit_original_response(content=content(text), embed=None, view=None)
 
     @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary)

@@ -20,6 +20,7 @@ from cog_world import World
 
 import discobase
 from discobot import DiscobaseBot
+from discobot.databases import BACKGROUND_OPENS
 
 pytestmark = pytest.mark.strict
 
@@ -139,6 +140,43 @@ async def test_a_slow_guild_delays_no_other_guild(
     assert result.response is not None
     assert result.response.content == "There are no tables yet; `/table create` makes one."
     assert world.bot.open_database(world.guild.id) is None
+
+
+async def test_startup_opens_a_few_guilds_at_a_time_and_a_waited_for_guild_at_once(
+    world: World, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    guilds = [world.env.create_guild(f"other {number}") for number in range(2 * BACKGROUND_OPENS)]
+    await world.env.settle()
+    opening = 0
+    most = 0
+    real_open = discobase.Database.open
+
+    async def open_slowly(self: discobase.Database) -> None:
+        nonlocal opening, most
+        opening += 1
+        most = max(most, opening)
+        try:
+            await asyncio.sleep(60)
+            await real_open(self)
+        finally:
+            opening -= 1
+
+    monkeypatch.setattr(discobase.Database, "open", open_slowly)
+    await restarted(world, DiscobaseBot(settings))
+    waited_for = guilds[-1]
+    channel = waited_for.create_text_channel("general")
+    owner = simcord.MemberActor(world.env, waited_for, waited_for.owner)
+
+    result = await owner.slash(channel, "table list")
+    assert result.deferred
+    await world.env.advance_time(61)
+
+    assert result.response is not None
+    assert result.response.content == "There are no tables yet; `/table create` makes one."
+    await world.env.advance_time(3 * 60)
+    assert most == BACKGROUND_OPENS + 1
+    for guild in [world.guild, *guilds]:
+        assert world.bot.open_database(guild.id) is not None
 
 
 async def test_page_buttons_end_before_the_token(reopening: World) -> None:
