@@ -19,7 +19,9 @@ from .classes import (
 )
 from .engine.catalog import Catalog
 from .engine.horizon import ServerClock
+from .engine.layout import CATALOG_CHANNEL, StorageLayout, shard_channel_name
 from .engine.schema import TableSchema, check_name, check_new_field_names
+from .engine.storage import StoredMessage
 from .engine.table import Compaction, TableEngine, Write
 from .engine.tasks import BackgroundTasks
 from .errors import (
@@ -33,7 +35,7 @@ from .errors import (
 )
 from .model import Table
 from .problems import Problem, ProblemKind
-from .transport import RetryPolicy, StoredMessage, Transport
+from .transport import RetryPolicy, Transport
 
 if TYPE_CHECKING:
     import discord
@@ -45,7 +47,6 @@ T = TypeVar("T", bound=type[Table])
 T_result = TypeVar("T_result")
 #: Attachments are capped here even where a guild allows more (SimCord enforces none).
 MAX_ATTACHMENT = 10 * 1024 * 1024
-CATALOG_CHANNEL = "catalog"
 DEFAULT_COMPACTION = Compaction()
 
 
@@ -143,6 +144,7 @@ class Database:
         self._owns_bot = bot is None
         self.bot = bot if bot is not None else Transport.create_client()
         self.transport = Transport(self.bot, retry)
+        self._layout = StorageLayout(self.transport, category)
         self.guild_id: int | None = None
         self.size_limit = MAX_ATTACHMENT
         #: Every table by name: declared classes, and the tables of the guild once open.
@@ -162,7 +164,7 @@ class Database:
         self._opener: asyncio.Task[None] | None = None
         self._background = BackgroundTasks("the database")
         self._v1_writes: set[asyncio.Task[Any]] = set()
-        self._clock = ServerClock()
+        self._clock = ServerClock(self.transport.now)
         #: Gateway messages that arrived while the database opens (handled once it is open).
         self._early: list[StoredMessage] | None = None
         self._sync_when_open = False
@@ -282,7 +284,7 @@ class Database:
             if self.is_open:
                 return
             await self.bot.wait_until_ready()
-            guild = self.transport.find_guild(self.guild_ref)
+            guild = self.transport.bind(self.guild_ref, self.admin_role)
             self.guild_id = guild.id
             self.size_limit = min(guild.filesize_limit, MAX_ATTACHMENT)
             # Listen before reading: a message stored before a read begins is in the read,
@@ -290,7 +292,7 @@ class Database:
             self._early = []
             self.transport.listen(self._on_message, self._on_reconnect, guild_id=guild.id)
             try:
-                await self._load(guild)
+                await self._load()
             except BaseException:
                 self.transport.unlisten()
                 raise
@@ -304,9 +306,9 @@ class Database:
                 self._background.spawn(self.sync())
             log.info("database open: guild %s, %d tables", guild.id, len(self._engines()))
 
-    async def _load(self, guild: discord.Guild) -> None:
-        await self.transport.ensure_category(guild, self.category, self.admin_role)
-        channels = self.transport.channels_in(guild, self.category)
+    async def _load(self) -> None:
+        await self._layout.ensure_category()
+        channels = self._layout.channels()
         catalog_ids = [i for i, name in channels.items() if name == CATALOG_CHANNEL]
         if not catalog_ids:
             if channels:
@@ -316,7 +318,7 @@ class Database:
                     "without it the tables cannot be read. Restore it from a backup, or "
                     "move the old channels out of the category to start an empty database"
                 )
-            catalog_ids = await self._create_catalog(guild)
+            catalog_ids = await self._layout.create_catalog()
         self._catalog = self._new_catalog(catalog_ids)
         await self._catalog.load()
         await self._confirm_unknown_channels(self._catalog)
@@ -365,11 +367,8 @@ class Database:
                 self._detach(name)
             self._catalog = None
             self._ready.clear()
-            guild = self.transport.find_guild(self.guild_id)
-            for channel_id in self.transport.channels_in(guild, self.category):
-                await self.transport.delete_channel(channel_id)
-            for category in self.transport.storage_categories(guild, self.category):
-                await self.transport.delete_channel(category.id)
+            self.transport.bind(self.guild_id, self.admin_role)
+            await self._layout.delete_all()
 
     def _v1_write(self, work: Coroutine[Any, Any, T_result]) -> asyncio.Task[T_result]:
         """Run a write as 1.0 did: as a task that runs whether or not it is awaited."""
@@ -452,24 +451,6 @@ class Database:
             raise NotConnectedError("the database is not open: await db.open() first")
         return self._catalog
 
-    async def _create_catalog(self, guild: discord.Guild) -> list[int]:
-        """Create the catalog channel; return every catalog channel there is then.
-
-        Another process opening this fresh guild at once may make one too: read the storage
-        channels again (by REST: the gateway may lag) and settle on the lowest id; ours, when
-        it lost and is still empty, is deleted. Any catalog channels left are all read."""
-        created = await self._create_channel(CATALOG_CHANNEL)
-        channels = await self.transport.storage_channels(guild, self.category)
-        # Ours counts even when the listing misses it (it went into a category of our own
-        # that the other process's, of lower id, has since replaced)
-        catalog_ids = sorted({created} | {i for i, n in channels.items() if n == CATALOG_CHANNEL})
-        lost = catalog_ids[0] < created
-        if lost and not [m async for m in self.transport.history(created)]:
-            log.info("another process made the catalog first; removing ours")
-            await self.transport.delete_channel(created)
-            catalog_ids.remove(created)
-        return catalog_ids or [created]
-
     def _new_catalog(self, channel_ids: list[int]) -> Catalog:
         return Catalog(
             self.transport,
@@ -479,19 +460,11 @@ class Database:
         )
 
     def _catalog_channels(self) -> set[int]:
-        assert self.guild_id is not None
-        guild = self.bot.get_guild(self.guild_id)
-        if guild is None:
-            return set()
-        channels = self.transport.channels_in(guild, self.category)
-        return {i for i, name in channels.items() if name == CATALOG_CHANNEL}
+        return self._layout.catalog_ids()
 
     def _storage_channel_ids(self) -> set[int]:
         """This guild's storage channels: a table may use only these."""
-        assert self.guild_id is not None
-        guild = self.bot.get_guild(self.guild_id)
-        cached = set(self.transport.channels_in(guild, self.category)) if guild else set()
-        return cached | self._confirmed_channels
+        return set(self._layout.channels()) | self._confirmed_channels
 
     async def _confirm_unknown_channels(self, catalog: Catalog) -> None:
         """Read by REST the storage channels when the catalog names channels the gateway has
@@ -500,18 +473,11 @@ class Database:
         unknown = catalog.unknown_channels - self._confirmed_channels
         if not unknown:
             return
-        assert self.guild_id is not None
-        guild = self.transport.find_guild(self.guild_id)
-        storage = await self.transport.storage_channels(guild, self.category)
+        storage = await self._layout.read_channels()
         confirmed = unknown & storage.keys()
         if confirmed:
             self._confirmed_channels |= confirmed
             catalog.fold()
-
-    async def _create_channel(self, name: str) -> int:
-        assert self.guild_id is not None
-        guild = self.transport.find_guild(self.guild_id)
-        return await self.transport.create_channel(guild, self.category, name, self.admin_role)
 
     async def _create_in_guild(self, schema: TableSchema) -> tuple[TableSchema | None, bool]:
         """Make the table's channels and write its ``create``; return the table as the
@@ -521,7 +487,7 @@ class Database:
         catalog = self._catalog
         assert catalog is not None
         schema.channels = [
-            await self._create_channel(schema.name if i == 0 else f"{schema.name}-{i}")
+            await self._layout.create_channel(shard_channel_name(schema.name, i))
             for i in range(schema.shards)
         ]
         created = await catalog.append("create", schema)
@@ -828,9 +794,9 @@ class Database:
         await self._confirm_unknown_channels(fresh)
         report = CheckReport(problems=list(fresh.problems))
         assert self.guild_id is not None
-        guild = self.transport.find_guild(self.guild_id)
+        self.transport.bind(self.guild_id, self.admin_role)
         known = {*catalog.channel_ids} | {c for s in fresh.tables.values() for c in s.channels}
-        for channel_id, channel_name in self.transport.channels_in(guild, self.category).items():
+        for channel_id, channel_name in self._layout.channels().items():
             if channel_id not in known:
                 report.problems.append(
                     Problem(

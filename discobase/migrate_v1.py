@@ -31,9 +31,9 @@ import pydantic
 from .classes import field_spec, runtime_class
 from .database import Database
 from .engine.schema import TableSchema, describe_annotation
+from .engine.storage import StoredMessage
 from .errors import SchemaError, UniqueViolationError, V1DataNotFoundError, ValidationError
 from .model import Table
-from .transport import StoredMessage
 
 __all__ = ("MigrationReport", "TableReport", "Unreadable", "migrate_v1")
 

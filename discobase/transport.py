@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import enum
 import functools
 import io
 import logging
@@ -19,11 +20,12 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 import discord
 
+from .engine.storage import StoredAttachment, StoredChannel, StoredMessage
 from .errors import (
     DiscordRejectedError,
     DiscordUnavailableError,
@@ -35,14 +37,7 @@ from .errors import (
     StorageCorruptError,
 )
 
-__all__ = (
-    "RetryPolicy",
-    "StoredAttachment",
-    "StoredMessage",
-    "Transport",
-    "snowflake_time",
-    "utcnow",
-)
+__all__ = ("BoundGuild", "RetryPolicy", "Transport", "snowflake_time")
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -58,8 +53,6 @@ REQUIRED_PERMISSIONS = (
     "manage_roles",
 )
 _DISCORD_EPOCH_MS = 1420070400000
-#: Channels a category may hold.
-CATEGORY_LIMIT = 50
 _BULK_DELETE_AGE = timedelta(days=13, hours=23)
 
 #: The timeout of each HTTP exchange made by a request the transport is running.
@@ -103,55 +96,68 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
-class StoredAttachment:
-    """An attachment of a stored message (its URL expires: re-fetch the message for a new one)."""
+class BoundGuild:
+    """The guild a transport is bound to, as the database needs it."""
 
     id: int
-    filename: str
-    size: int
-    url: str
+    name: str
+    #: The largest attachment the guild accepts, in bytes.
+    filesize_limit: int
 
 
-@dataclass(frozen=True)
-class StoredMessage:
-    """A message as the engine sees it."""
+def _from_payload(data: dict[str, Any], channel_id: int) -> StoredMessage:
+    return StoredMessage(
+        id=int(data["id"]),
+        channel_id=int(data.get("channel_id") or channel_id),
+        author_id=int((data.get("author") or {}).get("id") or 0),
+        content=data.get("content") or "",
+        attachments=tuple(
+            StoredAttachment(int(a["id"]), a.get("filename", ""), int(a.get("size", 0)), a["url"])
+            for a in data.get("attachments") or ()
+        ),
+        webhook_id=int(data["webhook_id"]) if data.get("webhook_id") else None,
+    )
 
-    id: int
-    channel_id: int
-    author_id: int
-    content: str
-    attachments: tuple[StoredAttachment, ...] = ()
-    #: Set when a webhook posted it (interaction responses too, even the bot's own).
-    webhook_id: int | None = None
 
-    @classmethod
-    def from_payload(cls, data: dict[str, Any], channel_id: int | None = None) -> StoredMessage:
-        return cls(
-            id=int(data["id"]),
-            channel_id=int(data.get("channel_id") or channel_id or 0),
-            author_id=int((data.get("author") or {}).get("id") or 0),
-            content=data.get("content") or "",
-            attachments=tuple(
-                StoredAttachment(
-                    int(a["id"]), a.get("filename", ""), int(a.get("size", 0)), a["url"]
-                )
-                for a in data.get("attachments") or ()
-            ),
-            webhook_id=int(data["webhook_id"]) if data.get("webhook_id") else None,
-        )
+def _from_message(message: discord.Message) -> StoredMessage:
+    return StoredMessage(
+        id=message.id,
+        channel_id=message.channel.id,
+        author_id=message.author.id,
+        content=message.content,
+        attachments=tuple(
+            StoredAttachment(a.id, a.filename, a.size, a.url) for a in message.attachments
+        ),
+        webhook_id=message.webhook_id,
+    )
 
-    @classmethod
-    def from_message(cls, message: discord.Message) -> StoredMessage:
-        return cls(
-            id=message.id,
-            channel_id=message.channel.id,
-            author_id=message.author.id,
-            content=message.content,
-            attachments=tuple(
-                StoredAttachment(a.id, a.filename, a.size, a.url) for a in message.attachments
-            ),
-            webhook_id=message.webhook_id,
-        )
+
+def _stored_channel(channel: object) -> StoredChannel:
+    if isinstance(channel, discord.CategoryChannel):
+        return StoredChannel(channel.id, channel.name, "category")
+    kind: Literal["text", "other"] = "text" if isinstance(channel, discord.TextChannel) else "other"
+    return StoredChannel(
+        getattr(channel, "id", 0),
+        getattr(channel, "name", ""),
+        kind,
+        getattr(channel, "category_id", None),
+    )
+
+
+class _NotFound(Exception):
+    """Discord answered 404: the channel, message or attachment does not exist."""
+
+    def __init__(self, route: str, text: str) -> None:
+        super().__init__(route)
+        self.text = text
+
+
+class _Gone(enum.Enum):
+    GONE = "gone"
+
+
+#: What a request whose target was already gone returns.
+GONE = _Gone.GONE
 
 
 class _OutcomeUnknown(Exception):
@@ -159,26 +165,9 @@ class _OutcomeUnknown(Exception):
     applied it (a 5xx, a timeout, a dropped connection): find out before repeating it."""
 
 
-def _storage_number(category: str, name: str) -> int:
-    """1 for the category ``name``, n for ``name-n``, 0 for any other."""
-    if category == name:
-        return 1
-    suffix = category[len(name) + 1 :]
-    return int(suffix) if category.startswith(f"{name}-") and suffix.isdigit() else 0
-
-
-def _is_storage_name(category: str, name: str) -> bool:
-    return _storage_number(category, name) > 0
-
-
 def snowflake_time(snowflake: int) -> datetime:
     """When a snowflake was made (messages: when they were sent)."""
     return datetime.fromtimestamp(((snowflake >> 22) + _DISCORD_EPOCH_MS) / 1000, tz=UTC)
-
-
-def utcnow() -> datetime:
-    """The local clock, as discord.py reads it (a simulated Discord substitutes its own)."""
-    return discord.utils.utcnow()
 
 
 class Transport:
@@ -194,6 +183,11 @@ class Transport:
         self.retries: Counter[str] = Counter()
         self._subscriber: tuple[Callable[[StoredMessage], None], Callable[[], None]] | None = None
         self._guild_id: int | None = None
+        #: The guild :meth:`bind` bound, and the role that may read the storage channels.
+        self._bound: int | None = None
+        self._admin_role: int | None = None
+        #: Categories as a REST read or a create returned them (the gateway cache may lag).
+        self._categories: dict[int, discord.CategoryChannel] = {}
 
     @staticmethod
     def create_client() -> discord.Client:
@@ -206,6 +200,10 @@ class Transport:
         return commands.Bot(
             command_prefix=commands.when_mentioned, intents=intents, help_command=None
         )
+
+    def now(self) -> datetime:
+        """The local clock, as discord.py reads it (a simulated Discord substitutes its own)."""
+        return discord.utils.utcnow()
 
     def is_ours(self, message: StoredMessage) -> bool:
         """Whether this bot's own user wrote ``message`` (not a webhook): only such messages
@@ -239,9 +237,32 @@ class Transport:
     async def _call(
         self, route: str, request: Callable[[], Awaitable[T]], *, idempotent: bool = True
     ) -> T:
+        """Run one REST request (see :meth:`_request`); a 404 means storage someone deleted
+        by hand: :class:`StorageCorruptError`."""
+        try:
+            return await self._request(route, request, idempotent=idempotent)
+        except _NotFound as missing:
+            raise StorageCorruptError(
+                f"Discord answered 404 to {route}: {missing.text or 'not found'} (a storage "
+                "channel or message was deleted by hand?); run db.check()"
+            ) from missing.__cause__
+
+    async def _call_unless_gone(
+        self, route: str, request: Callable[[], Awaitable[T]]
+    ) -> T | Literal[_Gone.GONE]:
+        """Run one REST request whose target may be gone already (a 404: :data:`GONE`)."""
+        try:
+            return await self._request(route, request)
+        except _NotFound:
+            return GONE
+
+    async def _request(
+        self, route: str, request: Callable[[], Awaitable[T]], *, idempotent: bool = True
+    ) -> T:
         """Run one REST request with counting, a timeout and retries. A request that is not
         ``idempotent`` is not repeated after an unknown outcome: that raises
-        :class:`_OutcomeUnknown` (its cause is the failure) for the caller to find out."""
+        :class:`_OutcomeUnknown` (its cause is the failure) for the caller to find out; a 404
+        raises :class:`_NotFound`."""
         policy = self.retry
         last: BaseException | None = None
         for attempt in range(1, policy.attempts + 1):
@@ -253,10 +274,7 @@ class Transport:
                     self._guild_id, [f"{route} ({error.text or 'forbidden'})"]
                 ) from error
             except discord.NotFound as error:
-                raise StorageCorruptError(
-                    f"Discord answered 404 to {route}: {error.text or 'not found'} (a storage "
-                    "channel or message was deleted by hand?); run db.check()"
-                ) from error
+                raise _NotFound(route, error.text) from error
             except discord.RateLimited as error:
                 last, wait = error, error.retry_after
             except discord.HTTPException as error:
@@ -309,23 +327,22 @@ class Transport:
             raise MissingPermissionsError(found.id, missing)
         return found
 
-    def storage_categories(self, guild: discord.Guild, name: str) -> list[discord.CategoryChannel]:
-        """The storage categories: ``name``, then ``name-2``, ``name-3``... (a category holds
-        at most 50 channels, so storage spills over into the next one)."""
-        numbered = [
-            (_storage_number(category.name, name), category.id, category)
-            for category in guild.categories
-            if _is_storage_name(category.name, name)
-        ]
-        return [category for _, _, category in sorted(numbered, key=lambda item: item[:2])]
+    def bind(self, guild: int | str, admin_role: int | None = None) -> BoundGuild:
+        """Bind to the guild (by id, or the first whose name matches exactly) after checking
+        that it is available and the bot has the permissions storage needs. Channels created
+        afterwards are hidden from everyone but the bot and ``admin_role`` (read only)."""
+        found = self.find_guild(guild)
+        self._bound = found.id
+        self._admin_role = admin_role
+        return BoundGuild(found.id, found.name, found.filesize_limit)
 
-    def channels_in(self, guild: discord.Guild, category_name: str) -> dict[int, str]:
-        """The text channels of the storage categories, id -> name (gateway cache: no REST)."""
-        ids = {category.id for category in self.storage_categories(guild, category_name)}
-        return {c.id: c.name for c in guild.text_channels if c.category_id in ids}
+    def _guild(self) -> discord.Guild:
+        if self._bound is None:
+            raise NotConnectedError("the transport is not bound to a guild")
+        return self.find_guild(self._bound)
 
     def _overwrites(
-        self, guild: discord.Guild, admin_role: int | None
+        self, guild: discord.Guild
     ) -> dict[discord.Role | discord.Member | discord.Object, discord.PermissionOverwrite]:
         overwrites: dict[
             discord.Role | discord.Member | discord.Object, discord.PermissionOverwrite
@@ -340,8 +357,8 @@ class Transport:
                 manage_messages=True,
             ),
         }
-        if admin_role is not None:
-            role = guild.get_role(admin_role)
+        if self._admin_role is not None:
+            role = guild.get_role(self._admin_role)
             if role is not None:
                 overwrites[role] = discord.PermissionOverwrite(
                     view_channel=True,
@@ -353,40 +370,41 @@ class Transport:
                 )
         return overwrites
 
-    async def list_channels(self, guild: discord.Guild) -> list[discord.abc.GuildChannel]:
-        """The guild's channels, read by REST (the gateway cache may lag another process)."""
-        return list(await self._call("GET /guilds/{id}/channels", guild.fetch_channels))
+    def cached_channels(self) -> list[StoredChannel]:
+        """The bound guild's channels from the gateway cache (no REST); none when the guild
+        is not in the cache."""
+        guild = self.client.get_guild(self._bound) if self._bound is not None else None
+        return [_stored_channel(c) for c in guild.channels] if guild is not None else []
 
-    async def storage_channels(self, guild: discord.Guild, category_name: str) -> dict[int, str]:
-        """Like :meth:`channels_in`, read by REST: text channels of the storage categories."""
-        channels = await self.list_channels(guild)
-        categories = {
-            c.id
-            for c in channels
-            if isinstance(c, discord.CategoryChannel) and _is_storage_name(c.name, category_name)
-        }
-        return {
-            c.id: c.name
-            for c in channels
-            if isinstance(c, discord.TextChannel) and c.category_id in categories
-        }
+    async def _fetch_channels(self) -> list[discord.abc.GuildChannel]:
+        guild = self._guild()
+        channels: list[discord.abc.GuildChannel] = list(
+            await self._call("GET /guilds/{id}/channels", guild.fetch_channels)
+        )
+        self._categories.update(
+            (c.id, c) for c in channels if isinstance(c, discord.CategoryChannel)
+        )
+        return channels
+
+    async def list_channels(self) -> list[StoredChannel]:
+        """The bound guild's channels, read by REST (the gateway cache may lag another
+        process)."""
+        return [_stored_channel(c) for c in await self._fetch_channels()]
 
     async def _create(
         self,
-        guild: discord.Guild,
         name: str,
-        category: discord.CategoryChannel | None,
+        parent: int | None,
         create: Callable[[], Awaitable[discord.abc.GuildChannel]],
     ) -> int:
-        """Create a channel (a category when ``category`` is None) and return its id.
+        """Create a channel (a category when ``parent`` is None) and return its id.
 
         A channel create is not idempotent: after an unknown outcome the guild's channels are
         read again, and a channel of that name, kind and parent that was not there before is
         adopted instead of creating a second one (discord-api-docs: a request can be applied
         although its response is lost)."""
         route = "POST /guilds/{id}/channels"
-        kind = discord.CategoryChannel if category is None else discord.TextChannel
-        parent = None if category is None else category.id
+        kind = discord.CategoryChannel if parent is None else discord.TextChannel
 
         def made(channels: Iterable[object]) -> set[int]:
             return {
@@ -397,14 +415,17 @@ class Transport:
                 and (parent is None or c.category_id == parent)
             }
 
-        before = made(guild.channels)
+        before = made(self._guild().channels)
         last: BaseException | None = None
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                return (await self._call(route, create, idempotent=False)).id
+                created = await self._call(route, create, idempotent=False)
+                if isinstance(created, discord.CategoryChannel):
+                    self._categories[created.id] = created
+                return created.id
             except _OutcomeUnknown as unknown:
                 last = unknown.__cause__
-            adopted = made(await self.list_channels(guild)) - before
+            adopted = made(await self._fetch_channels()) - before
             if adopted:
                 log.warning("%s: outcome unknown (%s); adopting #%s", route, last, name)
                 return min(adopted)
@@ -414,17 +435,20 @@ class Transport:
                 await asyncio.sleep(self.retry.delay(attempt))
         raise DiscordUnavailableError(route, self.retry.attempts, last)
 
-    async def _create_category(
-        self, guild: discord.Guild, name: str, admin_role: int | None
-    ) -> discord.CategoryChannel:
-        overwrites = self._overwrites(guild, admin_role)
-        category_id = await self._create(
-            guild,
+    async def create_category(self, name: str) -> int:
+        """Create a hidden category; return its id."""
+        guild = self._guild()
+        overwrites = self._overwrites(guild)
+        return await self._create(
             name,
             None,
             lambda: guild.create_category(name, overwrites=overwrites, reason="discobase storage"),
         )
-        category = guild.get_channel(category_id)
+
+    async def _category(self, category_id: int) -> discord.CategoryChannel:
+        """A category by id: from the gateway cache, else as last read or created, else
+        fetched."""
+        category = self._guild().get_channel(category_id) or self._categories.get(category_id)
         if isinstance(category, discord.CategoryChannel):
             return category
         fetched = await self._call(
@@ -433,68 +457,26 @@ class Transport:
         assert isinstance(fetched, discord.CategoryChannel)
         return fetched
 
-    async def ensure_category(
-        self, guild: discord.Guild, name: str, admin_role: int | None
-    ) -> None:
-        """Create the (hidden) storage category ``name`` if it does not exist.
-
-        Two processes doing this at once can each make one: after creating, the guild's
-        channels are read again and, when another category of that name has a lower id, ours
-        is deleted while it is still empty (one that is not stays storage: every storage
-        category is read, and new channels go to the lowest id)."""
-        if self.storage_categories(guild, name):
-            return
-        created = (await self._create_category(guild, name, admin_role)).id
-        channels = await self.list_channels(guild)
-        rivals = [
-            c.id for c in channels if isinstance(c, discord.CategoryChannel) and c.name == name
-        ]
-        in_ours = [c for c in channels if getattr(c, "category_id", None) == created]
-        if min(rivals, default=created) < created and not in_ours:
-            log.info("another process made storage category %r first; removing ours", name)
-            await self.delete_channel(created)
-
-    async def create_channel(
-        self, guild: discord.Guild, category_name: str, name: str, admin_role: int | None
-    ) -> int:
-        """Create a hidden storage text channel in the first storage category with room (a new
-        category when all are full); return its id."""
-        categories = self.storage_categories(guild, category_name)
-        category = next((c for c in categories if len(c.channels) < CATEGORY_LIMIT), None)
-        if category is None:
-            # The gateway may not have told us of a category yet (one we just made): ask.
-            channels = await self.list_channels(guild)
-            listed = sorted(
-                (_storage_number(c.name, category_name), c.id, c)
-                for c in channels
-                if isinstance(c, discord.CategoryChannel)
-                and _is_storage_name(c.name, category_name)
-            )
-            used = Counter(getattr(c, "category_id", None) for c in channels)
-            category = next((c for _, i, c in listed if used[i] < CATEGORY_LIMIT), None)
-            if category is None:
-                category = await self._create_category(
-                    guild, f"{category_name}-{len(listed) + 1}", admin_role
-                )
-        overwrites = self._overwrites(guild, admin_role)
-        in_category = category
+    async def create_channel(self, name: str, category_id: int) -> int:
+        """Create a hidden text channel in a category; return its id."""
+        guild = self._guild()
+        category = await self._category(category_id)
+        overwrites = self._overwrites(guild)
         return await self._create(
-            guild,
             name,
-            category,
+            category_id,
             lambda: guild.create_text_channel(
-                name, category=in_category, overwrites=overwrites, reason="discobase storage"
+                name, category=category, overwrites=overwrites, reason="discobase storage"
             ),
         )
 
     async def delete_channel(self, channel_id: int) -> None:
         """Delete a channel; one that is already gone counts as deleted."""
-        try:
-            await self._call(
-                "DELETE /channels/{id}",
-                lambda: self.client.http.delete_channel(channel_id, reason="discobase drop"),
-            )
-        except StorageCorruptError:
+        outcome = await self._call_unless_gone(
+            "DELETE /channels/{id}",
+            lambda: self.client.http.delete_channel(channel_id, reason="discobase drop"),
+        )
+        if outcome is GONE:
             log.info("channel %s was already deleted", channel_id)
 
     # -- messages ---------------------------------------------------------------------------
@@ -528,7 +510,7 @@ class Transport:
             )
 
         message = await self._call("POST /channels/{id}/messages", request)
-        return StoredMessage.from_message(message)
+        return _from_message(message)
 
     async def history(
         self, channel_id: int, *, before: int | None = None
@@ -542,7 +524,7 @@ class Transport:
                 functools.partial(self.client.http.logs_from, channel_id, 100, before=page_before),
             )
             for data in page:
-                yield StoredMessage.from_payload(data, channel_id)
+                yield _from_payload(data, channel_id)
             if len(page) < 100:
                 return
             cursor = int(page[-1]["id"])
@@ -558,15 +540,13 @@ class Transport:
 
     async def read_attachment(self, attachment: StoredAttachment) -> bytes | None:
         """An attachment's bytes, or None when it is gone."""
-        try:
-            return await self._call(
-                "GET attachment",
-                lambda: asyncio.wait_for(
-                    self.client.http.get_from_cdn(attachment.url), self.retry.timeout
-                ),
-            )
-        except StorageCorruptError:
-            return None
+        data = await self._call_unless_gone(
+            "GET attachment",
+            lambda: asyncio.wait_for(
+                self.client.http.get_from_cdn(attachment.url), self.retry.timeout
+            ),
+        )
+        return None if data is GONE else data
 
     async def delete_messages(self, channel_id: int, message_ids: list[int]) -> None:
         """Delete messages: bulk (100 per call) while young enough, one by one after."""
@@ -585,14 +565,13 @@ class Transport:
                 ),
             )
         for message_id in old:
-            try:
-                await self._call(
-                    "DELETE /channels/{id}/messages/{id}",
-                    lambda message_id=message_id: self.client.http.delete_message(  # type: ignore[misc]
-                        channel_id, message_id
-                    ),
-                )
-            except StorageCorruptError:
+            outcome = await self._call_unless_gone(
+                "DELETE /channels/{id}/messages/{id}",
+                lambda message_id=message_id: self.client.http.delete_message(  # type: ignore[misc]
+                    channel_id, message_id
+                ),
+            )
+            if outcome is GONE:
                 log.debug("message %s was already deleted", message_id)
 
     # -- gateway ----------------------------------------------------------------------------
@@ -603,7 +582,7 @@ class Transport:
         on_reconnect: Callable[[], None],
         *,
         guild_id: int | None = None,
-    ) -> bool:
+    ) -> None:
         """Call ``on_message`` for every message created in the client's guilds, and
         ``on_reconnect`` whenever events of the guild ``guild_id`` (any guild: None) may have
         been missed, which the gateway never replays:
@@ -616,18 +595,23 @@ class Transport:
 
         A resumed session (``on_resumed``) needs nothing: Discord replays what it missed.
 
-        Needs a :class:`discord.ext.commands.Bot`-like client (``add_listener``); returns
-        False when the client cannot deliver events, in which case ``Database.sync`` catches up.
+        Needs a :class:`discord.ext.commands.Bot`-like client (``add_listener``); with any
+        other client nothing is delivered (a warning says so) and only ``Database.sync``
+        catches up.
         """
         add_listener = getattr(self.client, "add_listener", None)
         if add_listener is None:
-            return False
+            log.warning(
+                "%s cannot deliver gateway events (it has no add_listener: use a "
+                "discord.ext.commands.Bot); other processes' writes arrive only by db.sync()",
+                type(self.client).__name__,
+            )
+            return
         self.unlisten()
         self._subscriber = (on_message, on_reconnect)
         self._guild_id = guild_id
         for handler, event in self._handlers():
             add_listener(handler, event)
-        return True
 
     def unlisten(self) -> None:
         """Stop delivering gateway events."""
@@ -647,7 +631,7 @@ class Transport:
 
     async def _on_message(self, message: discord.Message) -> None:
         if self._subscriber is not None:
-            self._subscriber[0](StoredMessage.from_message(message))
+            self._subscriber[0](_from_message(message))
 
     async def _on_ready(self) -> None:
         if self._subscriber is not None:

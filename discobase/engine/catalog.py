@@ -16,8 +16,8 @@ from typing import Any
 from ..codec import FormatProblem, decode_catalog_event, encode_catalog_event, parse_header
 from ..errors import SchemaError, UnsupportedFormatError
 from ..problems import Problem, ProblemKind
-from ..transport import StoredMessage, Transport
 from .schema import TableSchema
+from .storage import Storage, StoredMessage
 
 __all__ = ("Catalog",)
 
@@ -37,13 +37,13 @@ class Catalog:
 
     def __init__(
         self,
-        transport: Transport,
+        storage: Storage,
         channel_ids: Iterable[int],
         *,
         storage_channels: Callable[[], set[int]] | None = None,
         check_schema: Callable[[TableSchema], object] | None = None,
     ) -> None:
-        self.transport = transport
+        self.storage = storage
         self.channel_ids = sorted(set(channel_ids))
         self.tables: dict[str, TableSchema] = {}
         #: Table name -> the message id of the ``create`` that made the current table.
@@ -73,7 +73,7 @@ class Catalog:
     async def load(self) -> None:
         """Read every catalog channel in full and fold it."""
         for channel_id in self.channel_ids:
-            async for message in self.transport.history(channel_id):
+            async for message in self.storage.history(channel_id):
                 self._read(message)
         self.fold()
 
@@ -89,7 +89,7 @@ class Catalog:
             return False
         self.last_id = max(self.last_id, message.id)
         try:
-            if not self.transport.is_ours(message):
+            if not self.storage.is_ours(message):
                 raise FormatProblem(
                     ProblemKind.FOREIGN_AUTHOR,
                     "written by another user or a webhook, not by this bot",
@@ -207,7 +207,7 @@ class Catalog:
             raise SchemaError(
                 f"the schema of {schema.name!r} is too long for one catalog message; use fewer fields"
             ) from None
-        message = await self.transport.send(self.channel_id, content)
+        message = await self.storage.send(self.channel_id, content)
         self.ingest(message)
         return message
 

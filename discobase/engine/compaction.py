@@ -153,7 +153,7 @@ class Compactor:
         for _, _, part in split_to_fit(
             lines, core.size_limit, lambda s, e: encode_snapshot_part(snapshot_id, lines[s:e])
         ):
-            sent = await core.transport.send(
+            sent = await core.storage.send(
                 shard.channel_id,
                 part.content,
                 part.attachment,
@@ -162,7 +162,7 @@ class Compactor:
             )
             shard.handled.add(sent.id)
             parts.append(sent.id)
-        marker = await core.transport.send(
+        marker = await core.storage.send(
             shard.channel_id,
             encode_marker(snapshot_id, upto, len(lines), parts),
             nonce=secrets.token_hex(8),
@@ -179,7 +179,7 @@ class Compactor:
         shard.stale_ids = []
         shard.snapshot_ids = [*parts, marker.id]
         try:
-            await core.transport.delete_messages(shard.channel_id, obsolete)
+            await core.storage.delete_messages(shard.channel_id, obsolete)
         except BaseException:
             shard.stale_ids = obsolete  # the next compaction tries again
             raise
@@ -195,8 +195,8 @@ class Compactor:
     async def _leftovers(self, shard: LogShard, newest: int) -> list[int]:
         """discobase's messages from ``newest`` back (a clean-up that did not finish)."""
         found = [newest]
-        async for message in self.core.transport.history(shard.channel_id, before=newest):
-            if not self.core.transport.is_ours(message):
+        async for message in self.core.storage.history(shard.channel_id, before=newest):
+            if not self.core.storage.is_ours(message):
                 continue  # not ours to delete
             try:
                 parse_header(message.content)

@@ -14,11 +14,11 @@ from typing import Any
 
 from ..codec import Entry, FormatProblem, Header, decode_body, decode_entries
 from ..problems import Problem, ProblemKind
-from ..transport import StoredMessage, Transport
 from .horizon import ServerClock
 from .schema import TableSchema
 from .shard import LogShard
 from .state import TableState
+from .storage import Storage, StoredMessage
 from .tasks import BackgroundTasks
 
 __all__ = ("TableCore", "Write")
@@ -47,7 +47,7 @@ class TableCore:
     """One table's schema, storage, state and shards, shared by the parts of its engine."""
 
     schema: TableSchema
-    transport: Transport
+    storage: Storage
     state: TableState
     clock: ServerClock
     #: Seconds a horizon stays behind the start of the read that confirmed it.
@@ -74,7 +74,7 @@ class TableCore:
 
     def is_ours(self, shard: LogShard, message: StoredMessage) -> bool:
         """Only the bot's own messages are storage; anyone else's is reported and skipped."""
-        if self.transport.is_ours(message):
+        if self.storage.is_ours(message):
             return True
         self.problem(
             shard,
@@ -109,7 +109,7 @@ class TableCore:
         attachment = None
         try:
             if header.fields.get("att") == "1" and message.attachments:
-                attachment = await self.transport.read_attachment(message.attachments[0])
+                attachment = await self.storage.read_attachment(message.attachments[0])
             entries = decode_entries(header, decode_body(header, message.content, attachment))
         except FormatProblem as problem:
             self.problem(shard, message, problem)

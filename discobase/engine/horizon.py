@@ -19,7 +19,8 @@ lead, taken from the local time at the read's start, is never later than Discord
 
 from __future__ import annotations
 
-from ..transport import utcnow
+from collections.abc import Callable
+from datetime import datetime
 
 __all__ = ("DISCORD_EPOCH_MS", "ServerClock", "snowflake_ms")
 
@@ -31,25 +32,27 @@ def snowflake_ms(message_id: int) -> int:
     return (message_id >> 22) + DISCORD_EPOCH_MS
 
 
-def _local_ms() -> int:
-    return int(utcnow().timestamp() * 1000)
+def _local_ms(now: Callable[[], datetime]) -> int:
+    return int(now().timestamp() * 1000)
 
 
 class ServerClock:
     """A lower bound on Discord's clock, learnt from the ids of messages as they are seen."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: Callable[[], datetime]) -> None:
+        #: The local clock (the storage's: a simulated one substitutes its own).
+        self.now = now
         self._lead_ms: int | None = None
 
     def observe(self, message_id: int) -> None:
         """A message with this id was seen just now (acknowledged, read or received)."""
-        lead = _local_ms() - snowflake_ms(message_id)
+        lead = _local_ms(self.now) - snowflake_ms(message_id)
         if self._lead_ms is None or lead < self._lead_ms:
             self._lead_ms = lead
 
     def read_starts(self) -> int:
         """Call before a REST read; pass the result to :meth:`horizon` after it."""
-        return _local_ms()
+        return _local_ms(self.now)
 
     def horizon(self, started: int, margin: float) -> int:
         """The highest message id that a read begun at ``started`` (local ms) surely

@@ -9,9 +9,9 @@ not "newer than the last id"), then moves the horizon.
 from __future__ import annotations
 
 from ..codec import FormatProblem, parse_header
-from ..transport import StoredMessage
 from .core import TableCore
 from .shard import LogShard
+from .storage import StoredMessage
 
 __all__ = ("Ingest",)
 
@@ -86,7 +86,7 @@ class Ingest:
         core = self.core
         started = core.clock.read_starts()
         newest = 0
-        for message in await core.transport.newer_than(shard.channel_id, shard.horizon):
+        for message in await core.storage.newer_than(shard.channel_id, shard.horizon):
             core.clock.observe(message.id)
             newest = max(newest, message.id)
             await self.ingest(message, confirmed=True)

@@ -16,9 +16,9 @@ from collections.abc import Callable
 
 from ..codec import FormatProblem, Header, parse_header
 from ..problems import Problem, ProblemKind
-from ..transport import StoredMessage
 from .core import TableCore
 from .shard import LogShard
+from .storage import StoredMessage
 
 __all__ = ("LOAD_ATTEMPTS", "Loader")
 
@@ -73,10 +73,10 @@ class Loader:
     async def _compacted_meanwhile(self, shard: LogShard, started: int, seen: set[int]) -> bool:
         """Whether the shard holds a snapshot marker made after its load began (above that
         read's horizon) that the load did not read."""
-        transport = self.core.transport
+        storage = self.core.storage
         since = self.core.clock.horizon(started, self.core.margin)
-        for message in await transport.newer_than(shard.channel_id, since):
-            if message.id in seen or not transport.is_ours(message):
+        for message in await storage.newer_than(shard.channel_id, since):
+            if message.id in seen or not storage.is_ours(message):
                 continue
             try:
                 if parse_header(message.content).kind == "snap":
@@ -93,7 +93,8 @@ class Loader:
         newest_first: list[tuple[StoredMessage, Header]] = []
         marker: tuple[StoredMessage, Header] | None = None
         upto = -1
-        async for message in core.transport.history(shard.channel_id):
+        marker_parts: set[int] = set()
+        async for message in core.storage.history(shard.channel_id):
             core.clock.observe(message.id)
             seen.add(message.id)
             if not core.is_ours(shard, message):
@@ -110,18 +111,25 @@ class Loader:
                 break
             newest_first.append((message, header))
             if header.kind == "snap":
+                try:
+                    covers, parts = header.get_int("upto"), _part_ids(header)
+                except FormatProblem as problem:
+                    # What it covers is unknown: read the whole log, delete nothing.
+                    core.problem(shard, message, problem)
+                    await self._load_full(shard)
+                    return
                 shard.own_snapshots.add(header.fields.get("id", ""))
                 # The snapshot reaching furthest wins: two processes compacting at once can
                 # write a marker covering less after one covering more.
-                if marker is None or _int(header, "upto") > upto:
-                    marker, upto = (message, header), _int(header, "upto")
+                if marker is None or covers > upto:
+                    marker, upto, marker_parts = (message, header), covers, parts
         shard.handled.update(m.id for m, _ in newest_first)
         newest = max((m.id for m, _ in newest_first), default=0)
         shard.advance(max(upto, core.read_horizon(started, newest)))
         log_messages = sorted(newest_first, key=lambda item: item[0].id)
         if marker is not None:
-            marker_message, marker_header = marker
-            parts = {int(p) for p in marker_header.get("parts").split(",") if p}
+            marker_message, _ = marker
+            parts = marker_parts
             by_id = {m.id: (m, h) for m, h in log_messages}
             if not parts <= by_id.keys():
                 # A marker whose parts are gone cannot be trusted: read the whole log instead.
@@ -150,10 +158,10 @@ class Loader:
         core = self.core
         started = core.clock.read_starts()
         messages: list[tuple[StoredMessage, Header]] = []
-        async for message in core.transport.history(shard.channel_id):
+        async for message in core.storage.history(shard.channel_id):
             core.clock.observe(message.id)
             shard.handled.add(message.id)
-            if not core.transport.is_ours(message):
+            if not core.storage.is_ours(message):
                 continue
             try:
                 messages.append((message, parse_header(message.content)))
@@ -169,8 +177,9 @@ class Loader:
                 shard.foreign_snapshot = True
 
 
-def _int(header: Header, name: str) -> int:
-    try:
-        return header.get_int(name)
-    except FormatProblem:
-        return -1
+def _part_ids(marker: Header) -> set[int]:
+    """The ids of a snapshot marker's parts."""
+    listed = [p for p in marker.get("parts").split(",") if p]
+    if not all(p.isdigit() for p in listed):
+        raise FormatProblem(ProblemKind.UNREADABLE, "header parts= is not a list of message ids")
+    return {int(p) for p in listed}

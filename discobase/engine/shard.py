@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from ..transport import StoredMessage
+from .storage import StoredMessage
 from .writer import BatchWriter
 
 __all__ = ("LogShard",)

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ..codec import Entry
-from ..transport import StoredMessage, Transport
 from .compaction import HORIZON_MARGIN, Compaction, Compactor
 from .constraints import Constraints
 from .core import TableCore, Write
@@ -28,6 +27,7 @@ from .loading import Loader
 from .schema import TableSchema
 from .shard import LogShard
 from .state import TableState
+from .storage import Storage, StoredMessage
 from .tasks import BackgroundTasks
 from .writer import BatchWriter
 from .writes import KeyPlacement, WritePath
@@ -41,7 +41,7 @@ class TableEngine:
     def __init__(
         self,
         schema: TableSchema,
-        transport: Transport,
+        storage: Storage,
         size_limit: int,
         decode: Callable[[Any, dict[str, Any]], Any],
         encode: Callable[[Any], dict[str, Any]],
@@ -50,7 +50,7 @@ class TableEngine:
         clock: ServerClock | None = None,
     ) -> None:
         self.schema = schema
-        self.transport = transport
+        self.storage = storage
         self.size_limit = size_limit
         self.encode = encode
         self.compaction = compaction
@@ -58,9 +58,9 @@ class TableEngine:
         self.state = TableState(schema.name, decode, indexes=schema.indexes, unique=schema.unique)
         self.core = TableCore(
             schema,
-            transport,
+            storage,
             self.state,
-            clock or ServerClock(),
+            clock or ServerClock(storage.now),
             compaction.margin if compaction is not None else HORIZON_MARGIN,
             size_limit,
             BackgroundTasks(f"table {schema.name}"),
@@ -72,7 +72,7 @@ class TableEngine:
                     i,
                     channel_id,
                     BatchWriter(
-                        transport,
+                        storage,
                         channel_id,
                         size_limit,
                         self._committed,

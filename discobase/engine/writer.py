@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from ..codec import EncodedMessage, Entry, encode_batch, encode_entry, parse_header
 from ..errors import NotConnectedError
-from ..transport import StoredMessage, Transport
+from .storage import Storage, StoredMessage
 
 __all__ = ("BatchWriter", "Submission")
 
@@ -48,13 +48,13 @@ class BatchWriter:
 
     def __init__(
         self,
-        transport: Transport,
+        storage: Storage,
         channel_id: int,
         size_limit: int,
         on_commit: Callable[[StoredMessage, list[Entry]], None],
         on_failed: Callable[[str], None],
     ) -> None:
-        self.transport = transport
+        self.storage = storage
         self.channel_id = channel_id
         self.size_limit = size_limit
         self._on_commit = on_commit
@@ -157,7 +157,7 @@ class BatchWriter:
             self.sending = True
             self.last_used = next(_ticks)
             try:
-                stored = await self.transport.send(
+                stored = await self.storage.send(
                     self.channel_id,
                     message.content,
                     message.attachment,

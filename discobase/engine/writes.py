@@ -18,10 +18,10 @@ from typing import Any
 
 from ..codec import Entry, encode_entry, parse_header
 from ..errors import ConflictError, RecordTooLargeError, ValidationError
-from ..transport import StoredMessage
 from .constraints import Constraints
 from .core import TableCore, Write
 from .shard import LogShard
+from .storage import StoredMessage
 
 __all__ = ("KeyPlacement", "WritePath")
 

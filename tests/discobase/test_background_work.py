@@ -19,8 +19,8 @@ from discord import app_commands
 
 import discobase
 from discobase.codec import Entry, encode_entry
+from discobase.engine.storage import StoredMessage
 from discobase.engine.writer import BatchWriter
-from discobase.transport import StoredMessage
 from tests.conftest import discobase_tasks, make_bot
 
 

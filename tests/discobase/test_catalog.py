@@ -84,7 +84,7 @@ async def test_a_second_catalog_channel_is_read_live_and_on_open(simcord_env, gu
     Kept = await db.create_table("kept", {"name": str})
     await Kept(name="a").save()
     cached = simcord_env.bot.get_guild(guild.id)
-    [category] = db.transport.storage_categories(cached, "discobase")
+    [category] = [c for c in cached.categories if c.name == "discobase"]
     other_catalog = await cached.create_text_channel("catalog", category=category)
     table_channel = await cached.create_text_channel("late", category=category)
     schema = {"name": "late", "fields": [{"name": "v", "type": "int"}]}

@@ -448,7 +448,9 @@ async def test_a_local_clock_that_steps_forward_does_not_carry_a_snapshot_past_i
         await Note(key=f"a{i}", n=i).save()
     await past_horizon(simcord_env)
     real = horizon._local_ms
-    monkeypatch.setattr(horizon, "_local_ms", lambda: real() + 60_000)  # an NTP step, a resume
+    monkeypatch.setattr(
+        horizon, "_local_ms", lambda now: real(now) + 60_000
+    )  # an NTP step, a resume
     await p.compact()
     await p.close()
     assert await fresh_state(simcord_env, new_db) == {"a0": 0, "a1": 1, "a2": 2}

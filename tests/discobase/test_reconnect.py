@@ -16,7 +16,12 @@ from tests.strict import Process, Strict
 
 
 @pytest.fixture
-def simcord_bot(request: pytest.FixtureRequest) -> commands.Bot:
+def simcord_bot(request: pytest.FixtureRequest) -> discord.Client:
+    if getattr(request, "param", None) == "plain":
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = True
+        return discord.Client(intents=intents)
     if getattr(request, "param", None) == "sharded":
         intents = discord.Intents.none()
         intents.guilds = True
@@ -142,3 +147,23 @@ async def test_a_guild_left_unavailable_by_ready_is_a_typed_error_at_open(
     with pytest.raises(discobase.GuildUnavailableError):
         await new_db().open()
     assert [c.name for c in simcord_env.backend.channels.values()] == []  # nothing was made
+
+
+@pytest.mark.parametrize("simcord_bot", ["plain"], indirect=True)
+async def test_a_client_that_cannot_deliver_events_is_said_so_and_sync_still_catches_up(
+    simcord_env: Any, guild: Any, fast_retry: discobase.RetryPolicy, caplog: Any
+) -> None:
+    reader = discobase.Database(guild.id, bot=simcord_env.bot, retry=fast_retry)
+    with caplog.at_level("WARNING", logger="discobase.transport"):
+        await reader.open()
+    assert "Client cannot deliver gateway events" in caplog.text
+    writer = discobase.Database(guild.id, bot=simcord_env.bot, retry=fast_retry)
+    await writer.open()
+    table = await writer.create_table("t", {"n": int})
+    await table(n=1).save()
+    await simcord_env.settle()
+    assert "t" not in reader.tables  # nothing arrives by itself
+    await reader.sync()
+    assert [r.n for r in await reader.tables["t"].find()] == [1]
+    await writer.close()
+    await reader.close()
