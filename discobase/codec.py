@@ -33,6 +33,7 @@ __all__ = (
     "encode_marker",
     "encode_snapshot_part",
     "parse_header",
+    "without_group",
 )
 
 FORMAT_VERSION = 1
@@ -99,6 +100,8 @@ class EncodedMessage:
     attachment: bytes | None = None
     #: The attachment's file name (``body.jsonl.z`` for batches, ``snapshot.jsonl.z`` for parts).
     filename: str = ""
+    #: The batch or snapshot id its header carries.
+    id: str = ""
 
 
 def parse_header(content: str) -> Header:
@@ -145,24 +148,36 @@ def encode_entry(entry: Entry, *, with_group: bool = True) -> str:
     return _dumps(line)
 
 
+def without_group(entry: Entry, line: str) -> str:
+    """``line``, the encoding of ``entry``, without its group tags: what
+    ``encode_entry(entry, with_group=False)`` returns, without encoding the record again."""
+    if entry.group is None or entry.group_size == 0:
+        return line
+    tags = f',"grp":{_dumps(entry.group)},"gn":{entry.group_size}'
+    end = line.rfind(tags)
+    if entry.version is not None or end < 0 or end + len(tags) + 1 != len(line):
+        return encode_entry(entry, with_group=False)
+    return line[:end] + "}"
+
+
 def _pack(
-    kind: str, lines: Sequence[str], filename: str, inline_ok: bool, **fields: object
+    kind: str, lines: Sequence[str], filename: str, inline_ok: bool, message_id: str
 ) -> EncodedMessage:
     body = "\n".join(lines).encode("ascii")
-    header = _header(kind, n=len(lines), crc=_crc(body), **fields)
+    header = _header(kind, n=len(lines), crc=_crc(body), id=message_id)
     if inline_ok and len(header) + 1 + len(body) <= CONTENT_LIMIT:
-        return EncodedMessage(f"{header}\n{body.decode('ascii')}")
-    return EncodedMessage(f"{header} att=1", zlib.compress(body, 3), filename)
+        return EncodedMessage(f"{header}\n{body.decode('ascii')}", id=message_id)
+    return EncodedMessage(f"{header} att=1", zlib.compress(body, 3), filename, message_id)
 
 
 def encode_batch(batch_id: str, entry_lines: Sequence[str]) -> EncodedMessage:
     """A batch message: inline JSON lines when they fit in the content, else an attachment."""
-    return _pack("batch", entry_lines, "body.jsonl.z", True, id=batch_id)
+    return _pack("batch", entry_lines, "body.jsonl.z", True, batch_id)
 
 
 def encode_snapshot_part(snapshot_id: str, entry_lines: Sequence[str]) -> EncodedMessage:
     """A snapshot part: put entries of live records, always as an attachment."""
-    return _pack("part", entry_lines, "snapshot.jsonl.z", False, id=snapshot_id)
+    return _pack("part", entry_lines, "snapshot.jsonl.z", False, snapshot_id)
 
 
 def encode_marker(snapshot_id: str, upto: int, count: int, parts: Iterable[int]) -> str:

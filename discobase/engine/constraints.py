@@ -8,7 +8,7 @@ check for the same value while neither is applied yet.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ConflictError, RecordNotFoundError, UniqueViolationError
 from .core import Write
@@ -18,16 +18,15 @@ from .state import TableState
 __all__ = ("Constraints", "Reservation", "Slot")
 
 
-@dataclass(frozen=True)
-class Slot:
+class Slot(NamedTuple):
     """A value that one record at most may hold: a record's key (``field`` None) or the
-    value of a unique field."""
+    value of a unique field. (A named tuple: checked and hashed on every write.)"""
 
     field: str | None
     value: Any
 
 
-@dataclass
+@dataclass(slots=True)
 class Reservation:
     """Who holds a slot while writes are in flight: the key of the record and how many
     writes in flight hold it."""

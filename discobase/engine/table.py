@@ -151,8 +151,8 @@ class TableEngine:
         the same key)."""
         return await self.writes.write(writes, insert=insert, must_exist=must_exist)
 
-    def _committed(self, message: StoredMessage, entries: list[Entry]) -> None:
-        self.writes.committed(message, entries)
+    def _committed(self, message: StoredMessage, batch_id: str, entries: list[Entry]) -> None:
+        self.writes.committed(message, batch_id, entries)
 
     async def compact(self) -> int:
         """Snapshot every shard now; return how many old messages were deleted."""

@@ -1,6 +1,6 @@
 """Group commit: one writer per log channel sends every write queued meanwhile as one batch.
 
-Callers hand the writer encoded entry lines and wait. The writer takes everything queued,
+Callers hand the writer their entries, each with its encoded line, and wait. The writer takes everything queued,
 packs it into as few messages as the limits allow (inline content up to 2,000 characters,
 else one compressed attachment up to the guild's file size limit), sends them one at a time,
 and after each acknowledgement calls ``on_commit`` and resolves the callers whose writes the
@@ -21,22 +21,23 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..codec import EncodedMessage, Entry, encode_batch, encode_entry, parse_header
+from ..codec import EncodedMessage, Entry, encode_batch, without_group
 from ..errors import NotConnectedError
 from .storage import Storage, StoredMessage
 
-__all__ = ("BatchWriter", "Submission")
+__all__ = ("BatchWriter", "Line", "Submission")
 
 log = logging.getLogger(__name__)
 _ticks = itertools.count(1)
+#: An entry and its encoded line (encoded once, by the caller).
+Line = tuple[Entry, str]
 
 
 @dataclass(eq=False)
 class Submission:
     """The entries of one caller's write and the future that tells the caller how it went."""
 
-    entries: list[Entry]
-    lines: list[str]
+    lines: list[Line]
     future: asyncio.Future[list[int]]
     #: Ids of the messages that hold this submission's entries, as they are acknowledged.
     message_ids: list[int] = field(default_factory=list)
@@ -51,7 +52,7 @@ class BatchWriter:
         storage: Storage,
         channel_id: int,
         size_limit: int,
-        on_commit: Callable[[StoredMessage, list[Entry]], None],
+        on_commit: Callable[[StoredMessage, str, list[Entry]], None],
         on_failed: Callable[[str], None],
     ) -> None:
         self.storage = storage
@@ -76,10 +77,10 @@ class BatchWriter:
         """Writes are queued for a message that has not started to send."""
         return bool(self._queue)
 
-    def submit(self, entries: list[Entry], lines: list[str]) -> asyncio.Future[list[int]]:
+    def submit(self, lines: list[Line]) -> asyncio.Future[list[int]]:
         """Queue a write; the future resolves to the ids of the messages that hold it."""
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._queue.append(Submission(entries, lines, future))
+        self._queue.append(Submission(lines, future))
         self._idle.clear()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
@@ -119,15 +120,15 @@ class BatchWriter:
     def _pack(
         self, batch: list[Submission]
     ) -> list[tuple[EncodedMessage, list[Entry], list[Submission]]]:
-        """Split the batch into messages within the size limits, and who waits on each."""
-        owner = {id(e): s for s in batch for e in s.entries}
-        entries = [e for s in batch for e in s.entries]
-        lines = [line for s in batch for line in s.lines]
+        """Split the batch into messages within the size limits (each with a fresh batch id),
+        and who waits on each."""
+        owner = {id(e): s for s in batch for e, _ in s.lines}
+        pairs = [pair for s in batch for pair in s.lines]
+        entries = [e for e, _ in pairs]
+        lines = [line for _, line in pairs]
 
         def encode(start: int, end: int) -> EncodedMessage:
-            return encode_batch(
-                secrets.token_hex(8), _untag_whole_groups(entries[start:end], lines[start:end])
-            )
+            return encode_batch(secrets.token_hex(8), _untag_whole_groups(pairs[start:end]))
 
         for submission in batch:
             submission.remaining = 0
@@ -152,7 +153,7 @@ class BatchWriter:
             live = [s for s in holders if not s.future.done()]
             if not live:
                 continue
-            batch_id = parse_header(message.content).get("id")
+            batch_id = message.id
             self.in_flight.add(batch_id)
             self.sending = True
             self.last_used = next(_ticks)
@@ -177,7 +178,7 @@ class BatchWriter:
             self.sending = False
             self.in_flight.discard(batch_id)
             try:
-                self._on_commit(stored, entries)
+                self._on_commit(stored, batch_id, entries)
             except Exception:
                 log.exception("applying batch %s failed", stored.id)
             for submission in live:
@@ -187,19 +188,14 @@ class BatchWriter:
                     submission.future.set_result(submission.message_ids)
 
 
-def _untag_whole_groups(entries: list[Entry], lines: list[str]) -> list[str]:
+def _untag_whole_groups(pairs: list[Line]) -> list[str]:
     """A group wholly inside one message is atomic by itself: its tags can go."""
     counts: dict[str, int] = {}
-    for entry in entries:
+    for entry, _ in pairs:
         if entry.group is not None:
             counts[entry.group] = counts.get(entry.group, 0) + 1
-    whole = {e.group for e in entries if e.group is not None and counts[e.group] == e.group_size}
-    if not whole:
-        return lines
-    return [
-        encode_entry(e, with_group=False) if e.group in whole else line
-        for e, line in zip(entries, lines, strict=True)
-    ]
+    whole = {e.group for e, _ in pairs if e.group is not None and counts[e.group] == e.group_size}
+    return [without_group(e, line) if e.group in whole else line for e, line in pairs]
 
 
 def split_to_fit(

@@ -16,12 +16,13 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from ..codec import Entry, encode_entry, parse_header
+from ..codec import Entry, encode_entry
 from ..errors import ConflictError, RecordTooLargeError, ValidationError
 from .constraints import Constraints
 from .core import TableCore, Write
 from .shard import LogShard
 from .storage import StoredMessage
+from .writer import Line
 
 __all__ = ("KeyPlacement", "WritePath")
 
@@ -109,7 +110,7 @@ class WritePath:
             await self._write_ended.wait()
         self.constraints.check(writes, insert=insert, must_exist=must_exist)
         group = secrets.token_hex(6) if len(writes) > 1 else None
-        by_shard: dict[int, tuple[list[Entry], list[str]]] = {}
+        by_shard: dict[int, list[Line]] = {}
         made: list[Entry] = []
         for write in writes:
             entry = Entry(write.key, write.data, group, len(writes), write.record)
@@ -122,20 +123,13 @@ class WritePath:
                 ) from None
             if len(line) > core.size_limit:
                 raise RecordTooLargeError(core.name, len(line), core.size_limit)
-            entries, lines = by_shard.setdefault(
-                self.placement.shard_for(write.key).index, ([], [])
-            )
-            entries.append(entry)
-            lines.append(line)
+            by_shard.setdefault(self.placement.shard_for(write.key).index, []).append((entry, line))
         held = self.constraints.reserve(writes)
         keys = [w.key for w in writes]
         for key in keys:
             self._writing[key] = self._writing.get(key, 0) + 1
         try:
-            futures = [
-                core.shards[index].writer.submit(entries, lines)
-                for index, (entries, lines) in by_shard.items()
-            ]
+            futures = [core.shards[index].writer.submit(lines) for index, lines in by_shard.items()]
             results = await asyncio.gather(*futures, return_exceptions=True)
         finally:
             self.constraints.release(held)
@@ -165,12 +159,11 @@ class WritePath:
                 )
         return landed
 
-    def committed(self, message: StoredMessage, entries: list[Entry]) -> None:
+    def committed(self, message: StoredMessage, batch_id: str, entries: list[Entry]) -> None:
         """A batch of ours was acknowledged: apply it (unless its echo applied it first)."""
         shard = self.core.by_channel[message.channel_id]
         self.core.clock.observe(message.id)
         shard.handled.add(message.id)
-        batch_id = parse_header(message.content).get("id")
         shard.echoes.pop(batch_id, None)
         # An entry is the key's revision unless a later entry of the message overtook it.
         last = {entry.key: entry for entry in entries}

@@ -145,26 +145,26 @@ class RecordingTransport:
         return StoredMessage(len(self.sent), channel_id, 1, content)
 
 
-def one_entry(key: str) -> tuple[list[Entry], list[str]]:
+def one_entry(key: str) -> list[tuple[Entry, str]]:
     entry = Entry(key, {})
-    return [entry], [encode_entry(entry)]
+    return [(entry, encode_entry(entry))]
 
 
 async def test_a_write_submitted_while_the_writer_finishes_is_still_sent() -> None:
     transport = RecordingTransport()
     submitted: list[asyncio.Future[list[int]]] = []
 
-    def on_commit(message: StoredMessage, entries: list[Entry]) -> None:
+    def on_commit(message: StoredMessage, batch_id: str, entries: list[Entry]) -> None:
         # Runs right after Discord acknowledged a message, just before the writer looks at its
         # queue for the last time; the first commit submits one more write from here.
         if len(transport.sent) == 1:
-            submitted.append(writer.submit(*one_entry("during-commit")))
+            submitted.append(writer.submit(one_entry("during-commit")))
 
     writer = BatchWriter(transport, 1, 10_000, on_commit, lambda _: None)
-    first = writer.submit(*one_entry("first"))
+    first = writer.submit(one_entry("first"))
     # The first write's caller writes again as soon as it hears back: by then the writer has
     # ended, so this write has to start it again.
-    first.add_done_callback(lambda _: submitted.append(writer.submit(*one_entry("after"))))
+    first.add_done_callback(lambda _: submitted.append(writer.submit(one_entry("after"))))
 
     assert await first == [1]
     await writer.flush()
@@ -197,9 +197,9 @@ class BlockingTransport(RecordingTransport):
 async def test_a_writer_stopped_mid_send_fails_its_queue_and_the_next_write_restarts_it() -> None:
     transport = BlockingTransport()
     writer = BatchWriter(transport, 1, 10_000, lambda *_: None, lambda _: None)
-    in_flight = writer.submit(*one_entry("in-flight"))
+    in_flight = writer.submit(one_entry("in-flight"))
     await transport.waiting.wait()
-    queued = writer.submit(*one_entry("queued"))
+    queued = writer.submit(one_entry("queued"))
     [task] = discobase_tasks()
     task.cancel()  # as a host does when it shuts down
 
@@ -210,6 +210,6 @@ async def test_a_writer_stopped_mid_send_fails_its_queue_and_the_next_write_rest
     await writer.flush()
     assert discobase_tasks() == []
     transport.release.set()
-    assert await writer.submit(*one_entry("after")) == [1]
+    assert await writer.submit(one_entry("after")) == [1]
     assert transport.sent == ['{"put":"after","rec":{}}']
     assert discobase_tasks() == []
