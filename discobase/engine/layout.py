@@ -43,6 +43,19 @@ class StorageLayout:
     def __init__(self, storage: Storage, category: str) -> None:
         self.storage = storage
         self.category = category
+        #: Channels this layout deleted: the announcements of their deletion may lag, but
+        #: ids are never reused, so they are gone wherever a listing still shows them.
+        self._deleted: set[int] = set()
+
+    def _cached(self) -> list[StoredChannel]:
+        return [c for c in self.storage.cached_channels() if c.id not in self._deleted]
+
+    async def _listed(self) -> list[StoredChannel]:
+        return [c for c in await self.storage.list_channels() if c.id not in self._deleted]
+
+    async def _delete(self, channel_id: int) -> None:
+        await self.storage.delete_channel(channel_id)
+        self._deleted.add(channel_id)
 
     def categories(self, channels: list[StoredChannel]) -> list[StoredChannel]:
         """The storage categories among ``channels``, in spill order (number, then id)."""
@@ -59,11 +72,11 @@ class StorageLayout:
 
     def channels(self) -> dict[int, str]:
         """The storage text channels, id -> name, as last announced (no request)."""
-        return self._text_channels(self.storage.cached_channels())
+        return self._text_channels(self._cached())
 
     async def read_channels(self) -> dict[int, str]:
         """Like :meth:`channels`, read from the storage (announcements may lag)."""
-        return self._text_channels(await self.storage.list_channels())
+        return self._text_channels(await self._listed())
 
     def catalog_ids(self) -> set[int]:
         return {i for i, name in self.channels().items() if name == CATALOG_CHANNEL}
@@ -75,27 +88,27 @@ class StorageLayout:
         read again and, when another category of that name has a lower id, ours is deleted
         while it is still empty (one that is not stays storage: every storage category is
         read, and new channels go to the lowest id)."""
-        if self.categories(self.storage.cached_channels()):
+        if self.categories(self._cached()):
             return
         created = await self.storage.create_category(self.category)
-        channels = await self.storage.list_channels()
+        channels = await self._listed()
         rivals = [c.id for c in channels if c.kind == "category" and c.name == self.category]
         in_ours = [c for c in channels if c.category_id == created]
         if min(rivals, default=created) < created and not in_ours:
             log.info("another process made storage category %r first; removing ours", self.category)
-            await self.storage.delete_channel(created)
+            await self._delete(created)
 
     async def create_channel(self, name: str) -> int:
         """Create a storage text channel in the first storage category with room (a new
         category when all are full); return its id."""
-        cached = self.storage.cached_channels()
+        cached = self._cached()
         used = Counter(c.category_id for c in cached)
         category = next(
             (c.id for c in self.categories(cached) if used[c.id] < CATEGORY_LIMIT), None
         )
         if category is None:
             # The announcement of a category may not have arrived yet (one we just made): ask.
-            channels = await self.storage.list_channels()
+            channels = await self._listed()
             listed = self.categories(channels)
             used = Counter(c.category_id for c in channels)
             category = next((c.id for c in listed if used[c.id] < CATEGORY_LIMIT), None)
@@ -118,14 +131,14 @@ class StorageLayout:
         lost = catalog_ids[0] < created
         if lost and not [m async for m in self.storage.history(created)]:
             log.info("another process made the catalog first; removing ours")
-            await self.storage.delete_channel(created)
+            await self._delete(created)
             catalog_ids.remove(created)
         return catalog_ids or [created]
 
     async def delete_all(self) -> None:
         """Delete every storage channel, then the storage categories."""
-        cached = self.storage.cached_channels()
+        cached = self._cached()
         for channel_id in self._text_channels(cached):
-            await self.storage.delete_channel(channel_id)
+            await self._delete(channel_id)
         for category in self.categories(cached):
-            await self.storage.delete_channel(category.id)
+            await self._delete(category.id)

@@ -14,6 +14,7 @@ from discobase.engine.compaction import Compaction
 from discobase.engine.core import Write
 from discobase.engine.layout import CATEGORY_LIMIT, StorageLayout
 from discobase.engine.schema import FieldSchema, TableSchema
+from discobase.engine.storage import StoredChannel
 from discobase.engine.storage_memory import MemoryStorage
 from discobase.engine.table import TableEngine
 from discobase.errors import UniqueViolationError
@@ -186,3 +187,29 @@ async def test_storage_spills_into_a_numbered_category_when_the_first_is_full() 
     assert layout.catalog_ids() == set(catalog)
     await layout.delete_all()
     assert storage.channels == {}
+
+
+class LaggingStorage(MemoryStorage):
+    """Channel announcements lag: the cache shows the channels as of ``freeze``."""
+
+    frozen: list[StoredChannel] | None = None
+
+    def cached_channels(self) -> list[StoredChannel]:
+        return super().cached_channels() if self.frozen is None else list(self.frozen)
+
+
+async def test_storage_deleted_by_clean_up_is_gone_while_its_announcement_lags() -> None:
+    storage = LaggingStorage()
+    layout = StorageLayout(storage, "discobase")
+    await layout.ensure_category()
+    await layout.create_catalog()
+    await layout.create_channel("pets")
+    storage.frozen = storage.cached_channels()
+    await layout.delete_all()
+    assert storage.channels == {}
+    assert layout.channels() == {} and layout.catalog_ids() == set()
+    await layout.ensure_category()  # a new, empty database
+    [category] = [c for c in storage.channels.values() if c.kind == "category"]
+    storage.frozen = None
+    catalog = await layout.create_catalog()
+    assert storage.channels[catalog[0]].category_id == category.id
