@@ -66,3 +66,25 @@ async def test_the_bots_own_requests_get_no_timeout_from_the_transport(
     [(_, waited, why)] = strict.waits
     assert why == "hang" and waited == 300  # aiohttp's default, not the database's 30 s
     await db.close()
+
+
+async def test_a_404_is_missing_storage_where_it_is_needed_and_done_where_it_deletes(
+    simcord_env, new_db, guild, caplog
+):
+    db = new_db(compaction=None)
+    db.table(Item)
+    await db.open()
+    channel = db.tables["item"]._engine().shards[0].channel_id
+    route = "POST /channels/{id}/messages"
+    sends = db.transport.calls[route]
+    simcord_env.inject_error("POST", f"/channels/{channel}/messages", status=404, times=1)
+    with pytest.raises(discobase.StorageCorruptError, match="404"):
+        await Item(key="a").save()
+    assert db.transport.calls[route] == sends + 1  # never retried
+    assert await Item.find() == []
+    simcord_env.inject_error("DELETE", f"/channels/{channel}", status=404, times=1)
+    with caplog.at_level("INFO", logger="discobase.transport"):
+        await db.drop_table("item")  # the channel counts as deleted already
+    assert f"channel {channel} was already deleted" in caplog.text
+    assert "item" not in db.tables
+    await db.close()
