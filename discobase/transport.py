@@ -1,9 +1,12 @@
 """The one chokepoint for Discord I/O: the only module that imports :mod:`discord`.
 
-Every REST call the engine makes passes through :class:`Transport`, which counts it by route,
-retries what is safe to retry (5xx, 429, timeouts, dropped connections) with backoff, and turns
-Discord's exceptions into discobase's. Messages come back as :class:`StoredMessage`, plain data
-that the layers above can read without knowing discord.py.
+:class:`Transport` implements the engine's storage protocol
+(:class:`~discobase.engine.storage.Storage`) over one guild: every REST call the engine makes
+passes through it, which counts it by route, retries what is safe to retry (5xx, 429, timeouts,
+dropped connections) with backoff, and turns Discord's exceptions into discobase's (a 404 where
+something is deleted means it is gone already). Messages come back as
+:class:`~discobase.engine.storage.StoredMessage`, plain data that the layers above can read
+without knowing discord.py. It also delivers gateway events to the database (:meth:`listen`).
 """
 
 from __future__ import annotations
