@@ -237,7 +237,7 @@ class Database:
         """Open the database: the way in. Either form works (as aiosqlite's ``connect``):
 
         - ``async with db.connect(token):`` opens it and closes it at the end, also when the
-          body raises: what the body wrote, awaited or still queued, is sent first;
+          body raises (writes already queued are sent first);
         - ``db = await discobase.Database(guild).connect(token)`` opens and returns it;
           ``await db.close()`` when done.
 
