@@ -448,7 +448,9 @@ class Database:
 
     def _require_open(self) -> Catalog:
         if self._catalog is None or not self.is_open:
-            raise NotConnectedError("the database is not open: await db.open() first")
+            raise NotConnectedError(
+                "the database is not open: open it first (async with db.connect(token))"
+            )
         return self._catalog
 
     def _new_catalog(self, channel_ids: list[int]) -> Catalog:

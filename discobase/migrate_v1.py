@@ -159,7 +159,8 @@ async def migrate_v1(
     assert db.guild_id is not None
     guild = transport.find_guild(source if source is not None else db.guild_id)
     user = transport.client.user
-    author_id = author if author is not None else (user.id if user is not None else 0)
+    assert user is not None, "an open database's client is logged in"
+    author_id = author if author is not None else user.id
     channels = {channel.id: channel.name for channel in guild.text_channels}
     metadata_ids = sorted(cid for cid, name in channels.items() if name == METADATA_CHANNEL)
     if not metadata_ids:

@@ -154,7 +154,7 @@ class Table(BaseModel):
                 )
             raise NotConnectedError(
                 f"{cls.__name__} is not attached to an open database: decorate it with "
-                "@db.table and await db.open() first"
+                "@db.table and open the database first (async with db.connect(token))"
             )
         return engine
 
