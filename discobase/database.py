@@ -7,7 +7,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .classes import (
@@ -199,10 +199,11 @@ class Database:
         return cls
 
     @property
-    def tables(self) -> dict[str, type[Table]]:
+    def tables(self) -> Mapping[str, type[Table]]:
         """Table name -> its Table class, for every table in the guild (runtime ones too) and
-        every class registered with ``@db.table``. A new dict on each access."""
-        return {name: entry.cls for name, entry in self._registry.items()}
+        every class registered with ``@db.table``: a read-only snapshot (register a class
+        with ``@db.table``, make a table with :meth:`create_table`)."""
+        return MappingProxyType({name: entry.cls for name, entry in self._registry.items()})
 
     def _declared(self, name: str) -> type[Table] | None:
         """The class ``@db.table`` registered for the table, if any."""

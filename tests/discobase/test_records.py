@@ -114,6 +114,8 @@ async def test_a_registered_class_outlives_close_and_a_drop_frees_its_name(new_d
     await Pet(tag="a", legs=4).save()
     await db.close()
     assert db.tables["pets"] is Pet  # still registered while closed
+    with pytest.raises(TypeError):
+        db.tables["pets"] = User  # type: ignore[index]  # register with @db.table instead
     await db.open()
     assert await Pet.count() == 1 and set(db.tables) == {"pets", "notes"}
     await db.drop_table("pets")
