@@ -8,10 +8,12 @@ memory. See ``docs/library.md`` for the guide and ``docs/format.md`` for the sto
 from . import exceptions
 from .codec import FORMAT_VERSION
 from .database import CheckReport, Connection, Database
+from .engine.feed import Change, Position
 from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema
 from .engine.table import Compaction
 from .errors import (
     AmbiguousResultError,
+    ChangeFeedExpiredError,
     ConflictError,
     DatabaseCorruptionError,
     DatabaseLookupError,
@@ -54,6 +56,8 @@ __all__ = (
     "TYPE_NAMES",
     "AmbiguousResultError",
     "And",
+    "Change",
+    "ChangeFeedExpiredError",
     "CheckReport",
     "Compaction",
     "Compare",
@@ -79,6 +83,7 @@ __all__ = (
     "NotConnectedError",
     "Or",
     "Order",
+    "Position",
     "Predicate",
     "Problem",
     "ProblemKind",

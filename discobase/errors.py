@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = (
     "AmbiguousResultError",
+    "ChangeFeedExpiredError",
     "ConflictError",
     "DatabaseCorruptionError",
     "DatabaseLookupError",
@@ -218,6 +219,21 @@ class ConflictError(DatabaseStorageError):
         else:
             what = f"it changed since revision {expected} was read (now: {now}); read it again and retry"
         super().__init__(f"table {table!r}, record with key {key!r}: {what}")
+
+
+class ChangeFeedExpiredError(DiscobaseError):
+    """A watch's position is older than the changes the table still holds: a snapshot folded
+    the log there, or the watcher fell more than the history's length behind."""
+
+    def __init__(self, table: str, position: str, oldest: str) -> None:
+        self.table = table
+        self.position = position
+        self.oldest = oldest
+        super().__init__(
+            f"table {table!r}: the change feed no longer holds the changes after {position} "
+            f"(it holds those after {oldest}); read the table again (find) and watch from "
+            "the table's current position"
+        )
 
 
 class RecordNotFoundError(DatabaseLookupError):

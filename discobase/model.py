@@ -23,6 +23,7 @@ import pydantic
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter
 
+from .engine.feed import LAST, Position, Watch
 from .engine.schema import describe_annotation
 from .engine.table import TableEngine, Write
 from .errors import (
@@ -375,6 +376,42 @@ class Table(BaseModel):
         except (KeyError, TypeError):
             raise RecordNotFoundError(engine.name, key) from None
         return record._found(engine)  # type: ignore[no-any-return]
+
+    @classmethod
+    def watch(
+        cls, *conditions: Predicate, after: Position | str | int | None = None
+    ) -> Watch[Self]:
+        """The table's changes in log order: ``async for change in User.watch(User.age > 3)``.
+
+        Yields a :class:`~discobase.Change` (``op`` "insert", "update" or "delete", ``key``,
+        ``record``, ``previous``, ``position``) for every write of a record that matches the
+        conditions before or after it, from this process and others, once every shard is
+        known complete up to it (about ``Compaction.margin`` seconds after the write). Without
+        ``after`` it starts at the point known complete now (so it may first yield writes of
+        the last seconds); ``after=change.position`` (or its ``str()``) resumes right after
+        that change, in this process or a new one. Raises :class:`ChangeFeedExpiredError`
+        when the table no longer holds the changes after ``after`` (compacted, or the watch
+        fell too far behind), :class:`ValidationError` for a malformed ``after``.
+        """
+        engine = cls._engine()
+        check = cls._query(conditions, {}).where.compile()
+        feed = engine.feed
+        if after is None:
+            start = max(Position(feed.settled(), LAST), feed.floor)
+        else:
+            try:
+                start = Position.parse(after)
+            except ValueError as error:
+                raise ValidationError(engine.name, str(error)) from None
+        watch = Watch(feed, start, cls._revised, check)
+        watch.check()
+        return watch
+
+    @classmethod
+    def _revised(cls, stored: Any, revision: int) -> Self:
+        copy: Self = stored._copy()
+        copy._discobase_revision = revision
+        return copy
 
     @classmethod
     async def count(cls, *expressions: Predicate, **equals: Any) -> int:

@@ -9,6 +9,7 @@ discobase data are reported as problems and skipped, never fatal.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from ..problems import Problem, ProblemKind
 from .horizon import ServerClock
 from .schema import TableSchema
 from .shard import LogShard
-from .state import TableState
+from .state import Change, TableState
 from .storage import Storage, StoredMessage
 from .tasks import BackgroundTasks
 
@@ -56,6 +57,10 @@ class TableCore:
     background: BackgroundTasks
     shards: list[LogShard] = field(default_factory=list)
     by_channel: dict[int, LogShard] = field(default_factory=dict)
+    #: Told of the record changes each applied log batch made (the change feed keeps them).
+    on_changes: Callable[[list[Change]], None] | None = None
+    #: Told of a snapshot loaded, by its ``upto``: the log before it is not there to replay.
+    on_snapshot: Callable[[int], None] | None = None
 
     @property
     def name(self) -> str:
@@ -118,6 +123,8 @@ class TableCore:
             self.apply_batch(shard, message.id, batch_id, entries)
         else:
             self.state.apply(entries, message.id if version is None else version, shard.channel_id)
+            if version is not None and self.on_snapshot is not None:
+                self.on_snapshot(version)
 
     def apply_batch(
         self, shard: LogShard, message_id: int, batch_id: str, entries: list[Entry]
@@ -129,5 +136,8 @@ class TableCore:
         shard.log_ids.append(message_id)
         shard.messages_since_snapshot += 1
         shard.entries_since_snapshot += len(entries)
-        self.state.apply(entries, message_id, shard.channel_id)
+        changes: list[Change] = []
+        self.state.apply(entries, message_id, shard.channel_id, changes)
+        if self.on_changes is not None:
+            self.on_changes(changes)
         return True

@@ -8,6 +8,8 @@ not "newer than the last id"), then moves the horizon.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..codec import FormatProblem, parse_header
 from .core import TableCore
 from .shard import LogShard
@@ -23,6 +25,8 @@ class Ingest:
         self.core = core
         #: Gateway messages that arrived while the table loads (applied once it has loaded).
         self._early: list[StoredMessage] | None = None
+        #: Told after each read to the horizon: (shard, the read's start, its newest message).
+        self.on_read: Callable[[LogShard, int, int], None] | None = None
 
     def hold(self) -> None:
         """Keep gateway messages back until :meth:`release` (while the table loads)."""
@@ -91,3 +95,5 @@ class Ingest:
             newest = max(newest, message.id)
             await self.ingest(message, confirmed=True)
         shard.advance(core.read_horizon(started, newest))
+        if self.on_read is not None:
+            self.on_read(shard, started, newest)

@@ -21,9 +21,11 @@ from ..problems import Problem, ProblemKind
 from ..query import And, Compare, Order, Predicate, Query
 from .index import FieldIndex
 
-__all__ = ("TableState",)
+__all__ = ("Change", "TableState")
 
 log = logging.getLogger(__name__)
+#: A change of a record: (message id, entry index, key, record before or None, after or None).
+Change = tuple[int, int, Any, Any, Any]
 
 
 class TableState:
@@ -50,7 +52,7 @@ class TableState:
         self.indexes = {
             name: FieldIndex(name, unique=name in unique) for name in {*indexes, *unique}
         }
-        self._groups: dict[str, list[tuple[Entry, int, int]]] = {}
+        self._groups: dict[str, list[tuple[Entry, int, int, int]]] = {}
         #: Completed groups whose entries span channels -> channels still holding tagged parts
         #: (a compaction of one channel must tell the others' readers the group completed).
         self.done_groups: dict[str, set[int]] = {}
@@ -58,29 +60,38 @@ class TableState:
 
     # -- applying the log ---------------------------------------------------------------
 
-    def apply(self, entries: list[Entry], version: int, channel_id: int | None = None) -> None:
+    def apply(
+        self,
+        entries: list[Entry],
+        version: int,
+        channel_id: int | None = None,
+        changes: list[Change] | None = None,
+    ) -> None:
         """Apply the entries of one message, whose id is ``version`` (an entry that carries
-        its own version, from a snapshot, keeps it)."""
-        for entry in entries:
+        its own version, from a snapshot, keeps it). With ``changes``, each change of a
+        record is appended to it: (message id, index in the message, key, before, after)."""
+        for index, entry in enumerate(entries):
             entry_version = version if entry.version is None else entry.version
             if entry.group is None:
-                self._apply_one(entry, entry_version, channel_id)
+                self._apply_one(entry, entry_version, channel_id, index, changes)
             elif entry.group_size == 0:
-                self._complete(entry.group, self._groups.pop(entry.group, []))
+                self._complete(entry.group, self._groups.pop(entry.group, []), changes)
             elif entry.group in self.done_groups:
                 self.done_groups[entry.group].add(channel_id or 0)
-                self._apply_one(entry, entry_version, channel_id)
+                self._apply_one(entry, entry_version, channel_id, index, changes)
             else:
                 parts = self._groups.setdefault(entry.group, [])
-                parts.append((entry, entry_version, channel_id or 0))
+                parts.append((entry, entry_version, channel_id or 0, index))
                 if len(parts) >= entry.group_size:
-                    self._complete(entry.group, self._groups.pop(entry.group))
+                    self._complete(entry.group, self._groups.pop(entry.group), changes)
 
-    def _complete(self, group: str, parts: list[tuple[Entry, int, int]]) -> None:
+    def _complete(
+        self, group: str, parts: list[tuple[Entry, int, int, int]], changes: list[Change] | None
+    ) -> None:
         channels = self.done_groups.setdefault(group, set())
-        for part, part_version, part_channel in parts:
+        for part, part_version, part_channel, index in parts:
             channels.add(part_channel)
-            self._apply_one(part, part_version, part_channel)
+            self._apply_one(part, part_version, part_channel, index, changes)
 
     def groups_to_carry(self, channel_id: int) -> list[str]:
         """Completed groups a snapshot of ``channel_id`` must name: they have tagged parts
@@ -100,13 +111,13 @@ class TableState:
         return [
             Entry(entry.key, entry.record, group, entry.group_size, version=version)
             for group, parts in self._groups.items()
-            for entry, version, channel in parts
+            for entry, version, channel, _ in parts
             if channel == channel_id and version <= upto
         ]
 
     def report_incomplete_groups(self) -> None:
         for group, parts in self._groups.items():
-            entry, version, channel = parts[0]
+            entry, version, channel, _ = parts[0]
             self.problems.append(
                 Problem(
                     self.table,
@@ -118,13 +129,22 @@ class TableState:
                 )
             )
 
-    def _apply_one(self, entry: Entry, version: int, channel_id: int | None) -> None:
+    def _apply_one(
+        self,
+        entry: Entry,
+        version: int,
+        channel_id: int | None,
+        index: int = 0,
+        changes: list[Change] | None = None,
+    ) -> None:
         key = entry.key
         if self.versions.get(key, -1) > version:
             return
         self.versions[key] = version
         self.undecodable.pop(key, None)
         if entry.record is None:
+            if changes is not None and key in self.records:
+                changes.append((version, index, key, self.records[key], None))
             self._remove(key)
             return
         try:
@@ -143,6 +163,8 @@ class TableState:
             self._remove(key)
             self.undecodable[key] = entry.record
             return
+        if changes is not None:
+            changes.append((version, index, key, self.records.get(key), record))
         self.put(key, record)
 
     def put(self, key: Any, record: Any) -> None:

@@ -21,6 +21,7 @@ from ..codec import Entry
 from .compaction import HORIZON_MARGIN, Compaction, Compactor
 from .constraints import Constraints
 from .core import TableCore, Write
+from .feed import ChangeLog
 from .horizon import ServerClock
 from .ingest import Ingest
 from .loading import Loader
@@ -89,6 +90,7 @@ class TableEngine:
         self.writes = WritePath(
             self.core, self.placement, self.constraints, self.compactor.maybe_compact
         )
+        self.feed = ChangeLog(self.core, self.ingest)
 
     @property
     def name(self) -> str:
@@ -141,7 +143,7 @@ class TableEngine:
         self.ingest.spawn(message)
 
     async def catch_up(self) -> None:
-        await self.ingest.catch_up()
+        await self.feed.settle()
 
     async def write(
         self, writes: list[Write], *, insert: bool = False, must_exist: bool = False
