@@ -26,9 +26,11 @@ __all__ = (
     "Header",
     "decode_body",
     "decode_catalog_event",
+    "decode_claim",
     "decode_entries",
     "encode_batch",
     "encode_catalog_event",
+    "encode_claim",
     "encode_entry",
     "encode_marker",
     "encode_snapshot_part",
@@ -39,7 +41,7 @@ __all__ = (
 FORMAT_VERSION = 1
 CONTENT_LIMIT = 2000
 _HEADER = re.compile(r"dbs(\d+) ([a-z]+)((?: [a-z]+=[^ \n]*)*)")
-_KINDS = ("batch", "cat", "part", "snap")
+_KINDS = ("batch", "cat", "claim", "part", "snap")
 
 
 class FormatProblem(Exception):
@@ -253,3 +255,31 @@ def decode_catalog_event(header: Header, content: str) -> dict[str, Any]:
     if not isinstance(event, dict) or not isinstance(event.get("table"), str):
         raise FormatProblem(ProblemKind.UNREADABLE, "catalog event has no table")
     return event
+
+
+def encode_claim(field: str | None, value: Any, key: Any, by: str) -> str:
+    """A claim message: the unique field (None: the key itself), its JSON value, the key of
+    the record that takes it and the claiming write's random id, as one JSON object inline.
+    Raises ``ValueError`` when it does not fit one message."""
+    body = _dumps({"field": field, "value": value, "key": key, "by": by}).encode("ascii")
+    text = f"{_header('claim', crc=_crc(body))}\n{body.decode('ascii')}"
+    if len(text) > CONTENT_LIMIT:
+        raise ValueError("the value and key are too long for one claim message")
+    return text
+
+
+def decode_claim(header: Header, content: str) -> tuple[str | None, Any, Any, str]:
+    """The (field, value, key, by) of a claim message."""
+    body = decode_body(header, content, None)
+    try:
+        claim = json.loads(body)
+    except ValueError as error:
+        raise FormatProblem(ProblemKind.UNREADABLE, f"claim is not JSON: {error}") from None
+    if (
+        not isinstance(claim, dict)
+        or not {"value", "key"} <= claim.keys()
+        or not isinstance(claim.get("field"), str | None)
+        or not isinstance(claim.get("by"), str)
+    ):
+        raise FormatProblem(ProblemKind.UNREADABLE, "claim has no field, value, key and writer")
+    return claim.get("field"), claim["value"], claim["key"], claim["by"]

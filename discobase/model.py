@@ -38,6 +38,9 @@ from .query import FieldRef, Order, Predicate, Query
 
 __all__ = ("Table", "field")
 
+#: The key of a record's revision among its pydantic private values.
+_REVISION = "_discobase_revision"
+
 #: Values of these types never change in place, so a shallow copy of a record is a safe copy.
 _IMMUTABLE = (
     str, int, float, bool, type(None), datetime.datetime, datetime.date, datetime.time,
@@ -98,7 +101,9 @@ class Table(BaseModel):
     ``Settings`` (a nested class, all optional): ``name`` (table name, default the class
     name lowercased), ``primary_key`` (a str, int or UUID field; default: a generated key),
     ``indexes`` (fields with an index), ``unique`` (fields whose values cannot repeat, indexed
-    too), ``shards`` (log channels, 1 to 16: more channels, more writes per second).
+    too), ``shards`` (log channels, 1 to 16: more channels, more writes per second),
+    ``claim_unique`` (claim unique values in the log so that they hold across processes, at
+    the cost of a wait of about ``Compaction.margin`` per new value; see :mod:`.engine.claims`).
     """
 
     model_config = ConfigDict(
@@ -111,7 +116,6 @@ class Table(BaseModel):
     __discobase_database__: ClassVar[Any] = None
     #: The key the record is stored under (None until a table without a primary key saves it).
     _discobase_key: Any = PrivateAttr(default=None)
-    _discobase_revision: int = PrivateAttr(default=0)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -178,17 +182,24 @@ class Table(BaseModel):
         the log message holding that write (0 for a record never stored). Every write of a
         key gives it a new revision; pass it back as ``if_revision=`` to write only if
         nobody changed the record since (:class:`ConflictError` otherwise)."""
-        return self._discobase_revision
+        private = self.__pydantic_private__
+        return private.get(_REVISION, 0) if private else 0
+
+    def _set_revision(self, revision: int) -> None:
+        # Kept beside the private attributes, undeclared: a declared one costs every model
+        # built (every record written or read) a default to set.
+        assert self.__pydantic_private__ is not None
+        self.__pydantic_private__[_REVISION] = revision
 
     def _found(self, engine: TableEngine) -> Self:
         """A caller's copy of this stored record, with the key's current revision."""
         copy = self._copy()
-        copy._discobase_revision = engine.state.versions.get(self._discobase_key, 0)
+        copy._set_revision(engine.state.versions.get(self._discobase_key, 0))
         return copy
 
     def _landed(self, revision: int | None) -> None:
         if revision is not None:
-            self._discobase_revision = revision
+            self._set_revision(revision)
 
     def _write(self, if_revision: int | None = None) -> Write:
         cls = type(self)
@@ -237,7 +248,8 @@ class Table(BaseModel):
         :class:`UniqueViolationError`, :class:`RecordTooLargeError`,
         :class:`DiscordUnavailableError` (nothing was applied) or :class:`NotConnectedError`.
         """
-        [revision] = await self._engine().write([self._write(if_revision)])
+        cls = type(self)
+        [revision] = await cls._engine().write([self._write(if_revision)], claim=_claims(cls))
         self._landed(revision)
         return self
 
@@ -248,7 +260,9 @@ class Table(BaseModel):
     @_write_verb
     async def insert(self) -> Self:
         """Like :meth:`save`, but raise :class:`UniqueViolationError` if the key exists."""
-        [revision] = await self._engine().write([self._write()], insert=True)
+        [revision] = await self._engine().write(
+            [self._write()], insert=True, claim=_claims(type(self))
+        )
         self._landed(revision)
         return self
 
@@ -266,7 +280,9 @@ class Table(BaseModel):
             raise ValidationError(
                 cls._engine().name, "update() cannot change the primary key; save a new record"
             )
-        [revision] = await cls._engine().write([updated._write(if_revision)], must_exist=True)
+        [revision] = await cls._engine().write(
+            [updated._write(if_revision)], must_exist=True, claim=_claims(cls)
+        )
         for name in changes:
             object.__setattr__(self, name, getattr(updated, name))
         self._landed(revision)
@@ -279,7 +295,7 @@ class Table(BaseModel):
         if self.pk is None:
             raise RecordNotFoundError(self._engine().name, None)
         await self._engine().write([Write(self.pk, if_revision=if_revision)], must_exist=True)
-        self._discobase_revision = 0
+        self._set_revision(0)
 
     @classmethod
     async def insert_many(cls, records: Iterable[Self | dict[str, Any]]) -> list[Self]:
@@ -295,7 +311,9 @@ class Table(BaseModel):
             unkeyed = [r for r in instances if r._discobase_key is None]
             for record, key in zip(unkeyed, engine.new_keys(len(unkeyed)), strict=True):
                 record._discobase_key = key
-        revisions = await engine.write([r._write() for r in instances], insert=True)
+        revisions = await engine.write(
+            [r._write() for r in instances], insert=True, claim=_claims(cls)
+        )
         for record, revision in zip(instances, revisions, strict=True):
             record._landed(revision)
         return instances
@@ -410,7 +428,7 @@ class Table(BaseModel):
     @classmethod
     def _revised(cls, stored: Any, revision: int) -> Self:
         copy: Self = stored._copy()
-        copy._discobase_revision = revision
+        copy._set_revision(revision)
         return copy
 
     @classmethod
@@ -432,6 +450,11 @@ class Table(BaseModel):
         engine = cls._engine()
         for record in engine.state.select(query):
             yield record._found(engine)
+
+
+def _claims(cls: type[Table]) -> bool:
+    """Whether the class claims its unique values across processes (``claim_unique``)."""
+    return bool(settings_of(cls).get("claim_unique", False))
 
 
 def settings_of(cls: type[Table]) -> dict[str, Any]:

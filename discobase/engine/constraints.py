@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..errors import ConflictError, RecordNotFoundError, UniqueViolationError
-from .core import Write
+from .core import Claim, Write
 from .schema import TableSchema
 from .state import TableState
 
@@ -83,6 +83,23 @@ class Constraints:
                 if key_slot in in_batch:
                     raise UniqueViolationError(name, pk or "pk", write.key, write.key)
                 in_batch[key_slot] = write.key
+
+    def taken(self, writes: list[Write], *, insert: bool) -> list[Claim]:
+        """The values ``writes`` take that their records do not hold yet (and the keys of an
+        insert), in JSON form, to claim across processes."""
+        claims: list[Claim] = []
+        for write in writes:
+            if write.is_delete:
+                continue
+            if insert:
+                claims.append(Claim(None, write.key, write.key))
+            for field_name in self.schema.unique:
+                value = getattr(write.record, field_name)
+                if value is None or write.key in self.state.indexes[field_name].equal(value):
+                    continue
+                assert write.data is not None
+                claims.append(Claim(field_name, write.data[field_name], write.key))
+        return claims
 
     def reserve(self, writes: list[Write]) -> list[Slot]:
         """Hold the slots of ``writes`` until :meth:`release`; return them."""

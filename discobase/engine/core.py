@@ -8,6 +8,7 @@ discobase data are reported as problems and skipped, never fatal.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,22 @@ class Write:
         return self.data is None
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A value a write takes, to claim across processes: a unique field's value in JSON form,
+    or the key of an insert (``field`` None)."""
+
+    field: str | None
+    value: Any
+    key: Any
+    #: The claiming write's random id.
+    by: str = ""
+
+    @property
+    def slot(self) -> str:
+        return json.dumps([self.field, self.value], sort_keys=True)
+
+
 @dataclass(eq=False)
 class TableCore:
     """One table's schema, storage, state and shards, shared by the parts of its engine."""
@@ -61,6 +78,8 @@ class TableCore:
     on_changes: Callable[[list[Change]], None] | None = None
     #: Told of a snapshot loaded, by its ``upto``: the log before it is not there to replay.
     on_snapshot: Callable[[int], None] | None = None
+    #: Told of each claim message read (see :mod:`.claims`).
+    on_claim: Callable[[LogShard, StoredMessage, Header], None] | None = None
 
     @property
     def name(self) -> str:

@@ -72,6 +72,8 @@ class Ingest:
         shard.handled.add(message.id)
         if header.kind == "snap" and header.fields.get("id", "") not in shard.own_snapshots:
             shard.foreign_snapshot = True
+        elif header.kind == "claim" and core.on_claim is not None:
+            core.on_claim(shard, message, header)
 
     def send_failed(self, channel_id: int, batch_id: str) -> None:
         """A send failed after its retries; if Discord has it after all, it counts."""

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..codec import Entry
+from .claims import Claims
 from .compaction import HORIZON_MARGIN, Compaction, Compactor
 from .constraints import Constraints
 from .core import TableCore, Write
@@ -91,6 +92,7 @@ class TableEngine:
             self.core, self.placement, self.constraints, self.compactor.maybe_compact
         )
         self.feed = ChangeLog(self.core, self.ingest)
+        self.writes.claims = Claims(self.core, self.feed, self.placement)
 
     @property
     def name(self) -> str:
@@ -146,12 +148,18 @@ class TableEngine:
         await self.feed.settle()
 
     async def write(
-        self, writes: list[Write], *, insert: bool = False, must_exist: bool = False
+        self,
+        writes: list[Write],
+        *,
+        insert: bool = False,
+        must_exist: bool = False,
+        claim: bool = False,
     ) -> list[int | None]:
         """Write atomically: every put and delete lands, or (after an error) none is applied.
         Returns each write's revision (None: overtaken in its message by a later write of
-        the same key)."""
-        return await self.writes.write(writes, insert=insert, must_exist=must_exist)
+        the same key). ``claim``: claim new unique values across processes first
+        (:mod:`.claims`)."""
+        return await self.writes.write(writes, insert=insert, must_exist=must_exist, claim=claim)
 
     def _committed(self, message: StoredMessage, batch_id: str, entries: list[Entry]) -> None:
         self.writes.committed(message, batch_id, entries)

@@ -14,7 +14,7 @@ import secrets
 import time
 import zlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..codec import Entry, encode_entry
 from ..errors import ConflictError, RecordTooLargeError, ValidationError
@@ -23,6 +23,9 @@ from .core import TableCore, Write
 from .shard import LogShard
 from .storage import StoredMessage
 from .writer import Line
+
+if TYPE_CHECKING:
+    from .claims import Claims
 
 __all__ = ("KeyPlacement", "WritePath")
 
@@ -93,9 +96,11 @@ class WritePath:
         self._write_ended = asyncio.Event()
         #: The revision each entry of ours landed at, by ``id(entry)``, until write() takes it.
         self._landed: dict[int, int] = {}
+        #: Claims of unique values across processes (set by the engine).
+        self.claims: Claims | None = None
 
     async def write(
-        self, writes: list[Write], *, insert: bool, must_exist: bool
+        self, writes: list[Write], *, insert: bool, must_exist: bool, claim: bool = False
     ) -> list[int | None]:
         """Write atomically: every put and delete lands, or (after an error) none is applied.
 
@@ -109,6 +114,15 @@ class WritePath:
             # Our own writes of these keys land first: the condition is checked after them.
             await self._write_ended.wait()
         self.constraints.check(writes, insert=insert, must_exist=must_exist)
+        taken = self.constraints.taken(writes, insert=insert) if claim else []
+        if taken and self.claims is not None:
+            held = self.constraints.reserve(writes)
+            try:
+                await self.claims.claim(taken)
+            finally:
+                self.constraints.release(held)
+            # What the settling read brought in (another process's record) counts too.
+            self.constraints.check(writes, insert=insert, must_exist=must_exist)
         group = secrets.token_hex(6) if len(writes) > 1 else None
         by_shard: dict[int, list[Line]] = {}
         made: list[Entry] = []

@@ -1,0 +1,149 @@
+"""Unique values across processes (``Settings.claim_unique``): a write that takes a unique
+value claims it in the log and waits for the claim to settle; of two processes taking one
+value at once exactly one succeeds (docs/library.md, "Unique across processes")."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import discobase
+from tests.conftest import make_bot, past_horizon
+
+
+class Member(discobase.Table):
+    key: str
+    email: str
+    n: int = 0
+
+    class Settings:
+        primary_key = "key"
+        unique = ["email"]
+        claim_unique = True
+
+
+class OtherMember(discobase.Table):
+    """The same table, as the second process declares it."""
+
+    key: str
+    email: str
+    n: int = 0
+
+    class Settings:
+        name = "member"
+        primary_key = "key"
+        unique = ["email"]
+        claim_unique = True
+
+
+async def two_processes(simcord_env, new_db, guild, strict, fast_retry):
+    p = new_db(compaction=None)
+    p.table(Member)
+    await p.open()
+    other = await strict.second_process()
+    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+    q.table(OtherMember)
+    await q.open()
+    return p, q, other
+
+
+async def settle_claims(env, *dbs: discobase.Database) -> None:
+    """Time passes the horizon margin and each process reads: every claim is settled."""
+    await past_horizon(env)
+    for db in dbs:
+        await db.sync()
+
+
+async def stored(env, new_db) -> dict[str, str]:
+    await env.restart_bot(make_bot())
+    db = new_db(compaction=None)
+    db.table(Member)
+    await db.open()
+    found = {m.key: m.email for m in await Member.find()}
+    await db.close()
+    return found
+
+
+async def test_two_processes_taking_one_unique_value_at_once_let_exactly_one_through(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    p, q, other = await two_processes(simcord_env, new_db, guild, strict, fast_retry)
+    strict.hold_gateway()  # neither process hears of the other's claim or record in time
+    strict.hold_gateway(other)
+    mine = asyncio.ensure_future(Member(key="a", email="x@example.com").save())
+    theirs = asyncio.ensure_future(OtherMember(key="b", email="x@example.com").save())
+    await simcord_env.settle()
+    assert not mine.done() and not theirs.done()  # each waits for its claim to settle
+    strict.release_gateway()
+    strict.release_gateway(other)
+    await settle_claims(simcord_env, p, q)
+    results = await asyncio.gather(mine, theirs, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    assert len(failed) == 1 and isinstance(failed[0], discobase.UniqueViolationError)
+    # Q's ids run 5 ms behind P's: its claim came first in log order.
+    assert isinstance(results[0], discobase.UniqueViolationError)
+    assert results[0].key == "b"
+    await simcord_env.settle()
+    assert {m.key for m in await Member.find()} == {"b"}
+    assert {m.key for m in await OtherMember.find()} == {"b"}
+    await q.close()
+    await p.close()
+    assert await stored(simcord_env, new_db) == {"b": "x@example.com"}
+
+
+async def test_two_processes_inserting_one_key_at_once_let_exactly_one_through(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    p, q, other = await two_processes(simcord_env, new_db, guild, strict, fast_retry)
+    strict.hold_gateway()
+    strict.hold_gateway(other)
+    mine = asyncio.ensure_future(Member(key="k", email="p@example.com").insert())
+    theirs = asyncio.ensure_future(OtherMember(key="k", email="q@example.com").insert())
+    await simcord_env.settle()
+    strict.release_gateway()
+    strict.release_gateway(other)
+    await settle_claims(simcord_env, p, q)
+    results = await asyncio.gather(mine, theirs, return_exceptions=True)
+    assert sum(isinstance(r, discobase.UniqueViolationError) for r in results) == 1
+    await q.close()
+    await p.close()
+    assert await stored(simcord_env, new_db) == {"k": "q@example.com"}
+
+
+async def test_a_claim_settles_against_a_record_this_process_had_not_seen(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    p, q, _ = await two_processes(simcord_env, new_db, guild, strict, fast_retry)
+    strict.hold_gateway()  # P does not hear of Q's record
+    first = asyncio.ensure_future(OtherMember(key="b", email="x@example.com").save())
+    await settle_claims(simcord_env, q)
+    await first
+    await simcord_env.advance_time(1)
+    late = asyncio.ensure_future(Member(key="a", email="x@example.com").save())
+    await simcord_env.settle()
+    assert not late.done()
+    await settle_claims(simcord_env, p)  # the settling read brings in Q's claim and record
+    with pytest.raises(discobase.UniqueViolationError) as raised:
+        await late
+    assert raised.value.key == "b" and raised.value.field == "email"
+    strict.release_gateway()
+    await q.close()
+    await p.close()
+    assert await stored(simcord_env, new_db) == {"b": "x@example.com"}
+
+
+async def test_a_write_that_keeps_its_unique_values_claims_nothing(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    p, q, _ = await two_processes(simcord_env, new_db, guild, strict, fast_retry)
+    saving = asyncio.ensure_future(Member(key="a", email="x@example.com").save())
+    await settle_claims(simcord_env, p)
+    member = await saving
+    sent = len(simcord_env.http_requests)
+    await member.update(n=1)  # no new value: no claim, no wait
+    assert [r.method for r in simcord_env.http_requests[sent:]] == ["POST"]
+    report = await p.check()  # claim messages are storage, not problems
+    assert report.ok, str(report)
+    await q.close()
+    await p.close()
