@@ -13,11 +13,12 @@ import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from ..codec import CONTENT_LIMIT
 from ..errors import DiscordRejectedError, StorageCorruptError
 from .horizon import DISCORD_EPOCH_MS
-from .storage import StoredAttachment, StoredChannel, StoredMessage
+from .storage import Storage, StoredAttachment, StoredChannel, StoredMessage
 
 __all__ = ("MemoryStorage",)
 
@@ -176,3 +177,7 @@ class MemoryStorage:
         for message in self.messages.pop(channel_id, {}).values():
             for attachment in message.attachments:
                 self._files.pop(attachment.url, None)
+
+
+if TYPE_CHECKING:
+    _implements: Storage = MemoryStorage()  # the type checker holds it to the protocol
