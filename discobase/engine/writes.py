@@ -144,7 +144,7 @@ class WritePath:
             self._writing[key] = self._writing.get(key, 0) + 1
         try:
             futures = [core.shards[index].writer.submit(lines) for index, lines in by_shard.items()]
-            results = await asyncio.gather(*futures, return_exceptions=True)
+            results = await _outcomes(futures)
         finally:
             self.constraints.release(held)
             for key in keys:
@@ -185,3 +185,13 @@ class WritePath:
             self._landed[id(entry)] = message.id
         if self.core.apply_batch(shard, message.id, batch_id, entries):
             self._on_batch(shard)
+
+
+async def _outcomes(futures: list[asyncio.Future[list[int]]]) -> list[object]:
+    """Each future's result or exception (one future, the common case, without a gather)."""
+    if len(futures) != 1:
+        return await asyncio.gather(*futures, return_exceptions=True)
+    try:
+        return [await futures[0]]
+    except Exception as error:
+        return [error]
