@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import io
+import json
+from typing import Any, Literal
 
 import discord
 from discord import app_commands
@@ -100,10 +102,34 @@ class Tables(commands.Cog):
         description="Show a table's fields, key, indexes and size",
         access=Access.READ,
     )
-    @app_commands.describe(table="The table to describe")
-    async def schema(self, interaction: Interaction, table: ChosenTable) -> None:
+    @app_commands.describe(
+        table="The table to describe",
+        format="embed (readable summary) or json (a record's JSON Schema, as a file)",
+    )
+    async def schema(
+        self,
+        interaction: Interaction,
+        table: ChosenTable,
+        format: Literal["embed", "json"] = "embed",
+    ) -> None:
+        if format == "embed":
+            await defer(interaction)
+            await respond(interaction, embed=schema_embed(table.schema))
+            return
+        body = json.dumps(table.schema.json_schema(), indent=2).encode() + b"\n"
+        limit = interaction.filesize_limit
+        if len(body) > limit:
+            raise BadInputError(
+                f"the JSON Schema is {len(body):,} bytes, over the {limit:,}-byte upload limit "
+                "Discord gives this reply; read it from a script with "
+                "`db.schema(name).json_schema()`"
+            )
         await defer(interaction)
-        await respond(interaction, embed=schema_embed(table.schema))
+        await respond(
+            interaction,
+            f"JSON Schema of a record of {code(table.name)}.",
+            file=discord.File(io.BytesIO(body), filename=f"{table.name}.schema.json"),
+        )
 
     @command(name="drop", description="Delete a table and all its records", access=Access.WRITE)
     @app_commands.describe(table="The table to drop (asks you to confirm)")

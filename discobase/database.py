@@ -652,11 +652,13 @@ class Database:
         return self._registry[name].cls
 
     def schema(self, name: str) -> TableSchema:
-        """The table's schema, with its current ``record_count``."""
+        """The table's schema, with its current ``record_count``, bound to the table's class
+        (``schema.json_schema()`` is the JSON Schema of one record)."""
         self._require_open()
         engine = self._engine(name)
         schema = TableSchema.from_dict(engine.schema.to_dict())
         schema.record_count = len(engine.state.records)
+        schema.model = self._registry[name].cls
         return schema
 
     def _engine(self, name: str) -> TableEngine:

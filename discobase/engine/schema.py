@@ -197,6 +197,8 @@ class TableSchema:
     channels: list[int] = field(default_factory=list)
     #: Records in the table right now (filled in by ``Database.schema``).
     record_count: int = 0
+    #: The table's class (filled in by ``Database.schema``); :meth:`json_schema` describes it.
+    model: type[BaseModel] | None = field(default=None, repr=False, compare=False)
 
     @property
     def field_names(self) -> list[str]:
@@ -207,6 +209,19 @@ class TableSchema:
             if candidate.name == name:
                 return candidate
         raise KeyError(name)
+
+    def json_schema(
+        self, mode: typing.Literal["validation", "serialization"] = "validation"
+    ) -> dict[str, Any]:
+        """The JSON Schema of one record: pydantic's ``model_json_schema`` of the table's class
+        (``mode="serialization"`` describes records as ``model_dump(mode="json")`` writes them).
+        Raises :class:`SchemaError` for a schema that is not bound to a class (one built by hand
+        or read from the catalog; ``Database.schema`` returns bound ones)."""
+        if self.model is None:
+            raise SchemaError(
+                f"table {self.name!r}: this schema has no table class; use Database.schema(name)"
+            )
+        return self.model.model_json_schema(mode=mode)
 
     def to_dict(self) -> dict[str, Any]:
         """The catalog form (also what ``/schema`` shows)."""

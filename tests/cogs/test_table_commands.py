@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -193,3 +194,36 @@ async def test_an_unexpected_error_is_logged_and_answered_generically(
     assert "RuntimeError: disk on fire" in caplog.text
     [captured] = world.env.errors
     assert "disk on fire" in str(captured)
+
+
+async def test_schema_as_json_attaches_the_records_json_schema(world: World, pets: Any) -> None:
+    result = await world.reader.slash(world.channel, "schema", table="pets", format="json")
+
+    assert result.ephemeral
+    assert result.response.content == "JSON Schema of a record of `pets`."
+    [attached] = result.response.attachments
+    assert attached.filename == "pets.schema.json"
+    schema = json.loads(await attached.read())
+    assert schema == (await world.database()).schema("pets").json_schema()
+    assert schema["required"] == ["name"]
+    assert schema["properties"]["legs"]["type"] == "integer"
+    assert schema["properties"]["legs"]["default"] == 4
+
+
+async def test_schema_as_json_over_the_upload_limit_is_refused(
+    world: World, pets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_payload = simcord.interactions.base_payload
+
+    def payload(*args: Any, **kwargs: Any) -> Any:
+        record, built = real_payload(*args, **kwargs)
+        built["attachment_size_limit"] = 100
+        return record, built
+
+    monkeypatch.setattr(simcord.interactions, "base_payload", payload)
+
+    result = await world.reader.slash(world.channel, "schema", table="pets", format="json")
+
+    assert result.ephemeral
+    assert result.response.attachments == []
+    assert "over the 100-byte upload limit" in result.response.content
