@@ -12,6 +12,7 @@ from .engine.feed import Change, Position
 from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema
 from .engine.table import Compaction
 from .errors import (
+    AfterHookError,
     AmbiguousResultError,
     ChangeFeedExpiredError,
     ConflictError,
@@ -54,6 +55,7 @@ __license__ = "MIT"
 __all__ = (
     "FORMAT_VERSION",
     "TYPE_NAMES",
+    "AfterHookError",
     "AmbiguousResultError",
     "And",
     "Change",

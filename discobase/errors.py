@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = (
+    "AfterHookError",
     "AmbiguousResultError",
     "ChangeFeedExpiredError",
     "ConflictError",
@@ -233,6 +234,25 @@ class ChangeFeedExpiredError(DiscobaseError):
             f"table {table!r}: the change feed no longer holds the changes after {position} "
             f"(it holds those after {oldest}); read the table again (find) and watch from "
             "the table's current position"
+        )
+
+
+class AfterHookError(DiscobaseError):
+    """An ``after_save`` or ``after_delete`` hook raised. The write it followed HAD landed (it
+    is stored and acknowledged): do not retry the write. ``errors`` holds what each failing
+    hook raised (one per record for ``insert_many``), the first one is also ``__cause__``."""
+
+    def __init__(self, table: str, hook: str, errors: list[Exception]) -> None:
+        self.table = table
+        self.hook = hook
+        self.errors = errors
+        first = errors[0]
+        super().__init__(
+            f"table {table!r}: {hook} raised {type(first).__name__}: {first} "
+            f"({len(errors)} of the records' hooks failed); the write had landed and stays"
+            if len(errors) > 1
+            else f"table {table!r}: {hook} raised {type(first).__name__}: {first}; the write "
+            "had landed and stays"
         )
 
 

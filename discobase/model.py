@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
+import inspect
 import math
 import types
 import typing
@@ -27,6 +28,7 @@ from .engine.feed import LAST, Position, Watch
 from .engine.schema import describe_annotation
 from .engine.table import TableEngine, Write
 from .errors import (
+    AfterHookError,
     AmbiguousResultError,
     NotConnectedError,
     RecordNotFoundError,
@@ -47,6 +49,9 @@ _IMMUTABLE = (
     datetime.timedelta, uuid.UUID, decimal.Decimal, enum.Enum,
 )  # fmt: skip
 
+
+#: The write hooks a table class may define: methods taking only the record, sync or async.
+HOOKS = ("before_save", "after_save", "before_delete", "after_delete")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -116,10 +121,15 @@ class Table(BaseModel):
     __discobase_database__: ClassVar[Any] = None
     #: The key the record is stored under (None until a table without a primary key saves it).
     _discobase_key: Any = PrivateAttr(default=None)
+    #: The :data:`HOOKS` this class (or a base between it and Table) overrides.
+    __discobase_hooks__: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
+        cls.__discobase_hooks__ = frozenset(
+            name for name in HOOKS if getattr(cls, name) is not getattr(Table, name)
+        )
         for name in cls.__pydantic_fields__:
             if not hasattr(cls, name):  # a field may shadow a method: that stays the method
                 setattr(cls, name, _FieldAttribute(name))
@@ -236,6 +246,44 @@ class Table(BaseModel):
     def _copy(self) -> Self:
         return self.model_copy(deep=_needs_deep_copy(type(self)))
 
+    # -- hooks (docs/library.md, "Hooks") ----------------------------------------------------
+
+    def before_save(self) -> Awaitable[None] | None:
+        """Override to run before ``save``/``insert``/``update``/``insert_many`` queue the
+        record's write (sync or async); what it sets is saved; raising aborts the write."""
+        return None
+
+    def after_save(self) -> Awaitable[None] | None:
+        """Override to run once the record's write landed; what it raises comes back as
+        :class:`AfterHookError` (the write stays)."""
+        return None
+
+    def before_delete(self) -> Awaitable[None] | None:
+        """Override to run before ``delete`` queues its write; raising aborts the delete."""
+        return None
+
+    def after_delete(self) -> Awaitable[None] | None:
+        """Override to run once the delete landed; what it raises comes back as
+        :class:`AfterHookError` (the record stays deleted)."""
+        return None
+
+    async def _hook(self, name: str) -> None:
+        result = getattr(self, name)()
+        if inspect.isawaitable(result):
+            await result
+
+    @classmethod
+    async def _after(cls, records: Sequence[Table], name: str) -> None:
+        """Run an after_ hook of every record, all of them even when some raise."""
+        errors: list[Exception] = []
+        for record in records:
+            try:
+                await record._hook(name)
+            except Exception as error:
+                errors.append(error)
+        if errors:
+            raise AfterHookError(cls._engine().name, name, errors) from errors[0]
+
     # -- writes -----------------------------------------------------------------------------
 
     @_write_verb
@@ -249,8 +297,13 @@ class Table(BaseModel):
         :class:`DiscordUnavailableError` (nothing was applied) or :class:`NotConnectedError`.
         """
         cls = type(self)
-        [revision] = await cls._engine().write([self._write(if_revision)], claim=_claims(cls))
+        engine, hooks = cls._engine(), cls.__discobase_hooks__
+        if "before_save" in hooks:
+            await self._hook("before_save")
+        [revision] = await engine.write([self._write(if_revision)], claim=_claims(cls))
         self._landed(revision)
+        if "after_save" in hooks:
+            await self._after([self], "after_save")
         return self
 
     def commit(self) -> Awaitable[Self]:
@@ -260,22 +313,30 @@ class Table(BaseModel):
     @_write_verb
     async def insert(self) -> Self:
         """Like :meth:`save`, but raise :class:`UniqueViolationError` if the key exists."""
-        [revision] = await self._engine().write(
-            [self._write()], insert=True, claim=_claims(type(self))
-        )
+        engine, hooks = self._engine(), type(self).__discobase_hooks__
+        if "before_save" in hooks:
+            await self._hook("before_save")
+        [revision] = await engine.write([self._write()], insert=True, claim=_claims(type(self)))
         self._landed(revision)
+        if "after_save" in hooks:
+            await self._after([self], "after_save")
         return self
 
     @_write_verb
     async def update(self, /, *, if_revision: int | None = None, **changes: Any) -> Self:
         """Change some fields and save; the record must exist (:class:`RecordNotFoundError`).
-        ``if_revision`` as for :meth:`save`."""
+        ``if_revision`` as for :meth:`save`. The hooks run on the updated copy; what
+        ``before_save`` sets is saved and copied back to this record with the changes."""
         cls = type(self)
+        hooks = cls.__discobase_hooks__
         for name in changes:
             if name not in cls.model_fields:
                 raise UnknownFieldError(cls._engine().name, name, list(cls.model_fields))
         updated = cls.model_validate({**self.model_dump(), **changes})
         updated._discobase_key = self._discobase_key
+        if "before_save" in hooks:
+            updated._landed(self.revision)
+            await updated._hook("before_save")
         if updated.pk != self.pk:
             raise ValidationError(
                 cls._engine().name, "update() cannot change the primary key; save a new record"
@@ -283,19 +344,27 @@ class Table(BaseModel):
         [revision] = await cls._engine().write(
             [updated._write(if_revision)], must_exist=True, claim=_claims(cls)
         )
-        for name in changes:
+        for name in cls.model_fields if "before_save" in hooks else changes:
             object.__setattr__(self, name, getattr(updated, name))
         self._landed(revision)
+        if "after_save" in hooks:
+            updated._landed(revision)
+            await cls._after([updated], "after_save")
         return self
 
     @_write_verb
     async def delete(self, *, if_revision: int | None = None) -> None:
         """Delete the record; raise :class:`RecordNotFoundError` if it is not stored.
         ``if_revision`` as for :meth:`save`."""
+        engine, hooks = self._engine(), type(self).__discobase_hooks__
         if self.pk is None:
-            raise RecordNotFoundError(self._engine().name, None)
-        await self._engine().write([Write(self.pk, if_revision=if_revision)], must_exist=True)
+            raise RecordNotFoundError(engine.name, None)
+        if "before_delete" in hooks:
+            await self._hook("before_delete")
+        await engine.write([Write(self.pk, if_revision=if_revision)], must_exist=True)
         self._set_revision(0)
+        if "after_delete" in hooks:
+            await self._after([self], "after_delete")
 
     @classmethod
     async def insert_many(cls, records: Iterable[Self | dict[str, Any]]) -> list[Self]:
@@ -304,9 +373,14 @@ class Table(BaseModel):
         Generated keys are spread evenly over the table's shards (one message each, or a few
         for very large inserts), so later writes to these records use every channel.
         Raises :class:`UniqueViolationError` if a key exists already or repeats.
+        ``before_save`` runs for every record, in order, before any is queued (one raising
+        stores none); ``after_save`` for every record once all landed.
         """
-        engine = cls._engine()
+        engine, hooks = cls._engine(), cls.__discobase_hooks__
         instances = [r if isinstance(r, cls) else cls.model_validate(r) for r in records]
+        if "before_save" in hooks:
+            for instance in instances:
+                await instance._hook("before_save")
         if engine.schema.primary_key is None:
             unkeyed = [r for r in instances if r._discobase_key is None]
             for record, key in zip(unkeyed, engine.new_keys(len(unkeyed)), strict=True):
@@ -316,6 +390,8 @@ class Table(BaseModel):
         )
         for record, revision in zip(instances, revisions, strict=True):
             record._landed(revision)
+        if "after_save" in hooks:
+            await cls._after(instances, "after_save")
         return instances
 
     # -- reads (from memory: no REST call) ---------------------------------------------------
