@@ -241,7 +241,7 @@ RESERVED_FIELD_NAMES = [
     "save", "insert", "update", "delete", "insert_many", "find", "find_one", "find_unique",
     "get", "count", "all", "pk", "self", "cls", "limit", "offset", "order_by", "model_config",
     "model_dump", "copy", "json", "dict", "schema", "validate", "Settings", "revision",
-    "if_revision", "watch",
+    "if_revision", "watch", "before_save", "after_save", "before_delete", "after_delete",
 ]  # fmt: skip
 
 
