@@ -7,8 +7,12 @@ commands share; the commands themselves are the extensions in ``cogs/``. Modules
 * :mod:`~discobot.client`: the bot (command tree, cogs, command sync, shutdown);
 * :mod:`~discobot.databases`: each guild's database, opened in the background, and Discord's
   deadlines on reaching it from a command;
+* :mod:`~discobot.slash`: how commands are declared (``@command``, ``@subcommand``);
+* :mod:`~discobot.options`, :mod:`~discobot.tables`: the ``table`` option, resolved to the
+  table's class and schema before the command runs;
 * :mod:`~discobot.permissions`: who may run which command;
 * :mod:`~discobot.errors`: every error as a reply, in one place;
+* :mod:`~discobot.logs`: no interaction token in a log;
 * :mod:`~discobot.grammar`: the small languages of command options (fields, queries, sorts);
 * :mod:`~discobot.render`: records and schemas as inert Discord messages;
 * :mod:`~discobot.views`: buttons (pages, confirmations);

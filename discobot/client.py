@@ -15,7 +15,8 @@ from discord.ext import commands
 
 import discobase
 from discobot.databases import GuildDatabases
-from discobot.errors import answer_error, redact_tokens_in_logs
+from discobot.errors import answer_error
+from discobot.logs import redact_tokens_in_logs
 from discobot.permissions import (
     Roles,
     access_denied_message,

@@ -123,11 +123,7 @@ class GuildDatabases:
             category=self.category,
             admin_role=admin_role.id if admin_role else None,
         )
-        try:
-            await database.open()
-        except BaseException:
-            await self._close(database)
-            raise
+        await database.connect()
         if guild is not None and self.client.get_guild(guild_id) is None:
             await database.close()
             raise discobase.GuildNotFoundError(guild_id)
