@@ -7,6 +7,7 @@ memory. See ``docs/library.md`` for the guide and ``docs/format.md`` for the sto
 
 from . import exceptions
 from .codec import FORMAT_VERSION
+from .crypto import EncryptionKey, KeyRing
 from .database import CheckReport, Connection, Database
 from .engine.feed import Change, Position
 from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema
@@ -23,9 +24,12 @@ from .errors import (
     DiscobaseError,
     DiscordRejectedError,
     DiscordUnavailableError,
+    EncryptionError,
     GuildNotFoundError,
     GuildUnavailableError,
+    InvalidKeyError,
     InvalidTokenError,
+    MissingKeyError,
     MissingPermissionsError,
     NotATableError,
     NotConnectedError,
@@ -42,11 +46,13 @@ from .errors import (
     UnsupportedFormatError,
     V1DataNotFoundError,
     ValidationError,
+    WrongKeyError,
 )
 from .migrate_v1 import MigrationReport, migrate_v1
 from .model import Table, field
 from .problems import Problem, ProblemKind
 from .query import And, Compare, FieldRef, Not, Or, Order, Predicate, Query
+from .sealed import KeyRotation
 from .transport import RetryPolicy
 
 __version__ = "2.0.0.dev0"
@@ -73,12 +79,18 @@ __all__ = (
     "DiscobaseError",
     "DiscordRejectedError",
     "DiscordUnavailableError",
+    "EncryptionError",
+    "EncryptionKey",
     "FieldRef",
     "FieldSchema",
     "GuildNotFoundError",
     "GuildUnavailableError",
+    "InvalidKeyError",
     "InvalidTokenError",
+    "KeyRing",
+    "KeyRotation",
     "MigrationReport",
+    "MissingKeyError",
     "MissingPermissionsError",
     "Not",
     "NotATableError",
@@ -106,6 +118,7 @@ __all__ = (
     "UnsupportedFormatError",
     "V1DataNotFoundError",
     "ValidationError",
+    "WrongKeyError",
     "exceptions",
     "field",
     "migrate_v1",

@@ -13,7 +13,8 @@ from typing import Any
 import pydantic
 from pydantic import JsonValue
 
-from .codec import CONTENT_LIMIT, encode_catalog_event
+from .codec import CONTENT_LIMIT, encode_catalog_event, seal_message
+from .crypto import KeyRing
 from .engine.schema import (
     TYPE_NAMES,
     FieldSchema,
@@ -126,8 +127,9 @@ def _check_default(table: str, name: str, annotation: Any, default: Any) -> None
         ) from None
 
 
-def check_catalog_fits(schema: TableSchema) -> None:
-    """Refuse a schema whose catalog event would not fit one message, before any REST call.
+def check_catalog_fits(schema: TableSchema, keys: KeyRing | None = None) -> None:
+    """Refuse a schema whose catalog event would not fit one message (sealed under ``keys``
+    when given), before any REST call.
 
     Its channels do not exist yet: each is counted at the longest id a snowflake can have.
     """
@@ -135,7 +137,9 @@ def check_catalog_fits(schema: TableSchema) -> None:
     stored["channels"] = [str(2**64 - 1)] * schema.shards
     event = {"op": "create", "table": schema.name, "schema": stored}
     try:
-        encode_catalog_event(event)
+        content = encode_catalog_event(event)
+        if keys:
+            seal_message(keys, 2**64 - 1, content, None)
     except ValueError:
         raise SchemaError(
             f"the schema of {schema.name!r} is too long for one catalog message "

@@ -1,14 +1,17 @@
 """The ``discobase`` command line (also ``python -m discobase``): see docs/operations.md.
 
-Every command but ``migrate-v1`` opens the database of one guild: ``--guild`` (or
-``DISCOBASE_GUILD``), logged in with ``DISCORD_TOKEN`` (from the environment, else ``.env`` in
-the working directory), or ``--offline`` on SimCord, an in-memory Discord whose guild is empty at
-each start (for trying the commands). It uses only the public API: ``Database``, its tables'
-``find``/``all``/``insert_many``, ``create_table``, ``schema``, ``check`` and ``compact``.
+Every command but ``migrate-v1`` and ``keygen`` opens the database of one guild: ``--guild``
+(or ``DISCOBASE_GUILD``), logged in with ``DISCORD_TOKEN`` (from the environment, else ``.env``
+in the working directory), or ``--offline`` on SimCord, an in-memory Discord kept in a state
+file between runs (for trying the commands). ``DISCOBASE_ENCRYPTION_KEY`` gives the keys of an
+encrypted database. It uses only the public API: ``Database``, its tables'
+``find``/``all``/``insert_many``, ``create_table``, ``schema``, ``check``, ``compact`` and
+``rotate_key``.
 
 Exit codes: 0 done; 1 discobase or Discord refused or failed (the message says what was
 written); 2 usage or configuration (no token, no guild, bad option); 3 the input file is invalid
-(its bad rows are listed and nothing was written); 4 ``check`` found problems.
+(its bad rows are listed and nothing was written); 4 ``check`` found problems (or ``rotate-key``
+left messages it could not read).
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from typing import TYPE_CHECKING, Any, TextIO
 import pydantic
 
 from . import transfer
+from .crypto import EncryptionKey, KeyRing
 from .database import Database
 from .engine.schema import TableSchema
-from .errors import DiscobaseError, TableExistsError
+from .errors import DiscobaseError, InvalidKeyError, TableExistsError
 from .migrate_v1 import migrate_v1
 from .model import Table
+from .offline import OfflineStateError, default_state_path, offline_guild
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -67,6 +72,14 @@ def _setting(name: str) -> str | None:
     return None
 
 
+def _keys() -> KeyRing:
+    """The encryption keys from ``DISCOBASE_ENCRYPTION_KEY`` (none: not encrypted)."""
+    try:
+        return KeyRing.of(_setting("DISCOBASE_ENCRYPTION_KEY"))
+    except InvalidKeyError as error:
+        raise UsageError(f"DISCOBASE_ENCRYPTION_KEY: {error}") from None
+
+
 def _guild(value: str) -> int | str:
     """A guild id (digits) or name."""
     return int(value) if value.isdigit() else value
@@ -78,29 +91,36 @@ async def _opened(
 ) -> AsyncIterator[Database]:
     """The open database the command works on, closed at the end."""
     guild = args.guild if args.guild is not None else _setting("DISCOBASE_GUILD")
+    keys = _keys()
     if args.offline and client is None:
         try:
-            import simcord
+            import simcord  # noqa: F401
         except ImportError:
             raise UsageError("--offline needs SimCord: pip install 'discobase[offline]'") from None
         name = str(guild) if guild is not None else OFFLINE_GUILD
-        db = Database(name, category=args.category)
-        async with simcord.run(db.bot) as env:
-            env.create_guild(name)
-            async with db.connect():
+        db = Database(name, category=args.category, encryption_key=keys)
+        state = None if args.offline_state == "-" else Path(args.offline_state)
+        try:
+            async with offline_guild(db.bot, name, state), db.connect():
                 yield db
+        except OfflineStateError as error:
+            raise UsageError(str(error)) from None
         return
     if guild is None:
         raise UsageError("name the guild: --guild ID or DISCOBASE_GUILD")
     guild_ref = _guild(str(guild)) if not isinstance(guild, int) else guild
     if client is not None:
-        async with Database(guild_ref, bot=client, category=args.category).connect() as db:
+        async with Database(
+            guild_ref, bot=client, category=args.category, encryption_key=keys
+        ).connect() as db:
             yield db
         return
     token = _setting("DISCORD_TOKEN")
     if not token:
         raise UsageError("set DISCORD_TOKEN to the bot's token (or use --offline)")
-    async with Database(guild_ref, category=args.category).connect(token) as db:
+    async with Database(guild_ref, category=args.category, encryption_key=keys).connect(
+        token
+    ) as db:
         yield db
 
 
@@ -406,6 +426,26 @@ async def _stats(args: argparse.Namespace, client: discord.Client | None) -> int
     return OK
 
 
+async def _keygen(args: argparse.Namespace, client: discord.Client | None) -> int:
+    key = EncryptionKey.generate()
+    print(key.text())
+    print(
+        f"key id {key.id}: set DISCOBASE_ENCRYPTION_KEY to it (in .env, for the bot and this "
+        "command). Keep a copy somewhere safe: without it the data cannot be read.",
+        file=sys.stderr,
+    )
+    return OK
+
+
+async def _rotate_key(args: argparse.Namespace, client: discord.Client | None) -> int:
+    if not _keys():
+        raise UsageError("set DISCOBASE_ENCRYPTION_KEY to the new key, then the old one: NEW,OLD")
+    async with _opened(args, client) as db:
+        report = await db.rotate_key()
+        print(report)
+        return OK if report.done else PROBLEMS
+
+
 async def _migrate_v1(args: argparse.Namespace, client: discord.Client | None) -> int:
     target = args.target if args.target is not None else args.source
     db = Database(target, bot=client, category=args.category)
@@ -464,7 +504,12 @@ def _common() -> argparse.ArgumentParser:
     common.add_argument("--category", default="discobase", help="storage category (discobase)")
     common.add_argument(
         "--offline", action="store_true",
-        help="run on SimCord, an in-memory Discord (its guild is empty at each start)",
+        help="run on SimCord, an in-memory Discord kept in --offline-state between runs",
+    )  # fmt: skip
+    common.add_argument(
+        "--offline-state", default=str(default_state_path()), metavar="FILE",
+        help="with --offline: the file that keeps the simulated Discord between runs "
+        "('-': none, start empty; default $DISCOBASE_OFFLINE_STATE, else %(default)s)",
     )  # fmt: skip
     return common
 
@@ -473,8 +518,8 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="discobase",
         description="Operate a discobase guild: list, export, import, back up, restore, check, "
-        "compact. Exit codes: 0 done, 1 failed, 2 usage, 3 invalid input (nothing written), "
-        "4 check found problems.",
+        "compact, rotate the encryption key. Exit codes: 0 done, 1 failed, 2 usage, 3 invalid "
+        "input (nothing written), 4 check (or rotate-key) found problems.",
     )
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [_common()]
@@ -512,6 +557,18 @@ def parser() -> argparse.ArgumentParser:
     compact = add("compact", _compact, "snapshot a table (or all) and delete old messages")
     compact.add_argument("table", nargs="?")
     add("stats", _stats, "records and stored JSON size per table")
+    add(
+        "rotate-key",
+        _rotate_key,
+        "seal every stored message under the first key of DISCOBASE_ENCRYPTION_KEY (NEW,OLD)",
+    )
+    keygen = commands.add_parser(
+        "keygen",
+        help="print a new encryption key for DISCOBASE_ENCRYPTION_KEY",
+        description="Print a new random encryption key (32 bytes, base64) on stdout and its "
+        "key id on stderr.",
+    )
+    keygen.set_defaults(run=_keygen)
     add_migrate_v1(commands)
     return top
 

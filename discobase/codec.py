@@ -1,13 +1,16 @@
-"""Storage format version 1: records, batches, snapshots and catalog events as message text.
+"""Storage format: records, batches, snapshots and catalog events as message text.
 
 Every discobase message starts with a header line ``dbs1 <kind> key=value ...``; what follows
 the header (or the message's one attachment, zlib-compressed) is the body, JSON lines for
-batches and snapshot parts, one JSON object for catalog events. ``docs/format.md`` is the
-specification; this module is its only implementation. Nothing here does I/O.
+batches and snapshot parts, one JSON object for catalog events. An encrypted database seals
+each such message whole into a version 2 envelope, ``dbs2 sealed key=<key id>``
+(:func:`seal_message`, :func:`open_content`, :func:`open_attachment`). ``docs/format.md`` is
+the specification; this module is its only implementation. Nothing here does I/O.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import zlib
@@ -15,15 +18,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .crypto import NONCE_BYTES, TAG_BYTES, KeyRing, Tampered
 from .problems import ProblemKind
 
 __all__ = (
     "CONTENT_LIMIT",
     "FORMAT_VERSION",
+    "SEALED_FILENAME",
+    "SEALED_VERSION",
+    "SEAL_OVERHEAD",
     "EncodedMessage",
     "Entry",
     "FormatProblem",
     "Header",
+    "OpenedContent",
     "decode_body",
     "decode_catalog_event",
     "decode_claim",
@@ -34,7 +42,11 @@ __all__ = (
     "encode_entry",
     "encode_marker",
     "encode_snapshot_part",
+    "is_sealed",
+    "open_attachment",
+    "open_content",
     "parse_header",
+    "seal_message",
     "without_group",
 )
 
@@ -113,6 +125,11 @@ def parse_header(content: str) -> Header:
     if match is None:
         raise FormatProblem(ProblemKind.FOREIGN, "not a discobase message")
     version = int(match.group(1))
+    if version == SEALED_VERSION:
+        # Sealed messages are opened where they are read; one that reaches here did not open.
+        raise FormatProblem(
+            "tampered", "a sealed message that does not authenticate (edited, cut or moved)"
+        )
     if version != FORMAT_VERSION:
         raise FormatProblem(ProblemKind.UNKNOWN_VERSION, f"format version {version}")
     kind = match.group(2)
@@ -283,3 +300,103 @@ def decode_claim(header: Header, content: str) -> tuple[str | None, Any, Any, st
     ):
         raise FormatProblem(ProblemKind.UNREADABLE, "claim has no field, value, key and writer")
     return claim.get("field"), claim["value"], claim["key"], claim["by"]
+
+
+# -- sealed messages (format version 2) ---------------------------------------------------
+
+SEALED_VERSION = 2
+#: The file name of a sealed attachment (the same for every kind of message).
+SEALED_FILENAME = "sealed.bin"
+#: Bytes sealing adds to an attachment: its nonce and its authentication tag.
+SEAL_OVERHEAD = NONCE_BYTES + TAG_BYTES
+_SEALED = re.compile(r"dbs2 sealed key=([0-9a-f]{8})( att=1)?")
+
+
+@dataclass(frozen=True)
+class OpenedContent:
+    """What a sealed message's content holds: the version 1 message it seals, the id of the
+    key that sealed it, and the associated data its sealed attachment (if any) must carry."""
+
+    content: str
+    key_id: str
+    attachment_data: bytes
+
+
+def is_sealed(content: str) -> bool:
+    """Whether ``content`` is a sealed (version 2) message."""
+    return content.startswith(f"dbs{SEALED_VERSION} ")
+
+
+def _content_data(channel_id: int, head: str) -> bytes:
+    return f"discobase sealed content\0{channel_id}\0{head}".encode("ascii")
+
+
+def _attachment_data(channel_id: int, content_nonce: bytes) -> bytes:
+    return f"discobase sealed attachment\0{channel_id}\0".encode("ascii") + content_nonce
+
+
+def _seal(keys: KeyRing, channel_id: int, content: str, attachment: bytes | None) -> EncodedMessage:
+    head = f"dbs{SEALED_VERSION} sealed key={keys.primary.id}"
+    if attachment is not None:
+        head += " att=1"
+    sealed = keys.seal(zlib.compress(content.encode("utf-8"), 9), _content_data(channel_id, head))
+    text = f"{head}\n{base64.b64encode(sealed).decode('ascii')}"
+    if attachment is None:
+        return EncodedMessage(text)
+    data = _attachment_data(channel_id, sealed[:NONCE_BYTES])
+    return EncodedMessage(text, keys.seal(attachment, data), SEALED_FILENAME)
+
+
+def seal_message(
+    keys: KeyRing, channel_id: int, content: str, attachment: bytes | None
+) -> EncodedMessage:
+    """The version 2 form of a version 1 message (``content`` and its attachment) that is
+    sent to the channel ``channel_id``, sealed under ``keys.primary``.
+
+    A batch or snapshot part whose sealed content would not fit in a message moves its body
+    into the attachment first (as version 1 does for a long body). Raises ``ValueError`` for
+    any other message that does not fit."""
+    sealed = _seal(keys, channel_id, content, attachment)
+    if len(sealed.content) > CONTENT_LIMIT and attachment is None and "\n" in content:
+        head, body = content.split("\n", 1)
+        if parse_header(head).kind in ("batch", "part"):
+            body_bytes = zlib.compress(body.encode("utf-8"), 3)
+            sealed = _seal(keys, channel_id, f"{head} att=1", body_bytes)
+    if len(sealed.content) > CONTENT_LIMIT:
+        raise ValueError("a sealed message longer than one message")
+    return sealed
+
+
+def open_content(keys: KeyRing, channel_id: int, content: str, where: str) -> OpenedContent:
+    """Open the content of a sealed message read from the channel ``channel_id``.
+
+    Raises :class:`FormatProblem` (``tampered``: it does not authenticate, e.g. it was edited
+    or moved from another channel; ``unreadable``), and :class:`~discobase.MissingKeyError` or
+    :class:`~discobase.WrongKeyError` when ``keys`` lack its key (``where`` names it)."""
+    head, _, text = content.partition("\n")
+    match = _SEALED.fullmatch(head)
+    if match is None:
+        raise FormatProblem("unreadable", "a sealed message with a malformed header")
+    try:
+        sealed = base64.b64decode(text, validate=True)
+        plain = keys.open(match.group(1), sealed, _content_data(channel_id, head), where)
+    except (ValueError, Tampered) as error:
+        raise FormatProblem("tampered", f"sealed content: {error}") from None
+    try:
+        inner = zlib.decompress(plain).decode("utf-8")
+    except (zlib.error, UnicodeDecodeError) as error:
+        raise FormatProblem("unreadable", f"sealed content does not decompress: {error}") from None
+    if is_sealed(inner):
+        raise FormatProblem("unreadable", "a sealed message inside a sealed message")
+    return OpenedContent(inner, match.group(1), _attachment_data(channel_id, sealed[:NONCE_BYTES]))
+
+
+def open_attachment(keys: KeyRing, opened: OpenedContent, attachment: bytes, where: str) -> bytes:
+    """The version 1 attachment that a sealed message's attachment holds.
+
+    Raises :class:`FormatProblem` (``tampered``: it does not authenticate or belongs to
+    another message) and the key errors of :func:`open_content`."""
+    try:
+        return keys.open(opened.key_id, attachment, opened.attachment_data, where)
+    except Tampered as error:
+        raise FormatProblem("tampered", f"sealed attachment: {error}") from None

@@ -17,6 +17,7 @@ from .classes import (
     runtime_class,
     schema_of,
 )
+from .crypto import KeyInput, KeyRing
 from .engine.catalog import Catalog
 from .engine.horizon import ServerClock
 from .engine.layout import CATALOG_CHANNEL, StorageLayout, shard_channel_name
@@ -35,6 +36,7 @@ from .errors import (
 )
 from .model import Table
 from .problems import Problem, ProblemKind
+from .sealed import KeyRotation, SealedTransport
 from .transport import RetryPolicy, Transport
 
 if TYPE_CHECKING:
@@ -114,6 +116,11 @@ class Database:
     the (hidden) category that holds the storage channels; ``admin_role`` is a role id that
     may read them. ``compaction`` sets when tables compact by themselves (None: never).
 
+    ``encryption_key`` (a key from ``discobase keygen``, or several: the first seals what is
+    written, every one opens what is read) encrypts every stored message with AES-GCM; see
+    docs/operations.md. Reading encrypted storage without its key raises
+    :class:`MissingKeyError` or :class:`WrongKeyError`.
+
     ``compat="1.0"`` turns on discobase 1.0's behaviour where it differs from this version's:
     writes return tasks that run without being awaited, and ``find_unique`` raises when nothing
     matches (see docs/migrating-from-1.0.md). ``logging`` is accepted for 1.0 code and ignored:
@@ -131,6 +138,7 @@ class Database:
         compaction: Compaction | None = DEFAULT_COMPACTION,
         compat: Literal["1.0"] | None = None,
         logging: bool = False,
+        encryption_key: KeyInput = None,
     ) -> None:
         if not isinstance(guild, int | str) or isinstance(guild, bool):
             raise TypeError("guild must be a guild id (int) or name (str)")
@@ -143,7 +151,7 @@ class Database:
         self.compaction = compaction
         self._owns_bot = bot is None
         self.bot = bot if bot is not None else Transport.create_client()
-        self.transport = Transport(self.bot, retry)
+        self.transport = SealedTransport(self.bot, retry, KeyRing.of(encryption_key))
         self._layout = StorageLayout(self.transport, category)
         self.guild_id: int | None = None
         self.size_limit = MAX_ATTACHMENT
@@ -287,7 +295,7 @@ class Database:
             await self.bot.wait_until_ready()
             guild = self.transport.bind(self.guild_ref, self.admin_role)
             self.guild_id = guild.id
-            self.size_limit = min(guild.filesize_limit, MAX_ATTACHMENT)
+            self.size_limit = min(guild.filesize_limit, MAX_ATTACHMENT) - self.transport.overhead
             # Listen before reading: a message stored before a read begins is in the read,
             # one stored after it reaches the gateway; those that arrive meanwhile wait.
             self._early = []
@@ -640,7 +648,7 @@ class Database:
         ).validate()
         check_new_field_names(name, schema.field_names, TABLE_ATTRIBUTES)
         runtime_class(schema)  # defaults must fit their types before anything is written
-        check_catalog_fits(schema)
+        check_catalog_fits(schema, self.transport.keys)
         async with self._schema_lock:
             if name in catalog.tables:
                 raise TableExistsError(name)
@@ -776,6 +784,19 @@ class Database:
         for channel_id in lost.schema.channels:
             if channel_id not in schema.channels:
                 await self.transport.delete_channel(channel_id)
+
+    async def rotate_key(self) -> KeyRotation:
+        """Seal every storage message under the first encryption key, in place (unencrypted
+        ones too). Messages keep their ids; a crash midway leaves each under the old or the new
+        key, both of which this database holds, and running it again finishes the work.
+
+        Give every other process of the database the new key first (new key first, old after
+        it), so that nothing is written under the old key meanwhile. Raises
+        :class:`InvalidKeyError` without a key, and the key errors for a message sealed under a
+        key this database was not given."""
+        self._require_open()
+        await self.flush()
+        return await self.transport.rotate(sorted(await self._layout.read_channels()))
 
     async def sync(self) -> None:
         """Catch up with writes made by other processes (e.g. after a gateway reconnect)."""

@@ -24,9 +24,12 @@ __all__ = (
     "DiscobaseError",
     "DiscordRejectedError",
     "DiscordUnavailableError",
+    "EncryptionError",
     "GuildNotFoundError",
     "GuildUnavailableError",
+    "InvalidKeyError",
     "InvalidTokenError",
+    "MissingKeyError",
     "MissingPermissionsError",
     "NotATableError",
     "NotConnectedError",
@@ -43,6 +46,7 @@ __all__ = (
     "UnsupportedFormatError",
     "V1DataNotFoundError",
     "ValidationError",
+    "WrongKeyError",
 )
 
 
@@ -305,6 +309,48 @@ class UnsupportedFormatError(StorageCorruptError):
         super().__init__(
             f"{where} uses storage format {version!r}, which this discobase does not know; "
             "upgrade discobase"
+        )
+
+
+class EncryptionError(DatabaseCorruptionError):
+    """Encrypted storage cannot be read with the keys this process was given, or a key is not
+    a key. Nothing was read into memory and nothing was written."""
+
+
+class InvalidKeyError(EncryptionError, ValueError):
+    """An encryption key is not 32 bytes in base64 (``discobase keygen`` makes one)."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(
+            f"not an encryption key: {detail}; a key is 32 random bytes in base64, as "
+            "`discobase keygen` prints"
+        )
+
+
+class MissingKeyError(EncryptionError):
+    """The storage is encrypted and no key was given."""
+
+    def __init__(self, key_id: str, where: str) -> None:
+        self.key_id = key_id
+        self.where = where
+        super().__init__(
+            f"{where} is encrypted (key id {key_id}) and no encryption key was given: pass "
+            "Database(encryption_key=...) or set DISCOBASE_ENCRYPTION_KEY"
+        )
+
+
+class WrongKeyError(EncryptionError):
+    """The storage is encrypted under a key none of the given keys is."""
+
+    def __init__(self, key_id: str, known: list[str], where: str) -> None:
+        self.key_id = key_id
+        self.known = known
+        self.where = where
+        super().__init__(
+            f"{where} is encrypted under key id {key_id}, and the keys given have ids "
+            f"{', '.join(known)}: give that key too (while keys rotate, give the new key "
+            "first and the old one after it)"
         )
 
 

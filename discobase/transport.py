@@ -515,6 +515,27 @@ class Transport:
         message = await self._call("POST /channels/{id}/messages", request)
         return _from_message(message)
 
+    async def edit(
+        self,
+        channel_id: int,
+        message_id: int,
+        content: str,
+        attachment: bytes | None = None,
+        *,
+        filename: str = "body",
+    ) -> StoredMessage | None:
+        """Replace a message's content and attachments (none when ``attachment`` is None);
+        None when the message is gone. An edit to given content is idempotent, so it is
+        retried like a read."""
+        message = self.client.get_partial_messageable(channel_id).get_partial_message(message_id)
+
+        async def request() -> discord.Message:
+            files = [discord.File(io.BytesIO(attachment), filename=filename)] if attachment else []
+            return await message.edit(content=content, attachments=files)
+
+        edited = await self._call_unless_gone("PATCH /channels/{id}/messages/{id}", request)
+        return None if edited is GONE else _from_message(edited)
+
     async def history(
         self, channel_id: int, *, before: int | None = None
     ) -> AsyncIterator[StoredMessage]:
