@@ -128,7 +128,8 @@ def parse_header(content: str) -> Header:
     if version == SEALED_VERSION:
         # Sealed messages are opened where they are read; one that reaches here did not open.
         raise FormatProblem(
-            "tampered", "a sealed message that does not authenticate (edited, cut or moved)"
+            ProblemKind.TAMPERED,
+            "a sealed message that does not authenticate (edited, cut or moved)",
         )
     if version != FORMAT_VERSION:
         raise FormatProblem(ProblemKind.UNKNOWN_VERSION, f"format version {version}")
@@ -376,18 +377,20 @@ def open_content(keys: KeyRing, channel_id: int, content: str, where: str) -> Op
     head, _, text = content.partition("\n")
     match = _SEALED.fullmatch(head)
     if match is None:
-        raise FormatProblem("unreadable", "a sealed message with a malformed header")
+        raise FormatProblem(ProblemKind.UNREADABLE, "a sealed message with a malformed header")
     try:
         sealed = base64.b64decode(text, validate=True)
         plain = keys.open(match.group(1), sealed, _content_data(channel_id, head), where)
     except (ValueError, Tampered) as error:
-        raise FormatProblem("tampered", f"sealed content: {error}") from None
+        raise FormatProblem(ProblemKind.TAMPERED, f"sealed content: {error}") from None
     try:
         inner = zlib.decompress(plain).decode("utf-8")
     except (zlib.error, UnicodeDecodeError) as error:
-        raise FormatProblem("unreadable", f"sealed content does not decompress: {error}") from None
+        raise FormatProblem(
+            ProblemKind.UNREADABLE, f"sealed content does not decompress: {error}"
+        ) from None
     if is_sealed(inner):
-        raise FormatProblem("unreadable", "a sealed message inside a sealed message")
+        raise FormatProblem(ProblemKind.UNREADABLE, "a sealed message inside a sealed message")
     return OpenedContent(inner, match.group(1), _attachment_data(channel_id, sealed[:NONCE_BYTES]))
 
 
@@ -399,4 +402,4 @@ def open_attachment(keys: KeyRing, opened: OpenedContent, attachment: bytes, whe
     try:
         return keys.open(opened.key_id, attachment, opened.attachment_data, where)
     except Tampered as error:
-        raise FormatProblem("tampered", f"sealed attachment: {error}") from None
+        raise FormatProblem(ProblemKind.TAMPERED, f"sealed attachment: {error}") from None

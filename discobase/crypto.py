@@ -58,8 +58,9 @@ class EncryptionKey:
         else:
             text = value.strip()
             try:
-                secret = base64.urlsafe_b64decode(
-                    text.replace("+", "-").replace("/", "_") + "=" * (-len(text) % 4)
+                secret = base64.b64decode(
+                    text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4),
+                    validate=True,
                 )
             except (binascii.Error, ValueError):
                 raise InvalidKeyError("it is not base64") from None

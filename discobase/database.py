@@ -144,6 +144,7 @@ class Database:
             raise TypeError("guild must be a guild id (int) or name (str)")
         if compat not in (None, "1.0"):
             raise ValueError(f"compat must be None or '1.0', not {compat!r}")
+        keys = KeyRing.of(encryption_key)
         self.compat = compat
         self.guild_ref = guild
         self.category = category
@@ -151,7 +152,7 @@ class Database:
         self.compaction = compaction
         self._owns_bot = bot is None
         self.bot = bot if bot is not None else Transport.create_client()
-        self.transport = SealedTransport(self.bot, retry, KeyRing.of(encryption_key))
+        self.transport = SealedTransport(self.bot, retry, keys)
         self._layout = StorageLayout(self.transport, category)
         self.guild_id: int | None = None
         self.size_limit = MAX_ATTACHMENT

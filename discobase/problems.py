@@ -19,6 +19,9 @@ class ProblemKind(StrEnum):
     UNREADABLE = "unreadable"
     #: The body does not match its checksum (truncated or edited).
     CHECKSUM = "checksum"
+    #: An encrypted message that does not authenticate: edited, cut, or moved from another
+    #: channel or message.
+    TAMPERED = "tampered"
     #: An attachment (or a snapshot part) the message needs is gone.
     MISSING_ATTACHMENT = "missing-attachment"
     #: A record that does not fit the table's schema.

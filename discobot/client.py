@@ -96,7 +96,12 @@ class DiscobaseBot(commands.Bot):
         self.command_record = command_record
         self.exit_code = ExitCode.OK
         self.exit_message: str | None = None
-        self.databases = GuildDatabases(self, category=settings.category, roles=self.roles)
+        self.databases = GuildDatabases(
+            self,
+            category=settings.category,
+            roles=self.roles,
+            encryption_key=settings.encryption_key,
+        )
         self._checked_startup = False
 
     async def database(self, guild_id: int) -> discobase.Database:

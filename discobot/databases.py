@@ -51,8 +51,9 @@ class DatabaseOpeningError(BadInputError):
 class GuildDatabases:
     """The bot's databases, one per guild, each opened once (see the module's docstring).
 
-    ``category`` and ``roles`` configure each database: its storage category's name and the
-    admin role that may read the storage channels.
+    ``category``, ``roles`` and ``encryption_key`` configure each database: its storage
+    category's name, the admin role that may read the storage channels, and the key(s) its
+    storage is encrypted with (None: not encrypted).
     """
 
     def __init__(
@@ -62,10 +63,12 @@ class GuildDatabases:
         category: str,
         roles: Roles,
         background_opens: int = BACKGROUND_OPENS,
+        encryption_key: str | None = None,
     ) -> None:
         self.client = client
         self.category = category
         self.roles = roles
+        self.encryption_key = encryption_key
         self.background_opens = background_opens
         self._open: dict[int, discobase.Database] = {}
         self._opening: dict[int, asyncio.Task[discobase.Database]] = {}
@@ -122,6 +125,7 @@ class GuildDatabases:
             bot=self.client,
             category=self.category,
             admin_role=admin_role.id if admin_role else None,
+            encryption_key=self.encryption_key,
         )
         await database.connect()
         if guild is not None and self.client.get_guild(guild_id) is None:

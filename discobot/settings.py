@@ -14,6 +14,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+import discobase
+
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message names the variable and what to set."""
@@ -47,6 +49,8 @@ class Settings:
     log_level: str = "INFO"
     category: str = "discobase"
     command_sync: CommandSync = CommandSync.AUTO
+    #: ``DISCOBASE_ENCRYPTION_KEY``: the key(s) every guild's database is encrypted with.
+    encryption_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(
@@ -82,6 +86,12 @@ class Settings:
         sync = (text("DISCOBASE_SYNC") or CommandSync.AUTO).lower()
         if sync not in set(CommandSync):
             raise SettingsError(f"DISCOBASE_SYNC must be auto, always or never, not {sync!r}")
+        encryption_key = text("DISCOBASE_ENCRYPTION_KEY")
+        if encryption_key is not None:
+            try:
+                discobase.KeyRing.of(encryption_key)
+            except discobase.InvalidKeyError as error:
+                raise SettingsError(f"DISCOBASE_ENCRYPTION_KEY: {error}") from None
         return cls(
             token=token,
             guild_id=int(guild) if guild is not None else None,
@@ -90,4 +100,5 @@ class Settings:
             log_level=log_level,
             category=text("DISCOBASE_CATEGORY") or "discobase",
             command_sync=CommandSync(sync),
+            encryption_key=encryption_key,
         )

@@ -42,9 +42,9 @@ async def make_pets(env: simcord.Env, guild: simcord.GuildHandle) -> None:
     await db.close()
 
 
-async def contents(env: simcord.Env, guild: simcord.GuildHandle) -> dict[str, Any]:
+async def contents(env: simcord.Env, guild: simcord.GuildHandle, **options: Any) -> dict[str, Any]:
     """Every table's schema (channels aside) and records, read by a fresh database."""
-    db = discobase.Database(guild.id, bot=env.bot)
+    db = discobase.Database(guild.id, bot=env.bot, **options)
     await db.open()
     found: dict[str, Any] = {}
     for name in sorted(db.tables):
@@ -251,19 +251,95 @@ def test_progress_on_a_terminal_redraws_one_bar_at_most_ten_times_a_second() -> 
     )
 
 
+def discobase_command(
+    tmp_path: Path, *args: str, **settings: str
+) -> subprocess.CompletedProcess[str]:
+    """``python -m discobase ARGS`` in ``tmp_path``, with only the given settings (no token)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DISCORD_", "DISCOBASE_"))}
+    env["PYTHONPATH"] = str(Path(__file__).parent.parent)
+    env["DISCOBASE_OFFLINE_STATE"] = str(tmp_path / "offline-state")
+    env.update(settings)
+    return subprocess.run(
+        [sys.executable, "-m", "discobase", *args],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False,
+    )  # fmt: skip
+
+
 def test_python_m_discobase_runs_offline_and_reports_progress_in_plain_lines(tmp_path):
     rows = tmp_path / "scores.csv"
     rows.write_text("player,points\n" + "".join(f"p{i},{i}\n" for i in range(1200)))
-    env = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "DISCOBASE_GUILD")}
-    env["PYTHONPATH"] = str(Path(__file__).parent.parent)
-    done = subprocess.run(
-        [sys.executable, "-m", "discobase", "import", "--offline", "scores", str(rows),
-         "--create", "--key", "player"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False,
-    )  # fmt: skip
+    done = discobase_command(
+        tmp_path, "import", "--offline", "scores", str(rows), "--create", "--key", "player"
+    )
     assert done.returncode == 0, done.stderr
     assert "imported 1,200 records into scores" in done.stdout
     progress = [line for line in done.stderr.splitlines() if line.startswith("import scores")]
     assert progress[0].startswith("import scores  500/1,200 records")
     assert progress[-1].startswith("import scores: 1,200 records")
     assert "\r" not in done.stderr
+
+    # A second run sees what the first wrote: the offline Discord is kept in the state file.
+    exported = discobase_command(tmp_path, "export", "--offline", "scores", "-o", "out.jsonl")
+    assert exported.returncode == 0, exported.stderr
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["player"] for line in lines) == sorted(
+        f"p{i}" for i in range(1200)
+    )
+    # ``--offline-state -`` starts from an empty Discord and keeps nothing.
+    fresh = discobase_command(tmp_path, "tables", "--offline", "--offline-state", "-")
+    assert (fresh.returncode, fresh.stdout) == (0, "no tables\n")
+    assert discobase_command(tmp_path, "tables", "--offline").stdout.startswith(
+        "scores\t1200 records"
+    )
+
+
+def test_offline_state_kept_encrypted_across_runs_and_keygen(tmp_path):
+    made = discobase_command(tmp_path, "keygen")
+    key = made.stdout.strip()
+    assert made.returncode == 0 and discobase.EncryptionKey.parse(key).id in made.stderr
+    rows = tmp_path / "secrets.jsonl"
+    rows.write_text('{"name": "launch code", "value": 1234}\n')
+    args = ("import", "--offline", "secrets", str(rows), "--create", "--key", "name")
+    assert discobase_command(tmp_path, *args, DISCOBASE_ENCRYPTION_KEY=key).returncode == 0
+    assert b"launch code" not in (tmp_path / "offline-state").read_bytes()
+
+    exported = discobase_command(
+        tmp_path, "export", "--offline", "secrets", DISCOBASE_ENCRYPTION_KEY=key
+    )
+    assert json.loads(exported.stdout) == {"name": "launch code", "value": 1234}
+    refused = discobase_command(tmp_path, "export", "--offline", "secrets")
+    assert refused.returncode == 1 and "is encrypted" in refused.stderr
+    assert not refused.stdout
+    bad = discobase_command(tmp_path, "tables", "--offline", DISCOBASE_ENCRYPTION_KEY="abc")
+    assert bad.returncode == 2 and "DISCOBASE_ENCRYPTION_KEY" in bad.stderr
+
+
+async def test_rotate_key_encrypts_a_database_and_moves_it_to_a_new_key(
+    simcord_env, home, capsys, monkeypatch
+):
+    bot = simcord_env.bot
+    before = await contents(simcord_env, home)
+    old, new = discobase.EncryptionKey.generate(), discobase.EncryptionKey.generate()
+    monkeypatch.delenv("DISCOBASE_ENCRYPTION_KEY", raising=False)
+    assert await run(["rotate-key", "--guild", "home"], bot) == 2
+    assert "NEW,OLD" in capsys.readouterr().err
+
+    monkeypatch.setenv("DISCOBASE_ENCRYPTION_KEY", old.text())
+    assert await run(["rotate-key", "--guild", "home"], bot) == 0
+    assert f"key {old.id}: " in capsys.readouterr().out
+    monkeypatch.delenv("DISCOBASE_ENCRYPTION_KEY")
+    assert await run(["tables", "--guild", "home"], bot) == 1
+    assert f"is encrypted (key id {old.id})" in capsys.readouterr().err
+
+    monkeypatch.setenv("DISCOBASE_ENCRYPTION_KEY", new.text())
+    assert await run(["tables", "--guild", "home"], bot) == 1
+    assert f"under key id {old.id}" in capsys.readouterr().err
+    monkeypatch.setenv("DISCOBASE_ENCRYPTION_KEY", f"{new.text()},{old.text()}")
+    assert await run(["rotate-key", "--guild", "home"], bot) == 0
+    out = capsys.readouterr().out
+    assert f"key {new.id}: " in out and " 0 were already" in out
+
+    monkeypatch.setenv("DISCOBASE_ENCRYPTION_KEY", new.text())
+    assert await run(["rotate-key", "--guild", "home"], bot) == 0
+    assert "0 messages sealed again" in capsys.readouterr().out
+    assert await contents(simcord_env, home, encryption_key=new.text()) == before
