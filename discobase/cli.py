@@ -441,7 +441,15 @@ async def _rotate_key(args: argparse.Namespace, client: discord.Client | None) -
     if not _keys():
         raise UsageError("set DISCOBASE_ENCRYPTION_KEY to the new key, then the old one: NEW,OLD")
     async with _opened(args, client) as db:
-        report = await db.rotate_key()
+        try:
+            report = await db.rotate_key()
+        except DiscobaseError as error:
+            print(
+                f"error: {error}\nrotate-key stopped: every message is under the old or the new "
+                "key, both of which you gave; run it again to finish",
+                file=sys.stderr,
+            )
+            return FAILED
         print(report)
         return OK if report.done else PROBLEMS
 

@@ -126,6 +126,8 @@ def parse_header(content: str) -> Header:
         raise FormatProblem(ProblemKind.FOREIGN, "not a discobase message")
     version = int(match.group(1))
     if version == SEALED_VERSION:
+        if match.group(2) != "sealed":
+            raise FormatProblem("unreadable", f"unknown sealed message kind {match.group(2)!r}")
         # Sealed messages are opened where they are read; one that reaches here did not open.
         raise FormatProblem(
             ProblemKind.TAMPERED,

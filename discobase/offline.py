@@ -46,7 +46,7 @@ def _load(backend: Any, path: Path, version: str) -> None:
     try:
         with path.open("rb") as file:
             state = pickle.load(file)
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
+    except Exception as error:  # a damaged pickle can fail in any of many ways
         raise OfflineStateError(f"{path} is not an offline state file: {error}") from None
     if not isinstance(state, dict) or state.get("discobase_offline") != STATE_VERSION:
         raise OfflineStateError(f"{path} is not an offline state file")

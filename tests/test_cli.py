@@ -291,6 +291,9 @@ def test_python_m_discobase_runs_offline_and_reports_progress_in_plain_lines(tmp
     assert discobase_command(tmp_path, "tables", "--offline").stdout.startswith(
         "scores\t1200 records"
     )
+    (tmp_path / "offline-state").write_bytes(b"not a state file")
+    damaged = discobase_command(tmp_path, "tables", "--offline")
+    assert damaged.returncode == 2 and "not an offline state file" in damaged.stderr
 
 
 def test_offline_state_kept_encrypted_across_runs_and_keygen(tmp_path):
@@ -335,9 +338,11 @@ async def test_rotate_key_encrypts_a_database_and_moves_it_to_a_new_key(
     assert await run(["tables", "--guild", "home"], bot) == 1
     assert f"under key id {old.id}" in capsys.readouterr().err
     monkeypatch.setenv("DISCOBASE_ENCRYPTION_KEY", f"{new.text()},{old.text()}")
+    simcord_env.inject_error("PATCH", "/channels/*/messages/*", status=400, times=1)
+    assert await run(["rotate-key", "--guild", "home"], bot) == 1
+    assert "run it again to finish" in capsys.readouterr().err
     assert await run(["rotate-key", "--guild", "home"], bot) == 0
-    out = capsys.readouterr().out
-    assert f"key {new.id}: " in out and " 0 were already" in out
+    assert f"key {new.id}: " in capsys.readouterr().out
 
     monkeypatch.setenv("DISCOBASE_ENCRYPTION_KEY", new.text())
     assert await run(["rotate-key", "--guild", "home"], bot) == 0

@@ -58,7 +58,7 @@ async def test_foreign_and_broken_messages_are_skipped_and_reported(simcord_env,
     await post(
         simcord_env, channel, 'dbs1 batch n=1 crc=00000000 id=trunc\n{"put":"t","rec":{"key":'
     )
-    await post(simcord_env, channel, 'dbs2 batch n=1 crc=0 id=future\n{"put":"f","rec":{}}')
+    await post(simcord_env, channel, 'dbs3 batch n=1 crc=0 id=future\n{"put":"f","rec":{}}')
     await Note(key="b", text="second").save()
     # someone strips the attachment off the big record's message
     history = [m async for m in simcord_env.bot.get_channel(channel).history(limit=20)]
