@@ -127,7 +127,9 @@ def parse_header(content: str) -> Header:
     version = int(match.group(1))
     if version == SEALED_VERSION:
         if match.group(2) != "sealed":
-            raise FormatProblem("unreadable", f"unknown sealed message kind {match.group(2)!r}")
+            raise FormatProblem(
+                ProblemKind.UNREADABLE, f"unknown sealed message kind {match.group(2)!r}"
+            )
         # Sealed messages are opened where they are read; one that reaches here did not open.
         raise FormatProblem(
             ProblemKind.TAMPERED,
