@@ -5,6 +5,7 @@ re-seals everything in place, surviving a crash midway."""
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 import pytest
@@ -234,3 +235,40 @@ def test_keys_are_32_bytes_of_base64_and_never_shown():
     for bad in ("", "not base64!", "c2hvcnQ=", NEW.text() + "AAAA"):
         with pytest.raises(discobase.InvalidKeyError):
             discobase.Database(1, encryption_key=bad)
+
+
+class Member(discobase.Table):
+    key: str
+    email: str
+
+    class Settings:
+        primary_key = "key"
+        unique = ["email"]
+        claim_unique = True
+
+
+async def test_unique_claims_are_sealed_and_still_hold(simcord_env, guild, new_db):
+    db = new_db(encryption_key=NEW.text(), compaction=None)
+    db.table(Member)
+    await db.open()
+    first = asyncio.ensure_future(Member(key="a", email=f"{SECRET}@x").insert())
+    await settle_claims(simcord_env, db)
+    await first
+    with pytest.raises(discobase.UniqueViolationError):
+        await Member(key="b", email=f"{SECRET}@x").insert()
+    await db.close()
+    assert key_ids(guild, simcord_env) == {NEW.id}
+    assert all(SECRET not in content for content, _ in stored(guild, simcord_env))
+
+    again = new_db(encryption_key=NEW.text(), compaction=None)
+    again.table(Member)
+    await again.open()
+    assert [m.key for m in await Member.find()] == ["a"]
+    with pytest.raises(discobase.UniqueViolationError):
+        await Member(key="c", email=f"{SECRET}@x").insert()
+
+
+async def settle_claims(env: simcord.Env, db: discobase.Database) -> None:
+    """Time passes the horizon margin and the database reads: its claims are settled."""
+    await past_horizon(env)
+    await db.sync()
