@@ -266,7 +266,7 @@ class Records(commands.Cog):
                 "record and delete this one"
             )
         record = await table.table.get(table.parse_key(key))
-        await record.update(**values)
+        await record.update(**values, if_revision=record.revision)
         await respond(
             interaction,
             _saved_reply(f"Updated {code(record.pk)} in {code(table.name)}:", table, record),
@@ -282,7 +282,8 @@ class Records(commands.Cog):
         record = await table.table.get(table.parse_key(key))
 
         async def delete_record(_: Interaction) -> str:
-            await record.delete()
+            # Only the record the member was shown: not one saved since the question.
+            await record.delete(if_revision=record.revision)
             return f"Deleted {code(record.pk)} from {code(table.name)}."
 
         confirmation = Confirmation(

@@ -93,6 +93,11 @@ def explain_expected(error: BaseException, *, reading: bool = False) -> str | No
         )
     if isinstance(error, discobase.RecordNotFoundError):
         return f"Table {code(error.table)} has no record with key {code(error.key)}."
+    if isinstance(error, discobase.ConflictError):
+        return (
+            f"The record {code(error.key)} in {code(error.table)} was changed by someone else "
+            f"meanwhile.{unchanged} Run the command again to see it as it is now."
+        )
     if isinstance(error, discobase.RecordTooLargeError):
         return (
             f"That record is too large to store ({error.size:,} bytes; the limit is "

@@ -466,3 +466,18 @@ async def test_a_duplicate_key_on_insert_points_to_update(world: World, pets: An
         "first. Nothing was changed."
     )
     assert (await pets.get("rex")).legs == 4
+
+
+async def test_delete_confirmed_after_the_record_changed_deletes_nothing(
+    world: World, pets: Any
+) -> None:
+    asked = await world.admin.slash(world.channel, "delete", table="pets", key="rex")
+    rex = await pets.get("rex")
+    await rex.update(legs=3)  # saved by someone else while the question is open
+    await world.admin.click(asked.response, label="Delete")
+
+    assert asked.response.content == (
+        "The record `rex` in `pets` was changed by someone else meanwhile. Nothing was "
+        "changed. Run the command again to see it as it is now."
+    )
+    assert (await records_of(pets))["rex"]["legs"] == 3
