@@ -5,6 +5,7 @@ value at once exactly one succeeds (docs/library.md, "Unique across processes").
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -55,6 +56,21 @@ async def settle_claims(env, *dbs: discobase.Database) -> None:
         await db.sync()
 
 
+async def at_once(env, strict, processes, mine, theirs) -> list[Any]:
+    """Run a write in each process while neither hears of the other's claim or record, then
+    let every claim settle; return both outcomes."""
+    p, q, other = processes
+    strict.hold_gateway()
+    strict.hold_gateway(other)
+    tasks = [asyncio.ensure_future(mine), asyncio.ensure_future(theirs)]
+    await env.settle()
+    assert not any(t.done() for t in tasks)  # each waits for its claim to settle
+    strict.release_gateway()
+    strict.release_gateway(other)
+    await settle_claims(env, p, q)
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def stored(env, new_db) -> dict[str, str]:
     await env.restart_bot(make_bot())
     db = new_db(compaction=None)
@@ -65,50 +81,34 @@ async def stored(env, new_db) -> dict[str, str]:
     return found
 
 
-async def test_two_processes_taking_one_unique_value_at_once_let_exactly_one_through(
-    simcord_env, new_db, guild, strict, fast_retry
+@pytest.mark.parametrize(
+    ("verb", "mine", "theirs"),
+    [
+        ("save", {"key": "a", "email": "x@example.com"}, {"key": "b", "email": "x@example.com"}),
+        ("insert", {"key": "k", "email": "p@example.com"}, {"key": "k", "email": "q@example.com"}),
+    ],
+)
+async def test_two_processes_taking_one_value_or_key_at_once_let_exactly_one_through(
+    simcord_env, new_db, guild, strict, fast_retry, verb, mine, theirs
 ):
     p, q, other = await two_processes(simcord_env, new_db, guild, strict, fast_retry)
-    strict.hold_gateway()  # neither process hears of the other's claim or record in time
-    strict.hold_gateway(other)
-    mine = asyncio.ensure_future(Member(key="a", email="x@example.com").save())
-    theirs = asyncio.ensure_future(OtherMember(key="b", email="x@example.com").save())
-    await simcord_env.settle()
-    assert not mine.done() and not theirs.done()  # each waits for its claim to settle
-    strict.release_gateway()
-    strict.release_gateway(other)
-    await settle_claims(simcord_env, p, q)
-    results = await asyncio.gather(mine, theirs, return_exceptions=True)
-    failed = [r for r in results if isinstance(r, BaseException)]
-    assert len(failed) == 1 and isinstance(failed[0], discobase.UniqueViolationError)
-    # Q's ids run 5 ms behind P's: its claim came first in log order.
+    results = await at_once(
+        simcord_env,
+        strict,
+        (p, q, other),
+        getattr(Member(**mine), verb)(),
+        getattr(OtherMember(**theirs), verb)(),
+    )
+    # Q's ids run 5 ms behind P's: its claim came first in log order, so P's write fails.
     assert isinstance(results[0], discobase.UniqueViolationError)
-    assert results[0].key == "b"
+    assert results[0].key == theirs["key"]
+    assert not isinstance(results[1], BaseException)
     await simcord_env.settle()
-    assert {m.key for m in await Member.find()} == {"b"}
-    assert {m.key for m in await OtherMember.find()} == {"b"}
+    assert [m.email for m in await Member.find()] == [theirs["email"]]
+    assert [m.email for m in await OtherMember.find()] == [theirs["email"]]
     await q.close()
     await p.close()
-    assert await stored(simcord_env, new_db) == {"b": "x@example.com"}
-
-
-async def test_two_processes_inserting_one_key_at_once_let_exactly_one_through(
-    simcord_env, new_db, guild, strict, fast_retry
-):
-    p, q, other = await two_processes(simcord_env, new_db, guild, strict, fast_retry)
-    strict.hold_gateway()
-    strict.hold_gateway(other)
-    mine = asyncio.ensure_future(Member(key="k", email="p@example.com").insert())
-    theirs = asyncio.ensure_future(OtherMember(key="k", email="q@example.com").insert())
-    await simcord_env.settle()
-    strict.release_gateway()
-    strict.release_gateway(other)
-    await settle_claims(simcord_env, p, q)
-    results = await asyncio.gather(mine, theirs, return_exceptions=True)
-    assert sum(isinstance(r, discobase.UniqueViolationError) for r in results) == 1
-    await q.close()
-    await p.close()
-    assert await stored(simcord_env, new_db) == {"k": "q@example.com"}
+    assert await stored(simcord_env, new_db) == {theirs["key"]: theirs["email"]}
 
 
 async def test_a_claim_settles_against_a_record_this_process_had_not_seen(

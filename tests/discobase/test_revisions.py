@@ -37,6 +37,17 @@ async def reload(env, new_db) -> dict[str, tuple[int, int]]:
     return found
 
 
+async def two_processes(simcord_env, new_db, guild, strict, fast_retry):
+    """P (this bot) and Q (a second client, its ids 5 ms behind), both holding record "a"."""
+    p = await open_with(new_db, compaction=None)
+    other = await strict.second_process()
+    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+    await q.open()
+    await Doc(key="a", n=1).save()
+    await simcord_env.settle()
+    return p, q, other
+
+
 async def test_every_write_gives_a_new_revision_that_reads_and_reloads_agree_on(
     simcord_env, new_db
 ):
@@ -141,13 +152,8 @@ async def test_insert_many_gives_each_record_its_revision(simcord_env, new_db):
 async def test_across_processes_a_write_this_process_applied_makes_a_stale_revision_conflict(
     simcord_env, new_db, guild, strict, fast_retry
 ):
-    p = await open_with(new_db, compaction=None)
-    other = await strict.second_process()
-    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
-    await q.open()
+    p, q, _ = await two_processes(simcord_env, new_db, guild, strict, fast_retry)
     QDoc = q.tables["doc"]
-    await Doc(key="a", n=1).save()
-    await simcord_env.settle()
     seen_by_q = await QDoc.get("a")
     mine = await Doc.get("a")
     assert seen_by_q.revision == mine.revision  # one log, one revision in every process
@@ -176,13 +182,8 @@ async def test_across_processes_writes_not_yet_applied_race_and_log_order_decide
 ):
     """The documented limit: a write of another process that has not reached this one does
     not make a conditional write conflict; both land and the later message wins everywhere."""
-    p = await open_with(new_db, compaction=None)
-    other = await strict.second_process()
-    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
-    await q.open()
+    p, q, other = await two_processes(simcord_env, new_db, guild, strict, fast_retry)
     QDoc = q.tables["doc"]
-    await Doc(key="a", n=1).save()
-    await simcord_env.settle()
     mine, theirs = await Doc.get("a"), await QDoc.get("a")
     await simcord_env.advance_time(1)  # past the skew: both next ids follow the first write
     strict.hold_gateway()  # neither process hears of the other's write yet
