@@ -90,12 +90,15 @@ class Claims:
             self._add(claim, sent.id)
             posted.append((claim, sent.id, shard))
         for _, message_id, shard in posted:
+            read = False
             while shard.horizon < message_id:
                 delay = self.feed.settles_in(message_id)
-                if delay <= 0:
+                if delay <= 0 and not read:
                     await self.feed.settle()
+                    read = True  # a read that did not settle it is not repeated at once
                 else:
-                    await self.feed.wait(min(delay, core.margin))
+                    read = False
+                    await self.feed.wait(min(max(delay, 1.0), core.margin))
         for claim, message_id, _ in posted:
             for other_id, other in sorted(self.seen.get(claim.slot, {}).items()):
                 if other_id >= message_id or other.by == by:

@@ -216,6 +216,7 @@ class Watch(AsyncIterator[Change[T]]):
 
     async def __anext__(self) -> Change[T]:
         log = self.log
+        settling_failed = False
         while True:
             self.check()
             settled = log.settled()
@@ -230,11 +231,16 @@ class Watch(AsyncIterator[Change[T]]):
                 if change is not None:
                     return change
             if at < len(items):
-                delay = log.settles_in(items[at][0])
-                if delay <= 0:
+                target = items[at][0]
+                delay = log.settles_in(target)
+                if delay <= 0 and not settling_failed:
                     await log.settle()
+                    # A read that could not settle it (a message of the log gone meanwhile)
+                    # is not repeated at once: the next try waits a second.
+                    settling_failed = log.settled() < target
                     continue
-                await log.wait(min(delay, log.core.margin))
+                settling_failed = False
+                await log.wait(min(max(delay, 1.0), log.core.margin))
             else:
                 await log.wait(log.core.margin)
 
