@@ -91,7 +91,7 @@ async def test_a_confirmed_drop_of_a_table_dropped_meanwhile_says_so_in_place(
 async def test_a_bug_behind_a_button_is_logged_and_answered_generically(
     world: World, pets: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def broken_delete(self: discobase.Table) -> None:
+    async def broken_delete(self: discobase.Table, **_: Any) -> None:
         raise RuntimeError("disk on fire")
 
     asked = await world.admin.slash(world.channel, "delete", table="pets", key="rex")
