@@ -20,6 +20,9 @@ import matplotlib.pyplot as plt
 
 from .targets import Phases, figure_of, w8_phase, w8_sizes
 
+#: The target of bytes held per loaded record, drawn on the memory panel.
+MEMORY_TARGET_BYTES = 600
+
 #: (label, W8 phase kind, figure, divided by the table's size) of the CPU panel, in µs.
 CPU_CURVES = (
     ("insert_many, per record", "insert_many", "CPU us/record", False),
@@ -63,6 +66,7 @@ def draw_w8(now: Phases, before: Phases | None, path: Path) -> bool:
         if points:
             xs, ys = zip(*points, strict=True)
             memory_axes.plot(xs, ys, style, marker="o", color=colors[4], label=f"held ({run})")
+    memory_axes.axhline(MEMORY_TARGET_BYTES, color="gray", linestyle=":", label="target")
     cpu_axes.set(
         xscale="log",
         yscale="log",

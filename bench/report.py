@@ -480,8 +480,9 @@ def _before_text(before: dict[str, Any] | None) -> str:
     if before is None:
         return "not recorded (`bench/results-before.json` is missing)."
     return (
-        f"`bench/results-before.json`: this benchmark run on {before.get('code')} "
-        f"({before.get('date')}), before the engine's speed-ups for CPU and memory;"
+        f"`bench/results-before.json` ({before.get('date')}): the library of {before.get('code')}"
+        " (the changes: this benchmark's `bench/`), before the engine's speed-ups for CPU and"
+        " memory;"
     )
 
 
