@@ -14,11 +14,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-__all__ = ("curve", "draw_w8")
-
 import matplotlib.pyplot as plt
 
 from .targets import Phases, figure_of, w8_phase, w8_sizes
+
+__all__ = ("MEMORY_TARGET_BYTES", "curve", "draw_w8")
 
 #: The target of bytes held per loaded record, drawn on the memory panel.
 MEMORY_TARGET_BYTES = 600
