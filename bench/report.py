@@ -255,13 +255,14 @@ def _size_real_seconds(phases: Phases, records: int) -> float | None:
     return built.get("size_real_seconds") if built is not None else None
 
 
-#: W8's costs for the growth sentences: (what, phase kind, figure, per query rather than total).
+#: W8's costs for the growth sentences: (what, phase kind, figure, per query rather than
+#: per record, unit).
 W8_GROWTH = (
-    ("The CPU time of `insert_many`", "insert_many", "CPU us/record", False),
-    ("The CPU time of a cold open", "open", "CPU us/record", False),
-    ("The memory held", "open", "held bytes/record", False),
-    ("The CPU time of one unindexed scan", "scan", "median op CPU us", True),
-    ("The CPU time of one indexed find", "find", "median op CPU us", True),
+    ("The CPU time of `insert_many`", "insert_many", "CPU us/record", False, "µs"),
+    ("The CPU time of a cold open", "open", "CPU us/record", False, "µs"),
+    ("The memory held", "open", "held bytes/record", False, "bytes"),
+    ("The CPU time of one unindexed scan", "scan", "median op CPU us", True, "µs"),
+    ("The CPU time of one indexed find", "find", "median op CPU us", True, "µs"),
 )
 
 
@@ -272,7 +273,7 @@ def growth_sentences(phases: Phases) -> list[str]:
         return []
     small, large = sizes[0], sizes[-1]
     sentences = []
-    for what, kind, figure, per_query in W8_GROWTH:
+    for what, kind, figure, per_query, unit in W8_GROWTH:
         first = figure_of(phases, w8_phase(kind, small), figure)
         last = figure_of(phases, w8_phase(kind, large), figure)
         if not first or not last:
@@ -284,7 +285,8 @@ def growth_sentences(phases: Phases) -> list[str]:
         sentences.append(
             f"- {what} grows as N^{exponent:.2f} ({_shape(exponent)}) "
             f"from {small:,} to {large:,} records"
-            + ("" if per_query else f": {_number(first)} then {_number(last)} per record")
+            + f": {_number(first)} then {_number(last)} {unit} "
+            + ("per query" if per_query else "per record")
             + "."
         )
     return sentences
@@ -414,8 +416,9 @@ def render_markdown(
         "target is what `tracemalloc` finds still allocated after a cold open and a garbage",
         "collection, from a start just before the database is made. **before** is",
         _before_text(before),
-        "**1.0.0** is the baseline below (on the records it could hold; `-` where it has no",
-        "such phase).",
+        "**1.0.0** is the baseline below, run on the records it could hold (a few hundred, not",
+        "the workload's size: its per-query figures are not comparable with ours) with its",
+        "failed operations counted; `-` where it has no such phase.",
         "",
         markdown_table(SIDE_BY_SIDE_COLUMNS, _side_by_side(results, before)),
         "",
