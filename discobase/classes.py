@@ -7,6 +7,7 @@ engines; what a class means as a schema, and a schema as a class, is decided her
 
 from __future__ import annotations
 
+import datetime
 import json
 from typing import Any
 
@@ -25,7 +26,14 @@ from .engine.schema import (
 from .errors import SchemaError
 from .model import Table, settings_of
 
-__all__ = ("TABLE_ATTRIBUTES", "check_catalog_fits", "field_spec", "runtime_class", "schema_of")
+__all__ = (
+    "TABLE_ATTRIBUTES",
+    "check_catalog_fits",
+    "field_spec",
+    "runtime_class",
+    "schema_of",
+    "ttl_seconds",
+)
 
 #: A record's public attributes: a field of one of these names would shadow it.
 TABLE_ATTRIBUTES = frozenset(name for name in dir(Table) if not name.startswith("_"))
@@ -46,9 +54,23 @@ def schema_of(cls: type[Table]) -> TableSchema:
         indexes=list(settings.get("indexes", ())),
         unique=list(settings.get("unique", ())),
         shards=settings.get("shards", 1),
+        ttl=ttl_seconds(name, settings.get("ttl")),
     )
     check_catalog_fits(schema)
     return schema
+
+
+def ttl_seconds(table: str, ttl: object) -> float | None:
+    """``Settings.ttl`` (a positive ``timedelta``, or None) in seconds; :class:`SchemaError`
+    for anything else."""
+    if ttl is None:
+        return None
+    if not isinstance(ttl, datetime.timedelta) or ttl < datetime.timedelta(milliseconds=1):
+        raise SchemaError(
+            f"table {table!r}: ttl must be a positive datetime.timedelta of at least a "
+            f"millisecond, not {ttl!r}"
+        )
+    return ttl.total_seconds()
 
 
 def field_spec(table: str, name: str, spec: Any) -> FieldSchema:
@@ -107,6 +129,7 @@ def runtime_class(schema: TableSchema) -> type[Table]:
             "indexes": list(schema.indexes),
             "unique": list(schema.unique),
             "shards": schema.shards,
+            "ttl": None if schema.ttl is None else datetime.timedelta(seconds=schema.ttl),
         },
     )
     class_name = "".join(part.capitalize() for part in schema.name.split("_")) or "Record"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
@@ -16,6 +17,7 @@ from .classes import (
     field_spec,
     runtime_class,
     schema_of,
+    ttl_seconds,
 )
 from .crypto import KeyInput, KeyRing
 from .engine.catalog import Catalog
@@ -624,11 +626,13 @@ class Database:
         indexes: list[str] | tuple[str, ...] = (),
         unique: list[str] | tuple[str, ...] = (),
         shards: int = 1,
+        ttl: datetime.timedelta | None = None,
     ) -> type[Table]:
         """Create a table without a Python class; return its (generated) Table class.
 
         ``fields`` maps names to a type (``str``, ``int | None``), a type name (``"int"``,
-        ``"datetime?"`` for optional; see ``TYPE_NAMES``), or ``(type, default)``. Raises
+        ``"datetime?"`` for optional; see ``TYPE_NAMES``), or ``(type, default)``; ``ttl`` as
+        ``Settings.ttl``. Raises
         :class:`TableExistsError` or :class:`SchemaError`.
         """
         catalog = self._require_open()
@@ -646,6 +650,7 @@ class Database:
             list(indexes),
             list(unique),
             shards,
+            ttl=ttl_seconds(name, ttl),
         ).validate()
         check_new_field_names(name, schema.field_names, TABLE_ATTRIBUTES)
         runtime_class(schema)  # defaults must fit their types before anything is written
@@ -665,6 +670,7 @@ class Database:
         (``schema.json_schema()`` is the JSON Schema of one record)."""
         self._require_open()
         engine = self._engine(name)
+        engine.expire()
         schema = TableSchema.from_dict(engine.schema.to_dict())
         schema.record_count = len(engine.state.records)
         schema.model = self._registry[name].cls

@@ -108,7 +108,8 @@ class Table(BaseModel):
     ``indexes`` (fields with an index), ``unique`` (fields whose values cannot repeat, indexed
     too), ``shards`` (log channels, 1 to 16: more channels, more writes per second),
     ``claim_unique`` (claim unique values in the log so that they hold across processes, at
-    the cost of a wait of about ``Compaction.margin`` per new value; see :mod:`.engine.claims`).
+    the cost of a wait of about ``Compaction.margin`` per new value; see :mod:`.engine.claims`),
+    ``ttl`` (a ``timedelta``: a record expires that long after its last write).
     """
 
     model_config = ConfigDict(
@@ -430,6 +431,7 @@ class Table(BaseModel):
         """
         query = cls._query(expressions, equals, order_by, limit, offset)
         engine = cls._engine()
+        engine.expire()
         return [record._found(engine) for record in engine.state.select(query)]
 
     @classmethod
@@ -463,6 +465,7 @@ class Table(BaseModel):
     async def get(cls, key: Any) -> Self:
         """The record with this key; :class:`RecordNotFoundError` if there is none."""
         engine = cls._engine()
+        engine.expire()
         primary_key = engine.schema.primary_key
         lookup = _json_key(cls, primary_key, key) if primary_key is not None else key
         try:
@@ -511,7 +514,9 @@ class Table(BaseModel):
     async def count(cls, *expressions: Predicate, **equals: Any) -> int:
         """How many records match (all of them with no conditions)."""
         query = cls._query(expressions, equals)
-        return cls._engine().state.count(query.where)
+        engine = cls._engine()
+        engine.expire()
+        return engine.state.count(query.where)
 
     @classmethod
     async def all(
@@ -524,6 +529,7 @@ class Table(BaseModel):
         it is reached, so stopping early is cheap."""
         query = cls._query(expressions, equals, order_by)
         engine = cls._engine()
+        engine.expire()
         for record in engine.state.select(query):
             yield record._found(engine)
 

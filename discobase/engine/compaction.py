@@ -123,6 +123,8 @@ class Compactor:
         (later entries stay in the log), records that do not decode under this process's
         class as stored, and the parts of groups not yet complete with the state of their
         keys. Every line carries the version of the entry it folds."""
+        if self.core.expire is not None:
+            self.core.expire()  # expired records are left out of the snapshot
         state = self.core.state
         pending = state.pending_parts(shard.channel_id, upto)
         pending_keys = {json.dumps(e.key) for e in pending}

@@ -78,6 +78,8 @@ class TableCore:
     on_changes: Callable[[list[Change]], None] | None = None
     #: Told of a snapshot loaded, by its ``upto``: the log before it is not there to replay.
     on_snapshot: Callable[[int], None] | None = None
+    #: Forgets the records past the table's ttl (engine/expiry.py); None without a ttl.
+    expire: Callable[[], None] | None = None
     #: Told of each claim message read (see :mod:`.claims`).
     on_claim: Callable[[LogShard, StoredMessage, Header], None] | None = None
 

@@ -197,6 +197,8 @@ class TableSchema:
     shards: int = 1
     #: The log channels, one per shard (filled in when the table is created in the guild).
     channels: list[int] = field(default_factory=list)
+    #: Seconds a record lives after its last write (``Settings.ttl``); None: for ever.
+    ttl: float | None = None
     #: Records in the table right now (filled in by ``Database.schema``).
     record_count: int = 0
     #: The table's class (filled in by ``Database.schema``); :meth:`json_schema` describes it.
@@ -235,7 +237,7 @@ class TableSchema:
             "unique": list(self.unique),
             "shards": self.shards,
             "channels": [str(c) for c in self.channels],
-        }
+        } | ({} if self.ttl is None else {"ttl": self.ttl})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TableSchema:
@@ -247,6 +249,7 @@ class TableSchema:
             unique=list(data.get("unique", [])),
             shards=int(data.get("shards", 1)),
             channels=[int(c) for c in data.get("channels", [])],
+            ttl=data.get("ttl"),
         )
 
     def same_shape(self, other: TableSchema) -> bool:
@@ -256,6 +259,7 @@ class TableSchema:
             and all(a.same_shape(b) for a, b in zip(self.fields, other.fields, strict=True))
             and (self.primary_key, sorted(self.indexes), sorted(self.unique), self.shards)
             == (other.primary_key, sorted(other.indexes), sorted(other.unique), other.shards)
+            and self.ttl == other.ttl
         )
 
     def validate(self) -> TableSchema:
@@ -292,6 +296,15 @@ class TableSchema:
                     )
         if not isinstance(self.shards, int) or not 1 <= self.shards <= 16:
             raise SchemaError(f"table {self.name!r}: shards must be 1 to 16")
+        if self.ttl is not None and (
+            isinstance(self.ttl, bool)
+            or not isinstance(self.ttl, int | float)
+            or not 0.001 <= self.ttl < 1e11
+        ):
+            raise SchemaError(
+                f"table {self.name!r}: ttl must be a positive datetime.timedelta of at least "
+                f"a millisecond, not {self.ttl!r}"
+            )
         return self
 
     @classmethod
@@ -304,10 +317,12 @@ class TableSchema:
         indexes: list[str],
         unique: list[str],
         shards: int,
+        ttl: float | None = None,
     ) -> TableSchema:
         """Describe a pydantic model's fields as a schema."""
         fields = [_field_schema(fname, info) for fname, info in model.model_fields.items()]
-        return cls(name, fields, primary_key, list(indexes), list(unique), shards).validate()
+        schema = cls(name, fields, primary_key, list(indexes), list(unique), shards, ttl=ttl)
+        return schema.validate()
 
 
 def _field_schema(name: str, info: FieldInfo) -> FieldSchema:

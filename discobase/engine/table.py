@@ -22,6 +22,7 @@ from .claims import Claims
 from .compaction import HORIZON_MARGIN, Compaction, Compactor
 from .constraints import Constraints
 from .core import TableCore, Write
+from .expiry import Expiry
 from .feed import ChangeLog
 from .horizon import ServerClock
 from .ingest import Ingest
@@ -93,6 +94,10 @@ class TableEngine:
         )
         self.feed = ChangeLog(self.core, self.ingest)
         self.writes.claims = Claims(self.core, self.feed, self.placement)
+        self.expiry = None if schema.ttl is None else Expiry(schema.ttl, storage.now)
+        if self.expiry is not None:
+            self.expiry.track(self.state)
+            self.core.expire = self.expire
 
     @property
     def name(self) -> str:
@@ -139,10 +144,17 @@ class TableEngine:
             self.name, self._decode, indexes=self.schema.indexes, unique=self.schema.unique
         )
         core.state = self.constraints.state = self.state
+        if self.expiry is not None:
+            self.expiry.track(self.state)
         core.add_shards([LogShard(s.index, s.channel_id, s.writer) for s in core.shards])
 
     def spawn_ingest(self, message: StoredMessage) -> None:
         self.ingest.spawn(message)
+
+    def expire(self) -> None:
+        """Forget the records past the table's ttl (nothing without one): before every read."""
+        if self.expiry is not None:
+            self.expiry.expire(self.state)
 
     async def catch_up(self) -> None:
         await self.feed.settle()
@@ -159,6 +171,7 @@ class TableEngine:
         Returns each write's revision (None: overtaken in its message by a later write of
         the same key). ``claim``: claim new unique values across processes first
         (:mod:`.claims`)."""
+        self.expire()  # an expired record holds no key or unique value
         return await self.writes.write(writes, insert=insert, must_exist=must_exist, claim=claim)
 
     def _committed(self, message: StoredMessage, batch_id: str, entries: list[Entry]) -> None:
