@@ -18,10 +18,18 @@ import discobase
 from discobot.autocomplete import query_fields, record_keys, sort_fields
 from discobot.databases import defer
 from discobot.errors import BadInputError
-from discobot.grammar import Condition, coerce_value, parse_json_object, parse_query, parse_sort
+from discobot.grammar import (
+    Condition,
+    coerce_value,
+    parse_json_object,
+    parse_names,
+    parse_query,
+    parse_sort,
+)
 from discobot.options import ChosenTable, InsertTable
 from discobot.permissions import Access
 from discobot.render import (
+    CONTENT_LIMIT,
     code,
     paginate,
     plural,
@@ -229,22 +237,55 @@ class Records(commands.Cog):
 
     @command(name="count", description="Count records", access=Access.READ)
     @app_commands.describe(
-        table="The table to count", query="Conditions like `legs>=3` (empty: all records)"
+        table="The table to count",
+        query="Conditions like `legs>=3` (empty: all records)",
+        group_by="Count per value of these fields, comma-separated, like `legs`",
     )
     @app_commands.autocomplete(query=query_fields)
     async def count(
-        self, interaction: Interaction, table: ChosenTable, query: str | None = None
+        self,
+        interaction: Interaction,
+        table: ChosenTable,
+        query: str | None = None,
+        group_by: str | None = None,
     ) -> None:
         conditions = parse_query(query)
+        groups = parse_names(group_by, what="`group_by`", known=table.field_names())
+        types = table.field_types()
+        for name in groups:
+            if types[name] == "json":
+                raise BadInputError(
+                    f"`group_by` names {code(name)}, a json field, whose values cannot be "
+                    "grouped; group by a field of another type"
+                )
         await defer(interaction)
         try:
-            total = await table.table.count(*table.where(conditions))
+            if groups:
+                counted = await table.table.aggregate(*table.where(conditions), group_by=groups)
+            else:
+                total = await table.table.count(*table.where(conditions))
         except discobase.ValidationError as error:
             raise await _query_error(table, conditions, error) from None
-        await respond(
-            interaction,
-            f"{code(table.name)} has {plural(total, 'record')}{_query_note(query, None)}.",
-        )
+        note = _query_note(query, None)
+        if not groups:
+            await respond(interaction, f"{code(table.name)} has {plural(total, 'record')}{note}.")
+            return
+        total = sum(group["count"] for group in counted)
+        lines = [
+            f"{plural(total, 'record')} of {code(table.name)}{note} in "
+            f"{plural(len(counted), 'group')} by {', '.join(code(n) for n in groups)}:"
+        ]
+        for position, group in enumerate(counted):
+            line = (
+                ", ".join(f"{code(n)}={code(v, 60)}" for n, v in group["group"].items())
+                + f": {group['count']:,}"
+            )
+            rest = f"… and {plural(len(counted) - position, 'more group')}"
+            if sum(len(x) + 1 for x in [*lines, line, rest]) > CONTENT_LIMIT:
+                lines.append(rest)
+                break
+            lines.append(line)
+        await respond(interaction, "\n".join(lines))
 
     @command(name="update", description="Change fields of a record", access=Access.WRITE)
     @app_commands.describe(

@@ -24,6 +24,7 @@ import pydantic
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter
 
+from .engine.aggregate import Aggregation, aggregate
 from .engine.feed import LAST, Position, Watch
 from .engine.schema import describe_annotation
 from .engine.table import TableEngine, Write
@@ -511,6 +512,59 @@ class Table(BaseModel):
         return copy
 
     @classmethod
+    async def aggregate(
+        cls,
+        *expressions: Predicate,
+        group_by: str | FieldRef | Sequence[str | FieldRef] | None = None,
+        count: bool = True,
+        sum: str | FieldRef | Sequence[str | FieldRef] = (),
+        avg: str | FieldRef | Sequence[str | FieldRef] = (),
+        min: str | FieldRef | Sequence[str | FieldRef] = (),
+        max: str | FieldRef | Sequence[str | FieldRef] = (),
+        **equals: Any,
+    ) -> Any:
+        """Statistics of the matching records, from memory (docs/library.md, "Aggregates").
+
+        Without ``group_by``: one dict ``{"group": {}, "count": n, "sum": {field: total},
+        "avg": {...}, "min": {...}, "max": {...}}`` (only the statistics asked for). With
+        ``group_by`` (fields): a list of such dicts, one per distinct combination of their
+        values (``"group": {field: value}``), in value order. ``None`` values are left out of
+        sums, averages, minima and maxima. Raises :class:`UnknownFieldError` for an unknown
+        field and :class:`ValidationError` for ``sum``/``avg`` of a field that is not a
+        number (int, float, decimal) or ``group_by``/``min``/``max`` of a json field.
+        """
+        engine = cls._engine()
+        query = cls._query(expressions, equals)
+        spec = Aggregation(
+            group_by=_field_names(cls, "group_by", group_by),
+            count=count,
+            sum=_field_names(cls, "sum", sum),
+            avg=_field_names(cls, "avg", avg),
+            min=_field_names(cls, "min", min),
+            max=_field_names(cls, "max", max),
+        )
+        if not isinstance(count, bool):
+            raise ValidationError(engine.name, f"count must be True or False, not {count!r}")
+        types = {f.name: f.type for f in engine.schema.fields}
+        for what, names, allowed in (
+            ("sum", spec.sum, _NUMBERS),
+            ("avg", spec.avg, _NUMBERS),
+            ("group_by", spec.group_by, None),
+            ("min", spec.min, None),
+            ("max", spec.max, None),
+        ):
+            for name in names:
+                kind = types[name]
+                if (allowed is not None and kind not in allowed) or kind == "json":
+                    wanted = "a number field (int, float, decimal)" if allowed else "a field"
+                    raise ValidationError(
+                        engine.name, f"{what} needs {wanted} that is not json; {name} is {kind}"
+                    )
+        engine.expire()
+        results = aggregate(engine.state, query, spec)
+        return results if spec.group_by else results[0]
+
+    @classmethod
     async def count(cls, *expressions: Predicate, **equals: Any) -> int:
         """How many records match (all of them with no conditions)."""
         query = cls._query(expressions, equals)
@@ -537,6 +591,28 @@ class Table(BaseModel):
 def _claims(cls: type[Table]) -> bool:
     """Whether the class claims its unique values across processes (``claim_unique``)."""
     return bool(settings_of(cls).get("claim_unique", False))
+
+
+#: The field types ``sum`` and ``avg`` take.
+_NUMBERS = ("int", "float", "decimal")
+
+
+def _field_names(
+    cls: type[Table], what: str, fields: str | FieldRef | Sequence[str | FieldRef] | None
+) -> list[str]:
+    """Field names from a name, a field reference or a sequence of them;
+    :class:`UnknownFieldError` for a name that is not a field."""
+    if fields is None:
+        return []
+    listed = [fields] if isinstance(fields, str | FieldRef) else list(fields)
+    names = []
+    for one in listed:
+        name = one.name if isinstance(one, FieldRef) else one
+        if not isinstance(name, str) or name not in cls.model_fields:
+            raise UnknownFieldError(cls._engine().name, str(name), list(cls.model_fields))
+        if name not in names:
+            names.append(name)
+    return names
 
 
 def settings_of(cls: type[Table]) -> dict[str, Any]:

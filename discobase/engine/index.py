@@ -65,6 +65,10 @@ class FieldIndex:
         """Values (other than None) held by more than one key, with their keys."""
         return [(v, keys) for v, keys in self._keys.items() if v is not None and len(keys) > 1]
 
+    def sizes(self) -> dict[Any, int]:
+        """How many keys hold each value (None included)."""
+        return {value: len(keys) for value, keys in self._keys.items()}
+
     def equal(self, value: Any) -> set[Any]:
         return self._keys.get(value, set())
 

@@ -59,13 +59,13 @@ RESERVED_FIELD_NAMES = frozenset(
         "save", "insert", "update", "delete", "insert_many", "get", "find", "find_one",
         "find_unique", "count", "all", "pk", "Settings", "self", "cls", "limit", "offset",
         "order_by", "expressions", "equals", "commit", "revision", "if_revision", "watch",
-        "before_save", "after_save", "before_delete", "after_delete",
+        "before_save", "after_save", "before_delete", "after_delete", "aggregate",
         *(name for name in dir(BaseModel) if not name.startswith("_")),
     }
 )  # fmt: skip
 _RESERVED_SUMMARY = (
     "save, insert, update, delete, insert_many, commit, get, find, find_one, find_unique, count, all, "
-    "watch, pk, revision, if_revision, Settings, before_save, after_save, before_delete, "
+    "aggregate, watch, pk, revision, if_revision, Settings, before_save, after_save, before_delete, "
     "after_delete, self, cls, limit, offset, order_by, model_* and pydantic's BaseModel methods "
     "(copy, dict, json, schema, validate, ...)"
 )

@@ -481,3 +481,44 @@ async def test_delete_confirmed_after_the_record_changed_deletes_nothing(
         "changed. Run the command again to see it as it is now."
     )
     assert (await records_of(pets))["rex"]["legs"] == 3
+
+
+async def test_count_grouped_by_a_field(world: World, pets: Any) -> None:
+    await pets(name="polly", legs=2, email="polly@example.org").save()
+
+    grouped = await world.reader.slash(world.channel, "count", table="pets", group_by="legs")
+    filtered = await world.reader.slash(
+        world.channel, "count", table="pets", query="name!=rex", group_by="legs, email"
+    )
+
+    assert grouped.ephemeral
+    assert grouped.response.content.splitlines() == [
+        "3 records of `pets` in 2 groups by `legs`:",
+        "`legs`=`2`: 2",
+        "`legs`=`4`: 1",
+    ]
+    assert filtered.response.content.splitlines() == [
+        "2 records of `pets` where `name!=rex` in 2 groups by `legs`, `email`:",
+        "`legs`=`2`, `email`=`null`: 1",
+        "`legs`=`2`, `email`=`polly@example.org`: 1",
+    ]
+
+
+async def test_count_grouped_by_an_unknown_field_is_refused(world: World, pets: Any) -> None:
+    result = await world.reader.slash(world.channel, "count", table="pets", group_by="colour")
+
+    assert result.ephemeral
+    assert "`group_by` names `colour`, which is not a field" in result.response.content
+
+
+async def test_count_with_many_groups_keeps_to_the_message_limit(world: World, pets: Any) -> None:
+    await pets.insert_many([{"name": f"pet{n}", "legs": n} for n in range(300)])
+
+    result = await world.reader.slash(world.channel, "count", table="pets", group_by="legs")
+
+    text = result.response.content
+    assert len(text) <= 2000
+    assert text.startswith("302 records of `pets` in 300 groups by `legs`:")
+    assert text.splitlines()[-1].startswith("… and ")
+    shown = len(text.splitlines()) - 2
+    assert text.splitlines()[-1] == f"… and {300 - shown} more groups"
