@@ -8,11 +8,13 @@ references that build queries. Every verb goes through the table's engine, which
 
 from __future__ import annotations
 
+import copy
 import datetime
 import decimal
 import enum
 import inspect
 import math
+import operator
 import types
 import typing
 import uuid
@@ -417,21 +419,58 @@ class Table(BaseModel):
         return query
 
     @classmethod
+    @typing.overload
     async def find(
         cls,
         *expressions: Predicate,
         order_by: str | FieldRef | Order | Sequence[str | FieldRef | Order] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        fields: None = None,
         **equals: Any,
-    ) -> list[Self]:
+    ) -> list[Self]: ...
+
+    @classmethod
+    @typing.overload
+    async def find(
+        cls,
+        *expressions: Predicate,
+        order_by: str | FieldRef | Order | Sequence[str | FieldRef | Order] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        fields: str | FieldRef | Sequence[str | FieldRef],
+        **equals: Any,
+    ) -> list[dict[str, Any]]: ...
+
+    @classmethod
+    async def find(
+        cls,
+        *expressions: Predicate,
+        order_by: str | FieldRef | Order | Sequence[str | FieldRef | Order] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        fields: str | FieldRef | Sequence[str | FieldRef] | None = None,
+        **equals: Any,
+    ) -> list[Self] | list[dict[str, Any]]:
         """Records matching every condition (AND), e.g. ``find(User.age >= 3, name="a")``.
 
-        Values are converted to the field's type (``age="3"`` finds ``age == 3``). Raises
-        :class:`UnknownFieldError` and :class:`ValidationError` for bad fields and values.
+        Values are converted to the field's type (``age="3"`` finds ``age == 3``). With
+        ``fields`` (names or field references), each match is a dict of only those fields
+        (values copied; no record is built). Raises :class:`UnknownFieldError` and
+        :class:`ValidationError` for bad fields and values.
         """
         query = cls._query(expressions, equals, order_by, limit, offset)
         engine = cls._engine()
+        if fields is not None:
+            names = _field_names(cls, "fields", fields)
+            if not names:
+                raise ValidationError(engine.name, "fields names no field; give at least one")
+            engine.expire()
+            get = [(name, operator.attrgetter(name)) for name in names]
+            return [
+                {name: _copied(value(record)) for name, value in get}
+                for record in engine.state.select(query)
+            ]
         engine.expire()
         return [record._found(engine) for record in engine.state.select(query)]
 
@@ -591,6 +630,11 @@ class Table(BaseModel):
 def _claims(cls: type[Table]) -> bool:
     """Whether the class claims its unique values across processes (``claim_unique``)."""
     return bool(settings_of(cls).get("claim_unique", False))
+
+
+def _copied(value: Any) -> Any:
+    """A stored value the caller may change without changing the store."""
+    return value if isinstance(value, _IMMUTABLE) else copy.deepcopy(value)
 
 
 #: The field types ``sum`` and ``avg`` take.

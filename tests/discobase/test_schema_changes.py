@@ -242,7 +242,7 @@ RESERVED_FIELD_NAMES = [
     "get", "count", "all", "pk", "self", "cls", "limit", "offset", "order_by", "model_config",
     "model_dump", "copy", "json", "dict", "schema", "validate", "Settings", "revision",
     "if_revision", "watch", "before_save", "after_save", "before_delete", "after_delete",
-    "aggregate",
+    "aggregate", "fields",
 ]  # fmt: skip
 
 
