@@ -619,12 +619,19 @@ class Table(BaseModel):
         **equals: Any,
     ) -> AsyncIterator[Self]:
         """Iterate over the matching records (all of them by default), copying each one as
-        it is reached, so stopping early is cheap."""
+        it is reached, so stopping early is cheap. Each record comes as it is when reached
+        (with that revision): one deleted, expired or no longer matching by then is skipped;
+        the order and the set of keys are those of the start."""
         query = cls._query(expressions, equals, order_by)
         engine = cls._engine()
         engine.expire()
-        for record in engine.state.select(query):
-            yield record._found(engine)
+        check = query.where.compile()
+        for started in engine.state.select(query):
+            engine.expire()
+            current = engine.state.records.get(started._discobase_key)
+            if current is None or (current is not started and not check(current)):
+                continue
+            yield current._found(engine)
 
 
 def _claims(cls: type[Table]) -> bool:

@@ -63,3 +63,28 @@ async def test_bad_fields_are_typed_errors(simcord_env, db, fields, error, messa
         await Pet.find(fields=fields)
 
     assert len(simcord_env.http_requests) == before
+
+
+async def test_all_yields_each_record_as_it_is_when_reached(db):
+    seen = []
+    async for pet in Pet.all(Pet.legs >= 2):
+        seen.append((pet.name, pet.legs))
+        if pet.name == "rex":
+            await (await Pet.get("spot")).update(note="changed")  # after rex in key order
+            await (await Pet.get("tweety")).delete()
+        if pet.name == "spot":
+            assert pet.note == "changed"
+            assert pet.revision == (await Pet.get("spot")).revision
+            await pet.save(if_revision=pet.revision)  # its revision is that of its content
+
+    assert seen == [("rex", 4), ("spot", 4)]
+
+
+async def test_all_skips_a_record_that_stopped_matching(db):
+    seen = []
+    async for pet in Pet.all(legs=4):
+        seen.append(pet.name)
+        if pet.name == "rex":
+            await (await Pet.get("spot")).update(legs=3)
+
+    assert seen == ["rex"]
