@@ -6,7 +6,15 @@ import asyncio
 import datetime
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
+from collections.abc import (
+    Awaitable,
+    Callable,
+    Collection,
+    Container,
+    Coroutine,
+    Generator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -345,6 +353,9 @@ class Database:
                 if name not in attached
             )
         )
+        for name, lost_creates in self._catalog.lost_creates.items():
+            for lost in lost_creates:
+                await self._fold_lost_create(lost, self._engines()[name])
 
     async def build_tables(self) -> None:
         """Attach the table classes registered since :meth:`open`: create their tables, or load
@@ -781,13 +792,7 @@ class Database:
         entry.engine = engine
         cls.__discobase_engine__ = engine
         await lost.close()
-        versions = engine.state.versions
-        writes = [
-            Write(key, record, lost.encode(record))
-            for key, record in lost.state.records.items()
-            if lost.state.versions.get(key, 0) > versions.get(key, 0)
-        ]
-        await engine.write(writes)
+        await engine.write(_newer_writes(lost, engine.state.versions, engine.state.records))
         for channel_id in lost.schema.channels:
             if channel_id not in schema.channels:
                 await self.transport.delete_channel(channel_id)
@@ -804,6 +809,45 @@ class Database:
         self._require_open()
         await self.flush()
         return await self.transport.rotate(sorted(await self._layout.read_channels()))
+
+    async def _fold_lost_create(self, lost: TableSchema, winner: TableEngine) -> None:
+        """A ``create`` that lost a race to the table's first one, whose channels are still
+        there: the process that made it may have written to them and exited before it learnt
+        it lost. Move those writes into the table (last writer wins by message id, against
+        the table's versions before the move), then delete the channels. Records that do not
+        fit the table's class stay where they are (``check()`` reports the channels)."""
+        extra = [c for c in lost.channels if c not in winner.schema.channels]
+        storage = self._storage_channel_ids()
+        if not extra or not set(lost.channels) <= storage:
+            return  # deleted already (by the process that lost, or an earlier open)
+        cls = self._registry[lost.name].cls
+        scratch = self._engine_for(lost, cls, None)
+        try:
+            await scratch.load()
+            if scratch.state.undecodable:
+                log.warning(
+                    "table %s: channels %s of a create that lost a race hold records the "
+                    "table's class does not accept; left in place",
+                    lost.name,
+                    extra,
+                )
+                return
+            before = dict(winner.state.versions)
+            read = dict(scratch.state.versions)
+            await winner.write(_newer_writes(scratch, before, winner.state.records))
+            # A process still writing there (it has not learnt yet) may have added some.
+            await scratch.catch_up()
+            since = {k: v for k, v in scratch.state.versions.items() if read.get(k) != v}
+            await winner.write(
+                _newer_writes(scratch, before, winner.state.records, only=since.keys())
+            )
+        finally:
+            await scratch.close()
+        log.warning(
+            "table %s: moved the writes of a create that lost a race into the table", lost.name
+        )
+        for channel_id in extra:
+            await self.transport.delete_channel(channel_id)
 
     async def sync(self) -> None:
         """Catch up with writes made by other processes (e.g. after a gateway reconnect)."""
@@ -848,6 +892,28 @@ class Database:
             report.problems.extend(scratch.state.problems)
             report.tables[name] = len(scratch.state.records)
         return report
+
+
+def _newer_writes(
+    source: TableEngine,
+    versions: Mapping[Any, int],
+    present: Container[Any],
+    only: Collection[Any] | None = None,
+) -> list[Write]:
+    """The writes that bring ``source``'s keys (those in ``only``, when given) to a table
+    whose keys have ``versions``, where ``source``'s are newer: its records, and deletes of
+    keys the table holds (``present``). Records it cannot decode are left out."""
+    state = source.state
+    writes = []
+    for key, version in state.versions.items():
+        if version <= versions.get(key, 0) or (only is not None and key not in only):
+            continue
+        record = state.records.get(key)
+        if record is not None:
+            writes.append(Write(key, record, source.encode(record)))
+        elif key in present and key not in state.undecodable:
+            writes.append(Write(key))
+    return writes
 
 
 def _repeated_unique(engine: TableEngine, stored: TableSchema, declared: TableSchema) -> str | None:

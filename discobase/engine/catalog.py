@@ -48,6 +48,9 @@ class Catalog:
         self.tables: dict[str, TableSchema] = {}
         #: Table name -> the message id of the ``create`` that made the current table.
         self.created_by: dict[str, int] = {}
+        #: Table name -> later ``create`` events of the current table, which lost a race to
+        #: the first (their channels may hold writes of a process that never learnt it lost).
+        self.lost_creates: dict[str, list[TableSchema]] = {}
         self.problems: list[Problem] = []
         self.last_id = 0
         self._storage_channels = storage_channels
@@ -120,6 +123,7 @@ class Catalog:
         storage = self._storage_channels() if self._storage_channels is not None else None
         self.tables = {}
         self.created_by = {}
+        self.lost_creates = {}
         self.unknown_channels = set()
         self.problems = [p for p in self.problems if p not in self._fold_problems]
         self._fold_problems = []
@@ -156,6 +160,7 @@ class Catalog:
         name, op = event["table"], event.get("op")
         if op == "drop":
             self.tables.pop(name, None)
+            self.lost_creates.pop(name, None)
             return None
         if op not in ("create", "alter"):
             return ProblemKind.UNREADABLE, f"unknown catalog operation {op!r}"
@@ -184,6 +189,7 @@ class Catalog:
             return None
         if current is not None:
             # Two processes created the same table at once: the first event wins.
+            self.lost_creates.setdefault(name, []).append(schema)
             return ProblemKind.DUPLICATE_CREATE, "a second create of an existing table was ignored"
         if storage is not None:
             outside = [c for c in schema.channels if c not in storage]

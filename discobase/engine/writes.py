@@ -14,12 +14,19 @@ import secrets
 import time
 import zlib
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..codec import Entry, encode_entry
-from ..errors import ConflictError, RecordTooLargeError, ValidationError
+from ..errors import (
+    ConflictError,
+    DiscordUnavailableError,
+    RecordTooLargeError,
+    ValidationError,
+)
 from .constraints import Constraints
 from .core import TableCore, Write
+from .horizon import snowflake_ms
 from .shard import LogShard
 from .storage import StoredMessage
 from .writer import Line
@@ -28,6 +35,11 @@ if TYPE_CHECKING:
     from .claims import Claims
 
 __all__ = ("KeyPlacement", "WritePath")
+
+#: How many times entries whose ids came out below the versions they replaced are sent again.
+RESENDS = 3
+#: The longest wait before such a send (the skew between Discord's workers is milliseconds).
+RESEND_WAIT = 1.0
 
 
 class KeyPlacement:
@@ -105,7 +117,14 @@ class WritePath:
         """Write atomically: every put and delete lands, or (after an error) none is applied.
 
         Returns each write's revision, or None for one that a later write of the same key
-        in the same message overtook (it was never the key's state)."""
+        in the same message overtook (it was never the key's state).
+
+        A write gets a higher revision than the version of its key that this process had
+        applied when it wrote. Discord's workers' clocks differ by a few milliseconds, so a
+        message can get a lower id than one stored before it, and its entries would lose to
+        the versions they replaced: those are sent again once the clock has passed the gap
+        (when that never happens, :class:`DiscordUnavailableError`: the write lost to them).
+        A conditional write is not sent again; it raises :class:`ConflictError`."""
         if not writes:
             return []
         core = self.core
@@ -123,6 +142,60 @@ class WritePath:
                 self.constraints.release(held)
             # What the settling read brought in (another process's record) counts too.
             self.constraints.check(writes, insert=insert, must_exist=must_exist)
+        replaced = [core.state.versions.get(w.key, 0) for w in writes]
+        held = self.constraints.reserve(writes)
+        keys = [w.key for w in writes]
+        for key in keys:
+            self._writing[key] = self._writing.get(key, 0) + 1
+        try:
+            landed = await self._send(writes)
+            for attempt in range(RESENDS + 1):
+                behind = [
+                    i
+                    for i, (write, revision) in enumerate(zip(writes, landed, strict=True))
+                    if write.if_revision is None
+                    and revision is not None
+                    and revision <= replaced[i]
+                ]
+                if not behind:
+                    break
+                if attempt == RESENDS:
+                    raise DiscordUnavailableError(
+                        "POST /channels/{id}/messages",
+                        attempt + 1,
+                        TimeoutError("message ids stayed below the version the write replaced"),
+                    )
+                gap = max(snowflake_ms(replaced[i]) - snowflake_ms(landed[i] or 0) for i in behind)
+                await _wait(gap + 1, core.clock.now)
+                again = await self._send([writes[i] for i in behind])
+                for i, revision in zip(behind, again, strict=True):
+                    landed[i] = revision
+        finally:
+            self.constraints.release(held)
+            for key in keys:
+                self._writing[key] -= 1
+                if not self._writing[key]:
+                    del self._writing[key]
+            self._write_ended.set()
+            self._write_ended = asyncio.Event()
+        for write, revision in zip(writes, landed, strict=True):
+            # An id below the revision the write was checked against (snowflakes of two
+            # processes are only k-sorted) puts it first in log order, where that revision
+            # follows and overwrites it: the condition did not hold where it landed.
+            if (
+                write.if_revision is not None
+                and revision is not None
+                and revision < write.if_revision
+            ):
+                raise ConflictError(
+                    core.name, write.key, write.if_revision, self.constraints.revision(write.key)
+                )
+        return landed
+
+    async def _send(self, writes: list[Write]) -> list[int | None]:
+        """Send one atomic write through the shards' writers; return where each write
+        landed (None: a later write of its key in the same message overtook it)."""
+        core = self.core
         group = secrets.token_hex(6) if len(writes) > 1 else None
         by_shard: dict[int, list[Line]] = {}
         made: list[Entry] = []
@@ -138,39 +211,16 @@ class WritePath:
             if len(line) > core.size_limit:
                 raise RecordTooLargeError(core.name, len(line), core.size_limit)
             by_shard.setdefault(self.placement.shard_for(write.key).index, []).append((entry, line))
-        held = self.constraints.reserve(writes)
-        keys = [w.key for w in writes]
-        for key in keys:
-            self._writing[key] = self._writing.get(key, 0) + 1
         try:
             futures = [core.shards[index].writer.submit(lines) for index, lines in by_shard.items()]
             results = await _outcomes(futures)
         finally:
-            self.constraints.release(held)
-            for key in keys:
-                self._writing[key] -= 1
-                if not self._writing[key]:
-                    del self._writing[key]
-            self._write_ended.set()
-            self._write_ended = asyncio.Event()
             landed = [self._landed.pop(id(entry), None) for entry in made]
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             # The parts that landed stay pending (and in snapshots): if Discord stored the
             # failed part after all, the group completes wherever both are read.
             raise errors[0]
-        for write, revision in zip(writes, landed, strict=True):
-            # An id below the revision the write was checked against (snowflakes of two
-            # processes are only k-sorted) puts it first in log order, where that revision
-            # follows and overwrites it: the condition did not hold where it landed.
-            if (
-                write.if_revision is not None
-                and revision is not None
-                and revision < write.if_revision
-            ):
-                raise ConflictError(
-                    core.name, write.key, write.if_revision, self.constraints.revision(write.key)
-                )
         return landed
 
     def committed(self, message: StoredMessage, batch_id: str, entries: list[Entry]) -> None:
@@ -195,3 +245,15 @@ async def _outcomes(futures: list[asyncio.Future[list[int]]]) -> list[object]:
         return [await futures[0]]
     except Exception as error:
         return [error]
+
+
+async def _wait(ms: int, now: Callable[[], datetime]) -> None:
+    """Wait until the clock ``now`` has moved ``ms`` milliseconds on (at most ``RESEND_WAIT``
+    seconds of the event loop's time, should the clock stand still)."""
+    loop = asyncio.get_running_loop()
+    deadline, give_up = now() + timedelta(milliseconds=ms), loop.time() + RESEND_WAIT
+    while True:
+        left = (deadline - now()).total_seconds()
+        if left <= 0 or loop.time() >= give_up:
+            return
+        await asyncio.sleep(min(left, RESEND_WAIT))
