@@ -23,9 +23,11 @@ from .state import Change, TableState
 from .storage import Storage, StoredMessage
 from .tasks import BackgroundTasks
 
-__all__ = ("TableCore", "Write")
+__all__ = ("MAX_PROBLEMS", "TableCore", "Write")
 
 log = logging.getLogger(__name__)
+#: Problems a table keeps (and ``check()`` reports) per load; later ones are only logged.
+MAX_PROBLEMS = 1000
 
 
 @dataclass
@@ -119,9 +121,10 @@ class TableCore:
             shard.channel_id,
             problem,
         )
-        self.state.problems.append(
-            Problem(self.name, shard.channel_id, message.id, problem.kind, problem.detail)
-        )
+        if len(self.state.problems) < MAX_PROBLEMS:  # e.g. a flood of foreign messages
+            self.state.problems.append(
+                Problem(self.name, shard.channel_id, message.id, problem.kind, problem.detail)
+            )
 
     async def apply_message(
         self, shard: LogShard, message: StoredMessage, header: Header, *, version: int | None = None

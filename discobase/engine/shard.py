@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 from .storage import StoredMessage
 from .writer import BatchWriter
 
-__all__ = ("LogShard",)
+__all__ = ("BATCH_ID_MEMORY", "LogShard")
+
+#: Seconds: a send retried after Discord stored it (a second copy of its batch) is made within
+#: this time of the first copy (the transport's retries end within a few minutes).
+BATCH_ID_MEMORY = 600.0
 
 
 @dataclass(eq=False)
@@ -48,7 +52,11 @@ class LogShard:
     echoes: dict[str, StoredMessage] = field(default_factory=dict)
 
     def advance(self, horizon: int) -> None:
-        """Every message at or below ``horizon`` is handled."""
+        """Every message at or below ``horizon`` is handled: forget those ids, and the batch
+        ids of messages made ``BATCH_ID_MEMORY`` before it (a second copy of such a batch is
+        at or below the horizon too, so it was met while the first was still known)."""
         if horizon > self.horizon:
             self.horizon = horizon
             self.handled = {m for m in self.handled if m > horizon}
+            forget = horizon - (int(BATCH_ID_MEMORY * 1000) << 22)
+            self.seen_batches = {b: m for b, m in self.seen_batches.items() if m > forget}

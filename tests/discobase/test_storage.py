@@ -10,6 +10,7 @@ import pytest
 import simcord
 
 import discobase
+from discobase.engine.shard import BATCH_ID_MEMORY
 from tests.conftest import make_bot, past_horizon, rest_calls
 
 
@@ -348,4 +349,25 @@ async def test_generated_keys_rotate_awaited_writes_and_batch_concurrent_ones(si
         *range(100, 300),
         *range(1000, 1050),
     ]
+    await db2.close()
+
+
+async def test_a_running_process_forgets_batch_ids_far_below_its_horizon(simcord_env, new_db):
+    db = await open_db(new_db, compaction=None)
+    for i in range(5):
+        await Note(key=f"k{i}", n=i).save()
+    history = [m async for m in simcord_env.bot.get_channel(channel_of(db)).history(limit=10)]
+    first = min(history, key=lambda m: m.id)
+    await Note(key="k0", n=5).save()
+    shard = Note._engine().shards[0]
+    assert len(shard.seen_batches) == 6
+    await post(simcord_env, channel_of(db), first.content)  # a retried send stored twice
+    await simcord_env.settle()
+    assert (await Note.get("k0")).n == 5  # the copy of k0's first write is skipped
+    await simcord_env.advance_time(BATCH_ID_MEMORY + 60)
+    await Note(key="k0", n=10).save()
+    await db.sync()  # a REST read moves the horizon up to the margin before now
+    assert list(shard.seen_batches.values()) == list(shard.handled)  # only the last save's
+    db2 = await reopen(simcord_env, db, new_db)
+    assert await state(Note) == {"k0": ("", 10), **{f"k{i}": ("", i) for i in range(1, 5)}}
     await db2.close()
