@@ -615,6 +615,8 @@ class Database:
             cls._encode,
             compaction=compaction,
             clock=self._clock,
+            fields=list(cls.model_fields),
+            decode_many=cls._decode_many,
         )
 
     def _detach(self, name: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Concatenate, ParamSpec, Self, TypeVar
 import pydantic
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter
+from pydantic_core import SchemaValidator, core_schema
 
 from .engine.aggregate import Aggregation, aggregate
 from .engine.feed import LAST, Position, Watch
@@ -39,7 +40,7 @@ from .errors import (
     UnknownFieldError,
     ValidationError,
 )
-from .query import FieldRef, Order, Predicate, Query
+from .query import Compare, FieldRef, Order, Predicate, Query
 
 __all__ = ("Table", "field")
 
@@ -188,7 +189,7 @@ class Table(BaseModel):
         )
         if primary_key is not None:
             return _json_key(type(self), primary_key, getattr(self, primary_key))
-        return self._discobase_key
+        return _private(self)["_discobase_key"]
 
     @property
     def revision(self) -> int:
@@ -205,11 +206,12 @@ class Table(BaseModel):
         assert self.__pydantic_private__ is not None
         self.__pydantic_private__[_REVISION] = revision
 
-    def _found(self, engine: TableEngine) -> Self:
-        """A caller's copy of this stored record, with the key's current revision."""
-        copy = self._copy()
-        copy._set_revision(engine.state.versions.get(self._discobase_key, 0))
-        return copy
+    @classmethod
+    def _found(cls, engine: TableEngine, row: tuple[Any, ...]) -> Self:
+        """A caller's record made from a stored row, with the key's current revision."""
+        record = cls._from_row(row)
+        record._set_revision(engine.state.versions.get(row[0], 0))
+        return record
 
     def _landed(self, revision: int | None) -> None:
         if revision is not None:
@@ -232,23 +234,72 @@ class Table(BaseModel):
                     "store None for a missing number",
                     [{"loc": (name,), "msg": "NaN is not stored", "type": "nan", "input": value}],
                 )
-        stored = cls.model_validate(data)  # a private copy: later changes to self stay local
-        if cls._engine().schema.primary_key is None and self._discobase_key is None:
-            self._discobase_key = cls._engine().new_key()
-        stored._discobase_key = self.pk
-        return Write(self.pk, stored, data, if_revision)
+        engine = cls._engine()
+        if engine.schema.primary_key is None:
+            private = _private(self)
+            if private["_discobase_key"] is None:
+                private["_discobase_key"] = engine.new_key()
+            key = private["_discobase_key"]
+        else:
+            key = self.pk
+        # Validated from what is sent (a record made with model_construct may hold anything),
+        # and a private copy, as a reload makes it.
+        return Write(key, cls._decode(key, data), data, if_revision)
 
     @classmethod
-    def _decode(cls, key: Any, data: dict[str, Any]) -> Self:
-        record = super().model_validate(data)
-        record._discobase_key = key
+    def _decode(cls, key: Any, data: dict[str, Any]) -> tuple[Any, ...]:
+        """The row (the key, then the field values) of a stored record; validates it."""
+        rows = _rows(cls)
+        validator, validator_take = rows.validator, rows.take
+        if validator is not None:
+            try:
+                values = validator.validate_python(data)[0]
+            except pydantic.ValidationError:
+                pass  # validating the whole model below raises the error a user sees
+            else:
+                return (key, *validator_take(values))
+        return (key, *_rows(cls).take(super().model_validate(data).__dict__))
+
+    @classmethod
+    def _decode_many(
+        cls, keys: list[Any], datas: list[dict[str, Any]]
+    ) -> list[tuple[Any, ...]] | None:
+        """The rows of many stored records, validated in one call; None if one of them does
+        not validate (each is then decoded alone, which says which and why)."""
+        rows = _rows(cls)
+        if rows.list_validator is None:
+            return None
+        try:
+            validated = rows.list_validator.validate_python(datas)
+        except pydantic.ValidationError:
+            return None
+        take = rows.take
+        return [(key, *take(values)) for key, (values, _, _) in zip(keys, validated, strict=True)]
+
+    @classmethod
+    def _encode(cls, row: tuple[Any, ...]) -> dict[str, Any]:
+        """The JSON form of a row."""
+        return cls._from_row(row).model_dump(mode="json")
+
+    @classmethod
+    def _from_row(cls, row: tuple[Any, ...]) -> Self:
+        """A new record holding a row's values (copied when they could change in place)."""
+        rows = _rows(cls)
+        values = dict(zip(rows.names, row[1:], strict=True))
+        if rows.deep_copy:
+            values = copy.deepcopy(values)
+        if not rows.plain:
+            constructed = typing.cast(Self, cls.model_construct(**values))
+            constructed._discobase_key = row[0]
+            return constructed
+        record = cls.__new__(cls)
+        object.__setattr__(record, "__dict__", values)
+        object.__setattr__(record, "__pydantic_fields_set__", set(rows.names))
+        object.__setattr__(record, "__pydantic_extra__", None)
+        private = rows.private.copy()
+        private["_discobase_key"] = row[0]
+        object.__setattr__(record, "__pydantic_private__", private)
         return record
-
-    def _encode(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
-
-    def _copy(self) -> Self:
-        return self.model_copy(deep=_needs_deep_copy(type(self)))
 
     # -- hooks (docs/library.md, "Hooks") ----------------------------------------------------
 
@@ -386,9 +437,9 @@ class Table(BaseModel):
             for instance in instances:
                 await instance._hook("before_save")
         if engine.schema.primary_key is None:
-            unkeyed = [r for r in instances if r._discobase_key is None]
-            for record, key in zip(unkeyed, engine.new_keys(len(unkeyed)), strict=True):
-                record._discobase_key = key
+            unkeyed = [_private(r) for r in instances if _private(r)["_discobase_key"] is None]
+            for private, key in zip(unkeyed, engine.new_keys(len(unkeyed)), strict=True):
+                private["_discobase_key"] = key
         revisions = await engine.write(
             [r._write() for r in instances], insert=True, claim=_claims(cls)
         )
@@ -410,11 +461,11 @@ class Table(BaseModel):
         offset: int = 0,
     ) -> Query:
         query = Query.build(expressions, equals, order_by=order_by, limit=limit, offset=offset)
-        known = list(cls.model_fields)
+        known = cls.__pydantic_fields__
         name = cls._engine().name
         for field_name in [*query.where.fields(), *(o.field for o in query.order_by)]:
-            if field_name not in cls.model_fields:
-                raise UnknownFieldError(name, field_name, known)
+            if field_name not in known:
+                raise UnknownFieldError(name, field_name, list(known))
         query.where = query.where.map_values(lambda f, op, v: _coerce(cls, f, op, v))
         return query
 
@@ -459,6 +510,10 @@ class Table(BaseModel):
         (values copied; no record is built). Raises :class:`UnknownFieldError` and
         :class:`ValidationError` for bad fields and values.
         """
+        if order_by is None and fields is None:
+            rows = cls._equal_rows(expressions, equals, limit, offset)
+            if rows is not None:
+                return [cls._found(cls._engine(), row) for row in rows]
         query = cls._query(expressions, equals, order_by, limit, offset)
         engine = cls._engine()
         if fields is not None:
@@ -466,13 +521,50 @@ class Table(BaseModel):
             if not names:
                 raise ValidationError(engine.name, "fields names no field; give at least one")
             engine.expire()
-            get = [(name, operator.attrgetter(name)) for name in names]
+            at = engine.state.positions  # records are rows: a field is read by its position
+            get = [(name, operator.itemgetter(at[name])) for name in names]
             return [
                 {name: _copied(value(record)) for name, value in get}
                 for record in engine.state.select(query)
             ]
         engine.expire()
-        return [record._found(engine) for record in engine.state.select(query)]
+        return [cls._found(engine, row) for row in engine.state.select(query)]
+
+    @classmethod
+    def _equal_rows(
+        cls,
+        expressions: Sequence[Predicate],
+        equals: dict[str, Any],
+        limit: int | None,
+        offset: int,
+    ) -> list[tuple[Any, ...]] | None:
+        """``find``'s short way for one equality on an indexed field (the usual lookup),
+        with what the general way would return; None when the query is not that."""
+        if equals:
+            if expressions or len(equals) != 1:
+                return None
+            [(name, value)] = equals.items()
+        elif len(expressions) == 1 and type(expressions[0]) is Compare:
+            name, op, value = expressions[0].field, expressions[0].op, expressions[0].value
+            if op != "==":
+                return None
+        else:
+            return None
+        if (
+            value is None
+            or name not in cls.__pydantic_fields__
+            or not (limit is None or (type(limit) is int and limit >= 0))
+            or type(offset) is not int
+            or offset < 0
+        ):
+            return None
+        engine = cls._engine()
+        if name not in engine.state.indexes:
+            return None
+        engine.expire()
+        state = engine.state
+        rows = state.equal_rows(name, _coerce(cls, name, "==", value))
+        return rows[offset:] if limit is None else rows[offset : offset + limit]
 
     @classmethod
     async def find_one(cls, *expressions: Predicate, **equals: Any) -> Self | None:
@@ -509,10 +601,10 @@ class Table(BaseModel):
         primary_key = engine.schema.primary_key
         lookup = _json_key(cls, primary_key, key) if primary_key is not None else key
         try:
-            record = engine.state.records[lookup]
+            row = engine.state.records[lookup]
         except (KeyError, TypeError):
             raise RecordNotFoundError(engine.name, key) from None
-        return record._found(engine)  # type: ignore[no-any-return]
+        return cls._found(engine, row)
 
     @classmethod
     def watch(
@@ -545,10 +637,10 @@ class Table(BaseModel):
         return watch
 
     @classmethod
-    def _revised(cls, stored: Any, revision: int) -> Self:
-        copy: Self = stored._copy()
-        copy._set_revision(revision)
-        return copy
+    def _revised(cls, stored: tuple[Any, ...], revision: int) -> Self:
+        record = cls._from_row(stored)
+        record._set_revision(revision)
+        return record
 
     @classmethod
     async def aggregate(
@@ -625,13 +717,13 @@ class Table(BaseModel):
         query = cls._query(expressions, equals, order_by)
         engine = cls._engine()
         engine.expire()
-        check = query.where.compile()
+        check = query.where.compile(engine.state.positions)
         for started in engine.state.select(query):
             engine.expire()
-            current = engine.state.records.get(started._discobase_key)
+            current = engine.state.records.get(started[0])
             if current is None or (current is not started and not check(current)):
                 continue
-            yield current._found(engine)
+            yield cls._found(engine, current)
 
 
 def _claims(cls: type[Table]) -> bool:
@@ -690,14 +782,74 @@ def _adapter(cls: type[Table], name: str) -> TypeAdapter[Any]:
     return TypeAdapter(annotation)
 
 
-@cache
-def _needs_deep_copy(cls: type[Table]) -> bool:
-    def immutable(annotation: Any) -> bool:
-        if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-            return all(immutable(arg) for arg in typing.get_args(annotation))
-        return isinstance(annotation, type) and issubclass(annotation, _IMMUTABLE)
+class _Rows:
+    """How a Table class turns into rows (what the engine holds) and back.
 
-    return not all(immutable(f.annotation) for f in cls.model_fields.values())
+    ``plain``: a record is its field values, its key and private attributes that start as a
+    constant (no validator on the whole model, no ``__init__`` or ``model_post_init`` of its
+    own), so a record can be made from a row without pydantic, and ``validator`` (the
+    model's field validation alone, without making a model) validates stored records.
+    ``deep_copy``: some field type can change in place (a list, a dict), so values are copied
+    into each record a read returns.
+    """
+
+    def __init__(self, cls: type[Table]) -> None:
+        self.names = tuple(cls.model_fields)
+        #: The field values of a record's ``__dict__``, in field order.
+        self.take: Callable[[dict[str, Any]], tuple[Any, ...]] = (
+            operator.itemgetter(*self.names)
+            if len(self.names) > 1
+            else lambda values: tuple(values[name] for name in self.names)
+        )
+        self.deep_copy = not all(_immutable(f.annotation) for f in cls.model_fields.values())
+        schema = cls.__pydantic_core_schema__
+        self.plain = (
+            cls.__init__ is Table.__init__
+            and cls.__pydantic_post_init__ in (None, "model_post_init")
+            # pydantic's own (which sets private attributes), not one of the class's
+            and cls.model_post_init.__qualname__ == "init_private_attributes"
+            and all(_plain_private(attr) for attr in cls.__private_attributes__.values())
+            and not cls.__pydantic_decorators__.model_validators
+            and schema["type"] == "model"
+            and schema["schema"]["type"] == "model-fields"
+            and not schema.get("root_model", False)
+        )
+        #: Private attributes as a new record has them.
+        self.private = {
+            name: getattr(attr, "default", None)
+            for name, attr in cls.__private_attributes__.items()
+        }
+        self.validator = (
+            SchemaValidator(schema["schema"], schema.get("config")) if self.plain else None
+        )
+        self.list_validator = (
+            SchemaValidator(core_schema.list_schema(schema["schema"]), schema.get("config"))
+            if self.plain
+            else None
+        )
+
+
+@cache
+def _rows(cls: type[Table]) -> _Rows:
+    return _Rows(cls)
+
+
+def _private(record: Table) -> dict[str, Any]:
+    """A record's private attributes: reading one as an attribute goes through pydantic's
+    ``__getattr__``, which costs more than a save's other steps together."""
+    return typing.cast(dict[str, Any], record.__pydantic_private__)
+
+
+def _plain_private(attr: Any) -> bool:
+    return getattr(attr, "default_factory", None) is None and isinstance(
+        getattr(attr, "default", None), _IMMUTABLE
+    )
+
+
+def _immutable(annotation: Any) -> bool:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return all(_immutable(arg) for arg in typing.get_args(annotation))
+    return isinstance(annotation, type) and issubclass(annotation, _IMMUTABLE)
 
 
 def _json_key(cls: type[Table], field_name: str, value: Any) -> Any:

@@ -9,7 +9,8 @@ and evaluates it against records, using indexes where it can.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterable, Sequence
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,8 +52,11 @@ class Predicate:
         """Whether ``record`` (an object with the fields as attributes) satisfies this."""
         return self.compile()(record)
 
-    def compile(self) -> Callable[[Any], bool]:
-        """A function that tells whether a record satisfies this (fast, for scans)."""
+    def compile(self, positions: Mapping[str, int] | None = None) -> Callable[[Any], bool]:
+        """A function that tells whether a record satisfies this (fast, for scans).
+
+        With ``positions`` (field name -> index) it reads records that are tuples of values
+        (how the engine holds them); without, objects with the fields as attributes."""
         raise NotImplementedError
 
     def fields(self) -> Iterable[str]:
@@ -76,9 +80,9 @@ class Compare(Predicate):
         if self.op not in OPERATORS:
             raise ValueError(f"unknown operator {self.op!r}; use one of {', '.join(OPERATORS)}")
 
-    def compile(self) -> Callable[[Any], bool]:
+    def compile(self, positions: Mapping[str, int] | None = None) -> Callable[[Any], bool]:
         name, op, expected = self.field, self.op, self.value
-        get = operator.attrgetter(name)
+        get = _getter(name, positions)
         if op in ("==", "!="):
             wanted = op == "=="
             if expected is None:
@@ -122,11 +126,51 @@ class _Junction(Predicate):
         return type(self)(tuple(part.map_values(coerce) for part in self.parts))
 
 
+def _getter(name: str, positions: Mapping[str, int] | None) -> Callable[[Any], Any]:
+    if positions is None:
+        return operator.attrgetter(name)
+    return operator.itemgetter(positions[name])
+
+
+def _one_field_range(
+    parts: tuple[Predicate, ...], positions: Mapping[str, int] | None
+) -> Callable[[Any], bool] | None:
+    """``lo <= field < hi`` and the like as one function (the common scan), or None.
+
+    Same result as the parts one by one: None and values that do not compare match nothing.
+    """
+    if len(parts) != 2 or not all(isinstance(part, Compare) for part in parts):
+        return None
+    first, second = typing.cast(tuple[Compare, Compare], parts)
+    ordered = ("<", "<=", ">", ">=")
+    if first.field != second.field or first.op not in ordered or second.op not in ordered:
+        return None
+    if first.value is None or second.value is None:
+        return None
+    get = _getter(first.field, positions)
+    test1, expected1 = COMPARISONS[first.op], first.value
+    test2, expected2 = COMPARISONS[second.op], second.value
+
+    def between(record: Any) -> bool:
+        actual = get(record)
+        if actual is None:
+            return False
+        try:
+            return bool(test1(actual, expected1)) and bool(test2(actual, expected2))
+        except TypeError:
+            return False
+
+    return between
+
+
 class And(_Junction):
     """All of ``parts`` hold (an empty And always holds)."""
 
-    def compile(self) -> Callable[[Any], bool]:
-        checks = [part.compile() for part in self.parts]
+    def compile(self, positions: Mapping[str, int] | None = None) -> Callable[[Any], bool]:
+        bounded = _one_field_range(self.parts, positions)
+        if bounded is not None:
+            return bounded
+        checks = [part.compile(positions) for part in self.parts]
         if not checks:
             return lambda record: True
         if len(checks) == 1:
@@ -143,8 +187,8 @@ class And(_Junction):
 class Or(_Junction):
     """At least one of ``parts`` holds."""
 
-    def compile(self) -> Callable[[Any], bool]:
-        checks = [part.compile() for part in self.parts]
+    def compile(self, positions: Mapping[str, int] | None = None) -> Callable[[Any], bool]:
+        checks = [part.compile(positions) for part in self.parts]
         return lambda record: any(check(record) for check in checks)
 
     def __repr__(self) -> str:
@@ -157,8 +201,8 @@ class Not(Predicate):
 
     part: Predicate
 
-    def compile(self) -> Callable[[Any], bool]:
-        check = self.part.compile()
+    def compile(self, positions: Mapping[str, int] | None = None) -> Callable[[Any], bool]:
+        check = self.part.compile(positions)
         return lambda record: not check(record)
 
     def fields(self) -> Iterable[str]:

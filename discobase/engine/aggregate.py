@@ -48,10 +48,11 @@ def aggregate(state: TableState, query: Query, spec: Aggregation) -> list[dict[s
     summed = list(dict.fromkeys([*spec.sum, *spec.avg]))
     if _index_count_only(state, query, spec):
         return _from_index(state, spec)
-    get_group = _tuple_getter(spec.group_by)
-    get_summed = [operator.attrgetter(name) for name in summed]
-    get_min = [operator.attrgetter(name) for name in spec.min]
-    get_max = [operator.attrgetter(name) for name in spec.max]
+    at = state.positions  # records are rows: a field is read by its position
+    get_group = _tuple_getter([at[name] for name in spec.group_by])
+    get_summed = [operator.itemgetter(at[name]) for name in summed]
+    get_min = [operator.itemgetter(at[name]) for name in spec.min]
+    get_max = [operator.itemgetter(at[name]) for name in spec.max]
     groups: dict[tuple[Any, ...], _Group] = {}
     for record in state.select(query):
         values = get_group(record)
@@ -121,13 +122,13 @@ def _from_index(state: TableState, spec: Aggregation) -> list[dict[str, Any]]:
     return results
 
 
-def _tuple_getter(names: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
-    if not names:
+def _tuple_getter(positions: Sequence[int]) -> Callable[[Any], tuple[Any, ...]]:
+    if not positions:
         return lambda record: ()
-    if len(names) == 1:
-        get = operator.attrgetter(names[0])
+    if len(positions) == 1:
+        get = operator.itemgetter(positions[0])
         return lambda record: (get(record),)
-    return operator.attrgetter(*names)
+    return operator.itemgetter(*positions)
 
 
 def _group_rank(item: tuple[tuple[Any, ...], Any]) -> tuple[tuple[bool, str, Any], ...]:

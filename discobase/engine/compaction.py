@@ -129,7 +129,7 @@ class Compactor:
         pending = state.pending_parts(shard.channel_id, upto)
         pending_keys = {json.dumps(e.key) for e in pending}
         lines = []
-        for key, version in state.versions.items():
+        for key, version in state.versions_by_key():
             if version > upto or self.placement.shard_for(key) is not shard:
                 continue
             record = state.records.get(key)

@@ -65,7 +65,7 @@ class Constraints:
             if insert and (exists or key_slot in self.reserved):
                 raise UniqueViolationError(name, pk or "pk", write.key, write.key)
             for field_name in self.schema.unique:
-                value = getattr(write.record, field_name)
+                value = self.state.value(write.record, field_name)
                 if value is None:
                     continue
                 slot = Slot(field_name, value)
@@ -107,7 +107,9 @@ class Constraints:
         for write in writes:
             if write.is_delete:
                 continue
-            slots = [Slot(name, getattr(write.record, name)) for name in self.schema.unique]
+            slots = [
+                Slot(name, self.state.value(write.record, name)) for name in self.schema.unique
+            ]
             for slot in [*slots, Slot(None, write.key)]:
                 if slot.value is None:
                     continue

@@ -34,7 +34,8 @@ MAX_PROBLEMS = 1000
 class Write:
     """One operation of a write: a put of ``record`` (its JSON form in ``data``) or a delete.
 
-    ``if_revision``: write only if the key is at that revision now (0: has no record)."""
+    ``if_revision``: write only if the key is at that revision now (0: has no record).
+    ``record`` is the row the table's state holds (see :mod:`.state`)."""
 
     key: Any
     record: Any = None

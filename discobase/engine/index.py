@@ -2,15 +2,27 @@
 
 Indexes are derived data: rebuilt from the records on load, never stored, never trusted over
 the records (every candidate they return is checked against the full predicate).
+
+A value held by one key maps to that key itself, by a few keys to a list of them, by many to a
+set: most values of an indexed field are distinct or nearly so, and a set costs some 200 bytes
+more than a list. Keys are ints or strings, never lists or sets.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 __all__ = ("FieldIndex",)
+
+
+#: A value's keys are a list up to this many, then a set (a list's remove is linear).
+_LIST_LIMIT = 16
+
+
+def _keys_of(bucket: Any) -> Collection[Any]:
+    return bucket if type(bucket) in (list, set) else (bucket,)
 
 
 class FieldIndex:
@@ -19,13 +31,14 @@ class FieldIndex:
     def __init__(self, field: str, *, unique: bool = False) -> None:
         self.field = field
         self.unique = unique
-        self._keys: dict[Any, set[Any]] = {}
+        #: Value -> its one key, or a list or set of its keys when several hold it.
+        self._keys: dict[Any, Any] = {}
         self._sorted: list[Any] | None = []
 
     def add(self, value: Any, key: Any) -> None:
-        bucket = self._keys.get(value)
-        if bucket is None:
-            self._keys[value] = {key}
+        keys = self._keys
+        if value not in keys:
+            keys[value] = key
             if self._sorted is not None and value is not None:
                 # Keep the sorted view while it is cheap; rebuild lazily once it is not.
                 if len(self._sorted) < 4096:
@@ -35,16 +48,32 @@ class FieldIndex:
                         self._sorted = None
                 else:
                     self._sorted = None
-        else:
+            return
+        bucket = keys[value]
+        if type(bucket) is set:
             bucket.add(key)
+        elif type(bucket) is list:
+            if key not in bucket:
+                if len(bucket) < _LIST_LIMIT:
+                    bucket.append(key)
+                else:
+                    keys[value] = {*bucket, key}
+        elif bucket != key:
+            keys[value] = [bucket, key]
 
     def remove(self, value: Any, key: Any) -> None:
-        bucket = self._keys.get(value)
-        if bucket is None:
+        keys = self._keys
+        if value not in keys:
             return
-        bucket.discard(key)
-        if not bucket:
-            del self._keys[value]
+        bucket = keys[value]
+        if type(bucket) in (list, set):
+            if key in bucket:
+                bucket.remove(key)
+                if len(bucket) == 1:
+                    keys[value] = next(iter(bucket))
+            return
+        if bucket == key:
+            del keys[value]
             if self._sorted is not None and value is not None:
                 position = bisect.bisect_left(self._sorted, value)
                 if position < len(self._sorted) and self._sorted[position] == value:
@@ -56,26 +85,34 @@ class FieldIndex:
         None when ``besides`` holds the value itself: a record keeps a value it has, even
         where two processes raced onto one value and it has several holders.
         """
-        bucket = self._keys.get(value, set())
+        if value not in self._keys:
+            return None
+        bucket = _keys_of(self._keys[value])
         if besides in bucket:
             return None
-        return next(iter(bucket), None)
+        return next(iter(bucket))
 
     def repeated(self) -> list[tuple[Any, set[Any]]]:
         """Values (other than None) held by more than one key, with their keys."""
-        return [(v, keys) for v, keys in self._keys.items() if v is not None and len(keys) > 1]
+        return [
+            (v, set(keys))
+            for v, keys in self._keys.items()
+            if v is not None and type(keys) in (list, set)
+        ]
 
     def sizes(self) -> dict[Any, int]:
         """How many keys hold each value (None included)."""
-        return {value: len(keys) for value, keys in self._keys.items()}
+        return {value: len(_keys_of(keys)) for value, keys in self._keys.items()}
 
-    def equal(self, value: Any) -> set[Any]:
-        return self._keys.get(value, set())
+    def equal(self, value: Any) -> Collection[Any]:
+        if value not in self._keys:
+            return ()
+        return _keys_of(self._keys[value])
 
     def any_of(self, values: Iterable[Any]) -> set[Any]:
         found: set[Any] = set()
         for value in values:
-            found |= self._keys.get(value, set())
+            found.update(self.equal(value))
         return found
 
     def _sorted_values(self) -> list[Any] | None:
@@ -105,9 +142,14 @@ class FieldIndex:
         except TypeError:
             return None
         keys: set[Any] = set()
+        held = self._keys
         for selected_value in values[start:end]:
-            keys |= self._keys[selected_value]
+            bucket = held[selected_value]
+            if type(bucket) in (list, set):
+                keys.update(bucket)
+            else:
+                keys.add(bucket)
         return keys
 
     def __len__(self) -> int:
-        return sum(len(bucket) for bucket in self._keys.values())
+        return sum(len(_keys_of(bucket)) for bucket in self._keys.values())

@@ -5,6 +5,10 @@ version of its last applied entry (tombstones included), and an entry older than
 ignored, so the state is the last-writer-wins fold in log order whatever order messages
 arrive in, and applying a message twice changes nothing. A snapshot entry carries the version
 of the log entry it folded, so a reload gives every key the version it had.
+
+Records are held as rows: tuples of the key and then the field values in the table class's
+field order (validated when decoded or written). A row takes a fraction of the memory of a
+pydantic model; the model layer builds a model from a row when a read returns it.
 """
 
 from __future__ import annotations
@@ -12,13 +16,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import operator
-from collections.abc import Callable, Iterable, Iterator
+import typing
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
-from ..codec import Entry
+from ..codec import Entry, pause_collector
 from ..errors import ValidationError
 from ..problems import Problem, ProblemKind
-from ..query import And, Compare, Order, Predicate, Query
+from ..query import COMPARISONS, And, Compare, Predicate, Query
 from .index import FieldIndex
 
 __all__ = ("Change", "TableState")
@@ -28,20 +33,32 @@ log = logging.getLogger(__name__)
 Change = tuple[int, int, Any, Any, Any]
 
 
+Row = tuple[Any, ...]
+
+
 class TableState:
-    """Records by key, their versions, secondary indexes and pending ``insert_many`` groups."""
+    """Records (rows) by key, their versions, secondary indexes and pending ``insert_many``
+    groups. ``decode(key, data)`` validates a stored record and makes its row;
+    ``decode_many(keys, datas)`` does that for many at once, or returns None (one of them
+    does not validate, or it cannot): then each is decoded alone. ``fields`` names the row's
+    values after the key."""
 
     def __init__(
         self,
         table: str,
-        decode: Callable[[Any, dict[str, Any]], Any],
+        decode: Callable[[Any, dict[str, Any]], Row],
         *,
+        decode_many: Callable[[list[Any], list[dict[str, Any]]], list[Row] | None] | None = None,
+        fields: Sequence[str],
         indexes: list[str],
         unique: list[str],
     ) -> None:
         self.table = table
         self._decode = decode
-        self.records: dict[Any, Any] = {}
+        self._decode_many = decode_many
+        #: Field name -> its position in a row (the key is at 0).
+        self.positions = {name: position for position, name in enumerate(fields, 1)}
+        self.records: dict[Any, Row] = {}
         self._tail: set[Any] = set()
         self._last_key: Any = None
         self._mixed_keys = False
@@ -52,6 +69,7 @@ class TableState:
         self.indexes = {
             name: FieldIndex(name, unique=name in unique) for name in {*indexes, *unique}
         }
+        self._indexed = [(index, self.positions[name]) for name, index in self.indexes.items()]
         self._groups: dict[str, list[tuple[Entry, int, int, int]]] = {}
         #: Completed groups whose entries span channels -> channels still holding tagged parts
         #: (a compaction of one channel must tell the others' readers the group completed).
@@ -70,10 +88,32 @@ class TableState:
         """Apply the entries of one message, whose id is ``version`` (an entry that carries
         its own version, from a snapshot, keeps it). With ``changes``, each change of a
         record is appended to it: (message id, index in the message, key, before, after)."""
+        with pause_collector(len(entries)):
+            self._apply(entries, version, channel_id, changes)
+
+    def _apply(
+        self,
+        entries: list[Entry],
+        version: int,
+        channel_id: int | None,
+        changes: list[Change] | None,
+    ) -> None:
+        first = entries[0] if entries else None
+        if (
+            first is not None
+            and first.group is not None
+            and first.group_size == len(entries)
+            and all(entry.group == first.group for entry in entries)
+        ):
+            # The whole group is in this message, which makes it atomic by itself (the
+            # writer stores such a group untagged): nothing to wait for or carry.
+            entries = [Entry(e.key, e.record, None, 1, e.decoded, e.version) for e in entries]
+        rows = self._decoded_in_bulk(entries)
         for index, entry in enumerate(entries):
             entry_version = version if entry.version is None else entry.version
             if entry.group is None:
-                self._apply_one(entry, entry_version, channel_id, index, changes)
+                row = rows[index] if rows else None
+                self._apply_one(entry, entry_version, channel_id, index, changes, row)
             elif entry.group_size == 0:
                 self._complete(entry.group, self._groups.pop(entry.group, []), changes)
             elif entry.group in self.done_groups:
@@ -129,6 +169,29 @@ class TableState:
                 )
             )
 
+    def _decoded_in_bulk(self, entries: list[Entry]) -> list[Row | None] | None:
+        """The rows of the ungrouped records still to decode, validated in one call (or
+        None, and each is decoded as it is applied)."""
+        if self._decode_many is None:
+            return None
+        wanted = [
+            position
+            for position, entry in enumerate(entries)
+            if entry.group is None and entry.record is not None and entry.decoded is None
+        ]
+        if len(wanted) < 2:
+            return None
+        decoded = self._decode_many(
+            [entries[p].key for p in wanted],
+            [entries[p].record for p in wanted],  # type: ignore[misc]
+        )
+        if decoded is None:
+            return None
+        rows: list[Row | None] = [None] * len(entries)
+        for position, row in zip(wanted, decoded, strict=True):
+            rows[position] = row
+        return rows
+
     def _apply_one(
         self,
         entry: Entry,
@@ -136,19 +199,28 @@ class TableState:
         channel_id: int | None,
         index: int = 0,
         changes: list[Change] | None = None,
+        row: Row | None = None,
     ) -> None:
         key = entry.key
-        if self.versions.get(key, -1) > version:
+        versions = self.versions
+        if versions.get(key, -1) > version:
             return
-        self.versions[key] = version
-        self.undecodable.pop(key, None)
+        versions[key] = version
+        if self.undecodable:
+            self.undecodable.pop(key, None)
         if entry.record is None:
             if changes is not None and key in self.records:
                 changes.append((version, index, key, self.records[key], None))
             self._remove(key)
             return
         try:
-            record = entry.decoded if entry.decoded is not None else self._decode(key, entry.record)
+            record = (
+                entry.decoded
+                if entry.decoded is not None
+                else row
+                if row is not None
+                else self._decode(key, entry.record)
+            )
         except Exception as error:  # a record that does not fit the class: keep it as stored
             self.problems.append(
                 Problem(
@@ -167,7 +239,7 @@ class TableState:
             changes.append((version, index, key, self.records.get(key), record))
         self.put(key, record)
 
-    def put(self, key: Any, record: Any) -> None:
+    def put(self, key: Any, record: Row) -> None:
         """Make ``record`` the current version of ``key`` (indexes follow)."""
         old = self.records.get(key)
         if old is None:
@@ -175,8 +247,8 @@ class TableState:
         else:
             self._unindex(key, old)
         self.records[key] = record  # a key that exists keeps its place
-        for name, index in self.indexes.items():
-            index.add(getattr(record, name), key)
+        for index, position in self._indexed:
+            index.add(record[position], key)
 
     def _remove(self, key: Any) -> None:
         old = self.records.pop(key, None)
@@ -184,9 +256,9 @@ class TableState:
             self._tail.discard(key)
             self._unindex(key, old)
 
-    def _unindex(self, key: Any, record: Any) -> None:
-        for name, index in self.indexes.items():
-            index.remove(getattr(record, name), key)
+    def _unindex(self, key: Any, record: Row) -> None:
+        for index, position in self._indexed:
+            index.remove(record[position], key)
 
     # -- key order ----------------------------------------------------------------------
     # Results without an order come in key order, which every process and every reload
@@ -242,24 +314,46 @@ class TableState:
         """A key whose record has ``field == value``, unless ``besides`` holds it too."""
         return self.indexes[field].holder(value, besides)
 
+    def versions_by_key(self) -> list[tuple[Any, int]]:
+        """Every key's version (deleted keys included), in key order: a snapshot written in
+        this order loads with its keys in order, with nothing left to sort."""
+        return sorted(self.versions.items(), key=_item_rank)
+
+    def value(self, record: Row, field: str) -> Any:
+        """The value of ``field`` in a row."""
+        return record[self.positions[field]]
+
     def repeated_values(self, field: str) -> list[tuple[Any, set[Any]]]:
         """Values of an indexed field that several records hold, with their keys."""
         return self.indexes[field].repeated()
 
-    def _candidates(self, where: Predicate) -> set[Any] | None:
+    def equal_rows(self, field: str, value: Any) -> list[Row]:
+        """The rows whose ``field`` (indexed) equals ``value`` (not None), in key order:
+        what :meth:`select` returns for that one condition."""
+        keys = self.indexes[field].equal(value)
+        if len(keys) > 1:
+            keys = sorted(keys, key=_key_rank)
+        records, position = self.records, self.positions[field]
+        return [
+            row
+            for key in keys
+            if (row := records.get(key)) is not None and (row[position] == value) is True
+        ]
+
+    def _candidates(self, where: Predicate) -> Collection[Any] | None:
         """Keys that may match, from the most selective usable index; None means scan.
 
         Equality and ``in`` on an indexed field look up their values; range conditions on
         one indexed field merge into one interval of its sorted values.
         """
         parts = where.parts if isinstance(where, And) else (where,)
-        best: set[Any] | None = None
+        best: Collection[Any] | None = None
         bounds: dict[str, list[tuple[Any, bool] | None]] = {}
         for part in parts:
             if not isinstance(part, Compare) or part.field not in self.indexes:
                 continue
             index = self.indexes[part.field]
-            found: set[Any] | None = None
+            found: Collection[Any] | None = None
             if part.op == "==":
                 found = index.equal(part.value)
             elif part.op == "in":
@@ -277,8 +371,8 @@ class TableState:
                 best = found
         return best
 
-    def select(self, query: Query) -> list[Any]:
-        """The records matching ``query``, ordered and paged (the stored objects: copy them).
+    def select(self, query: Query) -> list[Row]:
+        """The rows matching ``query``, ordered and paged.
 
         Without ``order_by`` records come in key order; with it, records that tie come in key
         order. Raises :class:`ValidationError` for ``order_by`` over values that do not sort.
@@ -288,15 +382,17 @@ class TableState:
         candidates = self._candidates(query.where)
         where = query.where
         always = isinstance(where, And) and not where.parts
-        check = where.compile()
+        check = where.compile(self.positions)
         records = self.records
         if candidates is None:
             pool: Iterable[Any] = self.ordered_records()
         else:
-            pool = [records[k] for k in sorted(candidates, key=_key_rank) if k in records]
+            if len(candidates) > 1:
+                candidates = sorted(candidates, key=_key_rank)
+            pool = [records[k] for k in candidates if k in records]
         if not query.order_by:
             if query.limit is None:
-                matched = list(pool) if always else [r for r in pool if check(r)]
+                matched = list(pool) if always else self._matching(pool, where, check)
                 return matched[query.offset :]
             result: list[Any] = []
             stop = query.offset + query.limit
@@ -306,10 +402,10 @@ class TableState:
                     if len(result) >= stop:
                         break
             return result[query.offset :]
-        matched = list(pool) if always else [r for r in pool if check(r)]
+        matched = list(pool) if always else self._matching(pool, where, check)
         for order in reversed(query.order_by):
             try:
-                matched.sort(key=_sort_key(order), reverse=order.descending)
+                matched.sort(key=_sort_key(self.positions[order.field]), reverse=order.descending)
             except TypeError as error:
                 raise ValidationError(
                     self.table,
@@ -319,14 +415,66 @@ class TableState:
         end = None if query.limit is None else query.offset + query.limit
         return matched[query.offset : end]
 
+    def _matching(
+        self, pool: Iterable[Row], where: Predicate, check: Callable[[Row], bool]
+    ) -> list[Row]:
+        """The rows of ``pool`` for which ``check`` (``where`` compiled) holds.
+
+        A range on one field (``lo <= x < hi``, ``x > v``: the usual scan) is evaluated
+        inline, without a call per row, as long as every value compares with the bounds; a
+        value that does not (another type) sends the scan the general way, which skips it.
+        """
+        bounds = _one_field_bounds(where)
+        if bounds is None:
+            return [row for row in pool if check(row)]
+        rows = pool if isinstance(pool, Collection) else list(pool)  # twice if need be
+        name, (test1, value1), (test2, value2) = bounds
+        position = self.positions[name]
+        try:
+            return [
+                row
+                for row in rows
+                if (value := row[position]) is not None
+                and test1(value, value1)
+                and test2(value, value2)
+            ]
+        except TypeError:
+            return [row for row in rows if check(row)]
+
     def count(self, where: Predicate) -> int:
         if isinstance(where, And) and not where.parts:
             return len(self.records)
         candidates = self._candidates(where)
-        check = where.compile()
+        check = where.compile(self.positions)
         records = self.records
         keys = records.keys() if candidates is None else candidates
         return sum(1 for key in keys if key in records and check(records[key]))
+
+
+def _one_field_bounds(
+    where: Predicate,
+) -> (
+    tuple[str, tuple[Callable[[Any, Any], Any], Any], tuple[Callable[[Any, Any], Any], Any]] | None
+):
+    """``(field, (test, value), (test, value))`` for one or two ordered comparisons on one
+    field with values other than None, else None."""
+    parts = where.parts if isinstance(where, And) else (where,)
+    if not 1 <= len(parts) <= 2:
+        return None
+    tests = []
+    for part in parts:
+        if (
+            not isinstance(part, Compare)
+            or part.op not in ("<", "<=", ">", ">=")
+            or part.value is None
+            or part.field != getattr(parts[0], "field", None)
+        ):
+            return None
+        tests.append((COMPARISONS[part.op], part.value))
+    if len(tests) == 1:
+        tests.append(tests[0])
+    first = typing.cast(Compare, parts[0])
+    return first.field, tests[0], tests[1]
 
 
 def _key_rank(key: Any) -> tuple[bool, Any]:
@@ -338,9 +486,9 @@ def _item_rank(item: tuple[Any, Any]) -> tuple[bool, Any]:
     return _key_rank(item[0])
 
 
-def _sort_key(order: Order) -> Callable[[Any], tuple[Any, ...]]:
-    def key(record: Any) -> tuple[Any, ...]:
-        value = getattr(record, order.field)
+def _sort_key(position: int) -> Callable[[Row], tuple[Any, ...]]:
+    def key(record: Row) -> tuple[Any, ...]:
+        value = record[position]
         # None sorts first ascending (last descending); it never compares with values.
         # Naive datetimes (no offset) cannot compare with aware ones: they sort before them.
         if value is None:

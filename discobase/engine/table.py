@@ -14,7 +14,7 @@ wires them together and is what the model and the database call.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..codec import Entry
@@ -51,6 +51,8 @@ class TableEngine:
         *,
         compaction: Compaction | None = None,
         clock: ServerClock | None = None,
+        fields: Sequence[str] | None = None,
+        decode_many: Callable[[list[Any], list[dict[str, Any]]], list[Any] | None] | None = None,
     ) -> None:
         self.schema = schema
         self.storage = storage
@@ -58,7 +60,9 @@ class TableEngine:
         self.encode = encode
         self.compaction = compaction
         self._decode = decode
-        self.state = TableState(schema.name, decode, indexes=schema.indexes, unique=schema.unique)
+        self._decode_many = decode_many
+        self._fields = schema.field_names if fields is None else fields
+        self.state = self._new_state()
         self.core = TableCore(
             schema,
             storage,
@@ -137,12 +141,20 @@ class TableEngine:
         for message in early:
             await self.ingest.ingest(message)
 
+    def _new_state(self) -> TableState:
+        return TableState(
+            self.schema.name,
+            self._decode,
+            decode_many=self._decode_many,
+            fields=self._fields,
+            indexes=self.schema.indexes,
+            unique=self.schema.unique,
+        )
+
     def _forget_loaded(self) -> None:
         """Drop what a load read, to read the table again (before it is published)."""
         core = self.core
-        self.state = TableState(
-            self.name, self._decode, indexes=self.schema.indexes, unique=self.schema.unique
-        )
+        self.state = self._new_state()
         core.state = self.constraints.state = self.state
         if self.expiry is not None:
             self.expiry.track(self.state)
