@@ -4,8 +4,7 @@ layout, without SimCord or discord.py (each test runs in milliseconds)."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -22,19 +21,25 @@ from discobase.errors import UniqueViolationError
 MARGIN = 15.0
 
 
-@dataclass
-class Pet:
+class Pet(NamedTuple):
+    """A record as the engine holds it: a row of the key, then the fields in schema order."""
+
+    key: str
     name: str
     age: int
 
 
 def decode(key: Any, data: dict[str, Any]) -> Pet:
-    return Pet(**data)
+    return Pet(key, **data)
+
+
+def encode(pet: Pet) -> dict[str, Any]:
+    return {"name": pet.name, "age": pet.age}
 
 
 def put(key: str, name: str, age: int) -> Write:
-    pet = Pet(name, age)
-    return Write(key, pet, asdict(pet))
+    pet = Pet(key, name, age)
+    return Write(key, pet, encode(pet))
 
 
 async def make_table(storage: MemoryStorage, shards: int = 1) -> TableSchema:
@@ -50,7 +55,7 @@ async def make_table(storage: MemoryStorage, shards: int = 1) -> TableSchema:
 
 
 def engine(storage: MemoryStorage, schema: TableSchema, **options: Any) -> TableEngine:
-    return TableEngine(schema, storage, 10 * 1024 * 1024, decode, asdict, **options)
+    return TableEngine(schema, storage, 10 * 1024 * 1024, decode, encode, **options)
 
 
 def kinds(storage: MemoryStorage, channel_id: int) -> list[str]:
