@@ -94,7 +94,7 @@ class Constraints:
             if insert:
                 claims.append(Claim(None, write.key, write.key))
             for field_name in self.schema.unique:
-                value = getattr(write.record, field_name)
+                value = self.state.value(write.record, field_name)
                 if value is None or write.key in self.state.indexes[field_name].equal(value):
                     continue
                 assert write.data is not None
