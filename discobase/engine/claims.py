@@ -81,9 +81,13 @@ class Claims:
             shard = self.placement.shard_for([claim.field, claim.value])
             try:
                 content = encode_claim(claim.field, claim.value, claim.key, by)
+                # A storage that seals its messages refuses, before any request, a claim
+                # whose sealed form is longer than a message.
+                sent = await core.storage.send(
+                    shard.channel_id, content, nonce=secrets.token_hex(8)
+                )
             except ValueError as error:
                 raise ValidationError(core.name, f"cannot claim {claim.field}: {error}") from None
-            sent = await core.storage.send(shard.channel_id, content, nonce=secrets.token_hex(8))
             core.clock.observe(sent.id)
             shard.handled.add(sent.id)
             shard.log_ids.append(sent.id)

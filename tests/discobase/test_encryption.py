@@ -6,12 +6,15 @@ re-seals everything in place, surviving a crash midway."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import zlib
 
 import pytest
 import simcord
 
 import discobase
+from discobase.codec import encode_claim
 from discobase.transport import Transport
 from tests.conftest import past_horizon, rest_calls
 
@@ -266,6 +269,35 @@ async def test_unique_claims_are_sealed_and_still_hold(simcord_env, guild, new_d
     assert [m.key for m in await Member.find()] == ["a"]
     with pytest.raises(discobase.UniqueViolationError):
         await Member(key="c", email=f"{SECRET}@x").insert()
+
+
+async def test_a_claim_too_long_once_sealed_is_refused_and_sends_nothing(
+    simcord_env, guild, new_db
+):
+    db = new_db(encryption_key=NEW.text(), compaction=None)
+    db.table(Member)
+    await db.open()
+    # Random text barely compresses: the longest email whose plain claim fits one message
+    # does not fit once sealed (nonce, tag and base64 added).
+    email = base64.b64encode(os.urandom(1500)).decode() + "@x"
+    while not fits_a_plain_claim(email):
+        email = email[1:]
+    with pytest.raises(discobase.ValidationError, match="cannot claim email"):
+        await Member(key="a", email=email).insert()
+    assert await Member.find() == []
+    await db.close()
+    again = new_db(encryption_key=NEW.text(), compaction=None)
+    again.table(Member)
+    await again.open()
+    assert await Member.find() == []
+
+
+def fits_a_plain_claim(email: str) -> bool:
+    try:
+        encode_claim("email", email, "a", "0" * 16)
+    except ValueError:
+        return False
+    return True
 
 
 async def settle_claims(env: simcord.Env, db: discobase.Database) -> None:
