@@ -8,12 +8,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import secrets
 import zlib
 
+import pydantic
 import pytest
 import simcord
 
 import discobase
+from discobase.classes import schema_of
 from discobase.codec import encode_claim
 from discobase.transport import Transport
 from tests.conftest import past_horizon, rest_calls
@@ -290,6 +293,33 @@ async def test_a_claim_too_long_once_sealed_is_refused_and_sends_nothing(
     again.table(Member)
     await again.open()
     assert await Member.find() == []
+
+
+async def test_a_class_whose_catalog_event_is_too_long_once_sealed_is_refused_before_any_write(
+    simcord_env, guild, new_db
+):
+    # A random default barely compresses: the longest one whose plain catalog event fits
+    # one message does not fit once sealed (nonce, tag and base64 added).
+    default = secrets.token_urlsafe(1500)
+    while (wide := plain_fitting_class(default)) is None:
+        default = default[:-1]
+    db = new_db(encryption_key=NEW.text(), compaction=None)
+    db.table(wide)
+    with pytest.raises(discobase.SchemaError, match="too long for one catalog message"):
+        await db.open()
+    await db.close()
+    assert [m for m in stored(guild, simcord_env) if "sealed" in m[0]] == []
+
+
+def plain_fitting_class(default: str) -> type[discobase.Table] | None:
+    """A table class with a str field of this default, or None when its plain catalog event
+    would not fit one message."""
+    wide = pydantic.create_model("Wide", __base__=discobase.Table, note=(str, default))
+    try:
+        schema_of(wide)
+    except discobase.SchemaError:
+        return None
+    return wide
 
 
 def fits_a_plain_claim(email: str) -> bool:
