@@ -181,6 +181,8 @@ class Database:
         self._ready = asyncio.Event()
         self._login_task: asyncio.Task[None] | None = None
         self._opener: asyncio.Task[None] | None = None
+        #: Set each time :meth:`login_task` starts a login (``wait_ready`` then watches it).
+        self._login_started = asyncio.Event()
         self._background = BackgroundTasks("the database")
         self._v1_writes: set[asyncio.Task[Any]] = set()
         self._clock = ServerClock(self.transport.now)
@@ -452,20 +454,31 @@ class Database:
             # one has already failed (on a client that is ready, it fails before the login).
             self._opener = loop.create_task(self.open())
             self._login_task = loop.create_task(self.transport.run(token))
+            self._login_started.set()
         return self._login_task
 
     async def wait_ready(self) -> None:
-        """1.0's: wait until the database is open; raise if logging in failed first."""
+        """1.0's: wait until the database is open; raise if logging in failed first. A login
+        started after the wait began (``asyncio.create_task(db.login(token))`` has not run
+        yet when ``wait_ready`` is awaited) is watched too: its failure raises here."""
         ready = asyncio.ensure_future(self._ready.wait())
-        waiters = {ready, *(t for t in (self._login_task, self._opener) if t is not None)}
-        while not ready.done():
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            for task in done - {ready}:
-                waiters.discard(task)
-                if task.exception() is not None or task is self._login_task:
-                    ready.cancel()
-                    task.result()  # raises why the open or the client failed
-                    raise NotConnectedError("the client stopped before the database opened")
+        watched: set[asyncio.Task[None]] = set()
+        try:
+            while not ready.done():
+                self._login_started.clear()
+                started = asyncio.ensure_future(self._login_started.wait())
+                tasks = {t for t in (self._login_task, self._opener) if t is not None} - watched
+                done, _ = await asyncio.wait(
+                    {ready, started, *tasks}, return_when=asyncio.FIRST_COMPLETED
+                )
+                started.cancel()
+                for task in done & tasks:
+                    watched.add(task)
+                    if task.exception() is not None or task is self._login_task:
+                        task.result()  # raises why the open or the client failed
+                        raise NotConnectedError("the client stopped before the database opened")
+        finally:
+            ready.cancel()
 
     # -- tables -----------------------------------------------------------------------------
 

@@ -112,6 +112,29 @@ async def test_login_runs_the_client_until_it_closes(simcord_env, own_db, offlin
     assert running.done() and running.exception() is None  # ended with the close
 
 
+@pytest.mark.parametrize("token", ["secret-token", "stale-token"])
+async def test_wait_ready_follows_a_login_that_starts_after_it_began_waiting(
+    simcord_env, own_db, offline_start, token
+):
+    simcord_env.create_guild("my storage")
+    # 1.0's shape: the login task has not run yet when wait_ready() is awaited.
+    running = asyncio.get_running_loop().create_task(own_db.login(token))
+    waiting = asyncio.get_running_loop().create_task(own_db.wait_ready())
+    # A guard, not a synchronisation: a wait_ready that misses the login never returns.
+    done, _ = await asyncio.wait([waiting], timeout=30)
+    assert waiting in done
+    if token == "stale-token":
+        with pytest.raises(discobase.InvalidTokenError, match="Reset Token"):
+            waiting.result()
+        with pytest.raises(discobase.InvalidTokenError):
+            await running
+    else:
+        assert waiting.result() is None and own_db.is_open and not running.done()
+    await own_db.close()
+    assert running.done() and offline_start.is_set()
+    assert discobase_tasks() == []
+
+
 async def reader(env) -> discobase.Database:
     """Another database on the same guild, opened on SimCord's client, to see what is stored."""
     db = discobase.Database("my storage", bot=env.bot)
