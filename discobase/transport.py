@@ -186,6 +186,9 @@ class Transport:
         self.retries: Counter[str] = Counter()
         self._subscriber: tuple[Callable[[StoredMessage], None], Callable[[], None]] | None = None
         self._guild_id: int | None = None
+        #: Whether ``on_reconnect`` ran since the guild's connection last got a READY (or the
+        #: guild last went unavailable): its other signals of that READY are then redundant.
+        self._caught_up = False
         #: The guild :meth:`bind` bound, and the role that may read the storage channels.
         self._bound: int | None = None
         self._admin_role: int | None = None
@@ -617,7 +620,12 @@ class Transport:
         - the guild available again after an outage (``on_guild_available``; Discord sends
           none of its events while it is unavailable).
 
-        A resumed session (``on_resumed``) needs nothing: Discord replays what it missed.
+        One READY calls it once: discord.py announces a fresh READY with ``on_connect``
+        (``on_shard_connect`` per shard), then dispatches ``on_guild_available`` for each
+        guild that arrives within ``guild_ready_timeout`` and ``on_ready`` (or
+        ``on_shard_ready``) after it; the first of those catches up, the rest are skipped
+        until the next READY or outage (``on_guild_unavailable``) of the guild. A resumed
+        session (``on_resumed``) needs nothing: Discord replays what it missed.
 
         Needs a :class:`discord.ext.commands.Bot`-like client (``add_listener``); with any
         other client nothing is delivered (a warning says so) and only ``Database.sync``
@@ -634,6 +642,7 @@ class Transport:
         self.unlisten()
         self._subscriber = (on_message, on_reconnect)
         self._guild_id = guild_id
+        self._caught_up = False
         for handler, event in self._handlers():
             add_listener(handler, event)
 
@@ -648,22 +657,42 @@ class Transport:
     def _handlers(self) -> list[tuple[Callable[..., Awaitable[None]], str]]:
         return [
             (self._on_message, "on_message"),
+            (self._on_connect, "on_connect"),
+            (self._on_shard_connect, "on_shard_connect"),
             (self._on_ready, "on_ready"),
             (self._on_shard_ready, "on_shard_ready"),
             (self._on_guild_available, "on_guild_available"),
+            (self._on_guild_unavailable, "on_guild_unavailable"),
         ]
 
     async def _on_message(self, message: discord.Message) -> None:
         if self._subscriber is not None:
             self._subscriber[0](_from_message(message))
 
+    def _is_our_shard(self, shard_id: int) -> bool:
+        guild = self.client.get_guild(self._guild_id) if self._guild_id is not None else None
+        return guild is None or guild.shard_id == shard_id
+
+    async def _on_connect(self) -> None:
+        # A sharded client also says which shard got the READY (on_shard_connect).
+        if not isinstance(self.client, discord.AutoShardedClient):
+            self._caught_up = False
+
+    async def _on_shard_connect(self, shard_id: int) -> None:
+        if self._is_our_shard(shard_id):
+            self._caught_up = False
+
+    async def _on_guild_unavailable(self, guild: discord.Guild) -> None:
+        if self._guild_id is None or guild.id == self._guild_id:
+            self._caught_up = False
+
     async def _on_ready(self) -> None:
-        if self._subscriber is not None:
+        if self._subscriber is not None and not self._caught_up:
+            self._caught_up = True
             self._subscriber[1]()
 
     async def _on_shard_ready(self, shard_id: int) -> None:
-        guild = self.client.get_guild(self._guild_id) if self._guild_id is not None else None
-        if guild is None or guild.shard_id == shard_id:
+        if self._is_our_shard(shard_id):
             await self._on_ready()
 
     async def _on_guild_available(self, guild: discord.Guild) -> None:

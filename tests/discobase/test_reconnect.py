@@ -4,6 +4,7 @@ typed error. Another process (same token, on its own connection) writes meanwhil
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import discord
@@ -67,6 +68,53 @@ async def test_a_fresh_ready_catches_up_what_the_lost_connection_missed(
     assert strict.drop_gateway() >= 2
     await simcord_env.settle()
     assert await seen(reader) == {"a": 3, "b": 2}
+    await reader.close()
+    await writer.close()
+
+
+async def test_a_fresh_ready_catches_up_once_although_the_guild_and_the_client_say_ready(
+    simcord_env, strict: Strict, guild, fast_retry
+):
+    _, writer, written, reader = await writer_and_reader(simcord_env, strict, guild, fast_retry)
+    bot = simcord_env.bot
+    said: list[str] = []
+
+    async def on_connect() -> None:
+        # SimCord gap: it sets guild_ready_timeout to 0, so discord.py's _delay_ready gives up
+        # before the READY's GUILD_CREATE is queued and dispatches no on_guild_available. On
+        # Discord the guild arrives within the timeout: on_guild_available, then on_ready
+        # (guild_ready_timeout, 2 s, later). Dispatch what discord.py would.
+        bot.dispatch("guild_available", bot.get_guild(guild.id))
+
+    async def on_guild_available(_: Any) -> None:
+        said.append("guild_available")
+
+    async def on_ready() -> None:
+        said.append("ready")
+
+    for listener in (on_connect, on_guild_available, on_ready):
+        bot.add_listener(listener)
+    strict.hold_gateway()
+    await missed_writes(written)
+    before = len(simcord_env.http_requests)
+    assert strict.drop_gateway() >= 2
+    await simcord_env.settle()
+    assert said == ["guild_available", "ready"]
+    reads = Counter(
+        r.path for r in simcord_env.http_requests[before:] if r.path.endswith("/messages")
+    )
+    (table,) = reader.schema("t").channels
+    # One catch-up read per storage channel: the catalog's and the table's.
+    assert len(reads) == 2 and reads[f"/channels/{table}/messages"] == 1
+    assert set(reads.values()) == {1}
+    assert await seen(reader) == {"a": 3, "b": 2}
+    # The next READY catches up again.
+    await written(name="c", n=4).save()
+    strict.hold_gateway()
+    await written(name="c", n=5).save()
+    strict.drop_gateway()
+    await simcord_env.settle()
+    assert await seen(reader) == {"a": 3, "b": 2, "c": 5}
     await reader.close()
     await writer.close()
 
