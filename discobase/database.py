@@ -462,7 +462,7 @@ class Database:
         started after the wait began (``asyncio.create_task(db.login(token))`` has not run
         yet when ``wait_ready`` is awaited) is watched too: its failure raises here."""
         ready = asyncio.ensure_future(self._ready.wait())
-        watched: set[asyncio.Task[None]] = set()
+        watched: set[asyncio.Future[Any]] = set()
         try:
             while not ready.done():
                 self._login_started.clear()

@@ -35,7 +35,12 @@ from .tasks import BackgroundTasks
 from .writer import BatchWriter
 from .writes import KeyPlacement, WritePath
 
-__all__ = ("HORIZON_MARGIN", "Compaction", "LogShard", "TableEngine", "Write")
+__all__ = ("HANDLED_LIMIT", "HORIZON_MARGIN", "Compaction", "LogShard", "TableEngine", "Write")
+
+#: A shard that holds this many handled ids above its horizon reads to its horizon, which
+#: moves the horizon and forgets the ids below it (without compaction or reconnects nothing
+#: else moves it, and the ids would pile up).
+HANDLED_LIMIT = 10_000
 
 
 class TableEngine:
@@ -98,6 +103,9 @@ class TableEngine:
         )
         self.feed = ChangeLog(self.core, self.ingest)
         self.writes.claims = Claims(self.core, self.feed, self.placement)
+        #: A read to the horizon starts when a shard holds this many handled ids.
+        self._handled_mark = HANDLED_LIMIT
+        self._settling = False
         self.expiry = None if schema.ttl is None else Expiry(schema.ttl, storage.now)
         if self.expiry is not None:
             self.expiry.track(self.state)
@@ -162,6 +170,24 @@ class TableEngine:
 
     def spawn_ingest(self, message: StoredMessage) -> None:
         self.ingest.spawn(message)
+        self._bound_handled(message.channel_id)
+
+    def _bound_handled(self, channel_id: int) -> None:
+        """Read to the horizon in the background once a shard holds too many handled ids."""
+        shard = self.core.by_channel[channel_id]
+        if len(shard.handled) >= self._handled_mark and not self._settling:
+            self._settling = True
+            self.core.background.spawn(self._settle_handled())
+
+    async def _settle_handled(self) -> None:
+        try:
+            await self.feed.settle()
+        finally:
+            self._settling = False
+            # Ids inside the horizon's margin stay: when that many remain (a channel written
+            # faster than the margin lets the horizon follow), wait for twice as many.
+            left = max(len(shard.handled) for shard in self.shards)
+            self._handled_mark = max(HANDLED_LIMIT, 2 * left)
 
     def expire(self) -> None:
         """Forget the records past the table's ttl (nothing without one): before every read."""
@@ -188,6 +214,7 @@ class TableEngine:
 
     def _committed(self, message: StoredMessage, batch_id: str, entries: list[Entry]) -> None:
         self.writes.committed(message, batch_id, entries)
+        self._bound_handled(message.channel_id)
 
     async def compact(self) -> int:
         """Snapshot every shard now; return how many old messages were deleted."""

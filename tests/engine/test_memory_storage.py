@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from discobase.codec import encode_marker, parse_header
+from discobase.engine import table as table_module
 from discobase.engine.compaction import Compaction
 from discobase.engine.core import Write
 from discobase.engine.layout import CATEGORY_LIMIT, StorageLayout
@@ -218,3 +219,40 @@ async def test_storage_deleted_by_clean_up_is_gone_while_its_announcement_lags()
     storage.frozen = None
     catalog = await layout.create_catalog()
     assert storage.channels[catalog[0]].category_id == category.id
+
+
+@pytest.mark.parametrize("limit", [50, 200])
+async def test_handled_ids_stay_bounded_without_compaction_or_reconnects(
+    monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """Only a REST read moves a shard's horizon; a process that never compacts and never
+    reconnects reads to it by itself once its handled ids reach the limit."""
+    monkeypatch.setattr(table_module, "HANDLED_LIMIT", limit)
+    storage = MemoryStorage()
+    schema = await make_table(storage)
+    writer = engine(storage, schema, compaction=None)
+    await writer.load()
+    reader = engine(storage, schema, compaction=None)  # another process, fed by its gateway
+    await reader.load()
+    writes = 5 * limit
+    channel = storage.messages[schema.channels[0]]
+    held: list[int] = []
+    for i in range(writes):
+        storage.advance(1)  # a write a second: the margin keeps the last 15 above the horizon
+        await writer.write([put(f"k{i % 40}", f"pet{i % 40}", i)])
+        reader.spawn_ingest(channel[max(channel)])
+        await asyncio.sleep(0)  # the reader applies it
+        held.append(max(len(writer.shards[0].handled), len(reader.shards[0].handled)))
+    await writer.close()
+    await reader.close()
+    assert max(held) <= limit + 2
+    assert held[-1] < limit
+    assert reader.state.records == writer.state.records
+    assert {k: r.age for k, r in writer.state.records.items()} == {
+        f"k{i % 40}": i for i in range(writes - 40, writes)
+    }
+    # A read to the horizon every (limit - margin) writes, of one page per 100 messages, in
+    # each process; and the two loads.
+    per_process = writes // (limit - int(MARGIN) - 1) + 1
+    reads = storage.calls["GET /channels/{id}/messages"]
+    assert reads <= 2 * per_process * (limit // 100 + 1) + 2
