@@ -55,6 +55,7 @@ def schema_of(cls: type[Table]) -> TableSchema:
         unique=list(settings.get("unique", ())),
         shards=settings.get("shards", 1),
         ttl=ttl_seconds(name, settings.get("ttl")),
+        claim_unique=settings.get("claim_unique", False),
     )
     check_catalog_fits(schema)
     return schema
@@ -130,6 +131,7 @@ def runtime_class(schema: TableSchema) -> type[Table]:
             "unique": list(schema.unique),
             "shards": schema.shards,
             "ttl": None if schema.ttl is None else datetime.timedelta(seconds=schema.ttl),
+            "claim_unique": schema.claim_unique,
         },
     )
     class_name = "".join(part.capitalize() for part in schema.name.split("_")) or "Record"

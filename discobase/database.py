@@ -44,7 +44,7 @@ from .errors import (
     TableExistsError,
     TableNotFoundError,
 )
-from .model import Table
+from .model import Table, settings_of
 from .problems import Problem, ProblemKind
 from .sealed import KeyRotation, SealedTransport
 from .transport import RetryPolicy, Transport
@@ -568,6 +568,8 @@ class Database:
                 f"primary_key = {stored.primary_key!r}, or create a new table with the new key "
                 "and copy the records into it",
             )
+        if "claim_unique" not in settings_of(cls):  # no opinion: the stored value holds
+            declared.claim_unique = stored.claim_unique
         declared.channels = stored.channels
         engine = await self._attach(declared, cls, publish=False)
         # Stored records that the class refuses (a new field, or stricter validators of the
@@ -655,12 +657,13 @@ class Database:
         unique: list[str] | tuple[str, ...] = (),
         shards: int = 1,
         ttl: datetime.timedelta | None = None,
+        claim_unique: bool = False,
     ) -> type[Table]:
         """Create a table without a Python class; return its (generated) Table class.
 
         ``fields`` maps names to a type (``str``, ``int | None``), a type name (``"int"``,
-        ``"datetime?"`` for optional; see ``TYPE_NAMES``), or ``(type, default)``; ``ttl`` as
-        ``Settings.ttl``. Raises
+        ``"datetime?"`` for optional; see ``TYPE_NAMES``), or ``(type, default)``; ``ttl`` and
+        ``claim_unique`` as in ``Settings``. Raises
         :class:`TableExistsError` or :class:`SchemaError`.
         """
         catalog = self._require_open()
@@ -679,6 +682,7 @@ class Database:
             list(unique),
             shards,
             ttl=ttl_seconds(name, ttl),
+            claim_unique=claim_unique,
         ).validate()
         check_new_field_names(name, schema.field_names, TABLE_ATTRIBUTES)
         runtime_class(schema)  # defaults must fit their types before anything is written
@@ -784,6 +788,8 @@ class Database:
             for name, engine in self._engines().items():
                 current = tables.get(name)
                 if current is not None and current.channels == engine.schema.channels:
+                    # Claims work only if every writer makes them: follow the stored choice.
+                    engine.schema.claim_unique = current.claim_unique
                     continue
                 own = self._own_creates.pop(name, None)
                 winner = self._catalog.created_by.get(name)

@@ -112,7 +112,8 @@ class Table(BaseModel):
     ``indexes`` (fields with an index), ``unique`` (fields whose values cannot repeat, indexed
     too), ``shards`` (log channels, 1 to 16: more channels, more writes per second),
     ``claim_unique`` (claim unique values in the log so that they hold across processes, at
-    the cost of a wait of about ``Compaction.margin`` per new value; see :mod:`.engine.claims`),
+    the cost of a wait of about ``Compaction.margin`` per new value; see :mod:`.engine.claims`;
+    recorded in the catalog, and a class that leaves it out follows the recorded value),
     ``ttl`` (a ``timedelta``: a record expires that long after its last write).
     """
 
@@ -727,8 +728,9 @@ class Table(BaseModel):
 
 
 def _claims(cls: type[Table]) -> bool:
-    """Whether the class claims its unique values across processes (``claim_unique``)."""
-    return bool(settings_of(cls).get("claim_unique", False))
+    """Whether the table claims its unique values across processes (``claim_unique``, as
+    the catalog holds it: every process of the table follows one choice)."""
+    return cls._engine().schema.claim_unique
 
 
 def _copied(value: Any) -> Any:

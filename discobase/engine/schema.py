@@ -200,6 +200,8 @@ class TableSchema:
     channels: list[int] = field(default_factory=list)
     #: Seconds a record lives after its last write (``Settings.ttl``); None: for ever.
     ttl: float | None = None
+    #: Writes claim their new unique values in the log (``Settings.claim_unique``).
+    claim_unique: bool = False
     #: Records in the table right now (filled in by ``Database.schema``).
     record_count: int = 0
     #: The table's class (filled in by ``Database.schema``); :meth:`json_schema` describes it.
@@ -230,15 +232,19 @@ class TableSchema:
 
     def to_dict(self) -> dict[str, Any]:
         """The catalog form (also what ``/schema`` shows)."""
-        return {
-            "name": self.name,
-            "fields": [f.to_dict() for f in self.fields],
-            "primary_key": self.primary_key,
-            "indexes": list(self.indexes),
-            "unique": list(self.unique),
-            "shards": self.shards,
-            "channels": [str(c) for c in self.channels],
-        } | ({} if self.ttl is None else {"ttl": self.ttl})
+        return (
+            {
+                "name": self.name,
+                "fields": [f.to_dict() for f in self.fields],
+                "primary_key": self.primary_key,
+                "indexes": list(self.indexes),
+                "unique": list(self.unique),
+                "shards": self.shards,
+                "channels": [str(c) for c in self.channels],
+            }
+            | ({} if self.ttl is None else {"ttl": self.ttl})
+            | ({"claim_unique": True} if self.claim_unique else {})
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TableSchema:
@@ -251,6 +257,7 @@ class TableSchema:
             shards=int(data.get("shards", 1)),
             channels=[int(c) for c in data.get("channels", [])],
             ttl=data.get("ttl"),
+            claim_unique=data.get("claim_unique", False),
         )
 
     def same_shape(self, other: TableSchema) -> bool:
@@ -261,6 +268,7 @@ class TableSchema:
             and (self.primary_key, sorted(self.indexes), sorted(self.unique), self.shards)
             == (other.primary_key, sorted(other.indexes), sorted(other.unique), other.shards)
             and self.ttl == other.ttl
+            and self.claim_unique == other.claim_unique
         )
 
     def validate(self) -> TableSchema:
@@ -306,6 +314,11 @@ class TableSchema:
                 f"table {self.name!r}: ttl must be a positive datetime.timedelta of at least "
                 f"a millisecond, not {self.ttl!r}"
             )
+        if type(self.claim_unique) is not bool:
+            raise SchemaError(
+                f"table {self.name!r}: claim_unique must be True or False, not "
+                f"{self.claim_unique!r}"
+            )
         return self
 
     @classmethod
@@ -319,10 +332,20 @@ class TableSchema:
         unique: list[str],
         shards: int,
         ttl: float | None = None,
+        claim_unique: bool = False,
     ) -> TableSchema:
         """Describe a pydantic model's fields as a schema."""
         fields = [_field_schema(fname, info) for fname, info in model.model_fields.items()]
-        schema = cls(name, fields, primary_key, list(indexes), list(unique), shards, ttl=ttl)
+        schema = cls(
+            name,
+            fields,
+            primary_key,
+            list(indexes),
+            list(unique),
+            shards,
+            ttl=ttl,
+            claim_unique=claim_unique,
+        )
         return schema.validate()
 
 

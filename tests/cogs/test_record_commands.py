@@ -17,6 +17,8 @@ import pytest
 import simcord
 from cog_world import World
 
+import discobase
+
 
 async def records_of(pets: Any) -> dict[str, dict[str, Any]]:
     return {record.name: record.model_dump() for record in await pets.find()}
@@ -522,3 +524,28 @@ async def test_count_with_many_groups_keeps_to_the_message_limit(world: World, p
     assert text.splitlines()[-1].startswith("… and ")
     shown = len(text.splitlines()) - 2
     assert text.splitlines()[-1] == f"… and {300 - shown} more groups"
+
+
+async def test_insert_into_a_claiming_table_claims_its_unique_value_first(world: World) -> None:
+    database = await world.database()
+    members = await database.create_table(
+        "members", {"key": "str", "email": "str"}, primary_key="key", unique=["email"],
+        claim_unique=True,
+    )  # fmt: skip
+    sent = len(world.env.http_requests)
+    result = await world.admin.slash(
+        world.channel, "insert", table="members", data='{"key": "a", "email": "a@example.org"}'
+    )
+    assert result.deferred  # the claim settles about Compaction.margin later
+    assert await members.find() == []
+    await world.env.advance_time(discobase.Compaction().margin + 5)
+    assert result.response is not None
+    assert "Inserted into `members` with key `a`" in result.response.content
+    kinds = [
+        str(r.json["content"]).split()[1]
+        for r in world.env.http_requests[sent:]
+        if r.method == "POST" and isinstance(r.json, dict)
+        and str(r.json.get("content", "")).startswith("dbs1")
+    ]  # fmt: skip
+    assert kinds == ["claim", "claim", "batch"]  # the key (an insert) and the email
+    assert [m.email for m in await members.find()] == ["a@example.org"]

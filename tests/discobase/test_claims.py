@@ -147,3 +147,124 @@ async def test_a_write_that_keeps_its_unique_values_claims_nothing(
     assert report.ok, str(report)
     await q.close()
     await p.close()
+
+
+async def without_class(guild, strict, fast_retry):
+    """A second process that opens the database with no class for the table (as the bot)."""
+    other = await strict.second_process()
+    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+    await q.open()
+    return q, other
+
+
+async def test_a_process_without_the_class_follows_the_recorded_claim_unique(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    p = new_db(compaction=None)
+    p.table(Member)
+    await p.open()
+    q, other = await without_class(guild, strict, fast_retry)
+    assert q.schema("member").claim_unique is True
+    assert q.schema("member").to_dict()["claim_unique"] is True
+    Generated = q.tables["member"]
+    results = await at_once(
+        simcord_env,
+        strict,
+        (p, q, other),
+        Member(key="a", email="x@example.com").save(),
+        Generated(key="b", email="x@example.com").save(),
+    )
+    assert isinstance(results[0], discobase.UniqueViolationError)
+    assert not isinstance(results[1], BaseException)
+    await q.close()
+    await p.close()
+    assert await stored(simcord_env, new_db) == {"b": "x@example.com"}
+
+
+async def test_create_table_records_claim_unique_and_its_writes_claim(simcord_env, new_db):
+    db = new_db(compaction=None)
+    await db.open()
+    Pets = await db.create_table(
+        "pets", {"name": str, "tag": str}, primary_key="name", unique=["tag"], claim_unique=True
+    )
+    saving = asyncio.ensure_future(Pets(name="rex", tag="t1").save())
+    await simcord_env.settle()
+    assert not saving.done()  # waits for its claim to settle
+    await settle_claims(simcord_env, db)
+    await saving
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    again = new_db(compaction=None)
+    await again.open()
+    assert again.schema("pets").claim_unique is True
+    await again.close()
+
+
+class ExplicitlyNot(discobase.Table):
+    key: str
+    email: str
+    n: int = 0
+
+    class Settings:
+        name = "member"
+        primary_key = "key"
+        unique = ["email"]
+        claim_unique = False
+
+
+class Silent(discobase.Table):
+    """The table declared with no word on claim_unique."""
+
+    key: str
+    email: str
+    n: int = 0
+
+    class Settings:
+        name = "member"
+        primary_key = "key"
+        unique = ["email"]
+
+
+async def test_a_class_that_declares_otherwise_records_it_and_running_processes_follow(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    p = new_db(compaction=None)
+    p.table(Member)
+    await p.open()
+    other = await strict.second_process()
+    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+    q.table(Silent)
+    await q.open()
+    assert q.schema("member").claim_unique is True  # no word on it: the stored value holds
+    await q.close()
+    await simcord_env.advance_time(1)  # Q's ids run behind P's: its alter comes after P's create
+    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+    q.table(ExplicitlyNot)
+    await q.open()
+    assert q.schema("member").claim_unique is False
+    await simcord_env.settle()  # P hears of the alter
+    assert p.schema("member").claim_unique is False
+    saving = asyncio.ensure_future(Member(key="a", email="x@example.com").save())
+    await simcord_env.settle()
+    assert saving.done()  # P no longer claims: every process follows the catalog
+    await saving
+    await q.close()
+    await p.close()
+
+
+async def test_a_bad_claim_unique_is_a_schema_error_and_creates_nothing(simcord_env, new_db):
+    class Bad(discobase.Table):
+        key: str
+
+        class Settings:
+            primary_key = "key"
+            claim_unique = "yes"
+
+    db = new_db(compaction=None)
+    with pytest.raises(discobase.SchemaError, match="claim_unique"):
+        db.table(Bad)
+    await db.open()
+    with pytest.raises(discobase.SchemaError, match="claim_unique"):
+        await db.create_table("pets", {"name": str}, claim_unique=1)  # type: ignore[arg-type]
+    assert "pets" not in db.tables
+    await db.close()
