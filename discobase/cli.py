@@ -400,6 +400,13 @@ async def _check(args: argparse.Namespace, client: discord.Client | None) -> int
         return OK if report.ok else PROBLEMS
 
 
+async def _reset_permissions(args: argparse.Namespace, client: discord.Client | None) -> int:
+    async with _opened(args, client) as db:
+        changed = await db.reset_permissions()
+        print(f"reset the permission overwrites of {len(changed)} storage channels")
+    return OK
+
+
 async def _compact(args: argparse.Namespace, client: discord.Client | None) -> int:
     async with _opened(args, client) as db:
         if args.table is not None:
@@ -562,6 +569,11 @@ def parser() -> argparse.ArgumentParser:
     restore.add_argument("file")
     restore.add_argument("--show", type=int, default=20, help="problems listed (20)")
     add("check", _check, "re-read all storage and report problems (exit 4 if any)")
+    add(
+        "reset-permissions",
+        _reset_permissions,
+        "give storage channels that others may read or change discobase's overwrites again",
+    )
     compact = add("compact", _compact, "snapshot a table (or all) and delete old messages")
     compact.add_argument("table", nargs="?")
     add("stats", _stats, "records and stored JSON size per table")

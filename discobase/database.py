@@ -28,14 +28,16 @@ from .classes import (
     ttl_seconds,
 )
 from .crypto import KeyInput, KeyRing
+from .engine.access import exposure, missing_own
 from .engine.catalog import Catalog
 from .engine.horizon import ServerClock
 from .engine.layout import CATALOG_CHANNEL, StorageLayout, shard_channel_name
 from .engine.schema import TableSchema, check_name, check_new_field_names
-from .engine.storage import StoredMessage
+from .engine.storage import StoredChannel, StoredMessage
 from .engine.table import Compaction, TableEngine, Write
 from .engine.tasks import BackgroundTasks
 from .errors import (
+    MissingPermissionsError,
     NotATableError,
     NotConnectedError,
     SchemaError,
@@ -341,9 +343,11 @@ class Database:
                     "move the old channels out of the category to start an empty database"
                 )
             catalog_ids = await self._layout.create_catalog()
+        self._check_access(catalog_ids)
         self._catalog = self._new_catalog(catalog_ids)
         await self._catalog.load()
         await self._confirm_unknown_channels(self._catalog)
+        self._check_access({c for schema in self._catalog.tables.values() for c in schema.channels})
         for name, entry in list(self._registry.items()):
             if entry.declared:
                 await self._open_class_table(name, entry.cls)
@@ -358,6 +362,28 @@ class Database:
         for name, lost_creates in self._catalog.lost_creates.items():
             for lost in lost_creates:
                 await self._fold_lost_create(lost, self._engines()[name])
+
+    def _check_access(self, channel_ids: Collection[int]) -> None:
+        """Refuse storage channels the bot cannot use (:class:`MissingPermissionsError`, before
+        reading them); warn about those whose overwrites let others read or change them
+        (``check()`` reports them; nothing is changed)."""
+        channels = {c.id: c for c in self.transport.cached_channels()}
+        lacking: list[str] = []
+        for channel_id in sorted(channel_ids):
+            channel = channels.get(channel_id)
+            if channel is None:
+                continue
+            lacking.extend(f"{name} in #{channel.name}" for name in missing_own(channel))
+            for problem in exposure(channel):
+                log.warning(
+                    "storage channel #%s (%s): %s; db.reset_permissions() (the command line's "
+                    "reset-permissions) restores discobase's overwrites",
+                    channel.name,
+                    channel.id,
+                    problem,
+                )
+        if lacking:
+            raise MissingPermissionsError(self.guild_id, lacking)
 
     async def build_tables(self) -> None:
         """Attach the table classes registered since :meth:`open`: create their tables, or load
@@ -886,6 +912,29 @@ class Database:
         for engine in self._engines().values():
             await engine.catch_up()
 
+    async def _listed_storage(self) -> list[StoredChannel]:
+        """The storage text channels, read by REST (with their overwrites)."""
+        listed = await self.transport.list_channels()
+        categories = {c.id for c in self._layout.categories(listed)}
+        return [c for c in listed if c.kind == "text" and c.category_id in categories]
+
+    async def reset_permissions(self) -> list[int]:
+        """Give each storage channel that ``check()`` reports as ``channel-access`` the
+        permission overwrites discobase gives the channels it makes: hidden from
+        ``@everyone``, what storage needs for the bot, read only for ``admin_role``; every
+        other overwrite of the channel is removed. Returns the ids of the channels changed.
+        The bot needs Manage Roles (it has it: opening checks it) and to see the channel."""
+        self._require_open()
+        changed = []
+        for channel in await self._listed_storage():
+            if missing_own(channel) or exposure(channel):
+                log.warning(
+                    "storage channel #%s: resetting its permission overwrites", channel.name
+                )
+                await self.transport.hide_channel(channel.id)
+                changed.append(channel.id)
+        return changed
+
     async def check(self) -> CheckReport:
         """Re-read all storage and report what discobase skips; changes nothing."""
         catalog = self._require_open()
@@ -905,6 +954,19 @@ class Database:
                         None,
                         ProblemKind.ORPHAN_CHANNEL,
                         f"#{channel_name} is in the storage category but no table uses it",
+                    )
+                )
+        tables = {c: name for name, schema in fresh.tables.items() for c in schema.channels}
+        for channel in await self._listed_storage():
+            problems = [f"the bot lacks {name}" for name in missing_own(channel)]
+            for detail in [*problems, *exposure(channel)]:
+                report.problems.append(
+                    Problem(
+                        tables.get(channel.id),
+                        channel.id,
+                        None,
+                        ProblemKind.CHANNEL_ACCESS,
+                        f"#{channel.name}: {detail}",
                     )
                 )
         for name, schema in fresh.tables.items():

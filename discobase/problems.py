@@ -36,6 +36,9 @@ class ProblemKind(StrEnum):
     FOREIGN_CHANNEL = "foreign-channel"
     #: A second ``create`` of a table that exists (two processes created it at once).
     DUPLICATE_CREATE = "duplicate-create"
+    #: A storage channel whose permission overwrites let someone other than the bot read or
+    #: change it, or keep the bot out of it.
+    CHANNEL_ACCESS = "channel-access"
 
 
 @dataclass(frozen=True)

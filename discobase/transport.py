@@ -28,7 +28,7 @@ from typing import Any, Literal, TypeVar
 import aiohttp
 import discord
 
-from .engine.storage import StoredAttachment, StoredChannel, StoredMessage
+from .engine.storage import StoredAttachment, StoredChannel, StoredMessage, StoredOverwrite
 from .errors import (
     DiscordRejectedError,
     DiscordUnavailableError,
@@ -135,15 +135,55 @@ def _from_message(message: discord.Message) -> StoredMessage:
     )
 
 
+#: discord.py's names of permissions that Discord's documentation names otherwise.
+_DOCUMENTED_NAMES = {"read_messages": "view_channel"}
+
+
+def _names(pairs: Iterable[tuple[str, bool | None]], value: bool) -> frozenset[str]:
+    """The permissions set to ``value``, by Discord's names (discord.py iterates its own)."""
+    return frozenset(_DOCUMENTED_NAMES.get(name, name) for name, v in pairs if v is value)
+
+
+def _stored_overwrite(
+    target: discord.Role | discord.Member | discord.Object,
+    overwrite: discord.PermissionOverwrite,
+    guild: discord.Guild,
+) -> StoredOverwrite:
+    is_role = isinstance(target, discord.Role) or getattr(target, "type", None) is discord.Role
+    kind: Literal["everyone", "self", "role", "member"]
+    if is_role:
+        kind = "everyone" if target.id == guild.id else "role"
+    else:
+        kind = "self" if guild.me is not None and target.id == guild.me.id else "member"
+    return StoredOverwrite(
+        target.id,
+        kind,
+        _names(overwrite, True),
+        _names(overwrite, False),
+    )
+
+
 def _stored_channel(channel: object) -> StoredChannel:
     if isinstance(channel, discord.CategoryChannel):
         return StoredChannel(channel.id, channel.name, "category")
-    kind: Literal["text", "other"] = "text" if isinstance(channel, discord.TextChannel) else "other"
+    if not isinstance(channel, discord.TextChannel):
+        return StoredChannel(
+            getattr(channel, "id", 0),
+            getattr(channel, "name", ""),
+            "other",
+            getattr(channel, "category_id", None),
+        )
+    guild, me = channel.guild, channel.guild.me
     return StoredChannel(
-        getattr(channel, "id", 0),
-        getattr(channel, "name", ""),
-        kind,
-        getattr(channel, "category_id", None),
+        channel.id,
+        channel.name,
+        "text",
+        channel.category_id,
+        overwrites=tuple(
+            _stored_overwrite(target, overwrite, guild)
+            for target, overwrite in channel.overwrites.items()
+        ),
+        own_permissions=None if me is None else _names(channel.permissions_for(me), True),
     )
 
 
@@ -474,6 +514,22 @@ class Transport:
             lambda: guild.create_text_channel(
                 name, category=category, overwrites=overwrites, reason="discobase storage"
             ),
+        )
+
+    async def hide_channel(self, channel_id: int) -> None:
+        """Give a channel the overwrites :meth:`create_channel` gives, in place of the ones it
+        has (an edit to given overwrites is idempotent, so it is retried like a read)."""
+        guild = self._guild()
+        overwrites = self._overwrites(guild)
+        channel: object = guild.get_channel(channel_id)
+        if channel is None:
+            channel = await self._call(
+                "GET /channels/{id}", lambda: self.client.fetch_channel(channel_id)
+            )
+        assert isinstance(channel, discord.TextChannel)
+        await self._call(
+            "PATCH /channels/{id}",
+            lambda: channel.edit(overwrites=overwrites, reason="discobase storage"),
         )
 
     async def delete_channel(self, channel_id: int) -> None:

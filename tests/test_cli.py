@@ -223,6 +223,23 @@ async def test_tables_schema_check_compact_stats_and_usage_errors(
     assert usage.value.code == 2
 
 
+async def test_check_reports_a_storage_channel_others_may_read_and_reset_permissions_hides_it(
+    simcord_env, home, capsys
+):
+    bot = simcord_env.bot
+    pets = next(c for c in bot.get_guild(home.id).text_channels if c.name == "pets")
+    await pets.set_permissions(pets.guild.default_role, view_channel=True)  # by hand
+    await simcord_env.settle()
+    assert await run(["check", "--guild", "home"], bot) == 4
+    assert "channel-access" in capsys.readouterr().out
+    assert await run(["reset-permissions", "--guild", "home"], bot) == 0
+    assert "of 1 storage channels" in capsys.readouterr().out
+    await simcord_env.settle()
+    assert pets.overwrites_for(pets.guild.default_role).view_channel is False
+    assert await run(["check", "--guild", "home"], bot) == 0
+    assert "2 tables, 10 records" in capsys.readouterr().out
+
+
 def test_progress_on_a_non_terminal_is_a_few_plain_lines() -> None:
     now = [0.0]
     out = io.StringIO()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-__all__ = ("Storage", "StoredAttachment", "StoredChannel", "StoredMessage")
+__all__ = ("Storage", "StoredAttachment", "StoredChannel", "StoredMessage", "StoredOverwrite")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,23 @@ class StoredMessage:
 
 
 @dataclass(frozen=True)
+class StoredOverwrite:
+    """One permission overwrite of a channel: whom it is for (``everyone``: the guild's
+    default role; ``self``: this process's own user) and the permissions it allows and
+    denies, by Discord's names as discord.py spells them (``"send_messages"``)."""
+
+    target_id: int
+    target: Literal["everyone", "self", "role", "member"]
+    allow: frozenset[str] = frozenset()
+    deny: frozenset[str] = frozenset()
+
+    def describe(self) -> str:
+        if self.target == "everyone":
+            return "@everyone"
+        return "the bot" if self.target == "self" else f"{self.target} {self.target_id}"
+
+
+@dataclass(frozen=True)
 class StoredChannel:
     """A channel of the bound guild (a category, a text channel or another kind) and the id
     of the category it is in (None: none)."""
@@ -50,6 +67,11 @@ class StoredChannel:
     name: str
     kind: Literal["category", "text", "other"] = "text"
     category_id: int | None = None
+    #: Its permission overwrites (None: the storage does not say).
+    overwrites: tuple[StoredOverwrite, ...] | None = None
+    #: What this process's own user may do in it, all things counted (roles, overwrites,
+    #: Administrator), by Discord's permission names (None: the storage does not say).
+    own_permissions: frozenset[str] | None = None
 
 
 class Storage(Protocol):
@@ -111,4 +133,9 @@ class Storage(Protocol):
 
     async def delete_channel(self, channel_id: int) -> None:
         """Delete a channel or category; one already gone counts as deleted."""
+        ...
+
+    async def hide_channel(self, channel_id: int) -> None:
+        """Give a channel the permission overwrites :meth:`create_channel` gives, in place of
+        the ones it has."""
         ...

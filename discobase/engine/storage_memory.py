@@ -12,13 +12,15 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from ..codec import CONTENT_LIMIT
 from ..errors import DiscordRejectedError, StorageCorruptError
+from .access import NEEDED
 from .horizon import DISCORD_EPOCH_MS
-from .storage import Storage, StoredAttachment, StoredChannel, StoredMessage
+from .storage import Storage, StoredAttachment, StoredChannel, StoredMessage, StoredOverwrite
 
 __all__ = ("MemoryStorage",)
 
@@ -163,13 +165,39 @@ class MemoryStorage:
         else:
             self.channels[channel_id] = StoredChannel(channel_id, name, "text", category_id)
             self.messages[channel_id] = {}
+            self.set_overwrites(channel_id, self.hidden())
         return channel_id
+
+    def hidden(self) -> tuple[StoredOverwrite, ...]:
+        """The overwrites the transport gives a storage channel: hidden from ``@everyone``
+        (the default role's id is the guild's: 0 here), what storage needs for its user."""
+        return (
+            StoredOverwrite(0, "everyone", deny=frozenset({"view_channel"})),
+            StoredOverwrite(self.user_id, "self", allow=frozenset(NEEDED)),
+        )
+
+    def set_overwrites(self, channel_id: int, overwrites: tuple[StoredOverwrite, ...]) -> None:
+        """Replace a channel's overwrites (as someone with Manage Roles may); its user's
+        permissions follow Discord's order: everything storage needs, then ``@everyone``'s
+        overwrite, then its own."""
+        own = set(NEEDED)
+        for target in ("everyone", "self"):
+            for overwrite in overwrites:
+                if overwrite.target == target:
+                    own = (own - overwrite.deny) | overwrite.allow
+        self.channels[channel_id] = replace(
+            self.channels[channel_id], overwrites=overwrites, own_permissions=frozenset(own)
+        )
 
     async def create_category(self, name: str) -> int:
         return self._create(name, "category", None)
 
     async def create_channel(self, name: str, category_id: int) -> int:
         return self._create(name, "text", category_id)
+
+    async def hide_channel(self, channel_id: int) -> None:
+        self.calls["PATCH /channels/{id}"] += 1
+        self.set_overwrites(channel_id, self.hidden())
 
     async def delete_channel(self, channel_id: int) -> None:
         self.calls["DELETE /channels/{id}"] += 1
