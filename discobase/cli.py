@@ -80,6 +80,25 @@ def _keys() -> KeyRing:
         raise UsageError(f"DISCOBASE_ENCRYPTION_KEY: {error}") from None
 
 
+def _required() -> bool:
+    """Whether ``DISCOBASE_ENCRYPTION_REQUIRED`` asks to refuse unencrypted storage."""
+    value = (_setting("DISCOBASE_ENCRYPTION_REQUIRED") or "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise UsageError(f"DISCOBASE_ENCRYPTION_REQUIRED must be true or false, not {value!r}")
+
+
+def _encryption(*, required: bool = True) -> dict[str, Any]:
+    """``Database``'s encryption options from the environment (``required``: False ignores
+    ``DISCOBASE_ENCRYPTION_REQUIRED``)."""
+    keys = _keys()
+    if _required() and not keys:
+        raise UsageError("DISCOBASE_ENCRYPTION_REQUIRED is set: set DISCOBASE_ENCRYPTION_KEY too")
+    return {"encryption_key": keys, "encryption_required": required and _required()}
+
+
 def _guild(value: str) -> int | str:
     """A guild id (digits) or name."""
     return int(value) if value.isdigit() else value
@@ -89,16 +108,18 @@ def _guild(value: str) -> int | str:
 async def _opened(
     args: argparse.Namespace, client: discord.Client | None
 ) -> AsyncIterator[Database]:
-    """The open database the command works on, closed at the end."""
+    """The open database the command works on, closed at the end. ``rotate-key`` opens it
+    without ``encryption_required``: sealing what is not encrypted is its job."""
     guild = args.guild if args.guild is not None else _setting("DISCOBASE_GUILD")
-    keys = _keys()
+    options = _encryption(required=args.run is not _rotate_key)
+    options["category"] = args.category
     if args.offline and client is None:
         try:
             import simcord  # noqa: F401
         except ImportError:
             raise UsageError("--offline needs SimCord: pip install 'discobase[offline]'") from None
         name = str(guild) if guild is not None else OFFLINE_GUILD
-        db = Database(name, category=args.category, encryption_key=keys)
+        db = Database(name, **options)
         state = None if args.offline_state == "-" else Path(args.offline_state)
         try:
             async with offline_guild(db.bot, name, state), db.connect():
@@ -110,17 +131,13 @@ async def _opened(
         raise UsageError("name the guild: --guild ID or DISCOBASE_GUILD")
     guild_ref = _guild(str(guild)) if not isinstance(guild, int) else guild
     if client is not None:
-        async with Database(
-            guild_ref, bot=client, category=args.category, encryption_key=keys
-        ).connect() as db:
+        async with Database(guild_ref, bot=client, **options).connect() as db:
             yield db
         return
     token = _setting("DISCORD_TOKEN")
     if not token:
         raise UsageError("set DISCORD_TOKEN to the bot's token (or use --offline)")
-    async with Database(guild_ref, category=args.category, encryption_key=keys).connect(
-        token
-    ) as db:
+    async with Database(guild_ref, **options).connect(token) as db:
         yield db
 
 
@@ -463,7 +480,7 @@ async def _rotate_key(args: argparse.Namespace, client: discord.Client | None) -
 
 async def _migrate_v1(args: argparse.Namespace, client: discord.Client | None) -> int:
     target = args.target if args.target is not None else args.source
-    db = Database(target, bot=client, category=args.category)
+    db = Database(target, bot=client, category=args.category, **_encryption())
     try:
         if client is None:
             token = _setting("DISCORD_TOKEN")

@@ -131,7 +131,10 @@ class Database:
     ``encryption_key`` (a key from ``discobase keygen``, or several: the first seals what is
     written, every one opens what is read) encrypts every stored message with AES-GCM; see
     docs/operations.md. Reading encrypted storage without its key raises
-    :class:`MissingKeyError` or :class:`WrongKeyError`.
+    :class:`MissingKeyError` or :class:`WrongKeyError`. ``encryption_required=True`` (needs a
+    key) also refuses storage messages that are not encrypted: reading one raises
+    :class:`UnencryptedMessageError` (an open, a catch-up) and it is never applied;
+    :meth:`rotate_key` still seals them.
 
     ``compat="1.0"`` turns on discobase 1.0's behaviour where it differs from this version's:
     writes return tasks that run without being awaited, and ``find_unique`` raises when nothing
@@ -151,6 +154,7 @@ class Database:
         compat: Literal["1.0"] | None = None,
         logging: bool = False,
         encryption_key: KeyInput = None,
+        encryption_required: bool = False,
     ) -> None:
         if not isinstance(guild, int | str) or isinstance(guild, bool):
             raise TypeError("guild must be a guild id (int) or name (str)")
@@ -164,7 +168,7 @@ class Database:
         self.compaction = compaction
         self._owns_bot = bot is None
         self.bot = bot if bot is not None else Transport.create_client()
-        self.transport = SealedTransport(self.bot, retry, keys)
+        self.transport = SealedTransport(self.bot, retry, keys, required=encryption_required)
         self._layout = StorageLayout(self.transport, category)
         self.guild_id: int | None = None
         self.size_limit = MAX_ATTACHMENT

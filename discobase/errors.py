@@ -354,6 +354,20 @@ class WrongKeyError(EncryptionError):
         )
 
 
+class UnencryptedMessageError(EncryptionError):
+    """The database requires encryption and storage holds a discobase message that is not
+    encrypted (a process without the key wrote it, or it predates the key)."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        super().__init__(
+            f"{where} is not encrypted, and this database requires encryption "
+            "(encryption_required, DISCOBASE_ENCRYPTION_REQUIRED): seal it with `discobase "
+            "rotate-key` (or db.rotate_key() on a database opened without encryption_required), "
+            "and give every process the key"
+        )
+
+
 class DiscordUnavailableError(DiscobaseError):
     """Discord did not accept a request after every retry. Nothing was half-written."""
 

@@ -10,6 +10,11 @@ whose key this process lacks raises :class:`~discobase.MissingKeyError` or
 :class:`~discobase.WrongKeyError` from the read (an open, a catch-up, a compaction), never
 reads as an empty table. A sealed message that does not authenticate reaches the engine
 sealed, which reports it as ``tampered`` and skips it, as it does a failed checksum.
+
+With ``required`` (``Database(encryption_required=True)``), a discobase message of this bot
+that is not sealed is refused the same way: reading it raises
+:class:`~discobase.UnencryptedMessageError`, so nothing unauthenticated is ever applied.
+Rotation reads such messages all the same: sealing them is its job.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from .codec import (
 )
 from .crypto import KeyRing
 from .engine.storage import StoredAttachment, StoredMessage
-from .errors import EncryptionError, InvalidKeyError
+from .errors import EncryptionError, InvalidKeyError, UnencryptedMessageError
+from .problems import ProblemKind
 from .transport import RetryPolicy, Transport
 
 if TYPE_CHECKING:
@@ -90,23 +96,35 @@ class SealedTransport(Transport):
         client: discord.Client,
         retry: RetryPolicy | None = None,
         keys: KeyRing | None = None,
+        *,
+        required: bool = False,
     ) -> None:
         super().__init__(client, retry)
         self.keys = keys if keys is not None else KeyRing()
+        if required and not self.keys:
+            raise InvalidKeyError("encryption is required, and no key was given")
+        #: Refuse discobase messages of this bot that are not sealed.
+        self.required = required
 
     @property
     def overhead(self) -> int:
         """Bytes sealing adds to an attachment (0 without a key)."""
         return SEAL_OVERHEAD if self.keys else 0
 
-    def open(self, message: StoredMessage) -> StoredMessage:
+    def open(self, message: StoredMessage, *, plain: bool = False) -> StoredMessage:
         """``message`` as the engine reads it: opened if it is a sealed message of this bot.
 
-        Raises :class:`~discobase.MissingKeyError` or :class:`~discobase.WrongKeyError`; a
+        Raises :class:`~discobase.MissingKeyError` or :class:`~discobase.WrongKeyError`, and
+        :class:`~discobase.UnencryptedMessageError` for a discobase message of this bot that
+        is not sealed when encryption is :attr:`required` (unless ``plain``: rotation); a
         message that does not authenticate is returned sealed (readers report it)."""
-        if not is_sealed(message.content) or not self.is_ours(message):
+        if not self.is_ours(message):
             return message
         where = f"message {message.id} of channel {message.channel_id}"
+        if not is_sealed(message.content):
+            if self.required and not plain and _is_discobase(message.content):
+                raise UnencryptedMessageError(where)
+            return message
         try:
             opened = open_content(self.keys, message.channel_id, message.content, where)
         except FormatProblem as problem:
@@ -205,7 +223,7 @@ class SealedTransport(Transport):
         if raw.content.startswith(f"dbs2 sealed key={report.key_id}"):
             report.current += 1
             return
-        message = self.open(raw)
+        message = self.open(raw, plain=True)
         if is_sealed(message.content):
             report.problems.append(f"{where}: tampered (does not authenticate)")
             return
@@ -239,3 +257,12 @@ class SealedTransport(Transport):
             report.gone += 1  # a compaction deleted it meanwhile
             return
         report.resealed += 1
+
+
+def _is_discobase(content: str) -> bool:
+    """Whether ``content`` has a discobase header (of any version or kind)."""
+    try:
+        parse_header(content)
+    except FormatProblem as problem:
+        return problem.kind is not ProblemKind.FOREIGN
+    return True

@@ -101,6 +101,7 @@ class DiscobaseBot(commands.Bot):
             category=settings.category,
             roles=self.roles,
             encryption_key=settings.encryption_key,
+            encryption_required=settings.encryption_required,
         )
         self._checked_startup = False
 

@@ -53,7 +53,8 @@ class GuildDatabases:
 
     ``category``, ``roles`` and ``encryption_key`` configure each database: its storage
     category's name, the admin role that may read the storage channels, and the key(s) its
-    storage is encrypted with (None: not encrypted).
+    storage is encrypted with (None: not encrypted); ``encryption_required`` refuses storage
+    messages that are not encrypted.
     """
 
     def __init__(
@@ -64,11 +65,13 @@ class GuildDatabases:
         roles: Roles,
         background_opens: int = BACKGROUND_OPENS,
         encryption_key: str | None = None,
+        encryption_required: bool = False,
     ) -> None:
         self.client = client
         self.category = category
         self.roles = roles
         self.encryption_key = encryption_key
+        self.encryption_required = encryption_required
         self.background_opens = background_opens
         self._open: dict[int, discobase.Database] = {}
         self._opening: dict[int, asyncio.Task[discobase.Database]] = {}
@@ -126,6 +129,7 @@ class GuildDatabases:
             category=self.category,
             admin_role=admin_role.id if admin_role else None,
             encryption_key=self.encryption_key,
+            encryption_required=self.encryption_required,
         )
         await database.connect()
         if guild is not None and self.client.get_guild(guild_id) is None:

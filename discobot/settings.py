@@ -51,6 +51,8 @@ class Settings:
     command_sync: CommandSync = CommandSync.AUTO
     #: ``DISCOBASE_ENCRYPTION_KEY``: the key(s) every guild's database is encrypted with.
     encryption_key: str | None = field(default=None, repr=False)
+    #: ``DISCOBASE_ENCRYPTION_REQUIRED``: refuse storage messages that are not encrypted.
+    encryption_required: bool = False
 
     @classmethod
     def from_env(
@@ -92,6 +94,16 @@ class Settings:
                 discobase.KeyRing.of(encryption_key)
             except discobase.InvalidKeyError as error:
                 raise SettingsError(f"DISCOBASE_ENCRYPTION_KEY: {error}") from None
+        required = (text("DISCOBASE_ENCRYPTION_REQUIRED") or "false").lower()
+        if required not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise SettingsError(
+                f"DISCOBASE_ENCRYPTION_REQUIRED must be true or false, not {required!r}"
+            )
+        encryption_required = required in ("true", "1", "yes", "on")
+        if encryption_required and encryption_key is None:
+            raise SettingsError(
+                "DISCOBASE_ENCRYPTION_REQUIRED is set: set DISCOBASE_ENCRYPTION_KEY too"
+            )
         return cls(
             token=token,
             guild_id=int(guild) if guild is not None else None,
@@ -101,4 +113,5 @@ class Settings:
             category=text("DISCOBASE_CATEGORY") or "discobase",
             command_sync=CommandSync(sync),
             encryption_key=encryption_key,
+            encryption_required=encryption_required,
         )

@@ -334,6 +334,31 @@ def test_offline_state_kept_encrypted_across_runs_and_keygen(tmp_path):
     assert bad.returncode == 2 and "DISCOBASE_ENCRYPTION_KEY" in bad.stderr
 
 
+async def test_encryption_required_refuses_plain_storage_until_rotate_key_seals_it(
+    simcord_env, home, capsys, monkeypatch
+):
+    bot = simcord_env.bot
+    before = await contents(simcord_env, home)
+    key = discobase.EncryptionKey.generate()
+    monkeypatch.delenv("DISCOBASE_ENCRYPTION_KEY", raising=False)
+    monkeypatch.setenv("DISCOBASE_ENCRYPTION_REQUIRED", "true")
+    assert await run(["tables", "--guild", "home"], bot) == 2
+    assert "set DISCOBASE_ENCRYPTION_KEY too" in capsys.readouterr().err
+    monkeypatch.setenv("DISCOBASE_ENCRYPTION_KEY", key.text())
+    assert await run(["tables", "--guild", "home"], bot) == 1
+    assert "is not encrypted" in capsys.readouterr().err
+    # rotate-key ignores the requirement: sealing what is not encrypted is its job.
+    assert await run(["rotate-key", "--guild", "home"], bot) == 0
+    assert f"key {key.id}: " in capsys.readouterr().out
+    assert await run(["check", "--guild", "home"], bot) == 0
+    assert "2 tables, 10 records" in capsys.readouterr().out
+    monkeypatch.setenv("DISCOBASE_ENCRYPTION_REQUIRED", "maybe")
+    assert await run(["tables", "--guild", "home"], bot) == 2
+    assert "true or false" in capsys.readouterr().err
+    after = await contents(simcord_env, home, encryption_key=key, encryption_required=True)
+    assert after == before
+
+
 async def test_rotate_key_encrypts_a_database_and_moves_it_to_a_new_key(
     simcord_env, home, capsys, monkeypatch
 ):

@@ -59,3 +59,16 @@ def test_a_malformed_key_is_a_settings_error_naming_the_variable() -> None:
     with pytest.raises(SettingsError, match="DISCOBASE_ENCRYPTION_KEY"):
         Settings.from_env({"DISCOBASE_ENCRYPTION_KEY": "not a key"})
     assert KEY.text() not in repr(Settings.from_env({"DISCOBASE_ENCRYPTION_KEY": KEY.text()}))
+
+
+def test_encryption_required_is_a_setting_that_needs_a_key() -> None:
+    assert not Settings.from_env({"DISCOBASE_ENCRYPTION_KEY": KEY.text()}).encryption_required
+    assert Settings.from_env(
+        {"DISCOBASE_ENCRYPTION_KEY": KEY.text(), "DISCOBASE_ENCRYPTION_REQUIRED": "true"}
+    ).encryption_required
+    with pytest.raises(SettingsError, match="DISCOBASE_ENCRYPTION_KEY too"):
+        Settings.from_env({"DISCOBASE_ENCRYPTION_REQUIRED": "true"})
+    with pytest.raises(SettingsError, match="true or false"):
+        Settings.from_env(
+            {"DISCOBASE_ENCRYPTION_KEY": KEY.text(), "DISCOBASE_ENCRYPTION_REQUIRED": "maybe"}
+        )

@@ -17,7 +17,7 @@ import simcord
 
 import discobase
 from discobase.classes import schema_of
-from discobase.codec import encode_claim
+from discobase.codec import Entry, encode_batch, encode_claim, encode_entry
 from discobase.transport import Transport
 from tests.conftest import past_horizon, rest_calls
 
@@ -334,3 +334,70 @@ async def settle_claims(env: simcord.Env, db: discobase.Database) -> None:
     """Time passes the horizon margin and the database reads: its claims are settled."""
     await past_horizon(env)
     await db.sync()
+
+
+async def test_encryption_required_refuses_unencrypted_storage_until_rotate_key_seals_it(
+    simcord_env, guild, new_db
+):
+    plain = new_db()
+    await fill(plain)
+    written = await contents(plain)
+    await plain.close()
+    before = stored(guild, simcord_env)
+    since = len(simcord_env.http_requests)
+
+    db = new_db(encryption_key=NEW.text(), encryption_required=True)
+    with pytest.raises(discobase.UnencryptedMessageError) as raised:
+        await db.open()
+    assert isinstance(raised.value, discobase.EncryptionError)
+    assert "rotate-key" in str(raised.value) and "is not encrypted" in str(raised.value)
+    assert not db.is_open
+    assert all(call.startswith("GET ") for call in rest_calls(simcord_env, since))
+    assert stored(guild, simcord_env) == before
+
+    # The way out: rotate with the key, encryption not yet required.
+    rotating = new_db(encryption_key=NEW.text())
+    await rotating.open()
+    assert (await rotating.rotate_key()).done
+    await rotating.close()
+    required = new_db(encryption_key=NEW.text(), encryption_required=True)
+    await required.open()
+    assert await contents(required) == written
+    await required.close()
+
+
+@pytest.mark.parametrize("required", [False, True])
+async def test_an_unencrypted_batch_of_this_bot_is_applied_only_when_encryption_is_optional(
+    simcord_env, guild, new_db, caplog, required
+):
+    db = new_db(encryption_key=NEW.text(), encryption_required=required)
+    await fill(db)
+    pets = db.tables["pets"]
+    # What a process without the key (the same bot) writes: a version 1 batch.
+    line = encode_entry(Entry("plain", {"name": "plain", "legs": 3}))
+    batch = encode_batch("0123456789abcdef", [line]).content
+    await simcord_env.bot.get_partial_messageable(db.schema("pets").channels[0]).send(batch)
+    await simcord_env.settle()
+    if not required:
+        assert await pets.get("plain") is not None  # type: ignore[attr-defined]
+        await db.close()
+        return
+    assert "plain" not in {r.name async for r in pets.all()}  # type: ignore[attr-defined]
+    assert "is not encrypted" in caplog.text
+    with pytest.raises(discobase.UnencryptedMessageError):
+        await db.sync()
+    assert "plain" not in {r.name async for r in pets.all()}  # type: ignore[attr-defined]
+    with pytest.raises(discobase.UnencryptedMessageError):
+        await new_db(encryption_key=NEW.text(), encryption_required=True).open()
+    report = await db.rotate_key()  # seals it: from then on it is storage
+    assert report.done and report.resealed == 1
+    await db.close()
+    reopened = new_db(encryption_key=NEW.text(), encryption_required=True)
+    await reopened.open()
+    assert await reopened.tables["pets"].get("plain") is not None  # type: ignore[attr-defined]
+    await reopened.close()
+
+
+def test_encryption_required_needs_a_key():
+    with pytest.raises(discobase.InvalidKeyError, match="required"):
+        discobase.Database(1, encryption_required=True)
