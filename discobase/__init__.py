@@ -8,6 +8,7 @@ memory. See ``docs/library.md`` for the guide and ``docs/format.md`` for the sto
 from . import exceptions
 from .codec import FORMAT_VERSION
 from .crypto import EncryptionKey, KeyRing
+from .cursor import Cursor
 from .database import CheckReport, Connection, Database
 from .engine.feed import Change, Position
 from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema
@@ -72,6 +73,7 @@ __all__ = (
     "Compare",
     "ConflictError",
     "Connection",
+    "Cursor",
     "Database",
     "DatabaseCorruptionError",
     "DatabaseLookupError",

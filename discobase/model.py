@@ -18,16 +18,18 @@ import operator
 import types
 import typing
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from functools import cache, wraps
-from typing import Any, ClassVar, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, Self, TypeVar
 
 import pydantic
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter
 from pydantic_core import SchemaValidator, core_schema
 
+from .cursor import DEFAULT_BATCH, Cursor
 from .engine.aggregate import Aggregation, aggregate
+from .engine.cursor import KeyWalk, index_keys
 from .engine.feed import LAST, Position, Watch
 from .engine.schema import describe_annotation
 from .engine.table import TableEngine, Write
@@ -40,7 +42,7 @@ from .errors import (
     UnknownFieldError,
     ValidationError,
 )
-from .query import Compare, FieldRef, Order, Predicate, Query
+from .query import And, Compare, FieldRef, Order, Predicate, Query
 
 __all__ = ("Table", "field")
 
@@ -472,45 +474,70 @@ class Table(BaseModel):
 
     @classmethod
     @typing.overload
-    async def find(
+    def find(
         cls,
         *expressions: Predicate,
         order_by: str | FieldRef | Order | Sequence[str | FieldRef | Order] | None = None,
         limit: int | None = None,
         offset: int = 0,
         fields: None = None,
+        batch_size: int = DEFAULT_BATCH,
         **equals: Any,
-    ) -> list[Self]: ...
+    ) -> Cursor[Self]: ...
 
     @classmethod
     @typing.overload
-    async def find(
+    def find(
         cls,
         *expressions: Predicate,
         order_by: str | FieldRef | Order | Sequence[str | FieldRef | Order] | None = None,
         limit: int | None = None,
         offset: int = 0,
         fields: str | FieldRef | Sequence[str | FieldRef],
+        batch_size: int = DEFAULT_BATCH,
         **equals: Any,
-    ) -> list[dict[str, Any]]: ...
+    ) -> Cursor[dict[str, Any]]: ...
 
     @classmethod
-    async def find(
+    def find(
         cls,
         *expressions: Predicate,
         order_by: str | FieldRef | Order | Sequence[str | FieldRef | Order] | None = None,
         limit: int | None = None,
         offset: int = 0,
         fields: str | FieldRef | Sequence[str | FieldRef] | None = None,
+        batch_size: int = DEFAULT_BATCH,
         **equals: Any,
-    ) -> list[Self] | list[dict[str, Any]]:
+    ) -> Cursor[Self] | Cursor[dict[str, Any]]:
         """Records matching every condition (AND), e.g. ``find(User.age >= 3, name="a")``.
 
-        Values are converted to the field's type (``age="3"`` finds ``age == 3``). With
-        ``fields`` (names or field references), each match is a dict of only those fields
+        ``await`` it for a list; ``async for`` over it reads the records ``batch_size`` at a
+        time without copying the table, each as it is when reached (docs/library.md,
+        "Cursors"). Values are converted to the field's type (``age="3"`` finds ``age == 3``).
+        With ``fields`` (names or field references), each match is a dict of only those fields
         (values copied; no record is built). Raises :class:`UnknownFieldError` and
-        :class:`ValidationError` for bad fields and values.
+        :class:`ValidationError` for bad fields and values (when awaited or first iterated),
+        :class:`ValidationError` at once for a ``batch_size`` that is not a whole number >= 1.
         """
+        _check_batch_size(cls, batch_size)
+        arguments = (expressions, equals, order_by, limit, offset, fields)
+        return Cursor(
+            lambda: cls._find_list(*arguments),
+            lambda: cls._reader(*arguments),
+            batch_size,
+        )
+
+    @classmethod
+    def _find_list(
+        cls,
+        expressions: Sequence[Predicate],
+        equals: dict[str, Any],
+        order_by: Any,
+        limit: int | None,
+        offset: int,
+        fields: str | FieldRef | Sequence[str | FieldRef] | None,
+    ) -> list[Any]:
+        """Every match of ``find`` at once."""
         if order_by is None and fields is None:
             rows = cls._equal_rows(expressions, equals, limit, offset)
             if rows is not None:
@@ -518,18 +545,52 @@ class Table(BaseModel):
         query = cls._query(expressions, equals, order_by, limit, offset)
         engine = cls._engine()
         if fields is not None:
-            names = _field_names(cls, "fields", fields)
-            if not names:
-                raise ValidationError(engine.name, "fields names no field; give at least one")
+            project = cls._projection(fields)
             engine.expire()
-            at = engine.state.positions  # records are rows: a field is read by its position
-            get = [(name, operator.itemgetter(at[name])) for name in names]
-            return [
-                {name: _copied(value(record)) for name, value in get}
-                for record in engine.state.select(query)
-            ]
+            return [project(record, 0) for record in engine.state.select(query)]
         engine.expire()
         return [cls._found(engine, row) for row in engine.state.select(query)]
+
+    @classmethod
+    def _projection(
+        cls, fields: str | FieldRef | Sequence[str | FieldRef]
+    ) -> Callable[[tuple[Any, ...], int], dict[str, Any]]:
+        """What ``fields=`` makes of a row: a dict of those fields, values copied."""
+        names = _field_names(cls, "fields", fields)
+        engine = cls._engine()
+        if not names:
+            raise ValidationError(engine.name, "fields names no field; give at least one")
+        at = engine.state.positions  # records are rows: a field is read by its position
+        get = [(name, operator.itemgetter(at[name])) for name in names]
+        return lambda record, _: {name: _copied(value(record)) for name, value in get}
+
+    @classmethod
+    def _reader(
+        cls,
+        expressions: Sequence[Predicate],
+        equals: dict[str, Any],
+        order_by: Any,
+        limit: int | None,
+        offset: int,
+        fields: str | FieldRef | Sequence[str | FieldRef] | None,
+    ) -> _Reader[Any]:
+        """A cursor's batches over the matches of ``find``."""
+        query = cls._query(expressions, equals, order_by, limit, offset)
+        engine = cls._engine()
+        make: Callable[[tuple[Any, ...], int], Any] = (
+            cls._revised if fields is None else cls._projection(fields)
+        )
+        engine.expire()
+        state = engine.state
+        where = query.where
+        check = (
+            None if isinstance(where, And) and not where.parts else where.compile(state.positions)
+        )
+        if query.order_by:  # sorted once: a reference per match, in the order asked
+            ordered = [row[0] for row in state.select(query)]
+            return _Reader(engine, KeyWalk(state, check, ordered), make, check, 0, None)
+        walk = KeyWalk(state, check, index_keys(state, where))
+        return _Reader(engine, walk, make, check, query.offset, query.limit)
 
     @classmethod
     def _equal_rows(
@@ -705,26 +766,69 @@ class Table(BaseModel):
         return engine.state.count(query.where)
 
     @classmethod
-    async def all(
+    def all(
         cls,
         *expressions: Predicate,
         order_by: str | FieldRef | Order | Sequence[str | FieldRef | Order] | None = None,
+        batch_size: int = DEFAULT_BATCH,
         **equals: Any,
-    ) -> AsyncIterator[Self]:
-        """Iterate over the matching records (all of them by default), copying each one as
-        it is reached, so stopping early is cheap. Each record comes as it is when reached
-        (with that revision): one deleted, expired or no longer matching by then is skipped;
-        the order and the set of keys are those of the start."""
-        query = cls._query(expressions, equals, order_by)
-        engine = cls._engine()
-        engine.expire()
-        check = query.where.compile(engine.state.positions)
-        for started in engine.state.select(query):
-            engine.expire()
-            current = engine.state.records.get(started[0])
-            if current is None or (current is not started and not check(current)):
-                continue
-            yield cls._found(engine, current)
+    ) -> Cursor[Self]:
+        """The matching records (all of them by default) as a cursor: ``async for record in
+        User.all()`` reads them ``batch_size`` at a time without copying the table, each as it
+        is when reached (with that revision), so stopping early is cheap; ``await`` it for a
+        list. See ``find`` and docs/library.md, "Cursors"."""
+        return cls.find(*expressions, order_by=order_by, batch_size=batch_size, **equals)
+
+
+class _Reader(Generic[R]):
+    """A cursor's batches over a table: the walk's keys a batch at a time, then each record
+    as it is when the reader reaches it (None when it is gone or stopped matching), after
+    ``offset`` such records and up to ``limit`` of them."""
+
+    def __init__(
+        self,
+        engine: TableEngine,
+        walk: KeyWalk,
+        make: Callable[[tuple[Any, ...], int], R],
+        check: Callable[[tuple[Any, ...]], bool] | None,
+        offset: int,
+        limit: int | None,
+    ) -> None:
+        self.engine = engine
+        self.walk = walk
+        self.make = make
+        self.check = check
+        self.skip = offset
+        self.left = limit
+
+    def next(self, count: int) -> list[Any]:
+        if self.left == 0:
+            return []
+        self.engine.expire()
+        return self.walk.next(count)
+
+    def reach(self, key: Any) -> R | None:
+        if self.left == 0:
+            return None
+        self.engine.expire()
+        state = self.engine.state
+        row = state.records.get(key)
+        if row is None or (self.check is not None and not self.check(row)):
+            return None
+        if self.skip:
+            self.skip -= 1
+            return None
+        if self.left is not None:
+            self.left -= 1
+        return self.make(row, state.versions.get(key, 0))
+
+
+def _check_batch_size(cls: type[Table], batch_size: object) -> None:
+    if type(batch_size) is not int or batch_size < 1:
+        raise ValidationError(
+            cls.__discobase_name__ or cls.__name__.lower(),
+            f"batch_size must be a whole number >= 1, not {batch_size!r}",
+        )
 
 
 def _claims(cls: type[Table]) -> bool:

@@ -62,6 +62,10 @@ class TableState:
         self._tail: set[Any] = set()
         self._last_key: Any = None
         self._mixed_keys = False
+        #: Keys removed, and re-sorts of ``records``, so far: a cursor that walks ``records``
+        #: resumes by them (engine/cursor.py).
+        self.removals = 0
+        self.reorders = 0
         self.versions: dict[Any, int] = {}
         #: Stored records that do not decode under the table's class, as stored: not readable
         #: here, but a snapshot carries them unchanged.
@@ -253,6 +257,7 @@ class TableState:
     def _remove(self, key: Any) -> None:
         old = self.records.pop(key, None)
         if old is not None:
+            self.removals += 1
             self._tail.discard(key)
             self._unindex(key, old)
 
@@ -280,6 +285,10 @@ class TableState:
         else:
             self._tail.add(key)
 
+    def tail_keys(self) -> set[Any]:
+        """The keys that arrived out of key order (``records`` holds them out of place)."""
+        return set(self._tail)
+
     def ordered_records(self) -> Iterable[Any]:
         """Every record, in key order (ints by value, strings by code point)."""
         if not self._tail:
@@ -289,6 +298,7 @@ class TableState:
             items.sort(key=_item_rank if self._mixed_keys else operator.itemgetter(0))
             self.records.clear()
             self.records.update(items)
+            self.reorders += 1
             self._tail.clear()
             self._last_key = items[-1][0] if items else None
             return self.records.values()

@@ -1,0 +1,126 @@
+"""What ``find()`` and ``all()`` return: a :class:`Cursor` over the matching records.
+
+``await User.find(...)`` (or ``await cursor.to_list()``) returns them all as a list, as
+before. ``async for user in User.find(...)`` reads them a batch at a time (``batch_size``
+records, 1,000 by default) without copying the table: see :mod:`.engine.cursor` for how a
+batch resumes after the table changed, and docs/library.md ("Cursors") for what a reader can
+rely on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from typing import Any, Protocol, TypeVar
+
+__all__ = ("DEFAULT_BATCH", "Cursor")
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+#: Records a cursor reads per batch unless told otherwise.
+DEFAULT_BATCH = 1000
+
+
+class Batches(Protocol[T_co]):
+    """Where a cursor's records come from: keys a batch at a time, then each record as it is
+    when the reader reaches it (None: gone, or no longer matching)."""
+
+    def next(self, count: int) -> list[Any]: ...
+
+    def reach(self, key: Any) -> T_co | None: ...
+
+
+class Cursor(Coroutine[Any, Any, list[T]], AsyncIterator[T]):
+    """The records a query matches. ``await`` it (or ``await cursor.to_list()``) for a list of
+    them all; ``async for record in cursor`` reads them ``batch_size`` at a time, each as it
+    is when reached. A cursor is read once: awaiting it after iterating part of it returns the
+    rest."""
+
+    def __init__(
+        self,
+        everything: Callable[[], list[T]],
+        batches: Callable[[], Batches[T]],
+        batch_size: int = DEFAULT_BATCH,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> None:
+        self._everything = everything
+        self._open = batches
+        self.batch_size = batch_size
+        self._offset = offset
+        self._limit = limit
+        self._source: Batches[T] | None = None
+        self._batch: list[Any] = []
+        self._at = 0
+        self._last_batch = False
+        self._given = 0
+        self._awaiting: Coroutine[Any, Any, list[T]] | None = None
+
+    # -- iterating ----------------------------------------------------------------------
+
+    def __aiter__(self) -> Cursor[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        if self._limit is not None and self._given >= self._limit:
+            raise StopAsyncIteration
+        while True:
+            while self._at < len(self._batch):
+                key = self._batch[self._at]
+                self._at += 1
+                assert self._source is not None
+                record = self._source.reach(key)
+                if record is None:
+                    continue
+                if self._offset:
+                    self._offset -= 1
+                    continue
+                self._given += 1
+                return record
+            if self._last_batch:
+                raise StopAsyncIteration
+            if self._source is None:
+                self._source = self._open()
+            else:
+                await asyncio.sleep(0)  # between batches, other tasks run
+            self._batch = self._source.next(self.batch_size)
+            self._at = 0
+            self._last_batch = len(self._batch) < self.batch_size
+
+    # -- as a list ----------------------------------------------------------------------
+
+    async def to_list(self, length: int | None = None) -> list[T]:
+        """The records (at most ``length``) as a list: all of them, or the rest of them once
+        iterating started."""
+        if length is None and self._source is None:
+            return self._everything()
+        found: list[T] = []
+        async for record in self:
+            found.append(record)
+            if length is not None and len(found) >= length:
+                break
+        return found
+
+    def __await__(self) -> Generator[Any, None, list[T]]:
+        return self.to_list().__await__()
+
+    # A cursor is also a coroutine (of its list), as find() was: asyncio.create_task,
+    # asyncio.run and friends take it.
+
+    def send(self, value: Any) -> Any:
+        if self._awaiting is None:
+            self._awaiting = self.to_list()
+        return self._awaiting.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None, /) -> Any:
+        if self._awaiting is None:
+            self._awaiting = self.to_list()
+        if val is None and tb is None:
+            return self._awaiting.throw(typ)
+        return self._awaiting.throw(typ, val, tb)
+
+    def close(self) -> None:
+        if self._awaiting is not None:
+            self._awaiting.close()
