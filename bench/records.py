@@ -51,6 +51,11 @@ class Sizes:
     #: W8's table sizes: the curve of each cost as the table grows.
     w8_records: tuple[int, ...]
     w8_finds: int
+    #: W9: writes of each process, one a second, that a watcher yields.
+    w9_writes: int = 20
+    #: W10: the table aggregated, and the calls of each aggregate.
+    w10_records: int = 100_000
+    w10_calls: int = 20
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -73,6 +78,9 @@ FULL = Sizes(
     w7_commands=100,
     w8_records=(10_000, 100_000, 1_000_000),
     w8_finds=10_000,
+    w9_writes=30,
+    w10_records=100_000,
+    w10_calls=20,
 )
 
 #: CI-sized: every workload runs, small enough for well under two minutes; W8 at one small size.
@@ -89,6 +97,9 @@ QUICK = Sizes(
     w7_commands=10,
     w8_records=(2_000,),
     w8_finds=500,
+    w9_writes=5,
+    w10_records=2_000,
+    w10_calls=5,
 )
 
 

@@ -302,6 +302,92 @@ def _shape(exponent: float) -> str:
     return "faster than linear"
 
 
+FEED_COLUMNS = ("phase", "changes", "p50 s", "p99 s", "horizon margin s", "outcome")
+AGGREGATE_COLUMNS = ("phase", "calls", "CPU per call p50 ms", "CPU per call max ms", "outcome")
+CURSOR_COLUMNS = ("phase", "records", "CPU per record us", "peak held KB", "keys alone KB")
+
+
+def cursor_rows(phases: Phases) -> list[list[str]]:
+    """W8's cursors: CPU per record, and the peak memory held while reading (against what a
+    list of the keys alone would take: 8 bytes a key)."""
+    return [
+        [
+            name,
+            str(phase["ops"]),
+            _number(phase["cpu_seconds"] / phase["ops"] * 1e6 if phase["ops"] else None),
+            _number(phase["cursor_peak_traced_bytes"] / 1024),
+            _number(phase["ops"] * 8 / 1024),
+        ]
+        for name, phase in phases.items()
+        if "cursor_peak_traced_bytes" in phase
+    ]
+
+
+def feed_rows(phases: Phases) -> list[list[str]]:
+    """W9: simulated seconds from a write's acknowledgement to a watcher yielding it."""
+    return [
+        [
+            name,
+            str(phase["ops"]),
+            _number(phase["latency_p50_s"]),
+            _number(phase["latency_p99_s"]),
+            _number(phase.get("horizon_margin_s")),
+            outcome(phase),
+        ]
+        for name, phase in phases.items()
+        if name.startswith("W9 ") and "simulated_seconds" in phase
+    ]
+
+
+def aggregate_rows(phases: Phases) -> list[list[str]]:
+    """W10: the client CPU of one ``aggregate`` call."""
+    return [
+        [
+            name,
+            str(phase["ops"]),
+            _number(None if phase["op_cpu_p50_s"] is None else phase["op_cpu_p50_s"] * 1000),
+            _number(None if phase["op_cpu_max_s"] is None else phase["op_cpu_max_s"] * 1000),
+            outcome(phase),
+        ]
+        for name, phase in phases.items()
+        if name.startswith("W10 ") and "simulated_seconds" in phase
+    ]
+
+
+def _feed_and_aggregate_section(phases: Phases) -> list[str]:
+    feed, aggregates, cursors = feed_rows(phases), aggregate_rows(phases), cursor_rows(phases)
+    if not feed and not aggregates and not cursors:
+        return []
+    return [
+        "## Cursors, change-feed latency (W9) and aggregate CPU (W10)",
+        "",
+        "W8 also reads its whole table with `async for record in table.all()` (batches of",
+        "1,000): the CPU per record, and the peak memory `tracemalloc` sees while a second pass",
+        "reads it, next to what a list of the keys alone would take (docs/library.md,",
+        '"Cursors": a cursor holds a batch of keys and the record being read).',
+        "",
+        markdown_table(CURSOR_COLUMNS, cursors),
+        "",
+        "",
+        "W9 writes one record a second, first from the watcher's process, then from another",
+        "client of the bot (its messages reach the watcher's process through the gateway), and",
+        "measures the simulated seconds from each write's acknowledgement to `table.watch()`",
+        "yielding it. The feed yields a change only once every shard is known complete past",
+        "it: its horizon, `Compaction.margin` (the margin column) behind the newest id seen,",
+        'read back from Discord (docs/library.md, "Change feed"). So the latency is the',
+        "margin plus the watcher's read: the price of a gapless, resumable feed. SimCord",
+        "delivers gateway events at once, so both sources cost the same here.",
+        "",
+        markdown_table(FEED_COLUMNS, feed),
+        "",
+        "W10 times `Table.aggregate` over the whole table (from memory: no REST call), per",
+        "call; the CPU is the process's (`time.thread_time`), the median over the calls.",
+        "",
+        markdown_table(AGGREGATE_COLUMNS, aggregates),
+        "",
+    ]
+
+
 def render_text(results: dict[str, Any], before: dict[str, Any] | None) -> str:
     """What ``python -m bench`` prints at the end of a run."""
     ours, theirs = results["ours"], results["baseline"]
@@ -324,6 +410,10 @@ def render_text(results: dict[str, Any], before: dict[str, Any] | None) -> str:
         parts += ["", results["baseline_setup_error"]]
     if w8_sizes(phases_by_name(ours)):
         parts += ["", "W8:", text_table(W8_COLUMNS, w8_rows(phases_by_name(ours)))]
+    if feed_rows(phases_by_name(ours)):
+        parts += ["", "W9:", text_table(FEED_COLUMNS, feed_rows(phases_by_name(ours)))]
+    if aggregate_rows(phases_by_name(ours)):
+        parts += ["", "W10:", text_table(AGGREGATE_COLUMNS, aggregate_rows(phases_by_name(ours)))]
     parts += ["", "targets:"]
     if before is None:
         parts.append(text_table(TARGET_COLUMNS, target_rows(targets)))
@@ -431,6 +521,7 @@ def render_markdown(
     if baseline_targets:
         parts += [markdown_table(TARGET_COLUMNS, target_rows(baseline_targets)), ""]
     parts += _w8_section(ours_phases, before, figure)
+    parts += _feed_and_aggregate_section(ours_phases)
     if theirs is not None:
         parts += [
             "## discobase 1.0.0 (the baseline)",

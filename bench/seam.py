@@ -14,7 +14,9 @@ not offer, all here:
   deliveries (the client's work on a real Discord: parsing events), so that the server's share of
   a call is its CPU time minus the gateway time within it;
 - handing a whole simulated Discord to another process (:func:`pickled_world`,
-  :func:`run_on_world`).
+  :func:`run_on_world`);
+- a second client on the same simulated Discord, as another process of the same bot would
+  connect (:func:`second_client`).
 
 Standard library, discord.py and SimCord only: the baseline driver (its own virtual environment)
 imports this as a plain module, through :mod:`model`.
@@ -22,6 +24,7 @@ imports this as a plain module, through :mod:`model`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import heapq
 import pickle
@@ -31,8 +34,12 @@ from typing import Any
 
 import discord
 import simcord
+from discord.ext import commands
+from simcord import _dpy_internals
+from simcord.backend import serializers
 from simcord.backend.access import channel_accessible
 from simcord.backend.ops.base import BackendBase
+from simcord.gateway import ShardRouter
 from simcord.http import router as simcord_router
 from simcord.http._helpers import message_response
 from simcord.http.client import FakeHTTPClient, FakeWebhookAdapter
@@ -46,6 +53,7 @@ __all__ = (
     "history_after_like_discord",
     "pickled_world",
     "run_on_world",
+    "second_client",
     "transport_routed",
 )
 
@@ -202,3 +210,44 @@ def run_on_world(bot: discord.Client, world: bytes) -> Any:
     runner = simcord.run(bot)
     runner._env.backend = pickle.loads(world)
     return runner
+
+
+async def second_client(env: simcord.Env) -> commands.Bot:
+    """Another discord.py client of the same bot user, on the same simulated Discord: another
+    process's connection. Its REST calls go through the same routes (and the Discord model,
+    when installed); gateway events reach it as they reach the first client. Like the strict
+    test layer's second process (tests/strict.py), without its faults."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    bot = commands.Bot(command_prefix="!", intents=intents, help_command=None)
+    backend = env.backend
+    _dpy_internals.install_http(bot, FakeHTTPClient(backend, asyncio.get_running_loop()))
+    _dpy_internals.set_guild_ready_timeout(bot, 0.0)
+    state = _dpy_internals.get_state(bot)
+    state.shard_count, state.shard_ids = 1, [0]
+    shards = ShardRouter(backend, state, bot.dispatch, 1, (0,))
+    _dpy_internals.install_websocket(bot, shards.websockets[0])
+
+    def feed(event: str, payload: Mapping[str, Any]) -> None:
+        with env._bot_scope():
+            shards.feed(event, payload)
+
+    with env._bot_scope():
+        await bot.login("simcord.fake.token")
+    feed(
+        "READY",
+        {
+            "v": 10,
+            "user": dict(serializers.user_payload(backend.bot_user)),
+            "guilds": [{"id": str(g), "unavailable": True} for g in backend.guilds],
+            "session_id": "bench-second-client",
+            "resume_gateway_url": "wss://simcord.invalid",
+            "shard": [0, 1],
+            "application": {"id": str(backend.application_id), "flags": 0},
+        },
+    )
+    for guild in list(backend.guilds.values()):
+        feed("GUILD_CREATE", serializers.guild_create_payload(backend, guild))
+    backend.subscribers.append(feed)
+    return bot

@@ -55,7 +55,7 @@ from .records import (
     record_name,
     scan_bounds,
 )
-from .seam import pickled_world, run_on_world
+from .seam import pickled_world, run_on_world, second_client
 
 __all__ = ("GROUPS", "OPEN_REPEATS", "cold_open", "run_group")
 
@@ -489,6 +489,33 @@ def w8_scans(total: int) -> int:
     return max(10, min(100, 10_000_000 // total))
 
 
+async def cursor_over(model: DiscordModel, table: Any, total: int) -> Result:
+    """``async for record in table.all()`` over the whole table: CPU per record, then the
+    memory it holds, as ``tracemalloc``'s peak over a second pass (which it slows down). A
+    collection first, so that the garbage earlier phases left is not collected in this one."""
+    gc.collect()
+    phase = Phase(f"W8 cursor (async for, all()) over {total} records", model, unit="record")
+    phase.start()
+    with phase.guarded():
+        count = 0
+        async for _ in table.all():
+            count += 1
+        phase.ops = count
+    result = phase.finish()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        async for _ in table.all():
+            pass
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    result["cursor_peak_traced_bytes"] = peak
+    result["verified"] = "ok" if count == total else f"MISMATCH: {count} of {total} records"
+    return result
+
+
 async def w8_curve(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
     """W8: each cost at every size of :attr:`Sizes.w8_records`, one simulated guild per size."""
     results: list[Result] = []
@@ -542,6 +569,8 @@ async def _w8_at(total: int, finds: int, model: DiscordModel, shards: int | None
         results.append(phase.finish())
         del x_of
 
+        results.append(await cursor_over(model, table, total))
+
         results.append(await compaction(world, model, db, f"W8 compaction of {total} records"))
         await close_counting_trailing_calls(db, model, results)
         del db, table
@@ -549,6 +578,115 @@ async def _w8_at(total: int, finds: int, model: DiscordModel, shards: int | None
         name = f"W8 cold open of {total} records by a new process, then count()"
         results.append(cold_open_in_new_process(world, total, shards, W8_INDEXES, name))
     results[0]["size_real_seconds"] = round(time.monotonic() - started, 1)
+    return results
+
+
+W9_THIS = "W9 change feed: a write of this process until a watcher yields it"
+W9_OTHER = "W9 change feed: a write of another process (gateway) until a watcher yields it"
+
+
+async def watch_latency(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
+    """W9: the change feed's latency, in simulated seconds from a write's acknowledgement to a
+    watcher (``table.watch()``) yielding it; first for writes of the watcher's process, then
+    for writes of another process (another client of the bot, whose messages reach the
+    watcher's process through the gateway). One write a second. A change is yielded once
+    every shard is known complete past it: ``Compaction.margin`` behind the newest id the
+    process has seen, when the watcher next reads (docs/library.md, "Change feed").
+
+    The model moves SimCord's clock (the processes' wall clock) when it handles a call; a
+    watcher that waits for the horizon reads the clock between calls, so a task keeps it in
+    step with the loop here, a tenth of a second at a time."""
+    results: list[Result] = []
+    margin = discobase.Compaction().margin
+    async with simulated_guild(model) as world:
+
+        async def tick() -> None:
+            while True:
+                model.sync_clock(world.env.backend)
+                await asyncio.sleep(0.1)
+
+        ticking = asyncio.create_task(tick())
+        db, table = await world.open_database(world.env.bot, shards)  # type: ignore[arg-type]
+        other = discobase.Database(world.guild_id, bot=await second_client(world.env))
+        other_table = define_record_table(other, shards)
+        await other.open()
+        loop = asyncio.get_running_loop()
+        first = 0
+        for name, writer in ((W9_THIS, table), (W9_OTHER, other_table)):
+            numbers = range(first, first + sizes.w9_writes)
+            first += sizes.w9_writes
+            yielded: dict[str, float] = {}
+            expected = {record_name(number) for number in numbers}
+
+            async def watch(into: dict[str, float], names: set[str]) -> None:
+                async for change in table.watch():
+                    if change.record.name in names:
+                        into[change.record.name] = loop.time()
+                        if len(into) >= len(names):
+                            return
+
+            phase = Phase(name, model, unit="change").start()
+            watching = asyncio.create_task(watch(yielded, expected))
+            acknowledged: dict[str, float] = {}
+            with phase.guarded():
+                for number in numbers:
+                    fields = record_fields(number)
+                    await writer(**fields).save()
+                    acknowledged[fields["name"]] = loop.time()
+                    await asyncio.sleep(1.0)
+                await asyncio.wait_for(watching, timeout=10 * margin + len(numbers))
+            watching.cancel()
+            phase.latencies = [
+                yielded[key] - at for key, at in acknowledged.items() if key in yielded
+            ]
+            phase.op_cpu = [0.0] * len(phase.latencies)
+            phase.ops = len(phase.latencies)
+            phase.extra["horizon_margin_s"] = margin
+            phase.extra["verified"] = (
+                "ok"
+                if phase.ops == len(numbers)
+                else f"MISMATCH: {phase.ops} of {len(numbers)} changes yielded"
+            )
+            results.append(phase.finish())
+        ticking.cancel()
+        await other.close()
+        await close_counting_trailing_calls(db, model, results)
+    return results
+
+
+#: W10's aggregates: (what, keyword arguments of ``aggregate``).
+W10_AGGREGATES: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("count per flag", {"group_by": "flag"}),
+    ("count, sum and avg of x per flag", {"group_by": "flag", "sum": "x", "avg": "x"}),
+    ("count per n (indexed, 10,000 groups)", {"group_by": "n"}),
+    ("sum, min and max of x per n", {"group_by": "n", "sum": "x", "min": "x", "max": "x"}),
+    ("count and sum of x, no groups", {"sum": "x"}),
+)
+
+
+async def aggregate_cpu(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
+    """W10: the CPU of ``Table.aggregate`` over the whole table, per call, for a few shapes
+    (reads from memory: no REST call, no simulated time)."""
+    results: list[Result] = []
+    total = sizes.w10_records
+    async with simulated_guild(model) as world:
+        db, table = await world.open_database(world.env.bot, shards)  # type: ignore[arg-type]
+        await table.insert_many([table(**fields) for fields in records(range(total))])
+        flags = Counter(record_fields(number)["flag"] for number in range(total))
+        for what, arguments in W10_AGGREGATES:
+            phase = Phase(f"W10 aggregate {what} of {total} records", model, unit="call")
+            phase.start()
+            wrong = 0
+            with phase.guarded():
+                for _ in range(sizes.w10_calls):
+                    found = await phase.op(table.aggregate(**arguments))
+                    if arguments.get("group_by") == "flag" and found is not None:
+                        wrong += {g["group"]["flag"]: g["count"] for g in found} != flags
+                    elif found is not None and "group_by" not in arguments:
+                        wrong += found["count"] != total
+            phase.extra["wrong_results"] = wrong
+            results.append(phase.finish())
+        await close_counting_trailing_calls(db, model, results)
     return results
 
 
@@ -563,6 +701,8 @@ GROUPS: dict[str, Group] = {
     "W6": updates_deletes,
     "W7": slash_find,
     "W8": w8_curve,
+    "W9": watch_latency,
+    "W10": aggregate_cpu,
 }
 
 

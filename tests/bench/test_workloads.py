@@ -1,5 +1,5 @@
-"""Tests of the benchmark's workloads at toy sizes: W8's curve and the library-default W1, and the
-rule that only ``bench/seam.py`` reaches into SimCord's private modules."""
+"""Tests of the benchmark's workloads at toy sizes: W8's curve, the library-default W1, W9's feed
+latency and W10's aggregates, and the rule that only ``bench/seam.py`` reaches into SimCord's private modules."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import dataclasses
 import re
 from pathlib import Path
 
+import discobase
 from bench.model import DiscordModel
 from bench.records import QUICK
+from bench.report import aggregate_rows
 from bench.targets import W1_DEFAULTS, phases_by_name, w8_phase
 from bench.worker import run_in_virtual_time
-from bench.workloads import OPEN_REPEATS, run_group
+from bench.workloads import OPEN_REPEATS, W9_OTHER, W9_THIS, W10_AGGREGATES, run_group
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -28,6 +30,9 @@ def test_w8_measures_every_cost_at_every_size() -> None:
         assert built["size_real_seconds"] > 0
         assert phases[w8_phase("find", records)]["wrong_results"] == 0
         assert phases[w8_phase("scan", records)]["wrong_results"] == 0
+        cursor = phases[f"W8 cursor (async for, all()) over {records} records"]
+        assert (cursor["ops"], cursor["verified"]) == (records, "ok")
+        assert cursor["cursor_peak_traced_bytes"] > 0
         opened = phases[w8_phase("open", records) + " by a new process, then count()"]
         assert opened["verified"] == "ok"
         assert opened["records"] == records
@@ -59,3 +64,27 @@ def test_only_the_seam_module_uses_simcords_private_modules_and_the_bot_is_the_p
     sources = "".join(path.read_text() for path in BENCH.glob("*.py"))
     assert "from bot import" not in sources
     assert "from discobot import" in sources
+
+
+def test_w9_measures_the_feed_latency_of_both_processes_past_the_horizon() -> None:
+    sizes = dataclasses.replace(QUICK, w9_writes=3)
+    phases = run_in_virtual_time(run_group("W9", sizes, DiscordModel(), None))
+    assert [phase["phase"] for phase in phases] == [W9_THIS, W9_OTHER]
+    margin = discobase.Compaction().margin
+    for phase in phases:
+        assert (phase["ops"], phase["verified"], phase["failed_ops"]) == (3, "ok", 0)
+        assert phase["horizon_margin_s"] == margin
+        # Settled, so never before the margin; read at the next tick, so soon after it.
+        assert margin <= phase["latency_p50_s"] <= phase["latency_p99_s"] < margin + 2
+
+
+def test_w10_times_each_aggregate_and_checks_its_result() -> None:
+    sizes = dataclasses.replace(QUICK, w10_records=300, w10_calls=3)
+    phases = run_in_virtual_time(run_group("W10", sizes, DiscordModel(), None))
+    assert len(phases) == len(W10_AGGREGATES)
+    for phase in phases:
+        assert phase["phase"].endswith("of 300 records")
+        assert (phase["ops"], phase["wrong_results"], phase["rest_calls"]) == (3, 0, 0)
+        assert phase["op_cpu_p50_s"] > 0
+    rows = aggregate_rows(phases_by_name({"W10": {"phases": phases}}))
+    assert [row[0] for row in rows] == [phase["phase"] for phase in phases]
