@@ -56,6 +56,15 @@ def stored(guild: simcord.GuildHandle, env: simcord.Env) -> list[tuple[str, list
     return found
 
 
+async def unencrypted(new_db) -> dict[str, list[str]]:
+    """Fill the guild without a key (version 1 messages); return what it holds."""
+    plain = new_db()
+    await fill(plain)
+    written = await contents(plain)
+    await plain.close()
+    return written
+
+
 def key_ids(guild: simcord.GuildHandle, env: simcord.Env) -> set[str]:
     """The ids of the keys the stored messages are sealed under."""
     return {content.split()[2].removeprefix("key=") for content, _ in stored(guild, env)}
@@ -130,10 +139,7 @@ async def test_without_the_key_or_with_a_wrong_one_open_raises_and_writes_nothin
 async def test_unencrypted_storage_stays_readable_and_rotate_key_seals_it(
     simcord_env, guild, new_db
 ):
-    plain = new_db()
-    await fill(plain)
-    written = await contents(plain)
-    await plain.close()
+    written = await unencrypted(new_db)
     assert all(content.startswith("dbs1 ") for content, _ in stored(guild, simcord_env))
 
     db = new_db(encryption_key=NEW.text())
@@ -339,10 +345,7 @@ async def settle_claims(env: simcord.Env, db: discobase.Database) -> None:
 async def test_encryption_required_refuses_unencrypted_storage_until_rotate_key_seals_it(
     simcord_env, guild, new_db
 ):
-    plain = new_db()
-    await fill(plain)
-    written = await contents(plain)
-    await plain.close()
+    written = await unencrypted(new_db)
     before = stored(guild, simcord_env)
     since = len(simcord_env.http_requests)
 

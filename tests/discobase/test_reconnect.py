@@ -103,9 +103,9 @@ async def test_a_fresh_ready_catches_up_once_although_the_guild_and_the_client_s
     reads = Counter(
         r.path for r in simcord_env.http_requests[before:] if r.path.endswith("/messages")
     )
-    (table,) = reader.schema("t").channels
+    table = {f"/channels/{c}/messages" for c in reader.schema("t").channels}
     # One catch-up read per storage channel: the catalog's and the table's.
-    assert len(reads) == 2 and reads[f"/channels/{table}/messages"] == 1
+    assert table < set(reads) and len(reads) == len(table) + 1
     assert set(reads.values()) == {1}
     assert await seen(reader) == {"a": 3, "b": 2}
     # The next READY catches up again.
