@@ -11,16 +11,17 @@ the specification; this module is its only implementation. Nothing here does I/O
 from __future__ import annotations
 
 import base64
-import contextlib
 import gc
+import itertools
 import json
 import re
+import sys
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic_core import from_json
+from pydantic_core import PydanticSerializationError, from_json, to_json
 
 from .crypto import NONCE_BYTES, TAG_BYTES, KeyRing, Tampered
 from .problems import ProblemKind
@@ -45,6 +46,7 @@ __all__ = (
     "encode_claim",
     "encode_entry",
     "encode_marker",
+    "encode_puts",
     "encode_snapshot_part",
     "is_sealed",
     "open_attachment",
@@ -157,9 +159,28 @@ def _header(kind: str, **fields: object) -> str:
 
 # ASCII only: Discord may normalise non-ASCII text, and escapes survive unchanged.
 _ENCODER = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=True)
+#: The types of JSON values that pydantic-core's encoder writes as Python's does (ints up to
+#: Python's limit for ints written as text, which a longer output is checked against).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+#: The types of keys whose JSON both encoders write alike.
+_KEYS = frozenset({str, int})
 
 
-def _dumps(value: Any) -> str:
+def _dumps(value: Any, *, scalars: bool = False) -> str:
+    """The JSON text of ``value``, ASCII only.
+
+    ``scalars``: ``value`` is an object whose values are :data:`_SCALARS` or objects of them
+    with string keys (an entry's line, as a rule). pydantic-core's encoder writes it, several
+    times faster than Python's; Python's writes what that one writes differently (text that is
+    not ASCII, lone surrogates) and refuses what it refuses (ints longer than its limit)."""
+    if scalars:
+        try:
+            text = to_json(value, inf_nan_mode="constants")
+        except PydanticSerializationError:
+            return _ENCODER.encode(value)
+        digits = sys.get_int_max_str_digits()  # 0: no limit
+        if text.isascii() and not (digits and len(text) > digits):
+            return text.decode("ascii")
     return _ENCODER.encode(value)
 
 
@@ -179,7 +200,44 @@ def encode_entry(entry: Entry, *, with_group: bool = True) -> str:
         line["gn"] = entry.group_size
     if entry.version is not None:
         line["v"] = entry.version
-    return _dumps(line)
+    # A record's keys are its fields' names; its values are scalars as a rule.
+    scalars = type(entry.key) in _KEYS and (
+        entry.record is None or _SCALARS.issuperset(map(type, entry.record.values()))
+    )
+    return _dumps(line, scalars=scalars)
+
+
+def encode_puts(
+    keys: Sequence[Any], records: Sequence[dict[str, Any]], group: str | None, group_size: int
+) -> list[str]:
+    """The lines of puts of ``records`` under ``keys`` in ``group`` (if any): what
+    :func:`encode_entry` makes of each, in one pass when the records hold only scalars."""
+    if group is None:
+        lines = [{"put": key, "rec": record} for key, record in zip(keys, records, strict=True)]
+    else:
+        lines = [
+            {"put": key, "rec": record, "grp": group, "gn": group_size}
+            for key, record in zip(keys, records, strict=True)
+        ]
+    values = itertools.chain.from_iterable(map(dict.values, records))
+    if _KEYS.issuperset(map(type, keys)) and _SCALARS.issuperset(map(type, values)):
+        return _dumps_lines(lines)
+    return list(map(_dumps, lines))
+
+
+def _dumps_lines(lines: list[dict[str, Any]]) -> list[str]:
+    """:func:`_dumps` of each line (of scalars and records of scalars), in one pass."""
+    try:
+        texts = [to_json(line, inf_nan_mode="constants") for line in lines]
+    except PydanticSerializationError:  # a lone surrogate: each line alone
+        return [_dumps(line, scalars=True) for line in lines]
+    digits = sys.get_int_max_str_digits()  # 0: no limit
+    return [
+        text.decode("ascii")
+        if text.isascii() and not (digits and len(text) > digits)
+        else _dumps(line)
+        for text, line in zip(texts, lines, strict=True)
+    ]
 
 
 def without_group(entry: Entry, line: str) -> str:
@@ -255,23 +313,28 @@ def decode_body(header: Header, content: str, attachment: bytes | None) -> bytes
 BULK = 1000
 
 
-@contextlib.contextmanager
-def pause_collector(size: int) -> Iterator[None]:
-    """Pause the cyclic garbage collector while a body of ``size`` entries is decoded or
-    applied, when it is large.
+class pause_collector:
+    """Pause the cyclic garbage collector while a body of ``size`` entries is decoded,
+    encoded or applied, when it is large.
 
     Decoding makes several objects per entry; at that rate the collector runs full
     collections that scan the whole heap (every record loaded so far), which cost more than
     the decoding itself. Nothing decoded forms a reference cycle, and the collector runs
-    again as soon as the body is done (nothing awaits in between)."""
-    if size < BULK or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+    again as soon as the body is done (nothing awaits in between). A class, not a generator:
+    every write enters one, most of them small."""
+
+    __slots__ = ("_paused",)
+
+    def __init__(self, size: int) -> None:
+        self._paused = size >= BULK and gc.isenabled()
+
+    def __enter__(self) -> None:
+        if self._paused:
+            gc.disable()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._paused:
+            gc.enable()
 
 
 def decode_entries(header: Header, body: bytes) -> list[Entry]:

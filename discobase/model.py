@@ -13,6 +13,7 @@ import datetime
 import decimal
 import enum
 import inspect
+import itertools
 import math
 import operator
 import types
@@ -25,8 +26,9 @@ from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, Self, TypeVar
 import pydantic
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter
-from pydantic_core import SchemaValidator, core_schema
+from pydantic_core import SchemaSerializer, SchemaValidator, core_schema
 
+from .codec import pause_collector
 from .cursor import DEFAULT_BATCH, Cursor
 from .engine.aggregate import Aggregation, aggregate
 from .engine.cursor import KeyWalk, index_keys
@@ -250,6 +252,41 @@ class Table(BaseModel):
         return Write(key, cls._decode(key, data), data, if_revision)
 
     @classmethod
+    def _writes(cls, records: list[Self]) -> list[Write]:
+        """:meth:`_write` of every record (each with its key), in bulk: one pydantic call
+        dumps them all and one validates what is sent. When one of them does not dump,
+        validate or store, each is written alone, which raises the error that says why."""
+        rows = _rows(cls)
+        serializer, validator = rows.list_serializer, rows.list_validator
+        if (
+            serializer is None
+            or validator is None
+            or len(records) < 2
+            or any(type(record) is not cls for record in records)
+        ):
+            return [record._write() for record in records]
+        if cls._engine().schema.primary_key is None:
+            keys = [_private(record)["_discobase_key"] for record in records]
+        else:
+            keys = [record.pk for record in records]
+        try:
+            datas = serializer.to_python(records, mode="json")
+            validated = validator.validate_python(datas)
+        except (pydantic.ValidationError, pydantic_core.PydanticSerializationError, ValueError):
+            return [record._write() for record in records]
+        if None in keys or any(
+            type(value) is float and math.isnan(value)
+            for name in rows.maybe_float
+            for value in map(dict.get, datas, itertools.repeat(name))
+        ):
+            return [record._write() for record in records]
+        take = rows.take
+        return [
+            Write(key, (key, *take(values)), data)
+            for key, data, (values, _, _) in zip(keys, datas, validated, strict=True)
+        ]
+
+    @classmethod
     def _decode(cls, key: Any, data: dict[str, Any]) -> tuple[Any, ...]:
         """The row (the key, then the field values) of a stored record; validates it."""
         rows = _rows(cls)
@@ -440,14 +477,15 @@ class Table(BaseModel):
             for instance in instances:
                 await instance._hook("before_save")
         if engine.schema.primary_key is None:
-            unkeyed = [_private(r) for r in instances if _private(r)["_discobase_key"] is None]
+            unkeyed = [p for p in map(_private, instances) if p["_discobase_key"] is None]
             for private, key in zip(unkeyed, engine.new_keys(len(unkeyed)), strict=True):
                 private["_discobase_key"] = key
-        revisions = await engine.write(
-            [r._write() for r in instances], insert=True, claim=_claims(cls)
-        )
-        for record, revision in zip(instances, revisions, strict=True):
-            record._landed(revision)
+        with pause_collector(len(instances)):
+            writes = cls._writes(instances)
+        revisions = await engine.write(writes, insert=True, claim=_claims(cls))
+        for private, revision in zip(map(_private, instances), revisions, strict=True):
+            if revision is not None:
+                private[_REVISION] = revision
         if "after_save" in hooks:
             await cls._after(instances, "after_save")
         return instances
@@ -933,6 +971,34 @@ class _Rows:
             if self.plain
             else None
         )
+        #: Fields whose JSON form may be a float (so NaN, which is not stored): all but those
+        #: of types that never dump to one, with no serializer of their own.
+        serializers = cls.__pydantic_decorators__
+        custom = bool(serializers.field_serializers or serializers.model_serializers)
+        self.maybe_float = tuple(
+            name
+            for name, info in cls.model_fields.items()
+            if custom or info.metadata or _optional_of(info.annotation) not in _NEVER_FLOAT
+        )
+        #: Dumps a list of records (of this very class) as :meth:`Table.model_dump` dumps one.
+        self.list_serializer = (
+            SchemaSerializer(core_schema.list_schema(schema), schema.get("config"))
+            if self.plain
+            else None
+        )
+
+
+#: Field types whose JSON form is never a float.
+_NEVER_FLOAT = (str, int, bool, datetime.datetime, datetime.date, uuid.UUID, decimal.Decimal)
+
+
+def _optional_of(annotation: Any) -> Any:
+    """``X`` for ``X | None``; any other annotation as it is."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
 
 
 @cache

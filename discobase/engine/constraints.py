@@ -15,7 +15,7 @@ from .core import Claim, Write
 from .schema import TableSchema
 from .state import TableState
 
-__all__ = ("Constraints", "Reservation", "Slot")
+__all__ = ("Constraints", "Held", "Reservation", "Slot")
 
 
 class Slot(NamedTuple):
@@ -35,13 +35,20 @@ class Reservation:
     count: int = 0
 
 
+#: What :meth:`Constraints.reserve` holds: unique values' slots, and the keys of puts.
+Held = tuple[list[Slot], list[Any]]
+
+
 class Constraints:
     """Checks writes against the state and the writes in flight, and holds their slots."""
 
     def __init__(self, schema: TableSchema, state: TableState) -> None:
         self.schema = schema
         self.state = state
+        #: Unique values of writes in flight, and who holds them.
         self.reserved: dict[Slot, Reservation] = {}
+        #: Keys that writes in flight put, and how many of them (a key's slot, held by itself).
+        self.keys: dict[Any, int] = {}
 
     def revision(self, key: Any) -> int:
         """The key's revision: the id of the message holding its last write; 0 if no record."""
@@ -50,39 +57,41 @@ class Constraints:
     def check(self, writes: list[Write], *, insert: bool, must_exist: bool) -> None:
         """Raise when a write breaks a constraint (nothing is reserved or sent)."""
         name, pk = self.schema.name, self.schema.primary_key
+        unique, records, keys = self.schema.unique, self.state.records, self.keys
         in_batch: dict[Slot, Any] = {}
+        batch_keys: set[Any] = set()
         for write in writes:
+            key = write.key
             if write.if_revision is not None:
-                current = self.revision(write.key)
+                current = self.revision(key)
                 if current != write.if_revision:
-                    raise ConflictError(name, write.key, write.if_revision, current)
-            exists = write.key in self.state.records
+                    raise ConflictError(name, key, write.if_revision, current)
+            exists = key in records
             if must_exist and not exists:
-                raise RecordNotFoundError(name, write.key)
-            if write.is_delete:
+                raise RecordNotFoundError(name, key)
+            if write.data is None:
                 continue
-            key_slot = Slot(None, write.key)
-            if insert and (exists or key_slot in self.reserved):
-                raise UniqueViolationError(name, pk or "pk", write.key, write.key)
-            for field_name in self.schema.unique:
+            if insert and (exists or key in keys):
+                raise UniqueViolationError(name, pk or "pk", key, key)
+            for field_name in unique:
                 value = self.state.value(write.record, field_name)
                 if value is None:
                     continue
                 slot = Slot(field_name, value)
                 reservation = self.reserved.get(slot)
                 holders = [
-                    self.state.unique_holder(field_name, value, write.key),
+                    self.state.unique_holder(field_name, value, key),
                     reservation.holder if reservation is not None else None,
                     in_batch.get(slot),
                 ]
                 for holder in holders:
-                    if holder is not None and holder != write.key:
+                    if holder is not None and holder != key:
                         raise UniqueViolationError(name, field_name, value, holder)
-                in_batch[slot] = write.key
+                in_batch[slot] = key
             if insert:
-                if key_slot in in_batch:
-                    raise UniqueViolationError(name, pk or "pk", write.key, write.key)
-                in_batch[key_slot] = write.key
+                if key in batch_keys:
+                    raise UniqueViolationError(name, pk or "pk", key, key)
+                batch_keys.add(key)
 
     def taken(self, writes: list[Write], *, insert: bool) -> list[Claim]:
         """The values ``writes`` take that their records do not hold yet (and the keys of an
@@ -101,25 +110,35 @@ class Constraints:
                 claims.append(Claim(field_name, write.data[field_name], write.key))
         return claims
 
-    def reserve(self, writes: list[Write]) -> list[Slot]:
+    def reserve(self, writes: list[Write]) -> Held:
         """Hold the slots of ``writes`` until :meth:`release`; return them."""
-        held: list[Slot] = []
-        for write in writes:
-            if write.is_delete:
-                continue
-            slots = [
-                Slot(name, self.state.value(write.record, name)) for name in self.schema.unique
-            ]
-            for slot in [*slots, Slot(None, write.key)]:
-                if slot.value is None:
-                    continue
-                self.reserved.setdefault(slot, Reservation(write.key)).count += 1
-                held.append(slot)
-        return held
+        slots: list[Slot] = []
+        puts = [write for write in writes if write.data is not None]
+        for name in self.schema.unique:
+            position = self.state.positions[name]
+            for write in puts:
+                value = write.record[position]
+                if value is not None:
+                    slot = Slot(name, value)
+                    self.reserved.setdefault(slot, Reservation(write.key)).count += 1
+                    slots.append(slot)
+        keys = self.keys
+        held = [write.key for write in puts]
+        for key in held:
+            keys[key] = keys.get(key, 0) + 1
+        return slots, held
 
-    def release(self, held: list[Slot]) -> None:
-        for slot in held:
+    def release(self, held: Held) -> None:
+        slots, held_keys = held
+        for slot in slots:
             reservation = self.reserved[slot]
             reservation.count -= 1
             if reservation.count <= 0:
                 del self.reserved[slot]
+        keys = self.keys
+        for key in held_keys:
+            count = keys[key] - 1
+            if count:
+                keys[key] = count
+            else:
+                del keys[key]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import operator
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
@@ -41,6 +42,8 @@ __all__ = ("FEED_HISTORY", "Change", "ChangeLog", "Position", "Watch")
 
 #: Changes a table keeps for watchers (a watcher further behind than this expires).
 FEED_HISTORY = 10_000
+#: Changes added up to this many at once are placed one by one; more are sorted in together.
+_FEW = 64
 #: An entry index past every entry of a message: ``Position(m, LAST)`` is "after message m".
 LAST = 2**31
 T = TypeVar("T")
@@ -118,21 +121,41 @@ class ChangeLog:
             return
         items = self.items
         floor = (self.floor.message, self.floor.entry)
-        for change in changes:
-            message, entry = change[0], change[1]
-            if message < floor[0] or (message == floor[0] and entry <= floor[1]):
-                continue
-            if items:
-                last = items[-1]
-                if message < last[0] or (message == last[0] and entry <= last[1]):
-                    self._insert(change)
+        if len(changes) > _FEW:
+            self._merge(changes, floor)
+            items = self.items
+        else:
+            for change in changes:
+                message, entry = change[0], change[1]
+                if message < floor[0] or (message == floor[0] and entry <= floor[1]):
                     continue
-            items.append(change)
+                if items:
+                    last = items[-1]
+                    if message < last[0] or (message == last[0] and entry <= last[1]):
+                        self._insert(change)
+                        continue
+                items.append(change)
         if len(items) > self.capacity * 5 // 4:
             drop = len(items) - self.capacity
             self.floor = Position(items[drop - 1][0], items[drop - 1][1])
             del items[:drop]
         self._wake()
+
+    def _merge(self, changes: list[StateChange], floor: tuple[int, int]) -> None:
+        """Many changes at once (a large batch, or the parts of a large group, completed in
+        the order their messages were acknowledged): sorted in together, each over an equal
+        one, where inserting them one by one would move the list's tail for each."""
+        fresh = sorted(changes, key=_position)  # stable: of equal positions, the last added last
+        fresh = fresh[bisect.bisect_right(fresh, floor, key=_position) :]
+        if not fresh:
+            return
+        items = self.items
+        if items and _position(fresh[0]) <= _position(items[-1]):
+            fresh = sorted(items + fresh, key=_position)
+            items = []
+        # A dict keeps the first place and the last value of each position.
+        items.extend(dict(zip(map(_position, fresh), fresh, strict=True)).values())
+        self.items = items
 
     def _insert(self, change: StateChange) -> None:
         """A change that arrived after later ones: into its place (or over an equal one)."""
@@ -185,8 +208,8 @@ class ChangeLog:
             await asyncio.wait_for(self._wakeup.wait(), seconds)
 
 
-def _position(item: StateChange) -> tuple[int, int]:
-    return (item[0], item[1])
+#: A change's position: (message id, entry index).
+_position: Callable[[StateChange], tuple[int, int]] = operator.itemgetter(0, 1)
 
 
 class Watch(AsyncIterator[Change[T]]):

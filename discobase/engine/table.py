@@ -14,7 +14,7 @@ wires them together and is what the model and the database call.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from ..codec import Entry
@@ -197,20 +197,20 @@ class TableEngine:
     async def catch_up(self) -> None:
         await self.feed.settle()
 
-    async def write(
+    def write(
         self,
         writes: list[Write],
         *,
         insert: bool = False,
         must_exist: bool = False,
         claim: bool = False,
-    ) -> list[int | None]:
+    ) -> Coroutine[Any, Any, list[int | None]]:
         """Write atomically: every put and delete lands, or (after an error) none is applied.
         Returns each write's revision (None: overtaken in its message by a later write of
         the same key). ``claim``: claim new unique values across processes first
-        (:mod:`.claims`)."""
+        (:mod:`.claims`). (Not a coroutine itself: one frame less for every write.)"""
         self.expire()  # an expired record holds no key or unique value
-        return await self.writes.write(writes, insert=insert, must_exist=must_exist, claim=claim)
+        return self.writes.write(writes, insert=insert, must_exist=must_exist, claim=claim)
 
     def _committed(self, message: StoredMessage, batch_id: str, entries: list[Entry]) -> None:
         self.writes.committed(message, batch_id, entries)

@@ -15,13 +15,16 @@ empty, and the next write starts a new one. A host that waits for all of its tas
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import logging
+import operator
 import secrets
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..codec import EncodedMessage, Entry, encode_batch, without_group
+from ..codec import EncodedMessage, Entry, encode_batch, pause_collector, without_group
 from ..errors import NotConnectedError
 from .storage import Storage, StoredMessage
 
@@ -122,28 +125,31 @@ class BatchWriter:
     ) -> list[tuple[EncodedMessage, list[Entry], list[Submission]]]:
         """Split the batch into messages within the size limits (each with a fresh batch id),
         and who waits on each."""
-        owner = {id(e): s for s in batch for e, _ in s.lines}
         pairs = [pair for s in batch for pair in s.lines]
         entries = [e for e, _ in pairs]
         lines = [line for _, line in pairs]
+        #: Where each submission's lines end in ``pairs`` (they follow each other).
+        ends = list(itertools.accumulate(len(s.lines) for s in batch))
 
         def encode(start: int, end: int) -> EncodedMessage:
-            return encode_batch(secrets.token_hex(8), _untag_whole_groups(pairs[start:end]))
+            body = _untag_whole_groups(entries[start:end], lines[start:end])
+            return encode_batch(secrets.token_hex(8), body)
 
         for submission in batch:
             submission.remaining = 0
         packed = []
         for start, end, message in split_to_fit(lines, self.size_limit, encode):
-            message_entries = entries[start:end]
-            holders = list({id(owner[id(e)]): owner[id(e)] for e in message_entries}.values())
+            first, last = bisect.bisect_right(ends, start), bisect.bisect_right(ends, end - 1)
+            holders = [s for s in batch[first : last + 1] if s.lines]
             for submission in holders:
                 submission.remaining += 1
-            packed.append((message, message_entries, holders))
+            packed.append((message, entries[start:end], holders))
         return packed
 
     async def _send_all(self, batch: list[Submission]) -> None:
         try:
-            messages = self._pack(batch)
+            with pause_collector(sum(len(submission.lines) for submission in batch)):
+                messages = self._pack(batch)
         except Exception as error:  # encoding bug: fail the callers, keep the writer alive
             for submission in batch:
                 if not submission.future.done():
@@ -188,14 +194,23 @@ class BatchWriter:
                     submission.future.set_result(submission.message_ids)
 
 
-def _untag_whole_groups(pairs: list[Line]) -> list[str]:
-    """A group wholly inside one message is atomic by itself: its tags can go."""
-    counts: dict[str, int] = {}
-    for entry, _ in pairs:
-        if entry.group is not None:
-            counts[entry.group] = counts.get(entry.group, 0) + 1
-    whole = {e.group for e, _ in pairs if e.group is not None and counts[e.group] == e.group_size}
-    return [without_group(e, line) if e.group in whole else line for e, line in pairs]
+def _untag_whole_groups(entries: list[Entry], lines: list[str]) -> list[str]:
+    """The lines of one message's ``entries``: a group wholly inside the message is atomic by
+    itself, so its tags can go."""
+    groups = list(map(_group_of, entries))
+    counts = Counter(groups)
+    sizes = dict(zip(groups, map(_group_size_of, entries), strict=True))
+    whole = {g for g, n in counts.items() if g is not None and n == sizes[g]}
+    if not whole:
+        return lines
+    return [
+        without_group(e, line) if e.group in whole else line
+        for e, line in zip(entries, lines, strict=True)
+    ]
+
+
+_group_of = operator.attrgetter("group")
+_group_size_of = operator.attrgetter("group_size")
 
 
 def split_to_fit(
@@ -208,14 +223,15 @@ def split_to_fit(
     """
     budget = size_limit * 4
     runs: list[tuple[int, int]] = []
-    start, raw = 0, 0
-    for position, line in enumerate(lines):
-        if position > start and raw + len(line) + 1 > budget:
-            runs.append((start, position))
-            start, raw = position, 0
-        raw += len(line) + 1
-    if start < len(lines):
-        runs.append((start, len(lines)))
+    #: Raw bytes (lines and newlines) up to and including each line.
+    ends = list(itertools.accumulate(len(line) + 1 for line in lines))
+    start = 0
+    while start < len(lines):
+        before = ends[start - 1] if start else 0
+        # The run takes every line that fits in the budget, and at least one.
+        end = max(start + 1, bisect.bisect_right(ends, before + budget, lo=start))
+        runs.append((start, end))
+        start = end
     result: list[tuple[int, int, EncodedMessage]] = []
     while runs:
         start, end = runs.pop(0)

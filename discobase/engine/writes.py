@@ -9,15 +9,20 @@ batch is applied to the state at once.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import operator
+import os
 import secrets
 import time
+import typing
 import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any
 
-from ..codec import Entry, encode_entry
+from ..codec import Entry, encode_entry, encode_puts, pause_collector
 from ..errors import (
     ConflictError,
     DiscordUnavailableError,
@@ -51,7 +56,14 @@ class KeyPlacement:
     def shard_for(self, key: object) -> LogShard:
         if len(self.shards) == 1:
             return self.shards[0]
-        return self.shards[zlib.crc32(json.dumps(key).encode()) % len(self.shards)]
+        return self.shards[_crc_of_json(key) % len(self.shards)]
+
+    def places(self, keys: list[Any]) -> list[int]:
+        """The index of each key's shard (what :meth:`shard_for` says, for many keys)."""
+        shards = len(self.shards)
+        if shards == 1:
+            return [0] * len(keys)
+        return [_crc_of_json(key) % shards for key in keys]
 
     def new_key(self) -> str:
         """A generated key, placed on the shard where it will be sent soonest.
@@ -62,29 +74,102 @@ class KeyPlacement:
         (so awaited writes rotate over the channels and their rate limits), else the one that
         started its send first.
         """
-        return self._key_on(self._placement())
+        target, shards = self._placement().index, len(self.shards)
+        prefix = _key_prefix()
+        head = zlib.crc32(f'"{prefix}'.encode())
+        while True:
+            # Candidate tails, each followed by the key's closing quote: what the CRC reads.
+            quoted = _random_bytes(_TAIL_BYTES * 4 * shards).hex('"', _TAIL_BYTES) + '"'
+            candidates = quoted.encode()
+            for at in range(0, len(candidates), _TAIL_DIGITS + 1):
+                if zlib.crc32(candidates[at : at + _TAIL_DIGITS + 1], head) % shards == target:
+                    return prefix + quoted[at : at + _TAIL_DIGITS]
 
     def new_keys(self, count: int) -> list[str]:
-        """``count`` generated keys spread evenly over the shards, starting where
-        :meth:`new_key` would."""
-        first = self._placement().index
-        return [self._key_on(self.shards[(first + i) % len(self.shards)]) for i in range(count)]
+        """``count`` distinct generated keys, in increasing order, spread evenly over the
+        shards (as many on each as ``count`` writes taking turns from where :meth:`new_key`
+        would start place there).
 
-    def _key_on(self, target: LogShard) -> str:
-        prefix = f"{time.time_ns() // 1_000_000:011x}"
-        while True:
-            key = prefix + secrets.token_hex(5)
-            if self.shard_for(key) is target:
-                return key
+        Their 40 bits after the time are a run of numbers from a random start, less the
+        numbers whose key hashes to a shard that has its share: keys one call makes cannot
+        repeat, and those of two calls in one millisecond meet only if the runs overlap.
+        """
+        shards = len(self.shards)
+        wanted = [0] * shards
+        first = self._placement().index
+        for turn in range(min(count, shards)):
+            wanted[(first + turn) % shards] = (count - turn + shards - 1) // shards
+        prefix = _key_prefix()
+        head = zlib.crc32(f'"{prefix}'.encode())
+        keys: list[str] = []
+        number = secrets.randbelow(2**40 - 4 * count - 2**20)
+        while len(keys) < count:
+            draw = count - len(keys) + 4 * shards
+            tails = [f"{n:010x}" for n in range(number, number + draw)]
+            number += draw
+            places = [zlib.crc32(f'{tail}"'.encode(), head) % shards for tail in tails]
+            for tail, place in zip(tails, places, strict=True):
+                if wanted[place]:
+                    wanted[place] -= 1
+                    keys.append(prefix + tail)
+        return keys
 
     def _placement(self) -> LogShard:
-        if len(self.shards) == 1:
-            return self.shards[0]
-        idle = [s for s in self.shards if not s.writer.sending]
-        forming = [s for s in idle if s.writer.forming]
-        if forming:
-            return forming[0]
-        return min(idle or self.shards, key=lambda s: s.writer.last_used)
+        shards = self.shards
+        if len(shards) == 1:
+            return shards[0]
+        least: LogShard | None = None  # the idle shard used least recently
+        for shard in shards:
+            writer = shard.writer
+            if writer.sending:
+                continue
+            if writer.forming:
+                return shard
+            if least is None or writer.last_used < least.writer.last_used:
+                least = shard
+        return least or min(shards, key=lambda s: s.writer.last_used)
+
+
+#: Random bytes of a generated key, and its hex digits (the key's last 10).
+_TAIL_BYTES = 5
+_TAIL_DIGITS = 2 * _TAIL_BYTES
+
+
+def _crc_of_json(key: object) -> int:
+    """The CRC-32 of ``json.dumps(key)`` (a string's JSON made without json.dumps's overhead)."""
+    text = encode_basestring_ascii(key) if type(key) is str else json.dumps(key)
+    return zlib.crc32(text.encode())
+
+
+class _Entropy:
+    """Random bytes from the OS, read a block at a time: each read costs microseconds (most
+    of it per call), and a generated key takes a few bytes."""
+
+    BLOCK = 4096
+
+    def __init__(self) -> None:
+        self._block = b""
+        self._used = 0
+
+    def take(self, size: int) -> bytes:
+        if self._used + size > len(self._block):
+            self._block, self._used = os.urandom(max(size, self.BLOCK)), 0
+        self._used += size
+        return self._block[self._used - size : self._used]
+
+    def forget(self) -> None:
+        """Drop the block (a forked process must not draw what its parent draws)."""
+        self._block, self._used = b"", 0
+
+
+_entropy = _Entropy()
+os.register_at_fork(after_in_child=_entropy.forget)
+_random_bytes = _entropy.take
+
+
+def _key_prefix() -> str:
+    """A generated key's first 11 hex digits: the milliseconds since the Unix epoch."""
+    return f"{time.time_ns() // 1_000_000:011x}"
 
 
 class WritePath:
@@ -103,9 +188,9 @@ class WritePath:
         self.constraints = constraints
         self._on_batch = on_batch
         #: Keys with a write of this process in flight (how many), and an event set (then
-        #: replaced) whenever one of those writes ends: a conditional write waits for them.
+        #: dropped) when one of those writes ends, made when a conditional write waits on them.
         self._writing: dict[Any, int] = {}
-        self._write_ended = asyncio.Event()
+        self._write_ended: asyncio.Event | None = None
         #: The revision each entry of ours landed at, by ``id(entry)``, until write() takes it.
         self._landed: dict[int, int] = {}
         #: Claims of unique values across processes (set by the engine).
@@ -131,8 +216,11 @@ class WritePath:
         conditional = {w.key for w in writes if w.if_revision is not None}
         while conditional & self._writing.keys():
             # Our own writes of these keys land first: the condition is checked after them.
+            if self._write_ended is None:
+                self._write_ended = asyncio.Event()
             await self._write_ended.wait()
-        self.constraints.check(writes, insert=insert, must_exist=must_exist)
+        with pause_collector(len(writes)):
+            self.constraints.check(writes, insert=insert, must_exist=must_exist)
         taken = self.constraints.taken(writes, insert=insert) if claim else []
         if taken and self.claims is not None:
             held = self.constraints.reserve(writes)
@@ -142,11 +230,13 @@ class WritePath:
                 self.constraints.release(held)
             # What the settling read brought in (another process's record) counts too.
             self.constraints.check(writes, insert=insert, must_exist=must_exist)
-        replaced = [core.state.versions.get(w.key, 0) for w in writes]
-        held = self.constraints.reserve(writes)
-        keys = [w.key for w in writes]
-        for key in keys:
-            self._writing[key] = self._writing.get(key, 0) + 1
+        with pause_collector(len(writes)):
+            keys = [w.key for w in writes]
+            replaced = list(map(core.state.versions.get, keys, itertools.repeat(0)))
+            held = self.constraints.reserve(writes)
+            writing = self._writing
+            for key in keys:
+                writing[key] = writing.get(key, 0) + 1
         try:
             landed = await self._send(writes)
             for attempt in range(RESENDS + 1):
@@ -173,12 +263,15 @@ class WritePath:
         finally:
             self.constraints.release(held)
             for key in keys:
-                self._writing[key] -= 1
-                if not self._writing[key]:
-                    del self._writing[key]
-            self._write_ended.set()
-            self._write_ended = asyncio.Event()
-        for write, revision in zip(writes, landed, strict=True):
+                count = writing[key] - 1
+                if count:
+                    writing[key] = count
+                else:
+                    del writing[key]
+            if self._write_ended is not None:
+                self._write_ended.set()
+                self._write_ended = None
+        for write, revision in zip(writes, landed, strict=True) if conditional else ():
             # An id below the revision the write was checked against (snowflakes of two
             # processes are only k-sorted) puts it first in log order, where that revision
             # follows and overwrites it: the condition did not hold where it landed.
@@ -196,32 +289,71 @@ class WritePath:
         """Send one atomic write through the shards' writers; return where each write
         landed (None: a later write of its key in the same message overtook it)."""
         core = self.core
-        group = secrets.token_hex(6) if len(writes) > 1 else None
-        by_shard: dict[int, list[Line]] = {}
-        made: list[Entry] = []
-        for write in writes:
-            entry = Entry(write.key, write.data, group, len(writes), write.record)
-            made.append(entry)
-            try:
-                line = encode_entry(entry)
-            except ValueError as error:  # e.g. an int over Python's 4,300-digit text limit
-                raise ValidationError(
-                    core.name, f"the record cannot be stored as JSON: {error}"
-                ) from None
-            if len(line) > core.size_limit:
-                raise RecordTooLargeError(core.name, len(line), core.size_limit)
-            by_shard.setdefault(self.placement.shard_for(write.key).index, []).append((entry, line))
+        with pause_collector(len(writes)):
+            made, by_shard = self._lines(writes)
         try:
             futures = [core.shards[index].writer.submit(lines) for index, lines in by_shard.items()]
-            results = await _outcomes(futures)
+            if len(futures) == 1:  # the common case, without a gather
+                try:
+                    results: list[object] = [await futures[0]]
+                except Exception as error:
+                    results = [error]
+            else:
+                results = await asyncio.gather(*futures, return_exceptions=True)
         finally:
-            landed = [self._landed.pop(id(entry), None) for entry in made]
+            pop = self._landed.pop
+            landed = [pop(id(entry), None) for entry in made]
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             # The parts that landed stay pending (and in snapshots): if Discord stored the
             # failed part after all, the group completes wherever both are read.
             raise errors[0]
         return landed
+
+    def _lines(self, writes: list[Write]) -> tuple[list[Entry], dict[int, list[Line]]]:
+        """The entries of ``writes``, and their lines by shard index (in the order the shards
+        first appear). Raises :class:`ValidationError` or :class:`RecordTooLargeError` for
+        the first write that cannot be stored."""
+        if len(writes) == 1:
+            [write] = writes
+            entry = Entry(write.key, write.data, None, 1, write.record)
+            return [entry], {
+                self.placement.shard_for(write.key).index: [(entry, self._encoded(entry))]
+            }
+        group = secrets.token_hex(6)
+        made = [Entry(w.key, w.data, group, len(writes), w.record) for w in writes]
+        keys = [w.key for w in writes]
+        datas = [w.data for w in writes]
+        try:
+            if None in datas:  # deletes
+                lines = list(map(encode_entry, made))
+            else:
+                lines = encode_puts(
+                    keys, typing.cast(list[dict[str, Any]], datas), group, len(writes)
+                )
+        except ValueError:  # each alone, to raise the first write's error
+            lines = list(map(self._encoded, made))
+        limit = self.core.size_limit
+        if max(map(len, lines)) > limit:
+            lines = list(map(self._encoded, made))
+        places = self.placement.places(keys)
+        by_shard: dict[int, list[Line]] = {place: [] for place in places}
+        for place, entry, line in zip(places, made, lines, strict=True):
+            by_shard[place].append((entry, line))
+        return made, by_shard
+
+    def _encoded(self, entry: Entry) -> str:
+        """The line of one entry, or the error that says why it cannot be stored."""
+        core = self.core
+        try:
+            line = encode_entry(entry)
+        except ValueError as error:  # e.g. an int over Python's 4,300-digit text limit
+            raise ValidationError(
+                core.name, f"the record cannot be stored as JSON: {error}"
+            ) from None
+        if len(line) > core.size_limit:
+            raise RecordTooLargeError(core.name, len(line), core.size_limit)
+        return line
 
     def committed(self, message: StoredMessage, batch_id: str, entries: list[Entry]) -> None:
         """A batch of ours was acknowledged: apply it (unless its echo applied it first)."""
@@ -230,21 +362,15 @@ class WritePath:
         shard.handled.add(message.id)
         shard.echoes.pop(batch_id, None)
         # An entry is the key's revision unless a later entry of the message overtook it.
-        last = {entry.key: entry for entry in entries}
-        for entry in last.values():
-            self._landed[id(entry)] = message.id
-        if self.core.apply_batch(shard, message.id, batch_id, entries):
+        last = dict(zip(map(_key_of, entries), entries, strict=True))
+        self._landed.update(zip(map(id, last.values()), itertools.repeat(message.id)))
+        with pause_collector(len(entries)):  # the change feed's part included
+            applied = self.core.apply_batch(shard, message.id, batch_id, entries)
+        if applied:
             self._on_batch(shard)
 
 
-async def _outcomes(futures: list[asyncio.Future[list[int]]]) -> list[object]:
-    """Each future's result or exception (one future, the common case, without a gather)."""
-    if len(futures) != 1:
-        return await asyncio.gather(*futures, return_exceptions=True)
-    try:
-        return [await futures[0]]
-    except Exception as error:
-        return [error]
+_key_of = operator.attrgetter("key")
 
 
 async def _wait(ms: int, now: Callable[[], datetime]) -> None:

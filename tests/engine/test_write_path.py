@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -61,12 +62,18 @@ async def test_each_entry_of_a_write_is_encoded_once_and_its_batch_id_is_the_non
     encoded: list[Any] = []
     dumps = codec._dumps
 
-    def counting(value: Any) -> str:
+    def counting(value: Any, **options: Any) -> str:
         if isinstance(value, dict) and "rec" in value:
             encoded.append(value["put"])
-        return dumps(value)
+        return dumps(value, **options)
 
+    def counting_lines(lines: list[dict[str, Any]]) -> list[str]:
+        encoded.extend(line["put"] for line in lines)
+        return dumps_lines(lines)
+
+    dumps_lines = codec._dumps_lines
     monkeypatch.setattr(codec, "_dumps", counting)
+    monkeypatch.setattr(codec, "_dumps_lines", counting_lines)
     sent: list[str | None] = []
     send = storage.send
 
@@ -85,3 +92,42 @@ async def test_each_entry_of_a_write_is_encoded_once_and_its_batch_id_is_the_non
         json.dumps({"put": n, "rec": {"name": n}}, separators=(",", ":")) for n in "abc"
     )
     assert [e.key for e in decode_entries(header, body.encode())] == ["a", "b", "c"]
+
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 2, max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text()
+)
+
+
+@given(
+    keys=st.lists(st.text() | st.integers(), min_size=1, max_size=4),
+    records=st.lists(st.dictionaries(st.text(), scalars, max_size=5), min_size=4, max_size=4),
+    group=st.none() | st.text(alphabet="0123456789abcdef", min_size=12, max_size=12),
+)
+def test_the_lines_of_a_write_read_back_as_pythons_encoder_writes_them(
+    keys: list[Any], records: list[dict[str, Any]], group: str | None
+) -> None:
+    records = records[: len(keys)]
+    lines = codec.encode_puts(keys, records, group, len(keys))
+    entries = [Entry(k, r, group, len(keys)) for k, r in zip(keys, records, strict=True)]
+    tags = {} if group is None else {"grp": group, "gn": len(keys)}
+    python = [
+        codec._ENCODER.encode({"put": k, "rec": r, **tags})
+        for k, r in zip(keys, records, strict=True)
+    ]
+    assert all(line.isascii() and "\n" not in line for line in lines)
+    # The same JSON values, floats to the bit (Python's text of what was read back).
+    assert [codec._ENCODER.encode(json.loads(line)) for line in lines] == [
+        codec._ENCODER.encode(json.loads(line)) for line in python
+    ]
+    assert lines == [encode_entry(e) for e in entries]
+
+
+def test_an_int_longer_than_pythons_limit_is_refused_in_a_write_too() -> None:
+    with pytest.raises(ValueError, match="4300"):
+        codec.encode_puts(["a", "b"], [{"n": 1}, {"n": 10**4300}], "0123456789ab", 2)

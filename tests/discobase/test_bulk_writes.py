@@ -1,0 +1,92 @@
+"""Large writes: ``insert_many``'s generated keys, its change feed entries, and the garbage
+collector it pauses (docs/library.md, "Speed")."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import zlib
+from collections import Counter
+
+import pytest
+
+import discobase
+from tests.conftest import make_bot, past_horizon, rest_calls
+
+
+class Reading(discobase.Table):
+    n: int
+    label: str = ""
+
+    class Settings:
+        name = "readings"
+        shards = 3
+
+
+async def open_db(new_db, **options):
+    db = new_db(**options)
+    db.table(Reading)
+    await db.open()
+    return db
+
+
+def shard_of(key: str, shards: int = 3) -> int:
+    return zlib.crc32(json.dumps(key).encode()) % shards
+
+
+async def test_insert_many_keys_follow_the_records_order_and_spread_evenly(simcord_env, new_db):
+    db = await open_db(new_db, compaction=None)
+    before = len(simcord_env.http_requests)
+    inserted = await Reading.insert_many([Reading(n=i) for i in range(100)])
+    channels = {
+        f"POST /channels/{channel}/messages" for channel in Reading._engine().schema.channels
+    }
+    calls = rest_calls(simcord_env, before)
+    assert sorted(calls) == sorted(channels)  # one message in each shard
+    keys = [r.pk for r in inserted]
+    assert keys == sorted(keys) and len(set(keys)) == 100
+    assert all(len(key) == 21 and int(key, 16) >= 0 for key in keys)
+    assert sorted(Counter(shard_of(key) for key in keys).values()) == [33, 33, 34]
+    # Without an order, records come in key order: here, the order they were inserted in.
+    assert [r.n for r in await Reading.find()] == list(range(100))
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    db = await open_db(new_db, compaction=None)
+    assert [r.n for r in await Reading.find()] == list(range(100))
+    assert [r.pk for r in await Reading.find()] == keys
+    await db.close()
+
+
+async def test_a_watch_sees_a_large_insert_many_in_log_order_once(simcord_env, new_db):
+    db = await open_db(new_db, compaction=None)
+    watch = Reading.watch()
+    inserted = await Reading.insert_many([Reading(n=i) for i in range(300)])
+    await past_horizon(simcord_env)
+    await db.sync()
+    changes = [await asyncio.wait_for(anext(watch), 10) for _ in range(300)]
+    positions = [change.position for change in changes]
+    assert positions == sorted(positions) and len(set(positions)) == 300
+    assert {change.key: change.record.n for change in changes} == {
+        record.pk: record.n for record in inserted
+    }
+    assert all(change.op == "insert" and change.previous is None for change in changes)
+    await db.close()
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_a_large_insert_many_leaves_the_collector_as_it_found_it(
+    simcord_env, new_db, enabled
+):
+    db = await open_db(new_db, compaction=None)
+    was = gc.isenabled()
+    if not enabled:
+        gc.disable()
+    try:
+        await Reading.insert_many([Reading(n=i) for i in range(3000)])
+        assert gc.isenabled() is enabled
+        assert await Reading.count() == 3000
+    finally:
+        if was:
+            gc.enable()
+    await db.close()
