@@ -7,6 +7,7 @@ check for the same value while neither is applied yet.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -15,7 +16,7 @@ from .core import Claim, Write
 from .schema import TableSchema
 from .state import TableState
 
-__all__ = ("Constraints", "Held", "Reservation", "Slot")
+__all__ = ("Constraints", "Held", "Reservation", "Slot", "count_in", "count_out")
 
 
 class Slot(NamedTuple):
@@ -122,10 +123,8 @@ class Constraints:
                     slot = Slot(name, value)
                     self.reserved.setdefault(slot, Reservation(write.key)).count += 1
                     slots.append(slot)
-        keys = self.keys
         held = [write.key for write in puts]
-        for key in held:
-            keys[key] = keys.get(key, 0) + 1
+        count_in(self.keys, held)
         return slots, held
 
     def release(self, held: Held) -> None:
@@ -135,10 +134,20 @@ class Constraints:
             reservation.count -= 1
             if reservation.count <= 0:
                 del self.reserved[slot]
-        keys = self.keys
-        for key in held_keys:
-            count = keys[key] - 1
-            if count:
-                keys[key] = count
-            else:
-                del keys[key]
+        count_out(self.keys, held_keys)
+
+
+def count_in(counts: dict[Any, int], keys: Iterable[Any]) -> None:
+    """Count ``keys`` in (each once more in ``counts``)."""
+    for key in keys:
+        counts[key] = counts.get(key, 0) + 1
+
+
+def count_out(counts: dict[Any, int], keys: Iterable[Any]) -> None:
+    """Count ``keys`` out (each once less in ``counts``; a key at 0 leaves it)."""
+    for key in keys:
+        count = counts[key] - 1
+        if count:
+            counts[key] = count
+        else:
+            del counts[key]

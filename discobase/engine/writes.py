@@ -29,7 +29,7 @@ from ..errors import (
     RecordTooLargeError,
     ValidationError,
 )
-from .constraints import Constraints
+from .constraints import Constraints, count_in, count_out
 from .core import TableCore, Write
 from .horizon import snowflake_ms
 from .shard import LogShard
@@ -234,9 +234,7 @@ class WritePath:
             keys = [w.key for w in writes]
             replaced = list(map(core.state.versions.get, keys, itertools.repeat(0)))
             held = self.constraints.reserve(writes)
-            writing = self._writing
-            for key in keys:
-                writing[key] = writing.get(key, 0) + 1
+            count_in(self._writing, keys)
         try:
             landed = await self._send(writes)
             for attempt in range(RESENDS + 1):
@@ -262,12 +260,7 @@ class WritePath:
                     landed[i] = revision
         finally:
             self.constraints.release(held)
-            for key in keys:
-                count = writing[key] - 1
-                if count:
-                    writing[key] = count
-                else:
-                    del writing[key]
+            count_out(self._writing, keys)
             if self._write_ended is not None:
                 self._write_ended.set()
                 self._write_ended = None
