@@ -1,4 +1,4 @@
-"""Workloads W1..W8 on our discobase, on SimCord under the Discord model, in virtual time.
+"""Workloads W1..W10 on our discobase, on SimCord under the Discord model, in virtual time.
 
 Each workload group runs in its own process (see :mod:`bench.worker`) against a fresh simulated
 guild, and returns one result per measured phase (see :class:`bench.measure.Phase`). Workloads are
@@ -14,8 +14,13 @@ buckets start empty, as for a restarted bot) and reports the open whose CPU time
 then opens it once more under ``tracemalloc`` to measure the memory the loaded table holds.
 
 W8 draws the curve: at each of its sizes, a table of five fields and one index (``name``) is
-built with one ``insert_many``, queried by its index and scanned on an unindexed field, compacted
-and opened cold.
+built with one ``insert_many``, queried by its index and scanned on an unindexed field, read
+whole with a cursor (``async for``: CPU per record and the memory held), compacted and opened
+cold.
+
+W9 measures the change feed's latency (a write's acknowledgement to a watcher yielding it), for
+writes of the watcher's process and of another client through the gateway; W10 the CPU of
+``Table.aggregate`` per call over the whole table.
 
 A phase ends when its operations have returned. Calls the library makes later (a background flush,
 for instance) are counted when the database closes, and reported as ``trailing_rest_calls``.

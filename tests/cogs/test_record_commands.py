@@ -549,3 +549,42 @@ async def test_insert_into_a_claiming_table_claims_its_unique_value_first(world:
     ]  # fmt: skip
     assert kinds == ["claim", "claim", "batch"]  # the key (an insert) and the email
     assert [m.email for m in await members.find()] == ["a@example.org"]
+
+
+async def test_export_reads_the_table_with_a_cursor_while_it_changes(world: World) -> None:
+    database = await world.database()
+    table = await database.create_table("many", {"n": "int", "text": "str"}, primary_key="n")
+    await table.insert_many([{"n": n, "text": f"row {n}"} for n in range(20_000)])
+    deleted: set[int] = set()
+    changed: set[int] = set()
+    done = asyncio.Event()
+
+    async def writes() -> None:  # while the export runs, from the end of the table backwards
+        n = 19_997
+        while not done.is_set() and n > 0:
+            await asyncio.sleep(0)
+            deleted.add(n)
+            await (await table.get(n)).delete()
+            changed.add(n + 1)
+            await (await table.get(n + 1)).update(text="changed")
+            await table(n=100_000 + n, text="new").save()
+            n -= 397
+
+    writing = asyncio.create_task(writes())
+    exported = await world.reader.slash(world.channel, "export", table="many")
+    done.set()
+    await writing
+    [jsonl_file] = exported.response.attachments
+    rows = [json.loads(line) for line in (await jsonl_file.read()).decode().splitlines()]
+    keys = [row["n"] for row in rows]
+    assert keys == sorted(set(keys))  # key order, none twice
+    assert set(range(20_000)) - deleted - changed <= set(keys)  # every record present throughout
+    assert any(row["text"] == "changed" for row in rows)  # a change made while it ran is in it
+    for row in rows:
+        original = f"row {row['n']}"
+        if row["n"] in changed:
+            assert row["text"] in (original, "changed")
+        elif row["n"] >= 100_000:
+            assert row["text"] == "new"
+        else:
+            assert row["text"] == original
