@@ -558,11 +558,9 @@ class Table(BaseModel):
         :class:`ValidationError` at once for a ``batch_size`` that is not a whole number >= 1.
         """
         _check_batch_size(cls, batch_size)
-        arguments = (expressions, equals, order_by, limit, offset, fields)
+        arguments = _Find(expressions, equals, order_by, limit, offset, fields)
         return Cursor(
-            lambda: cls._find_list(*arguments),
-            lambda: cls._reader(*arguments),
-            batch_size,
+            lambda: cls._find_list(*arguments), lambda: cls._reader(arguments), batch_size
         )
 
     @classmethod
@@ -603,20 +601,12 @@ class Table(BaseModel):
         return lambda record, _: {name: _copied(value(record)) for name, value in get}
 
     @classmethod
-    def _reader(
-        cls,
-        expressions: Sequence[Predicate],
-        equals: dict[str, Any],
-        order_by: Any,
-        limit: int | None,
-        offset: int,
-        fields: str | FieldRef | Sequence[str | FieldRef] | None,
-    ) -> _Reader[Any]:
+    def _reader(cls, find: _Find) -> _Reader[Any]:
         """A cursor's batches over the matches of ``find``."""
-        query = cls._query(expressions, equals, order_by, limit, offset)
+        query = cls._query(find.expressions, find.equals, find.order_by, find.limit, find.offset)
         engine = cls._engine()
         make: Callable[[tuple[Any, ...], int], Any] = (
-            cls._revised if fields is None else cls._projection(fields)
+            cls._revised if find.fields is None else cls._projection(find.fields)
         )
         engine.expire()
         state = engine.state
@@ -816,6 +806,17 @@ class Table(BaseModel):
         is when reached (with that revision), so stopping early is cheap; ``await`` it for a
         list. See ``find`` and docs/library.md, "Cursors"."""
         return cls.find(*expressions, order_by=order_by, batch_size=batch_size, **equals)
+
+
+class _Find(typing.NamedTuple):
+    """The arguments of a ``find``."""
+
+    expressions: Sequence[Predicate]
+    equals: dict[str, Any]
+    order_by: Any
+    limit: int | None
+    offset: int
+    fields: str | FieldRef | Sequence[str | FieldRef] | None
 
 
 class _Reader(Generic[R]):

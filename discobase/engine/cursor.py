@@ -152,8 +152,7 @@ class KeyWalk:
     def _scan(self, count: int) -> list[Any]:
         if self.state.records is not self._records or self._now() != self._marks:
             self._resume()
-        records, check = self._records, self.check
-        tail, tail_set, tail_at = self._tail, self._tail_set, self._tail_at
+        check, tail, tail_set = self.check, self._tail, self._tail_set
         last = self._last
         keys: list[Any] = []
         passed = self._passed
@@ -165,32 +164,35 @@ class KeyWalk:
             rank = _rank(key)
             if last is not None and rank <= last:
                 continue  # handed out already, or added after the walk passed its place
-            while tail_at < len(tail) and _rank(tail[tail_at]) < rank:
-                tail_key = tail[tail_at]
-                tail_at += 1
-                tail_rank = _rank(tail_key)
-                if last is not None and tail_rank <= last:
-                    continue
-                last = tail_rank
-                tail_row = records.get(tail_key)
-                if tail_row is not None and (check is None or check(tail_row)):
-                    keys.append(tail_key)
+            if self._tail_at < len(tail):
+                self._last = last
+                self._take_tail(keys, rank)
             last = rank
             if check is None or check(row):
                 keys.append(key)
                 if len(keys) >= count:
                     exhausted = False
                     break
+        self._last, self._passed = last, passed
         if exhausted:  # the walk reached the end of the dict: the tail keys after it
-            while tail_at < len(tail) and len(keys) < count:
-                tail_key = tail[tail_at]
-                tail_at += 1
-                tail_rank = _rank(tail_key)
-                if last is not None and tail_rank <= last:
-                    continue
-                last = tail_rank
-                tail_row = records.get(tail_key)
-                if tail_row is not None and (check is None or check(tail_row)):
-                    keys.append(tail_key)
-        self._tail_at, self._last, self._passed = tail_at, last, passed
+            self._take_tail(keys, None, count)
         return keys
+
+    def _take_tail(
+        self, keys: list[Any], below: tuple[bool, Any] | None, count: int | None = None
+    ) -> None:
+        """Hand out the sorted tail's keys after the last key handed out, up to ``below``
+        (the end: None), until ``keys`` holds ``count`` (no limit: None)."""
+        tail, records, check = self._tail, self._records, self.check
+        while self._tail_at < len(tail) and (count is None or len(keys) < count):
+            key = tail[self._tail_at]
+            rank = _rank(key)
+            if below is not None and rank >= below:
+                return
+            self._tail_at += 1
+            if self._last is not None and rank <= self._last:
+                continue
+            self._last = rank
+            row = records.get(key)
+            if row is not None and (check is None or check(row)):
+                keys.append(key)

@@ -200,29 +200,23 @@ async def test_create_table_records_claim_unique_and_its_writes_claim(simcord_en
     await again.close()
 
 
-class ExplicitlyNot(discobase.Table):
-    key: str
-    email: str
-    n: int = 0
+def member_as_declared(**settings: Any) -> type[discobase.Table]:
+    """The member table as another process's class declares it: these ``Settings`` besides
+    its name, key and unique field."""
 
-    class Settings:
-        name = "member"
-        primary_key = "key"
-        unique = ["email"]
-        claim_unique = False
+    class Declared(discobase.Table):
+        key: str
+        email: str
+        n: int = 0
 
+        class Settings:
+            name = "member"
+            primary_key = "key"
+            unique = ["email"]
 
-class Silent(discobase.Table):
-    """The table declared with no word on claim_unique."""
-
-    key: str
-    email: str
-    n: int = 0
-
-    class Settings:
-        name = "member"
-        primary_key = "key"
-        unique = ["email"]
+    for option, value in settings.items():
+        setattr(Declared.Settings, option, value)
+    return Declared
 
 
 async def test_a_class_that_declares_otherwise_records_it_and_running_processes_follow(
@@ -233,13 +227,13 @@ async def test_a_class_that_declares_otherwise_records_it_and_running_processes_
     await p.open()
     other = await strict.second_process()
     q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
-    q.table(Silent)
+    q.table(member_as_declared())  # no word on claim_unique
     await q.open()
     assert q.schema("member").claim_unique is True  # no word on it: the stored value holds
     await q.close()
     await simcord_env.advance_time(1)  # Q's ids run behind P's: its alter comes after P's create
     q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
-    q.table(ExplicitlyNot)
+    q.table(member_as_declared(claim_unique=False))
     await q.open()
     assert q.schema("member").claim_unique is False
     await simcord_env.settle()  # P hears of the alter
