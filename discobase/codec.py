@@ -392,14 +392,19 @@ def decode_catalog_event(header: Header, content: str) -> dict[str, Any]:
     return event
 
 
+class MessageTooLongError(ValueError):
+    """A message (a claim, or a sealed message) longer than one Discord message: it cannot be
+    sent, and nothing was."""
+
+
 def encode_claim(field: str | None, value: Any, key: Any, by: str) -> str:
     """A claim message: the unique field (None: the key itself), its JSON value, the key of
     the record that takes it and the claiming write's random id, as one JSON object inline.
-    Raises ``ValueError`` when it does not fit one message."""
+    Raises :class:`MessageTooLongError` when it does not fit one message."""
     body = _dumps({"field": field, "value": value, "key": key, "by": by}).encode("ascii")
     text = f"{_header('claim', crc=_crc(body))}\n{body.decode('ascii')}"
     if len(text) > CONTENT_LIMIT:
-        raise ValueError("the value and key are too long for one claim message")
+        raise MessageTooLongError("the value and key are too long for one claim message")
     return text
 
 
@@ -472,8 +477,8 @@ def seal_message(
     sent to the channel ``channel_id``, sealed under ``keys.primary``.
 
     A batch or snapshot part whose sealed content would not fit in a message moves its body
-    into the attachment first (as version 1 does for a long body). Raises ``ValueError`` for
-    any other message that does not fit."""
+    into the attachment first (as version 1 does for a long body). Raises
+    :class:`MessageTooLongError` for any other message that does not fit."""
     sealed = _seal(keys, channel_id, content, attachment)
     if len(sealed.content) > CONTENT_LIMIT and attachment is None and "\n" in content:
         head, body = content.split("\n", 1)
@@ -481,7 +486,7 @@ def seal_message(
             body_bytes = zlib.compress(body.encode("utf-8"), 3)
             sealed = _seal(keys, channel_id, f"{head} att=1", body_bytes)
     if len(sealed.content) > CONTENT_LIMIT:
-        raise ValueError("a sealed message longer than one message")
+        raise MessageTooLongError("a sealed message longer than one message")
     return sealed
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from .codec import (
     SEAL_OVERHEAD,
     FormatProblem,
+    MessageTooLongError,
     OpenedContent,
     is_sealed,
     open_attachment,
@@ -110,6 +111,16 @@ class SealedTransport(Transport):
     def overhead(self) -> int:
         """Bytes sealing adds to an attachment (0 without a key)."""
         return SEAL_OVERHEAD if self.keys else 0
+
+    def fits(self, content: str) -> bool:
+        """Whether ``content`` alone fits one message once sealed (as it is without a key)."""
+        if not self.keys:
+            return super().fits(content)
+        try:
+            seal_message(self.keys, 0, content, None)  # the channel id changes no length
+        except MessageTooLongError:
+            return False
+        return True
 
     def open(self, message: StoredMessage, *, plain: bool = False) -> StoredMessage:
         """``message`` as the engine reads it: opened if it is a sealed message of this bot.

@@ -56,6 +56,8 @@ REQUIRED_PERMISSIONS = (
     "manage_roles",
 )
 _DISCORD_EPOCH_MS = 1420070400000
+#: The characters a message's content may hold (discord-api-docs, Create Message).
+CONTENT_LIMIT = 2000
 _BULK_DELETE_AGE = timedelta(days=13, hours=23)
 
 #: The timeout of each HTTP exchange made by a request the transport is running.
@@ -250,6 +252,10 @@ class Transport:
     def now(self) -> datetime:
         """The local clock, as discord.py reads it (a simulated Discord substitutes its own)."""
         return discord.utils.utcnow()
+
+    def fits(self, content: str) -> bool:
+        """Whether ``content`` fits one message (Discord's limit is 2,000 characters)."""
+        return len(content) <= CONTENT_LIMIT
 
     def is_ours(self, message: StoredMessage) -> bool:
         """Whether this bot's own user wrote ``message`` (not a webhook): only such messages

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 
-from ..codec import FormatProblem, Header, decode_claim, encode_claim
+from ..codec import FormatProblem, Header, MessageTooLongError, decode_claim, encode_claim
 from ..errors import UniqueViolationError, ValidationError
 from .core import Claim, TableCore
 from .feed import ChangeLog
@@ -76,19 +76,24 @@ class Claims:
         :class:`UniqueViolationError` if another key claimed one of them first."""
         core = self.core
         by = secrets.token_hex(6)
-        posted: list[tuple[Claim, int, LogShard]] = []
+        # Every claim must fit one message (sealed, where the storage seals) before the first
+        # is posted: a claim posted for a write that then fails counts for CLAIM_TTL.
+        encoded: list[tuple[Claim, str]] = []
         for unsigned in claims:
             claim = Claim(unsigned.field, unsigned.value, unsigned.key, by)
-            shard = self.placement.shard_for([claim.field, claim.value])
             try:
                 content = encode_claim(claim.field, claim.value, claim.key, by)
-                # A storage that seals its messages refuses, before any request, a claim
-                # whose sealed form is longer than a message.
-                sent = await core.storage.send(
-                    shard.channel_id, content, nonce=secrets.token_hex(8)
-                )
-            except ValueError as error:
+            except MessageTooLongError as error:
                 raise ValidationError(core.name, f"cannot claim {claim.field}: {error}") from None
+            if not core.storage.fits(content):
+                raise ValidationError(
+                    core.name, f"cannot claim {claim.field}: too long for one stored message"
+                )
+            encoded.append((claim, content))
+        posted: list[tuple[Claim, int, LogShard]] = []
+        for claim, content in encoded:
+            shard = self.placement.shard_for([claim.field, claim.value])
+            sent = await core.storage.send(shard.channel_id, content, nonce=secrets.token_hex(8))
             core.clock.observe(sent.id)
             shard.handled.add(sent.id)
             shard.log_ids.append(sent.id)

@@ -81,6 +81,11 @@ class Storage(Protocol):
         """Whether this process's own user wrote ``message`` (only such messages are data)."""
         ...
 
+    def fits(self, content: str) -> bool:
+        """Whether a message of ``content`` alone (no attachment) fits one message as this
+        storage stores it (sealed, for a storage that seals)."""
+        ...
+
     def now(self) -> datetime:
         """The local clock (aware, UTC), as message ids are compared with."""
         ...

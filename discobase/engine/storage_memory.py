@@ -54,6 +54,9 @@ class MemoryStorage:
 
     # -- messages -------------------------------------------------------------------------
 
+    def fits(self, content: str) -> bool:
+        return len(content) <= CONTENT_LIMIT
+
     def is_ours(self, message: StoredMessage) -> bool:
         return message.author_id == self.user_id and message.webhook_id is None
 

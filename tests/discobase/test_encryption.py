@@ -291,14 +291,21 @@ async def test_a_claim_too_long_once_sealed_is_refused_and_sends_nothing(
     email = base64.b64encode(os.urandom(1500)).decode() + "@x"
     while not fits_a_plain_claim(email):
         email = email[1:]
+    posted = len(simcord_env.http_requests)
     with pytest.raises(discobase.ValidationError, match="cannot claim email"):
         await Member(key="a", email=email).insert()
     assert await Member.find() == []
+    # Refused before any claim was posted: none (the key's) lingers to refuse a later insert.
+    assert not [c for c in rest_calls(simcord_env, posted) if c.startswith("POST")]
+    insert = asyncio.get_running_loop().create_task(Member(key="a", email="a@x").insert())
+    await settle_claims(simcord_env, db)
+    await insert
+    assert [m.email for m in await Member.find()] == ["a@x"]
     await db.close()
     again = new_db(encryption_key=NEW.text(), compaction=None)
     again.table(Member)
     await again.open()
-    assert await Member.find() == []
+    assert [m.email for m in await Member.find()] == ["a@x"]
 
 
 async def test_a_class_whose_catalog_event_is_too_long_once_sealed_is_refused_before_any_write(
