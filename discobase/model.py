@@ -20,7 +20,7 @@ import types
 import typing
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from functools import cache, wraps
+from functools import cache, partial, wraps
 from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, Self, TypeVar
 
 import pydantic
@@ -214,9 +214,8 @@ class Table(BaseModel):
     @classmethod
     def _found(cls, engine: TableEngine, row: tuple[Any, ...]) -> Self:
         """A caller's record made from a stored row, with the key's current revision."""
-        record = cls._from_row(row)
-        record._set_revision(engine.state.versions.get(row[0], 0))
-        return record
+        revision = engine.state.versions.get(row[0], 0)
+        return typing.cast(Self, _rows(cls).record(row, revision))
 
     def _landed(self, revision: int | None) -> None:
         if revision is not None:
@@ -280,20 +279,20 @@ class Table(BaseModel):
             for value in map(dict.get, datas, itertools.repeat(name))
         ):
             return [record._write() for record in records]
-        take = rows.take
+        take = rows.take_validated
         return [
             Write(key, (key, *take(values)), data)
-            for key, data, (values, _, _) in zip(keys, datas, validated, strict=True)
+            for key, data, values in zip(keys, datas, validated, strict=True)
         ]
 
     @classmethod
     def _decode(cls, key: Any, data: dict[str, Any]) -> tuple[Any, ...]:
         """The row (the key, then the field values) of a stored record; validates it."""
         rows = _rows(cls)
-        validator, validator_take = rows.validator, rows.take
+        validator, validator_take = rows.validator, rows.take_validated
         if validator is not None:
             try:
-                values = validator.validate_python(data)[0]
+                values = validator.validate_python(data)
             except pydantic.ValidationError:
                 pass  # validating the whole model below raises the error a user sees
             else:
@@ -313,8 +312,8 @@ class Table(BaseModel):
             validated = rows.list_validator.validate_python(datas)
         except pydantic.ValidationError:
             return None
-        take = rows.take
-        return [(key, *take(values)) for key, (values, _, _) in zip(keys, validated, strict=True)]
+        take = rows.take_validated
+        return [(key, *take(values)) for key, values in zip(keys, validated, strict=True)]
 
     @classmethod
     def _encode(cls, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -324,22 +323,7 @@ class Table(BaseModel):
     @classmethod
     def _from_row(cls, row: tuple[Any, ...]) -> Self:
         """A new record holding a row's values (copied when they could change in place)."""
-        rows = _rows(cls)
-        values = dict(zip(rows.names, row[1:], strict=True))
-        if rows.deep_copy:
-            values = copy.deepcopy(values)
-        if not rows.plain:
-            constructed = typing.cast(Self, cls.model_construct(**values))
-            constructed._discobase_key = row[0]
-            return constructed
-        record = cls.__new__(cls)
-        object.__setattr__(record, "__dict__", values)
-        object.__setattr__(record, "__pydantic_fields_set__", set(rows.names))
-        object.__setattr__(record, "__pydantic_extra__", None)
-        private = rows.private.copy()
-        private["_discobase_key"] = row[0]
-        object.__setattr__(record, "__pydantic_private__", private)
-        return record
+        return typing.cast(Self, _rows(cls).record(row, 0))
 
     # -- hooks (docs/library.md, "Hooks") ----------------------------------------------------
 
@@ -575,9 +559,9 @@ class Table(BaseModel):
     ) -> list[Any]:
         """Every match of ``find`` at once."""
         if order_by is None and fields is None:
-            rows = cls._equal_rows(expressions, equals, limit, offset)
-            if rows is not None:
-                return [cls._found(cls._engine(), row) for row in rows]
+            found = cls._found_equal(expressions, equals, limit, offset)
+            if found is not None:
+                return found
         query = cls._query(expressions, equals, order_by, limit, offset)
         engine = cls._engine()
         if fields is not None:
@@ -621,13 +605,13 @@ class Table(BaseModel):
         return _Reader(engine, walk, make, check, query.offset, query.limit)
 
     @classmethod
-    def _equal_rows(
+    def _found_equal(
         cls,
         expressions: Sequence[Predicate],
         equals: dict[str, Any],
         limit: int | None,
         offset: int,
-    ) -> list[tuple[Any, ...]] | None:
+    ) -> list[Self] | None:
         """``find``'s short way for one equality on an indexed field (the usual lookup),
         with what the general way would return; None when the query is not that."""
         if equals:
@@ -640,21 +624,29 @@ class Table(BaseModel):
                 return None
         else:
             return None
+        engine = cls.__discobase_engine__
         if (
-            value is None
+            engine is None
+            or value is None
             or name not in cls.__pydantic_fields__
+            or name not in engine.state.indexes
             or not (limit is None or (type(limit) is int and limit >= 0))
             or type(offset) is not int
             or offset < 0
         ):
             return None
-        engine = cls._engine()
-        if name not in engine.state.indexes:
-            return None
+        rows = _rows(cls)
+        try:
+            value = rows.equal_value(name)(value)
+        except Exception:  # _coerce raises it as the general way does
+            value = _coerce(cls, name, "==", value)
         engine.expire()
         state = engine.state
-        rows = state.equal_rows(name, _coerce(cls, name, "==", value))
-        return rows[offset:] if limit is None else rows[offset : offset + limit]
+        found = state.equal_rows(name, value)
+        if offset or limit is not None:
+            found = found[offset:] if limit is None else found[offset : offset + limit]
+        record, versions = rows.record, state.versions
+        return [typing.cast(Self, record(row, versions.get(row[0], 0))) for row in found]
 
     @classmethod
     async def find_one(cls, *expressions: Predicate, **equals: Any) -> Self | None:
@@ -728,9 +720,7 @@ class Table(BaseModel):
 
     @classmethod
     def _revised(cls, stored: tuple[Any, ...], revision: int) -> Self:
-        record = cls._from_row(stored)
-        record._set_revision(revision)
-        return record
+        return typing.cast(Self, _rows(cls).record(stored, revision))
 
     @classmethod
     async def aggregate(
@@ -939,6 +929,7 @@ class _Rows:
     """
 
     def __init__(self, cls: type[Table]) -> None:
+        self.cls = cls
         self.names = tuple(cls.model_fields)
         #: The field values of a record's ``__dict__``, in field order.
         self.take: Callable[[dict[str, Any]], tuple[Any, ...]] = (
@@ -964,13 +955,13 @@ class _Rows:
             name: getattr(attr, "default", None)
             for name, attr in cls.__private_attributes__.items()
         }
-        self.validator = (
-            SchemaValidator(schema["schema"], schema.get("config")) if self.plain else None
-        )
-        self.list_validator = (
-            SchemaValidator(core_schema.list_schema(schema["schema"]), schema.get("config"))
+        self._equal_values: dict[str, Callable[[Any], Any]] = {}
+        #: A new record holding a row's values (copied when they could change in place),
+        #: at a revision.
+        self.record: Callable[[tuple[Any, ...], int], Table] = (
+            _plain_records(cls, self.names, self.private, self.deep_copy)
             if self.plain
-            else None
+            else partial(_constructed_record, cls, self.names, self.deep_copy)
         )
         #: Fields whose JSON form may be a float (so NaN, which is not stored): all but those
         #: of types that never dump to one, with no serializer of their own.
@@ -987,6 +978,116 @@ class _Rows:
             if self.plain
             else None
         )
+        # The model's field validation alone, without making a model: as a typed dict
+        # (values in a dict) when it restates it, else its own (values first in a tuple).
+        fields: Any = schema["schema"]
+        config = schema.get("config", {})
+        typed = _fields_schema(fields, config) if self.plain else None
+        self.take_validated: Callable[[Any], tuple[Any, ...]] = self.take
+        if typed is not None:
+            fields = typed
+        else:
+            take = self.take
+            self.take_validated = lambda validated: take(validated[0])
+        self.validator = SchemaValidator(fields, config) if self.plain else None
+        self.list_validator = (
+            SchemaValidator(core_schema.list_schema(fields), config) if self.plain else None
+        )
+
+    def equal_value(self, name: str) -> Callable[[Any], Any]:
+        """What :func:`_coerce` does to a value compared with ``==`` to the field ``name``,
+        without its error handling (pydantic's errors come out as they are)."""
+        convert = self._equal_values.get(name)
+        if convert is None:
+            convert = self._equal_values[name] = _adapter(self.cls, name).validator.validate_python
+        return convert
+
+
+#: What a model's fields schema may hold for :func:`_fields_schema` to restate it.
+_MODEL_FIELDS_KEYS = {
+    "type", "fields", "model_name", "computed_fields", "strict", "extra_behavior", "ref",
+    "metadata", "serialization",
+}  # fmt: skip
+_MODEL_FIELD_KEYS = {
+    "type", "schema", "validation_alias", "serialization_alias", "serialization_exclude",
+    "frozen", "metadata",
+}  # fmt: skip
+
+
+def _fields_schema(fields: Any, config: Any) -> core_schema.TypedDictSchema | None:
+    """A model's field validation (its ``model-fields`` schema, under the model's
+    ``config``) as a typed dict: the same field schemas, aliases, strictness and extra
+    fields, validated to a plain dict of the values. That is half the work of the model's
+    own, which also makes the set of fields given (a row does not keep it). None if the
+    schema holds more than that, or the config sets more than its extra fields (a typed
+    dict does not apply the rest of it as a model does)."""
+    if (
+        not fields.keys() <= _MODEL_FIELDS_KEYS
+        or not all(field.keys() <= _MODEL_FIELD_KEYS for field in fields["fields"].values())
+        or not all(
+            name in ("title", "extra_fields_behavior") or name.startswith("ser_") for name in config
+        )
+    ):
+        return None
+    typed: dict[str, core_schema.TypedDictField] = {}
+    for name, field in fields["fields"].items():
+        typed[name] = core_schema.typed_dict_field(
+            field["schema"],
+            required=field["schema"]["type"] != "default",
+            validation_alias=field.get("validation_alias"),
+        )
+    # A typed dict takes its extra fields' fate from its own schema only.
+    return core_schema.typed_dict_schema(
+        typed,
+        strict=fields.get("strict"),
+        extra_behavior=fields.get("extra_behavior", config.get("extra_fields_behavior")),
+    )
+
+
+def _plain_records(
+    cls: type[Table], names: tuple[str, ...], private: dict[str, Any], deep_copy: bool
+) -> Callable[[tuple[Any, ...], int], Table]:
+    """:attr:`_Rows.record` of a plain class: a record made as pydantic would make it from
+    valid values, without pydantic.
+
+    A read returns one per row, so every step counts: the function is generated for the
+    class (as :mod:`dataclasses` generates ``__init__``), with its field names written into
+    a dict display, which builds the record's ``__dict__`` twice as fast as from names and
+    values zipped."""
+    values = ", ".join(f"{name!r}: row[{position}]" for position, name in enumerate(names, 1))
+    values = f"deepcopy({{{values}}})" if deep_copy else f"{{{values}}}"
+    source = (
+        "def record(row, revision):\n"
+        "    made = new(cls)\n"
+        f"    set_attribute(made, '__dict__', {values})\n"
+        "    set_attribute(made, '__pydantic_fields_set__', fields_set.copy())\n"
+        "    set_attribute(made, '__pydantic_extra__', None)\n"
+        "    made_private = {**private, '_discobase_key': row[0], REVISION: revision}\n"
+        "    set_attribute(made, '__pydantic_private__', made_private)\n"
+        "    return made\n"
+    )
+    namespace: dict[str, Any] = {
+        "new": object.__new__,
+        "set_attribute": object.__setattr__,
+        "deepcopy": copy.deepcopy,
+        "cls": cls,
+        "fields_set": set(names),
+        "private": private,
+        "REVISION": _REVISION,
+    }
+    exec(source, namespace)  # the names are the class's field names, written as literals
+    return typing.cast(Callable[[tuple[Any, ...], int], Table], namespace["record"])
+
+
+def _constructed_record(
+    cls: type[Table], names: tuple[str, ...], deep_copy: bool, row: tuple[Any, ...], revision: int
+) -> Table:
+    """:attr:`_Rows.record` of a class that is not plain: ``model_construct``."""
+    values = dict(zip(names, row[1:], strict=True))
+    made = cls.model_construct(**(copy.deepcopy(values) if deep_copy else values))
+    made._discobase_key = row[0]
+    made._set_revision(revision)
+    return made
 
 
 #: Field types whose JSON form is never a float.

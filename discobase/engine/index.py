@@ -3,9 +3,10 @@
 Indexes are derived data: rebuilt from the records on load, never stored, never trusted over
 the records (every candidate they return is checked against the full predicate).
 
-A value held by one key maps to that key itself, by a few keys to a list of them, by many to a
+A value held by one key maps to that key itself, by a few keys to a tuple of them, by many to a
 set: most values of an indexed field are distinct or nearly so, and a set costs some 200 bytes
-more than a list. Keys are ints or strings, never lists or sets.
+more than a tuple (a tuple is made anew when a key joins or leaves, which a few keys make
+cheap; it holds no spare room, as a list would). Keys are ints or strings, never tuples or sets.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from typing import Any
 __all__ = ("FieldIndex",)
 
 
-#: A value's keys are a list up to this many, then a set (a list's remove is linear).
-_LIST_LIMIT = 16
+#: A value's keys are a tuple up to this many, then a set.
+_TUPLE_LIMIT = 16
 
 
 def _keys_of(bucket: Any) -> Collection[Any]:
-    return bucket if type(bucket) in (list, set) else (bucket,)
+    return bucket if type(bucket) in (tuple, set) else (bucket,)
 
 
 class FieldIndex:
@@ -31,7 +32,7 @@ class FieldIndex:
     def __init__(self, field: str, *, unique: bool = False) -> None:
         self.field = field
         self.unique = unique
-        #: Value -> its one key, or a list or set of its keys when several hold it.
+        #: Value -> its one key, or a tuple or set of its keys when several hold it.
         self._keys: dict[Any, Any] = {}
         self._sorted: list[Any] | None = []
 
@@ -52,25 +53,27 @@ class FieldIndex:
         bucket = keys[value]
         if type(bucket) is set:
             bucket.add(key)
-        elif type(bucket) is list:
+        elif type(bucket) is tuple:
             if key not in bucket:
-                if len(bucket) < _LIST_LIMIT:
-                    bucket.append(key)
-                else:
-                    keys[value] = {*bucket, key}
+                keys[value] = (*bucket, key) if len(bucket) < _TUPLE_LIMIT else {*bucket, key}
         elif bucket != key:
-            keys[value] = [bucket, key]
+            keys[value] = (bucket, key)
 
     def remove(self, value: Any, key: Any) -> None:
         keys = self._keys
         if value not in keys:
             return
         bucket = keys[value]
-        if type(bucket) in (list, set):
+        if type(bucket) is set:
             if key in bucket:
                 bucket.remove(key)
                 if len(bucket) == 1:
                     keys[value] = next(iter(bucket))
+            return
+        if type(bucket) is tuple:
+            if key in bucket:
+                rest = tuple(k for k in bucket if k != key)
+                keys[value] = rest[0] if len(rest) == 1 else rest
             return
         if bucket == key:
             del keys[value]
@@ -97,7 +100,7 @@ class FieldIndex:
         return [
             (v, set(keys))
             for v, keys in self._keys.items()
-            if v is not None and type(keys) in (list, set)
+            if v is not None and type(keys) in (tuple, set)
         ]
 
     def sizes(self) -> dict[Any, int]:
@@ -105,9 +108,10 @@ class FieldIndex:
         return {value: len(_keys_of(keys)) for value, keys in self._keys.items()}
 
     def equal(self, value: Any) -> Collection[Any]:
-        if value not in self._keys:
+        bucket = self._keys.get(value)  # keys are never None
+        if bucket is None:
             return ()
-        return _keys_of(self._keys[value])
+        return bucket if type(bucket) is tuple or type(bucket) is set else (bucket,)
 
     def any_of(self, values: Iterable[Any]) -> set[Any]:
         found: set[Any] = set()
@@ -145,7 +149,7 @@ class FieldIndex:
         held = self._keys
         for selected_value in values[start:end]:
             bucket = held[selected_value]
-            if type(bucket) in (list, set):
+            if type(bucket) in (tuple, set):
                 keys.update(bucket)
             else:
                 keys.add(bucket)

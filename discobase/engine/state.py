@@ -59,13 +59,16 @@ class TableState:
         #: Field name -> its position in a row (the key is at 0).
         self.positions = {name: position for position, name in enumerate(fields, 1)}
         self.records: dict[Any, Row] = {}
-        self._tail: set[Any] = set()
+        #: New keys that arrived out of key order (see "key order" below).
+        self._tail: list[Any] = []
         self._last_key: Any = None
         self._mixed_keys = False
         #: Keys removed, and re-sorts of ``records``, so far: a cursor that walks ``records``
         #: resumes by them (engine/cursor.py).
         self.removals = 0
         self.reorders = 0
+        #: Too many keys arrived out of order to merge them in: the next ordered read sorts.
+        self._unsorted = False
         self.versions: dict[Any, int] = {}
         #: Stored records that do not decode under the table's class, as stored: not readable
         #: here, but a snapshot carries them unchanged.
@@ -113,11 +116,31 @@ class TableState:
             # writer stores such a group untagged): nothing to wait for or carry.
             entries = [Entry(e.key, e.record, None, 1, e.decoded, e.version) for e in entries]
         rows = self._decoded_in_bulk(entries)
+        records, versions, indexed = self.records, self.versions, self._indexed
         for index, entry in enumerate(entries):
             entry_version = version if entry.version is None else entry.version
-            if entry.group is None:
-                row = rows[index] if rows else None
-                self._apply_one(entry, entry_version, channel_id, index, changes, row)
+            row = rows[index] if rows is not None else None
+            if row is not None:
+                # A put decoded in bulk (most of a load): _apply_one and put, without their
+                # other cases and calls.
+                key = entry.key
+                if versions.get(key, -1) > entry_version:
+                    continue
+                versions[key] = entry_version
+                if self.undecodable:
+                    self.undecodable.pop(key, None)
+                old = records.get(key)
+                if changes is not None:
+                    changes.append((entry_version, index, key, old, row))
+                if old is None:
+                    self._note_new_key(key)
+                else:
+                    self._unindex(key, old)
+                records[key] = row
+                for field_index, position in indexed:
+                    field_index.add(row[position], key)
+            elif entry.group is None:
+                self._apply_one(entry, entry_version, channel_id, index, changes)
             elif entry.group_size == 0:
                 self._complete(entry.group, self._groups.pop(entry.group, []), changes)
             elif entry.group in self.done_groups:
@@ -203,7 +226,6 @@ class TableState:
         channel_id: int | None,
         index: int = 0,
         changes: list[Change] | None = None,
-        row: Row | None = None,
     ) -> None:
         key = entry.key
         versions = self.versions
@@ -218,13 +240,7 @@ class TableState:
             self._remove(key)
             return
         try:
-            record = (
-                entry.decoded
-                if entry.decoded is not None
-                else row
-                if row is not None
-                else self._decode(key, entry.record)
-            )
+            record = entry.decoded if entry.decoded is not None else self._decode(key, entry.record)
         except Exception as error:  # a record that does not fit the class: keep it as stored
             self.problems.append(
                 Problem(
@@ -258,7 +274,6 @@ class TableState:
         old = self.records.pop(key, None)
         if old is not None:
             self.removals += 1
-            self._tail.discard(key)
             self._unindex(key, old)
 
     def _unindex(self, key: Any, record: Row) -> None:
@@ -268,11 +283,16 @@ class TableState:
     # -- key order ----------------------------------------------------------------------
     # Results without an order come in key order, which every process and every reload
     # agree on. ``records`` is kept in key order, except for the keys in ``_tail``: new keys
-    # that arrived out of order. Reads merge the few of those in; many are sorted in for good.
+    # that arrived out of order. Reads merge a few of those in; past a sixteenth of the
+    # records (a load of several shards, whose keys interleave) the tail is dropped and the
+    # next ordered read sorts ``records`` for good. ``_tail`` is a list, a fifth of a set's
+    # memory: a key removed since stays in it, and one removed and added again may be in it
+    # twice; reads skip the keys no longer held.
 
     def _note_new_key(self, key: Any) -> None:
         if not self.records:
             self._tail.clear()
+            self._unsorted = False
             self._last_key = key
             return
         try:
@@ -282,30 +302,47 @@ class TableState:
             in_order = False
         if in_order:
             self._last_key = key
-        else:
-            self._tail.add(key)
+        elif not self._unsorted:
+            tail = self._tail
+            tail.append(key)
+            if len(tail) > max(64, len(self.records) // 16):
+                tail.clear()
+                self._unsorted = True
 
     def tail_keys(self) -> set[Any]:
-        """The keys that arrived out of key order (``records`` holds them out of place)."""
-        return set(self._tail)
+        """The keys of ``records`` that are out of key order (none right after a re-sort);
+        see :meth:`sort_keys` for when that is not known."""
+        records = self.records
+        return {key for key in self._tail if key in records}
+
+    def sort_keys(self) -> bool:
+        """Sort ``records`` in key order if too many keys are out of order to merge them in
+        (or keys of mixed types are); return whether it did."""
+        if not (self._unsorted or (self._mixed_keys and self._tail)):
+            return False
+        items = list(self.records.items())
+        items.sort(key=_item_rank if self._mixed_keys else operator.itemgetter(0))
+        self.records.clear()
+        self.records.update(items)
+        self.reorders += 1
+        self._tail.clear()
+        self._unsorted = False
+        self._last_key = items[-1][0] if items else None
+        return True
 
     def ordered_records(self) -> Iterable[Any]:
         """Every record, in key order (ints by value, strings by code point)."""
+        self.sort_keys()
         if not self._tail:
             return self.records.values()
-        if self._mixed_keys or len(self._tail) > max(64, len(self.records) // 16):
-            items = list(self.records.items())
-            items.sort(key=_item_rank if self._mixed_keys else operator.itemgetter(0))
-            self.records.clear()
-            self.records.update(items)
-            self.reorders += 1
+        tail_keys = self.tail_keys()
+        if not tail_keys:
             self._tail.clear()
-            self._last_key = items[-1][0] if items else None
             return self.records.values()
-        return self._merged()
+        return self._merged(tail_keys)
 
-    def _merged(self) -> Iterator[Any]:
-        records, tail_keys = self.records, self._tail
+    def _merged(self, tail_keys: set[Any]) -> Iterator[Any]:
+        records = self.records
         tail = sorted(tail_keys)
         position = 0
         for key, record in records.items():
@@ -341,12 +378,14 @@ class TableState:
         """The rows whose ``field`` (indexed) equals ``value`` (not None), in key order:
         what :meth:`select` returns for that one condition."""
         keys = self.indexes[field].equal(value)
-        if len(keys) > 1:
-            keys = sorted(keys, key=_key_rank)
         records, position = self.records, self.positions[field]
+        if len(keys) == 1:  # the usual lookup: spared a sort and a comprehension
+            [key] = keys
+            row = records.get(key)
+            return [row] if row is not None and (row[position] == value) is True else []
         return [
             row
-            for key in keys
+            for key in sorted(keys, key=_key_rank)
             if (row := records.get(key)) is not None and (row[position] == value) is True
         ]
 

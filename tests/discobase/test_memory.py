@@ -81,6 +81,78 @@ async def test_a_loaded_record_holds_under_700_bytes(simcord_env, new_db):
     await db.close()
 
 
+class Spread(discobase.Table):
+    name: str
+    n: int
+    x: float
+    flag: bool
+    at: dt.datetime
+
+    class Settings:
+        indexes = ["name"]
+        shards = 8
+
+
+async def test_a_table_of_eight_shards_holds_under_510_bytes_a_record(simcord_env, new_db):
+    # Each shard's keys span the whole key range, so a load of several shards brings most
+    # keys out of key order; keeping each of them in a set for later reads cost some 40 bytes
+    # a record (about 525 in all here).
+    total = 4000
+    db = new_db()
+    db.table(Spread)
+    await db.open()
+    await Spread.insert_many([Spread(**reading(number).model_dump()) for number in range(total)])
+    await past_horizon(simcord_env)
+    await db.compact("spread")
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    db = new_db()
+    db.table(Spread)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        await db.open()
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held / total < 510, f"{held / total:.0f} bytes per loaded record"
+    keys = [s.pk for s in await Spread.find()]
+    assert keys == sorted(keys) and len(keys) == total
+    await db.close()
+
+
+async def test_a_class_of_strict_config_refuses_on_load_what_its_model_refuses(
+    simcord_env, new_db
+):
+    # Stored records are validated by the class's fields alone, without making a model;
+    # strict mode set in the class's config applies to that too (a stored datetime is text).
+    class Event(discobase.Table):
+        at: dt.datetime
+        size: int
+
+    class StrictEvent(discobase.Table):
+        model_config = pydantic.ConfigDict(strict=True)
+        at: dt.datetime
+        size: int
+
+        class Settings:
+            name = "event"
+
+    db = new_db()
+    db.table(Event)
+    await db.open()
+    await Event.insert_many([Event(at=EPOCH, size=1), Event(at=EPOCH, size=2)])
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    db = new_db()
+    db.table(StrictEvent)
+    with pytest.raises(discobase.SchemaMismatchError, match="2 stored records do not fit"):
+        await db.open()
+    await db.close()
+
+
 async def test_records_read_are_copies_of_what_is_stored(simcord_env, new_db):
     class Basket(discobase.Table):
         owner: str

@@ -249,3 +249,37 @@ async def test_key_order_holds_through_many_out_of_order_inserts_and_deletes(new
             assert [c.n for c in await Counter.find(limit=3, offset=1)] == sorted(stored)[1:4]
             assert (await Counter.find_one()).n == min(stored)
     await db.close()
+
+
+async def test_key_order_holds_when_keys_leave_and_come_back_out_of_order(new_db):
+    class Counter(discobase.Table):
+        n: int
+
+        class Settings:
+            primary_key = "n"
+
+    db = new_db()
+    db.table(Counter)
+    await db.open()
+
+    async def keys() -> list[int]:
+        found = [c.n for c in await Counter.find()]
+        assert [c.n async for c in Counter.all()] == found
+        return found
+
+    for n in (10, 20, 30, 5):  # 5 arrives out of order
+        await Counter(n=n).save()
+    assert await keys() == [5, 10, 20, 30]
+    await (await Counter.get(5)).delete()
+    await Counter(n=40).save()
+    await Counter(n=5).save()  # out of order again
+    await (await Counter.get(30)).delete()
+    await Counter(n=30).save()  # back, below the highest key
+    assert await keys() == [5, 10, 20, 30, 40]
+    await (await Counter.get(5)).delete()
+    assert await keys() == [10, 20, 30, 40]
+    await Counter(n=50).save()
+    await Counter(n=5).save()
+    assert await keys() == [5, 10, 20, 30, 40, 50]
+    assert (await Counter.find_one()).n == 5  # type: ignore[union-attr]
+    await db.close()
