@@ -215,7 +215,7 @@ class Table(BaseModel):
     def _found(cls, engine: TableEngine, row: tuple[Any, ...]) -> Self:
         """A caller's record made from a stored row, with the key's current revision."""
         revision = engine.state.versions.get(row[0], 0)
-        return typing.cast(Self, _rows(cls).record(row, revision))
+        return _rows(cls).record(row, revision)  # type: ignore[no-any-return]
 
     def _landed(self, revision: int | None) -> None:
         if revision is not None:
@@ -323,7 +323,7 @@ class Table(BaseModel):
     @classmethod
     def _from_row(cls, row: tuple[Any, ...]) -> Self:
         """A new record holding a row's values (copied when they could change in place)."""
-        return typing.cast(Self, _rows(cls).record(row, 0))
+        return _rows(cls).record(row, 0)  # type: ignore[no-any-return]
 
     # -- hooks (docs/library.md, "Hooks") ----------------------------------------------------
 
@@ -646,7 +646,10 @@ class Table(BaseModel):
         if offset or limit is not None:
             found = found[offset:] if limit is None else found[offset : offset + limit]
         record, versions = rows.record, state.versions
-        return [typing.cast(Self, record(row, versions.get(row[0], 0))) for row in found]
+        if len(found) == 1:  # the usual lookup: spared a comprehension
+            row = found[0]
+            return [record(row, versions.get(row[0], 0))]
+        return [record(row, versions.get(row[0], 0)) for row in found]
 
     @classmethod
     async def find_one(cls, *expressions: Predicate, **equals: Any) -> Self | None:
@@ -720,7 +723,7 @@ class Table(BaseModel):
 
     @classmethod
     def _revised(cls, stored: tuple[Any, ...], revision: int) -> Self:
-        return typing.cast(Self, _rows(cls).record(stored, revision))
+        return _rows(cls).record(stored, revision)  # type: ignore[no-any-return]
 
     @classmethod
     async def aggregate(
@@ -957,8 +960,8 @@ class _Rows:
         }
         self._equal_values: dict[str, Callable[[Any], Any]] = {}
         #: A new record holding a row's values (copied when they could change in place),
-        #: at a revision.
-        self.record: Callable[[tuple[Any, ...], int], Table] = (
+        #: at a revision (typed Any: it is of the class, which mypy cannot say here).
+        self.record: Callable[[tuple[Any, ...], int], Any] = (
             _plain_records(cls, self.names, self.private, self.deep_copy)
             if self.plain
             else partial(_constructed_record, cls, self.names, self.deep_copy)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..codec import Entry, FormatProblem, Header, decode_body, decode_entries
+from ..codec import Entry, FormatProblem, Header, decode_body, decode_entries, pause_collector
 from ..problems import Problem, ProblemKind
 from .horizon import ServerClock
 from .schema import TableSchema
@@ -140,16 +140,26 @@ class TableCore:
         try:
             if header.fields.get("att") == "1" and message.attachments:
                 attachment = await self.storage.read_attachment(message.attachments[0])
-            entries = decode_entries(header, decode_body(header, message.content, attachment))
+            body = decode_body(header, message.content, attachment)
         except FormatProblem as problem:
             self.problem(shard, message, problem)
             return
-        if header.kind == "batch":
-            self.apply_batch(shard, message.id, batch_id, entries)
-        else:
-            self.state.apply(entries, message.id if version is None else version, shard.channel_id)
-            if version is not None and self.on_snapshot is not None:
-                self.on_snapshot(version)
+        # Decoded and applied with the collector paused throughout, and the entries dropped
+        # before it runs again: it then finds only the records kept, not every entry too.
+        with pause_collector(body.count(b"\n") + 1):
+            try:
+                entries = decode_entries(header, body)
+            except FormatProblem as problem:
+                self.problem(shard, message, problem)
+                return
+            if header.kind == "batch":
+                self.apply_batch(shard, message.id, batch_id, entries)
+            else:
+                upto = message.id if version is None else version
+                self.state.apply(entries, upto, shard.channel_id)
+            del entries
+        if header.kind != "batch" and version is not None and self.on_snapshot is not None:
+            self.on_snapshot(version)
 
     def apply_batch(
         self, shard: LogShard, message_id: int, batch_id: str, entries: list[Entry]

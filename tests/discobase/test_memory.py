@@ -123,9 +123,7 @@ async def test_a_table_of_eight_shards_holds_under_510_bytes_a_record(simcord_en
     await db.close()
 
 
-async def test_a_class_of_strict_config_refuses_on_load_what_its_model_refuses(
-    simcord_env, new_db
-):
+async def test_a_class_of_strict_config_refuses_on_load_what_its_model_refuses(simcord_env, new_db):
     # Stored records are validated by the class's fields alone, without making a model;
     # strict mode set in the class's config applies to that too (a stored datetime is text).
     class Event(discobase.Table):
