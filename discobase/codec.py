@@ -36,17 +36,20 @@ __all__ = (
     "Entry",
     "FormatProblem",
     "Header",
+    "MessageTooLongError",
     "OpenedContent",
     "decode_body",
     "decode_catalog_event",
     "decode_claim",
     "decode_entries",
+    "decode_release",
     "encode_batch",
     "encode_catalog_event",
     "encode_claim",
     "encode_entry",
     "encode_marker",
     "encode_puts",
+    "encode_release",
     "encode_snapshot_part",
     "is_sealed",
     "open_attachment",
@@ -60,7 +63,7 @@ __all__ = (
 FORMAT_VERSION = 1
 CONTENT_LIMIT = 2000
 _HEADER = re.compile(r"dbs(\d+) ([a-z]+)((?: [a-z]+=[^ \n]*)*)")
-_KINDS = ("batch", "cat", "claim", "part", "snap")
+_KINDS = ("batch", "cat", "claim", "part", "release", "snap")
 
 
 class FormatProblem(Exception):
@@ -423,6 +426,25 @@ def decode_claim(header: Header, content: str) -> tuple[str | None, Any, Any, st
     ):
         raise FormatProblem(ProblemKind.UNREADABLE, "claim has no field, value, key and writer")
     return claim.get("field"), claim["value"], claim["key"], claim["by"]
+
+
+def encode_release(by: str) -> str:
+    """A release message: the claiming write ``by`` failed and its claims count no more."""
+    body = _dumps({"by": by}).encode("ascii")
+    return f"{_header('release', crc=_crc(body))}\n{body.decode('ascii')}"
+
+
+def decode_release(header: Header, content: str) -> str:
+    """The claiming write (``by``) a release message releases."""
+    body = decode_body(header, content, None)
+    try:
+        release = json.loads(body)
+    except ValueError as error:
+        raise FormatProblem(ProblemKind.UNREADABLE, f"release is not JSON: {error}") from None
+    if not isinstance(release, dict) or not isinstance(release.get("by"), str):
+        raise FormatProblem(ProblemKind.UNREADABLE, "release has no writer")
+    by: str = release["by"]
+    return by
 
 
 # -- sealed messages (format version 2) ---------------------------------------------------

@@ -83,7 +83,7 @@ class TableCore:
     on_snapshot: Callable[[int], None] | None = None
     #: Forgets the records past the table's ttl (engine/expiry.py); None without a ttl.
     expire: Callable[[], None] | None = None
-    #: Told of each claim message read (see :mod:`.claims`).
+    #: Told of each claim (and claim release) message read (see :mod:`.claims`).
     on_claim: Callable[[LogShard, StoredMessage, Header], None] | None = None
 
     @property

@@ -72,7 +72,7 @@ class Ingest:
         shard.handled.add(message.id)
         if header.kind == "snap" and header.fields.get("id", "") not in shard.own_snapshots:
             shard.foreign_snapshot = True
-        elif header.kind == "claim" and core.on_claim is not None:
+        elif header.kind in ("claim", "release") and core.on_claim is not None:
             core.on_claim(shard, message, header)
 
     def send_failed(self, channel_id: int, batch_id: str) -> None:

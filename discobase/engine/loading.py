@@ -151,7 +151,7 @@ class Loader:
         for message, header in log_messages:
             if header.kind == "batch":
                 await core.apply_message(shard, message, header)
-            elif header.kind == "claim" and core.on_claim is not None:
+            elif header.kind in ("claim", "release") and core.on_claim is not None:
                 core.on_claim(shard, message, header)
             elif message.id not in shard.snapshot_ids:
                 shard.stale_ids.append(message.id)  # an older snapshot or an orphan part
@@ -173,7 +173,7 @@ class Loader:
         for message, header in sorted(messages, key=lambda item: item[0].id):
             if header.kind == "batch":
                 await core.apply_message(shard, message, header)
-            elif header.kind == "claim" and core.on_claim is not None:
+            elif header.kind in ("claim", "release") and core.on_claim is not None:
                 core.on_claim(shard, message, header)
             elif header.kind == "snap":
                 # A snapshot this read could not use may be another process's, written while

@@ -111,6 +111,33 @@ async def test_two_processes_taking_one_value_or_key_at_once_let_exactly_one_thr
     assert await stored(simcord_env, new_db) == {theirs["key"]: theirs["email"]}
 
 
+async def test_a_write_that_loses_a_claim_releases_its_other_claims(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    p, q, other = await two_processes(simcord_env, new_db, guild, strict, fast_retry)
+    results = await at_once(
+        simcord_env,
+        strict,
+        (p, q, other),
+        Member(key="a", email="x@example.com").insert(),
+        OtherMember(key="b", email="x@example.com").insert(),
+    )
+    # P claimed key "a" and lost the email to Q: it never writes, and says so in the log.
+    assert isinstance(results[0], discobase.UniqueViolationError)
+    assert results[0].field == "email" and not isinstance(results[1], BaseException)
+    await simcord_env.advance_time(1)  # past the 5 ms by which Q's ids run behind
+    # So key "a" is free at once for Q (not only after CLAIM_TTL, 300 s) and for P again.
+    taken = asyncio.ensure_future(OtherMember(key="a", email="y@example.com").insert())
+    mine = asyncio.ensure_future(Member(key="c", email="x@example.com").insert())
+    await settle_claims(simcord_env, p, q)
+    await taken
+    with pytest.raises(discobase.UniqueViolationError):  # a value really held stays held
+        await mine
+    await q.close()
+    await p.close()
+    assert await stored(simcord_env, new_db) == {"a": "y@example.com", "b": "x@example.com"}
+
+
 async def test_a_claim_settles_against_a_record_this_process_had_not_seen(
     simcord_env, new_db, guild, strict, fast_retry
 ):
