@@ -14,6 +14,7 @@ from .engine.feed import Change, Position
 from .engine.schema import TYPE_NAMES, FieldSchema, TableSchema
 from .engine.table import Compaction
 from .errors import (
+    ActiveThreadLimitError,
     AfterHookError,
     AmbiguousResultError,
     ChangeFeedExpiredError,
@@ -63,6 +64,7 @@ __license__ = "MIT"
 __all__ = (
     "FORMAT_VERSION",
     "TYPE_NAMES",
+    "ActiveThreadLimitError",
     "AfterHookError",
     "AmbiguousResultError",
     "And",

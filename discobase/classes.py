@@ -53,7 +53,7 @@ def schema_of(cls: type[Table]) -> TableSchema:
         primary_key=settings.get("primary_key"),
         indexes=list(settings.get("indexes", ())),
         unique=list(settings.get("unique", ())),
-        shards=settings.get("shards", 1),
+        shards=settings.get("shards"),
         ttl=ttl_seconds(name, settings.get("ttl")),
         claim_unique=settings.get("claim_unique", False),
     )
@@ -160,6 +160,7 @@ def check_catalog_fits(schema: TableSchema, keys: KeyRing | None = None) -> None
     """
     stored = schema.to_dict()
     stored["channels"] = [str(2**64 - 1)] * schema.shards
+    stored["threads"] = schema.shards > 1
     event = {"op": "create", "table": schema.name, "schema": stored}
     try:
         content = encode_catalog_event(event)

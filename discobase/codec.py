@@ -31,6 +31,7 @@ __all__ = (
     "FORMAT_VERSION",
     "SEALED_FILENAME",
     "SEALED_VERSION",
+    "THREADS_CATALOG_VERSION",
     "SEAL_OVERHEAD",
     "EncodedMessage",
     "Entry",
@@ -61,6 +62,11 @@ __all__ = (
 )
 
 FORMAT_VERSION = 1
+#: The version of a catalog event of a table whose shards are private threads of its channel
+#: (format.md, "Versions"): a reader from before threads refuses the catalog (it would take
+#: the threads for channels outside the storage category and lose the table) instead of
+#: misreading it. Every other message stays version 1.
+THREADS_CATALOG_VERSION = 3
 CONTENT_LIMIT = 2000
 _HEADER = re.compile(r"dbs(\d+) ([a-z]+)((?: [a-z]+=[^ \n]*)*)")
 _KINDS = ("batch", "cat", "claim", "part", "release", "snap")
@@ -147,9 +153,9 @@ def parse_header(content: str) -> Header:
             ProblemKind.TAMPERED,
             "a sealed message that does not authenticate (edited, cut or moved)",
         )
-    if version != FORMAT_VERSION:
-        raise FormatProblem(ProblemKind.UNKNOWN_VERSION, f"format version {version}")
     kind = match.group(2)
+    if version != FORMAT_VERSION and not (version == THREADS_CATALOG_VERSION and kind == "cat"):
+        raise FormatProblem(ProblemKind.UNKNOWN_VERSION, f"format version {version}")
     if kind not in _KINDS:
         raise FormatProblem(ProblemKind.UNREADABLE, f"unknown message kind {kind!r}")
     fields = dict(item.split("=", 1) for item in match.group(3).split())
@@ -283,9 +289,13 @@ def encode_marker(snapshot_id: str, upto: int, count: int, parts: Iterable[int])
 
 
 def encode_catalog_event(event: dict[str, Any]) -> str:
-    """A catalog message: one JSON object inline (schemas are small)."""
+    """A catalog message: one JSON object inline (schemas are small); version 3 for a table
+    whose shards are threads."""
     body = _dumps(event).encode("ascii")
-    text = f"{_header('cat', crc=_crc(body))}\n{body.decode('ascii')}"
+    header = _header("cat", crc=_crc(body))
+    if (event.get("schema") or {}).get("threads"):
+        header = header.replace(f"dbs{FORMAT_VERSION} ", f"dbs{THREADS_CATALOG_VERSION} ", 1)
+    text = f"{header}\n{body.decode('ascii')}"
     if len(text) > CONTENT_LIMIT:
         raise ValueError("catalog event longer than one message")
     return text
@@ -392,6 +402,14 @@ def decode_catalog_event(header: Header, content: str) -> dict[str, Any]:
         raise FormatProblem(ProblemKind.UNREADABLE, f"catalog event is not JSON: {error}") from None
     if not isinstance(event, dict) or not isinstance(event.get("table"), str):
         raise FormatProblem(ProblemKind.UNREADABLE, "catalog event has no table")
+    schema = event.get("schema")
+    threads = isinstance(schema, dict) and schema.get("threads") is True
+    if threads != (header.version == THREADS_CATALOG_VERSION) and event.get("op") != "drop":
+        raise FormatProblem(
+            ProblemKind.UNREADABLE,
+            f"a version {header.version} catalog event "
+            + ("of a table with thread shards" if threads else "without thread shards"),
+        )
     return event
 
 

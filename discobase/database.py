@@ -32,11 +32,12 @@ from .engine.access import exposure, missing_own
 from .engine.catalog import Catalog
 from .engine.horizon import ServerClock
 from .engine.layout import CATALOG_CHANNEL, StorageLayout, shard_channel_name
-from .engine.schema import TableSchema, check_name, check_new_field_names
+from .engine.schema import DEFAULT_SHARDS, TableSchema, check_name, check_new_field_names
 from .engine.storage import StoredChannel, StoredMessage
 from .engine.table import Compaction, TableEngine, Write
 from .engine.tasks import BackgroundTasks
 from .errors import (
+    ActiveThreadLimitError,
     MissingPermissionsError,
     NotATableError,
     NotConnectedError,
@@ -178,6 +179,9 @@ class Database:
         #: Storage channels the gateway had not announced when a catalog event named them,
         #: confirmed by a REST read.
         self._confirmed_channels: set[int] = set()
+        #: Threads of storage channels the gateway cache does not hold (archived threads
+        #: never are), confirmed by a REST read: thread id -> parent id.
+        self._confirmed_threads: dict[int, int] = {}
         #: Tables this process created, by name: the id of its ``create`` event.
         self._own_creates: dict[str, int] = {}
         self._open_lock = asyncio.Lock()
@@ -423,6 +427,8 @@ class Database:
             self._catalog = None
             self._ready.clear()
             self.transport.bind(self.guild_id, self.admin_role)
+            for thread_id in await self._layout.read_threads():
+                await self.transport.delete_channel(thread_id)
             await self._layout.delete_all()
 
     def _v1_write(self, work: Coroutine[Any, Any, T_result]) -> asyncio.Task[T_result]:
@@ -524,6 +530,7 @@ class Database:
             self.transport,
             channel_ids,
             storage_channels=self._storage_channel_ids,
+            thread_parents=self._thread_parents,
             check_schema=runtime_class,
         )
 
@@ -534,17 +541,37 @@ class Database:
         """This guild's storage channels: a table may use only these."""
         return set(self._layout.channels()) | self._confirmed_channels
 
+    def _thread_parents(self) -> dict[int, int]:
+        """Known threads of storage channels, thread id -> parent id: the active ones the
+        gateway announced and those confirmed by a REST read."""
+        return self._layout.threads() | self._confirmed_threads
+
+    async def _confirm_threads(self, thread_ids: Collection[int]) -> bool:
+        """Read threads by id (archived ones are in no cache: topics/threads.mdx, the
+        gateway syncs active threads only) and remember those that are threads of storage
+        channels; return whether any was."""
+        storage = self._storage_channel_ids()
+        found = await asyncio.gather(*(self.transport.fetch_thread(t) for t in thread_ids))
+        confirmed = {
+            t.id: t.parent_id
+            for t in found
+            if t is not None and t.parent_id is not None and t.parent_id in storage
+        }
+        self._confirmed_threads |= confirmed
+        return bool(confirmed)
+
     async def _confirm_unknown_channels(self, catalog: Catalog) -> None:
         """Read by REST the storage channels when the catalog names channels the gateway has
         not announced (another process just made them, maybe in a category we have not seen
-        yet); refold when some are this guild's storage."""
+        yet, or they are archived threads); refold when some are this guild's storage."""
         unknown = catalog.unknown_channels - self._confirmed_channels
         if not unknown:
             return
         storage = await self._layout.read_channels()
         confirmed = unknown & storage.keys()
-        if confirmed:
-            self._confirmed_channels |= confirmed
+        self._confirmed_channels |= confirmed
+        threads = await self._confirm_threads(unknown - confirmed) if unknown - confirmed else False
+        if confirmed or threads:
             catalog.fold()
 
     async def _create_in_guild(self, schema: TableSchema) -> tuple[TableSchema | None, bool]:
@@ -554,10 +581,7 @@ class Database:
         ours lost, delete the channels only ours used."""
         catalog = self._catalog
         assert catalog is not None
-        schema.channels = [
-            await self._layout.create_channel(shard_channel_name(schema.name, i))
-            for i in range(schema.shards)
-        ]
+        schema.channels, schema.threads = await self._create_shards(schema)
         created = await catalog.append("create", schema)
         await catalog.load()
         await self._confirm_unknown_channels(catalog)
@@ -567,10 +591,37 @@ class Database:
             return settled, True
         kept = set(settled.channels) if settled is not None else set()
         log.info("table %s: another process created it first; using its channels", schema.name)
-        for channel_id in schema.channels:
-            if channel_id not in kept:
-                await self.transport.delete_channel(channel_id)
+        await self._delete_shards([c for c in schema.channels if c not in kept])
         return settled, False
+
+    async def _create_shards(self, schema: TableSchema) -> tuple[list[int], bool]:
+        """Make a new table's shards: its channel, then its other shards as private threads
+        of it (they cost none of the guild's 500 channels nor the category's 50, and each
+        has its own rate limit: topics/threads.mdx, topics/rate-limits.mdx); return their ids
+        and whether they are threads. A guild at its cap of active threads gets channel
+        shards instead (the threads made so far are deleted)."""
+        parent = await self._layout.create_channel(shard_channel_name(schema.name, 0))
+        threads: list[int] = []
+        try:
+            for index in range(1, schema.shards):
+                name = shard_channel_name(schema.name, index)
+                threads.append(await self.transport.create_thread(parent, name))
+        except ActiveThreadLimitError as error:
+            log.warning(
+                "table %s: %s; its shards are channels instead of threads", schema.name, error
+            )
+            await self._delete_shards(threads)
+            others = [
+                await self._layout.create_channel(shard_channel_name(schema.name, i))
+                for i in range(1, schema.shards)
+            ]
+            return [parent, *others], False
+        return [parent, *threads], bool(threads)
+
+    async def _delete_shards(self, channels: list[int]) -> None:
+        """Delete shard channels and threads, threads (listed after their channel) first."""
+        for channel_id in reversed(channels):
+            await self._layout.delete(channel_id)
 
     async def _open_class_table(self, name: str, cls: type[Table]) -> None:
         assert self._catalog is not None
@@ -585,6 +636,8 @@ class Database:
             if ours:
                 await self._attach(stored, cls, new=True)
                 return
+        if not declared.shards_chosen:  # the default: the table keeps the count it has
+            declared.shards = stored.shards
         if declared.shards != stored.shards:
             raise SchemaMismatchError(
                 name,
@@ -600,7 +653,7 @@ class Database:
             )
         if "claim_unique" not in settings_of(cls):  # no opinion: the stored value holds
             declared.claim_unique = stored.claim_unique
-        declared.channels = stored.channels
+        declared.channels, declared.threads = stored.channels, stored.threads
         engine = await self._attach(declared, cls, publish=False)
         # Stored records that the class refuses (a new field, or stricter validators of the
         # same shape) would be invisible here: refuse the class instead.
@@ -685,7 +738,7 @@ class Database:
         primary_key: str | None = None,
         indexes: list[str] | tuple[str, ...] = (),
         unique: list[str] | tuple[str, ...] = (),
-        shards: int = 1,
+        shards: int = DEFAULT_SHARDS,
         ttl: datetime.timedelta | None = None,
         claim_unique: bool = False,
     ) -> type[Table]:
@@ -693,7 +746,8 @@ class Database:
 
         ``fields`` maps names to a type (``str``, ``int | None``), a type name (``"int"``,
         ``"datetime?"`` for optional; see ``TYPE_NAMES``), or ``(type, default)``; ``ttl`` and
-        ``claim_unique`` as in ``Settings``. Raises
+        ``claim_unique`` as in ``Settings``; ``shards`` as ``Settings.shards`` (6: the table's
+        channel and five private threads of it). Raises
         :class:`TableExistsError` or :class:`SchemaError`.
         """
         catalog = self._require_open()
@@ -753,7 +807,11 @@ class Database:
             await catalog.append("drop", engine.schema)
             self._detach(name)
             self._registry.pop(name, None)  # a declared class too: @db.table may declare it anew
-            # Never a channel outside the storage category, whatever the catalog says.
+            # Never a channel outside the storage category, whatever the catalog says (the
+            # fold checked that a table's threads are threads of its channel).
+            if engine.schema.threads and engine.schema.channels[0] in self._storage_channel_ids():
+                await self._delete_shards(engine.schema.channels)
+                return
             storage = self._storage_channel_ids()
             for channel_id in engine.schema.channels:
                 if channel_id in storage:
@@ -846,9 +904,7 @@ class Database:
         cls.__discobase_engine__ = engine
         await lost.close()
         await engine.write(_newer_writes(lost, engine.state.versions, engine.state.records))
-        for channel_id in lost.schema.channels:
-            if channel_id not in schema.channels:
-                await self.transport.delete_channel(channel_id)
+        await self._delete_shards([c for c in lost.schema.channels if c not in schema.channels])
 
     async def rotate_key(self) -> KeyRotation:
         """Seal every storage message under the first encryption key, in place (unencrypted
@@ -861,7 +917,9 @@ class Database:
         key this database was not given."""
         self._require_open()
         await self.flush()
-        return await self.transport.rotate(sorted(await self._layout.read_channels()))
+        channels = sorted(await self._layout.read_channels())
+        threads = sorted(await self._layout.read_threads())
+        return await self.transport.rotate([*channels, *threads])
 
     async def _fold_lost_create(self, lost: TableSchema, winner: TableEngine) -> None:
         """A ``create`` that lost a race to the table's first one, whose channels are still
@@ -871,6 +929,12 @@ class Database:
         fit the table's class stay where they are (``check()`` reports the channels)."""
         extra = [c for c in lost.channels if c not in winner.schema.channels]
         storage = self._storage_channel_ids()
+        if lost.threads and extra:
+            unknown = [t for t in lost.channels[1:] if t not in self._thread_parents()]
+            if unknown:
+                await self._confirm_threads(unknown)
+            parents = self._thread_parents()
+            storage |= {t for t in lost.channels[1:] if parents.get(t) == lost.channels[0]}
         if not extra or not set(lost.channels) <= storage:
             return  # deleted already (by the process that lost, or an earlier open)
         cls = self._registry[lost.name].cls
@@ -899,8 +963,7 @@ class Database:
         log.warning(
             "table %s: moved the writes of a create that lost a race into the table", lost.name
         )
-        for channel_id in extra:
-            await self.transport.delete_channel(channel_id)
+        await self._delete_shards(extra)
 
     async def sync(self) -> None:
         """Catch up with writes made by other processes (e.g. after a gateway reconnect)."""
@@ -942,6 +1005,8 @@ class Database:
     async def check(self) -> CheckReport:
         """Re-read all storage and report what discobase skips; changes nothing."""
         catalog = self._require_open()
+        # Threads confirmed earlier are read again: one deleted since is no table's shard.
+        self._confirmed_threads.clear()
         fresh = self._new_catalog(catalog.channel_ids)
         await fresh.load()
         await self._confirm_unknown_channels(fresh)
@@ -971,6 +1036,17 @@ class Database:
                         None,
                         ProblemKind.CHANNEL_ACCESS,
                         f"#{channel.name}: {detail}",
+                    )
+                )
+        for thread_id, (parent, thread_name) in (await self._layout.read_threads()).items():
+            if thread_id not in known:
+                report.problems.append(
+                    Problem(
+                        None,
+                        thread_id,
+                        None,
+                        ProblemKind.ORPHAN_CHANNEL,
+                        f"thread {thread_name!r} of storage channel {parent} is used by no table",
                     )
                 )
         for name, schema in fresh.tables.items():

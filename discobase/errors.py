@@ -393,6 +393,22 @@ class DiscordRejectedError(DiscobaseError):
         super().__init__(f"Discord refused {route} ({status}, code {code}): {text}")
 
 
+class ActiveThreadLimitError(DiscordRejectedError):
+    """The guild is at Discord's cap of active threads (code 160006): no thread can be created
+    or unarchived until others are archived or deleted (discord-api-docs,
+    resources/channel.mdx: "Once these are reached additional threads cannot be created or
+    unarchived"). A write to a table whose shard thread is archived fails with it; nothing was
+    applied. Tables being created fall back to channel shards instead (see
+    docs/operations.md)."""
+
+    def __init__(self, route: str, status: int, code: int, text: str) -> None:
+        super().__init__(route, status, code, text)
+        self.args = (
+            f"Discord refused {route}: the guild is at its cap of active threads (code {code}: "
+            f"{text}); archive or delete threads the guild no longer needs, then try again",
+        )
+
+
 class V1DataNotFoundError(DiscobaseError):
     """``migrate_v1`` found no discobase 1.0 data: the guild has no ``#_dbmetadata`` channel."""
 

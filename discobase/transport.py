@@ -23,13 +23,14 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Final, Literal, TypeVar
 
 import aiohttp
 import discord
 
 from .engine.storage import StoredAttachment, StoredChannel, StoredMessage, StoredOverwrite
 from .errors import (
+    ActiveThreadLimitError,
     DiscordRejectedError,
     DiscordUnavailableError,
     GuildNotFoundError,
@@ -45,7 +46,12 @@ __all__ = ("BoundGuild", "RetryPolicy", "Transport", "snowflake_time")
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Permissions the bot needs in the guild, by discord.py's names.
+#: Permissions the bot needs in the guild, by discord.py's names. Shards that are private
+#: threads need the thread bits (discord-api-docs, topics/threads.mdx, "Permissions"):
+#: SEND_MESSAGES has no effect in threads, SEND_MESSAGES_IN_THREADS does; creating a private
+#: thread needs CREATE_PRIVATE_THREADS; listing a channel's archived private threads, and
+#: deleting threads, need MANAGE_THREADS (resources/channel.mdx, "List Private Archived
+#: Threads", "Delete/Close Channel").
 REQUIRED_PERMISSIONS = (
     "view_channel",
     "send_messages",
@@ -54,7 +60,24 @@ REQUIRED_PERMISSIONS = (
     "manage_channels",
     "manage_messages",
     "manage_roles",
+    "create_private_threads",
+    "send_messages_in_threads",
+    "manage_threads",
 )
+#: Discord's error codes (topics/opcodes-and-status-codes.mdx): an operation other than a
+#: delete on an archived thread, such as editing a message; the guild's active-thread cap.
+ARCHIVED_THREAD = 50083
+ACTIVE_THREAD_LIMIT = 160006
+#: A private thread (resources/channel.mdx, channel types).
+PRIVATE_THREAD: Final = 12
+#: The longest a thread may stay active while idle, in minutes: 7 days. Discord archives a
+#: thread after a period of inactivity anyway ("usually not below the auto_archive_duration";
+#: topics/threads.mdx), so archived shards are a normal state, not an error.
+THREAD_ARCHIVE_MINUTES: Final = 10080
+#: The system message Discord posts in a parent when a public thread is made from an older
+#: message (message type THREAD_CREATED: never for private threads, topics/threads.mdx); it is
+#: Discord's bookkeeping, not anyone's data, so readers never see it.
+_THREAD_CREATED = 18
 _DISCORD_EPOCH_MS = 1420070400000
 #: The characters a message's content may hold (discord-api-docs, Create Message).
 CONTENT_LIMIT = 2000
@@ -108,6 +131,19 @@ class BoundGuild:
     name: str
     #: The largest attachment the guild accepts, in bytes.
     filesize_limit: int
+
+
+def _thread_from_payload(data: dict[str, Any]) -> StoredChannel | None:
+    """A thread as a channel payload describes it; None for any other channel."""
+    if int(data.get("type", 0)) not in (10, 11, PRIVATE_THREAD):
+        return None
+    parent = data.get("parent_id")
+    return StoredChannel(
+        int(data["id"]),
+        data.get("name") or "",
+        "thread",
+        parent_id=int(parent) if parent else None,
+    )
 
 
 def _from_payload(data: dict[str, Any], channel_id: int) -> StoredMessage:
@@ -168,6 +204,14 @@ def _stored_overwrite(
 def _stored_channel(channel: object) -> StoredChannel:
     if isinstance(channel, discord.CategoryChannel):
         return StoredChannel(channel.id, channel.name, "category")
+    if isinstance(channel, discord.Thread):
+        return StoredChannel(
+            channel.id,
+            channel.name,
+            "thread",
+            channel.category_id,
+            parent_id=channel.parent_id,
+        )
     if not isinstance(channel, discord.TextChannel):
         return StoredChannel(
             getattr(channel, "id", 0),
@@ -330,6 +374,10 @@ class Transport:
             except discord.RateLimited as error:
                 last, wait = error, error.retry_after
             except discord.HTTPException as error:
+                if error.code == ACTIVE_THREAD_LIMIT:
+                    raise ActiveThreadLimitError(
+                        route, error.status, error.code, error.text
+                    ) from error
                 if error.status != 429 and error.status < 500:
                     raise DiscordRejectedError(
                         route, error.status, error.code, error.text
@@ -423,10 +471,14 @@ class Transport:
         return overwrites
 
     def cached_channels(self) -> list[StoredChannel]:
-        """The bound guild's channels from the gateway cache (no REST); none when the guild
-        is not in the cache."""
+        """The bound guild's channels and active threads from the gateway cache (no REST);
+        none when the guild is not in the cache. Archived threads are never in it: the
+        gateway syncs active threads only (topics/threads.mdx), and discord.py drops a
+        thread from its cache when it is archived."""
         guild = self.client.get_guild(self._bound) if self._bound is not None else None
-        return [_stored_channel(c) for c in guild.channels] if guild is not None else []
+        if guild is None:
+            return []
+        return [_stored_channel(c) for c in [*guild.channels, *guild.threads]]
 
     async def _fetch_channels(self) -> list[discord.abc.GuildChannel]:
         guild = self._guild()
@@ -539,13 +591,101 @@ class Transport:
         )
 
     async def delete_channel(self, channel_id: int) -> None:
-        """Delete a channel; one that is already gone counts as deleted."""
+        """Delete a channel or thread; one that is already gone counts as deleted."""
         outcome = await self._call_unless_gone(
             "DELETE /channels/{id}",
             lambda: self.client.http.delete_channel(channel_id, reason="discobase drop"),
         )
         if outcome is GONE:
             log.info("channel %s was already deleted", channel_id)
+
+    # -- threads ----------------------------------------------------------------------------
+
+    async def create_thread(self, parent_id: int, name: str) -> int:
+        """Create a private thread of ``parent_id`` that never archives by itself sooner than
+        Discord allows (``auto_archive_duration`` 10080 minutes, the longest) and that only
+        moderators may add members to (``invitable`` false); return its id.
+
+        A thread create is not idempotent: after an unknown outcome the parent's threads,
+        active and archived, are read, and one named ``name`` is adopted (the caller gives
+        each thread of a parent its own name) instead of making a second one. A guild at its
+        cap of active threads raises :class:`ActiveThreadLimitError`."""
+        route = "POST /channels/{id}/threads"
+        last: BaseException | None = None
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                data = await self._call(
+                    route,
+                    lambda: self.client.http.start_thread_without_message(
+                        parent_id,
+                        name=name,
+                        auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+                        type=PRIVATE_THREAD,
+                        invitable=False,
+                        reason="discobase storage",
+                    ),
+                    idempotent=False,
+                )
+                return int(data["id"])
+            except _OutcomeUnknown as unknown:
+                last = unknown.__cause__
+            made = [t.id for t in await self.list_threads(parent_id) if t.name == name]
+            if made:
+                log.warning("%s: outcome unknown (%s); adopting thread %s", route, last, name)
+                return min(made)
+            if attempt < self.retry.attempts:
+                self.retries[route] += 1
+                log.warning("%s failed (%s) and made nothing, retry %d", route, last, attempt)
+                await asyncio.sleep(self.retry.delay(attempt))
+        raise DiscordUnavailableError(route, self.retry.attempts, last)
+
+    async def fetch_thread(self, thread_id: int) -> StoredChannel | None:
+        """A thread by id (``GET /channels/{id}``: archived threads are in no cache); None
+        when it is gone or is not a thread."""
+        data = await self._call_unless_gone(
+            "GET /channels/{id}", lambda: self.client.http.get_channel(thread_id)
+        )
+        return None if data is GONE else _thread_from_payload(dict(data))
+
+    async def list_threads(self, parent_id: int) -> list[StoredChannel]:
+        """The private threads of a text channel: the guild's active ones whose parent it is
+        (``GET /guilds/{id}/threads/active``) and its archived private ones (``GET
+        /channels/{id}/threads/archived/private``, 100 a page, newest archive first; needs
+        MANAGE_THREADS and READ_MESSAGE_HISTORY)."""
+        guild_id = self._guild().id
+        active: Any = await self._call(
+            "GET /guilds/{id}/threads/active",
+            lambda: self.client.http.get_active_threads(guild_id),
+        )
+        threads = [_thread_from_payload(t) for t in active.get("threads", ())]
+        before: str | None = None
+        while True:
+            page: Any = await self._call(
+                "GET /channels/{id}/threads/archived/private",
+                functools.partial(
+                    self.client.http.get_private_archived_threads, parent_id, before, 100
+                ),
+            )
+            listed = page.get("threads", ())
+            threads += [_thread_from_payload(t) for t in listed]
+            if not page.get("has_more") or not listed:
+                break
+            before = listed[-1].get("thread_metadata", {}).get("archive_timestamp")
+            if before is None:
+                break
+        found = {t.id: t for t in threads if t is not None and t.parent_id == parent_id}
+        return sorted(found.values(), key=lambda t: t.id)
+
+    async def unarchive(self, thread_id: int) -> None:
+        """Unarchive a thread (``PATCH /channels/{id}`` with ``archived`` false; the bot made
+        it, so may: topics/threads.mdx, "Editing & Deleting Threads"). At the guild's cap of
+        active threads this raises :class:`ActiveThreadLimitError`."""
+        await self._call(
+            "PATCH /channels/{id}",
+            lambda: self.client.http.edit_channel(
+                thread_id, archived=False, reason="discobase storage"
+            ),
+        )
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -598,7 +738,17 @@ class Transport:
             files = [discord.File(io.BytesIO(attachment), filename=filename)] if attachment else []
             return await message.edit(content=content, attachments=files)
 
-        edited = await self._call_unless_gone("PATCH /channels/{id}/messages/{id}", request)
+        route = "PATCH /channels/{id}/messages/{id}"
+        try:
+            edited = await self._call_unless_gone(route, request)
+        except DiscordRejectedError as error:
+            # Messages in an archived thread cannot be edited (50083; only deletes work
+            # there, topics/threads.mdx "Active & Archived Threads"): unarchive, edit again.
+            if error.code != ARCHIVED_THREAD:
+                raise
+            log.info("thread %s is archived: unarchiving it to edit a message", channel_id)
+            await self.unarchive(channel_id)
+            edited = await self._call_unless_gone(route, request)
         return None if edited is GONE else _from_message(edited)
 
     async def history(
@@ -613,7 +763,8 @@ class Transport:
                 functools.partial(self.client.http.logs_from, channel_id, 100, before=page_before),
             )
             for data in page:
-                yield _from_payload(data, channel_id)
+                if data.get("type") != _THREAD_CREATED:
+                    yield _from_payload(data, channel_id)
             if len(page) < 100:
                 return
             cursor = int(page[-1]["id"])
@@ -728,7 +879,7 @@ class Transport:
         ]
 
     async def _on_message(self, message: discord.Message) -> None:
-        if self._subscriber is not None:
+        if self._subscriber is not None and message.type is not discord.MessageType.thread_created:
             self._subscriber[0](_from_message(message))
 
     def _is_our_shard(self, shard_id: int) -> bool:

@@ -9,7 +9,9 @@ the faults a request can meet on the way), ``simcord.http.router.dispatch`` (wha
 with a request) and ``Backend.emit``/``Backend.snowflake`` (gateway delivery and ids).
 
 Always on: ``enforce_nonce``, snowflakes skewed per process, interaction deadlines counted in
-modelled time, and gateway events of a REST call that may arrive before or after its response.
+modelled time, gateway events of a REST call that may arrive before or after its response, and
+Discord's thread rules (archived threads: no edits, a message unarchives, not in GUILD_CREATE;
+the guild's cap of active threads; no THREAD_CREATED message for a private thread).
 Knobs (methods of :class:`Strict`): lost responses, held/reordered/dropped gateway events and a
 fresh READY, 429s and 5xx answers, raw posts by an owner or Administrator, guild outages, and a
 second process on the same guild. ``tests/README.md`` ("Strict mode") lists what each models and
@@ -38,7 +40,8 @@ from discord.ext import commands
 from simcord import _dpy_internals
 from simcord.backend import serializers
 from simcord.backend.errors import BackendError
-from simcord.backend.models import User
+from simcord.backend.models import Channel, User
+from simcord.enums import ChannelType, MessageType
 from simcord.gateway import ShardRouter
 from simcord.http import router
 from simcord.http.client import FakeHTTPClient, _FakeResponse, _path_of
@@ -58,11 +61,15 @@ DPY_RETRIED_5XX = frozenset({500, 502, 504, 524})
 DPY_TRIES = 5
 #: aiohttp's default total timeout for a session's requests (discord.py sets none).
 AIOHTTP_TIMEOUT = 300.0
+#: A guild's cap of active threads: about 1,000 (community reports; Discord documents the cap
+#: but not its figure, resources/channel.mdx). ``Strict.active_thread_cap`` lowers it.
+ACTIVE_THREAD_CAP = 1000
 
 #: Request kinds the fault knobs take, as (method, path pattern).
 KINDS: dict[str, tuple[tuple[str, str], ...]] = {
     "message_create": (("POST", "/channels/*/messages"),),
     "channel_create": (("POST", "/guilds/*/channels"),),
+    "thread_create": (("POST", "/channels/*/threads"),),
     "delete": (("DELETE", "/channels/*"), ("DELETE", "/channels/*/messages/*")),
     "bulk_delete": (("POST", "/channels/*/messages/bulk-delete"),),
     "history": (("GET", "/channels/*/messages"),),
@@ -72,6 +79,24 @@ KINDS: dict[str, tuple[tuple[str, str], ...]] = {
 _DISCORD_EPOCH_MS = 1420070400000
 #: discord.py's HTTP logger: its retry loop logs every 429 it waits out here.
 _DPY_LOG = logging.getLogger("discord.http")
+
+
+def no_thread_created_message(env: simcord.Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SimCord posts a THREAD_CREATED message in the parent for every thread it makes; Discord
+    does for a public thread made from an older message only, never for a private thread
+    (topics/threads.mdx, "New Message Types"). Turned on for every SimCord test."""
+    backend = env.backend
+    original = backend.create_system_message
+
+    def system_message(channel_id: int, message_type: Any, *args: Any, **kwargs: Any) -> Any:
+        target = backend.channels.get(kwargs.get("target_channel_id") or 0)
+        if message_type == MessageType.THREAD_CREATED and (
+            target is not None and target.type == ChannelType.PRIVATE_THREAD
+        ):
+            return None
+        return original(channel_id, message_type, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "create_system_message", system_message)
 
 
 @dataclass
@@ -167,6 +192,9 @@ class Strict:
         self._current: Process | None = None
         self._defer = False
         self._primary = Process("bot")
+        #: The guild's cap of active threads (topics/threads.mdx): at it, no thread can be
+        #: created or unarchived (resources/channel.mdx), code 160006.
+        self.active_thread_cap = ACTIVE_THREAD_CAP
 
     # -- installation ---------------------------------------------------------------------------
 
@@ -185,10 +213,23 @@ class Strict:
                 return original_dispatch(backend, method, path, **kwargs)
             return strict._dispatch(original_dispatch, method, path, **kwargs)
 
+        original_guild_create = serializers.guild_create_payload
+
+        def guild_create(backend: Any, guild: Any) -> Any:
+            # SimCord sends every thread; Discord only the active ones ("archived threads are
+            # not synced up-front via the gateway", topics/threads.mdx).
+            payload = dict(original_guild_create(backend, guild))
+            payload["threads"] = [
+                t for t in payload.get("threads", ()) if not t["thread_metadata"]["archived"]
+            ]
+            return payload
+
         monkeypatch.setattr(FakeHTTPClient, "request", request)
         monkeypatch.setattr(router, "dispatch", dispatch)
         monkeypatch.setattr(self.backend, "emit", self._emit)
         monkeypatch.setattr(self.backend, "snowflake", self._snowflake)
+        monkeypatch.setattr(serializers, "guild_create_payload", guild_create)
+        no_thread_created_message(self.env, monkeypatch)
         return self
 
     def close(self) -> None:
@@ -406,6 +447,8 @@ class Strict:
 
     def _dispatch(self, original: Any, method: str, path: str, **kwargs: Any) -> Any:
         parts = path.strip("/").split("/")
+        if parts[0] == "channels" and len(parts) >= 2 and parts[1].isdigit():
+            self._thread_rules(method, parts, kwargs.get("json"))
         if (
             method == "POST"
             and len(parts) == 3
@@ -445,6 +488,40 @@ class Strict:
                 now,
             )
         return result
+
+    def _thread_rules(self, method: str, parts: list[str], body: Any) -> None:
+        """What Discord does with a request on a thread that SimCord leaves out
+        (topics/threads.mdx, "Active & Archived Threads"; resources/channel.mdx, threads):
+
+        - editing a message of an archived thread: 400, 50083 (SimCord edits it);
+        - a message sent into an archived thread unarchives it, unless it is locked (SimCord
+          stores the message and leaves the thread archived);
+        - at the guild's cap of active threads, no thread can be created or unarchived
+          (160006; SimCord has no cap): a create, an unarchive, or a message into an archived
+          thread fails."""
+        channel = self.backend.channels.get(int(parts[1]))
+        if channel is None:
+            return
+        meta = channel.thread_metadata
+        archived = meta is not None and meta.archived
+        if method == "POST" and parts[2:] == ["threads"]:
+            self._below_thread_cap(channel.guild_id)
+        elif archived and method == "PATCH" and parts[2:3] == ["messages"]:
+            raise BackendError(400, 50083, "Thread is archived")
+        elif archived and method == "PATCH" and len(parts) == 2:
+            if isinstance(body, dict) and body.get("archived") is False:
+                self._below_thread_cap(channel.guild_id)
+        elif archived and method == "POST" and parts[2:] == ["messages"]:
+            if meta is not None and meta.locked:
+                raise BackendError(400, 160005, "Thread is locked")
+            self._below_thread_cap(channel.guild_id)
+            self.backend.edit_channel(channel.id, {}, thread_metadata={"archived": False})
+
+    def _below_thread_cap(self, guild_id: int | None) -> None:
+        if guild_id is not None and (
+            len(self.backend.active_threads(guild_id)) >= self.active_thread_cap
+        ):
+            raise BackendError(400, 160006, "Maximum number of active threads reached")
 
     def _check_deadline(self, interaction_id: int, *, initial: bool) -> None:
         born = self._interactions.get(interaction_id)
@@ -637,6 +714,22 @@ class Strict:
         for pipe in self._targets(process):
             pipe.unavailable.discard(guild_id)
             self._deliver(pipe, "GUILD_CREATE", payload)
+
+    def archive_threads(self, *thread_ids: int) -> list[int]:
+        """Archive threads as Discord does after they have been idle (at most 7 days,
+        sooner as a guild nears its cap: topics/threads.mdx); SimCord never archives by
+        itself. No ids: every active thread. A THREAD_UPDATE follows (discord.py then drops
+        the thread from its cache). Returns the ids archived."""
+        threads: list[Channel] = (
+            [self.backend.get_channel(t) for t in thread_ids]
+            if thread_ids
+            else [
+                t for guild_id in self.backend.guilds for t in self.backend.active_threads(guild_id)
+            ]
+        )
+        for thread in threads:
+            self.backend.edit_channel(thread.id, {}, thread_metadata={"archived": True})
+        return [t.id for t in threads]
 
     def _targets(self, process: Process | None) -> list[Pipe]:
         if process is not None:

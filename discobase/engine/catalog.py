@@ -2,7 +2,8 @@
 
 The fold trusts nothing it reads: an event counts only when the bot's own user wrote it (not a
 webhook), its schema passes the same validation as a new table's, and the channels of a
-``create`` belong to this guild's storage category. Anything else is skipped and reported by
+``create`` belong to this guild's storage category (a table whose shards are threads: its
+first channel does, and the others are private threads of that channel). Anything else is skipped and reported by
 ``Database.check()``, never fatal. Events are kept by message id and folded in id order, so an
 event that arrives late (another process's, over the gateway) lands in its place.
 """
@@ -10,7 +11,7 @@ event that arrives late (another process's, over the gateway) lands in its place
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..codec import FormatProblem, decode_catalog_event, encode_catalog_event, parse_header
@@ -30,7 +31,8 @@ class Catalog:
     ``channel_ids`` are the guild's catalog channels: normally one; two processes opening a
     fresh guild at once can each make one, so the fold reads them all and new events go to
     the lowest id. ``storage_channels`` returns the ids of the channels in the guild's storage
-    category (a ``create`` naming any other channel is refused); ``check_schema`` raises
+    category (a ``create`` naming any other channel is refused), ``thread_parents`` the known
+    threads of those channels (thread id -> parent id); ``check_schema`` raises
     :class:`SchemaError` for a schema this process cannot serve (e.g. a default that does not
     fit its type).
     """
@@ -41,6 +43,7 @@ class Catalog:
         channel_ids: Iterable[int],
         *,
         storage_channels: Callable[[], set[int]] | None = None,
+        thread_parents: Callable[[], Mapping[int, int]] | None = None,
         check_schema: Callable[[TableSchema], object] | None = None,
     ) -> None:
         self.storage = storage
@@ -54,6 +57,9 @@ class Catalog:
         self.problems: list[Problem] = []
         self.last_id = 0
         self._storage_channels = storage_channels
+        #: Thread id -> parent, as the last fold saw them.
+        self._threads: dict[int, int] = {}
+        self._thread_parents = thread_parents
         self._check_schema = check_schema
         #: Readable events by message id: (channel, event).
         self._events: dict[int, tuple[int, dict[str, Any]]] = {}
@@ -121,6 +127,8 @@ class Catalog:
         """Recompute the tables from every event in id order; return whether they changed."""
         before = {name: schema.to_dict() for name, schema in self.tables.items()}
         storage = self._storage_channels() if self._storage_channels is not None else None
+        if storage is not None:
+            self._threads = dict(self._thread_parents()) if self._thread_parents else {}
         self.tables = {}
         self.created_by = {}
         self.lost_creates = {}
@@ -148,7 +156,7 @@ class Catalog:
                 for e in self._events.values()
                 if e[1].get("table") == name and e[1].get("op") == "create"
                 for c in _channel_ids(e[1])
-                if storage is not None and c not in storage
+                if storage is not None and c not in storage and c not in self._threads
             )
         self.problems += self._fold_problems
         return before != {name: schema.to_dict() for name, schema in self.tables.items()}
@@ -180,7 +188,7 @@ class Catalog:
         if op == "alter":
             if current is None:
                 return None  # an alter of a dropped table: nothing to do
-            if schema.channels != current.channels:
+            if (schema.channels, schema.threads) != (current.channels, current.threads):
                 return (
                     ProblemKind.FOREIGN_CHANNEL,
                     "an alter may not move a table to other channels",
@@ -192,14 +200,32 @@ class Catalog:
             self.lost_creates.setdefault(name, []).append(schema)
             return ProblemKind.DUPLICATE_CREATE, "a second create of an existing table was ignored"
         if storage is not None:
-            outside = [c for c in schema.channels if c not in storage]
+            outside = self._outside(schema, storage)
             if outside:
-                return (
-                    ProblemKind.FOREIGN_CHANNEL,
-                    f"channels {outside} are not in this guild's storage category",
-                )
+                return outside
         self.tables[name] = schema
         self.created_by[name] = message_id
+        return None
+
+    def _outside(self, schema: TableSchema, storage: set[int]) -> tuple[ProblemKind, str] | None:
+        """Why a ``create``'s channels are not this guild's storage, if they are not."""
+        channels = schema.channels[:1] if schema.threads else schema.channels
+        outside = [c for c in channels if c not in storage]
+        if outside:
+            return (
+                ProblemKind.FOREIGN_CHANNEL,
+                f"channels {outside} are not in this guild's storage category",
+            )
+        parent = schema.channels[0]
+        strays = [
+            t for t in schema.channels[1:] if schema.threads and self._threads.get(t) != parent
+        ]
+        if strays:
+            return (
+                ProblemKind.FOREIGN_CHANNEL,
+                f"threads {strays} are not private threads of its channel {parent} "
+                "(deleted, or another channel's)",
+            )
         return None
 
     async def append(self, op: str, schema: TableSchema) -> StoredMessage:

@@ -2,8 +2,10 @@
 
 Storage channels are hidden text channels in the storage category ``name``; a category holds
 at most 50 channels, so storage spills over into ``name-2``, ``name-3``... and every storage
-category is read. The catalog is the channel ``catalog``; a table's shards are the channels
-``table``, ``table-1``, ``table-2``... Two processes setting up a fresh guild at once can each
+category is read. The catalog is the channel ``catalog``; a table's shards are the channel
+``table`` and its private threads ``table-1``, ``table-2``... (tables made before threads:
+channels of those names). Threads do not count against a guild's 500 channels nor a
+category's 50 (discord-api-docs, topics/threads.mdx). Two processes setting up a fresh guild at once can each
 make a category or a catalog: the one with the lowest id wins, and the loser's is removed
 while it is still empty.
 """
@@ -24,7 +26,7 @@ CATEGORY_LIMIT = 50
 
 
 def shard_channel_name(table: str, index: int) -> str:
-    """The name of a table's shard channel ``index``."""
+    """The name of a table's shard ``index`` (its channel, or a thread of it)."""
     return table if index == 0 else f"{table}-{index}"
 
 
@@ -53,7 +55,8 @@ class StorageLayout:
     async def _listed(self) -> list[StoredChannel]:
         return [c for c in await self.storage.list_channels() if c.id not in self._deleted]
 
-    async def _delete(self, channel_id: int) -> None:
+    async def delete(self, channel_id: int) -> None:
+        """Delete a channel, thread or category (and remember it is gone)."""
         await self.storage.delete_channel(channel_id)
         self._deleted.add(channel_id)
 
@@ -78,6 +81,26 @@ class StorageLayout:
         """Like :meth:`channels`, read from the storage (announcements may lag)."""
         return self._text_channels(await self._listed())
 
+    def threads(self) -> dict[int, int]:
+        """The active threads of storage text channels, thread id -> parent id, as last
+        announced (archived threads are in no cache: fetch those by id)."""
+        cached = self._cached()
+        text = self._text_channels(cached)
+        return {
+            c.id: c.parent_id
+            for c in cached
+            if c.kind == "thread" and c.parent_id is not None and c.parent_id in text
+        }
+
+    async def read_threads(self) -> dict[int, tuple[int, str]]:
+        """Every private thread of every storage text channel, active or archived, read from
+        the storage: thread id -> (parent id, name)."""
+        found: dict[int, tuple[int, str]] = {}
+        for parent in await self.read_channels():
+            for thread in await self.storage.list_threads(parent):
+                found[thread.id] = (parent, thread.name)
+        return found
+
     def catalog_ids(self) -> set[int]:
         return {i for i, name in self.channels().items() if name == CATALOG_CHANNEL}
 
@@ -96,7 +119,7 @@ class StorageLayout:
         in_ours = [c for c in channels if c.category_id == created]
         if min(rivals, default=created) < created and not in_ours:
             log.info("another process made storage category %r first; removing ours", self.category)
-            await self._delete(created)
+            await self.delete(created)
 
     async def create_channel(self, name: str) -> int:
         """Create a storage text channel in the first storage category with room (a new
@@ -131,7 +154,7 @@ class StorageLayout:
         lost = catalog_ids[0] < created
         if lost and not [m async for m in self.storage.history(created)]:
             log.info("another process made the catalog first; removing ours")
-            await self._delete(created)
+            await self.delete(created)
             catalog_ids.remove(created)
         return catalog_ids or [created]
 
@@ -139,6 +162,6 @@ class StorageLayout:
         """Delete every storage channel, then the storage categories."""
         cached = self._cached()
         for channel_id in self._text_channels(cached):
-            await self._delete(channel_id)
+            await self.delete(channel_id)
         for category in self.categories(cached):
-            await self._delete(category.id)
+            await self.delete(category.id)

@@ -21,6 +21,7 @@ from pydantic.fields import FieldInfo
 from ..errors import SchemaError
 
 __all__ = (
+    "DEFAULT_SHARDS",
     "RESERVED_FIELD_NAMES",
     "TYPE_NAMES",
     "FieldSchema",
@@ -72,6 +73,10 @@ _RESERVED_SUMMARY = (
 )
 #: Key types: values that JSON keeps exactly and that hash.
 _KEY_TYPES = ("str", "int", "uuid")
+#: Shards of a new table that does not choose: each shard is about one awaited write per
+#: second (a channel's or thread's 5 messages per 5 s), so 6 give 5 or more per second. The
+#: first shard is the table's channel, the other five its private threads.
+DEFAULT_SHARDS = 6
 _INDEXABLE = ("str", "int", "float", "bool", "datetime", "date", "uuid", "decimal")
 
 
@@ -198,6 +203,12 @@ class TableSchema:
     shards: int = 1
     #: The log channels, one per shard (filled in when the table is created in the guild).
     channels: list[int] = field(default_factory=list)
+    #: Whether ``channels[1:]`` are private threads of ``channels[0]`` (a text channel in the
+    #: storage category) rather than text channels of their own.
+    threads: bool = False
+    #: Whether ``shards`` was chosen (``Settings.shards``, ``create_table(shards=)``) rather
+    #: than left to the default: an existing table keeps its stored count then.
+    shards_chosen: bool = field(default=True, repr=False, compare=False)
     #: Seconds a record lives after its last write (``Settings.ttl``); None: for ever.
     ttl: float | None = None
     #: Writes claim their new unique values in the log (``Settings.claim_unique``).
@@ -244,6 +255,7 @@ class TableSchema:
             }
             | ({} if self.ttl is None else {"ttl": self.ttl})
             | ({"claim_unique": True} if self.claim_unique else {})
+            | ({"threads": True} if self.threads else {})
         )
 
     @classmethod
@@ -258,6 +270,7 @@ class TableSchema:
             channels=[int(c) for c in data.get("channels", [])],
             ttl=data.get("ttl"),
             claim_unique=data.get("claim_unique", False),
+            threads=data.get("threads", False),
         )
 
     def same_shape(self, other: TableSchema) -> bool:
@@ -305,6 +318,10 @@ class TableSchema:
                     )
         if not isinstance(self.shards, int) or not 1 <= self.shards <= 16:
             raise SchemaError(f"table {self.name!r}: shards must be 1 to 16")
+        if not isinstance(self.threads, bool) or (self.threads and self.shards < 2):
+            raise SchemaError(
+                f"table {self.name!r}: threads must be true (2 shards or more) or absent"
+            )
         if self.ttl is not None and (
             isinstance(self.ttl, bool)
             or not isinstance(self.ttl, int | float)
@@ -330,11 +347,11 @@ class TableSchema:
         primary_key: str | None,
         indexes: list[str],
         unique: list[str],
-        shards: int,
+        shards: int | None,
         ttl: float | None = None,
         claim_unique: bool = False,
     ) -> TableSchema:
-        """Describe a pydantic model's fields as a schema."""
+        """Describe a pydantic model's fields as a schema (``shards`` None: the default)."""
         fields = [_field_schema(fname, info) for fname, info in model.model_fields.items()]
         schema = cls(
             name,
@@ -342,9 +359,10 @@ class TableSchema:
             primary_key,
             list(indexes),
             list(unique),
-            shards,
+            DEFAULT_SHARDS if shards is None else shards,
             ttl=ttl,
             claim_unique=claim_unique,
+            shards_chosen=shards is not None,
         )
         return schema.validate()
 

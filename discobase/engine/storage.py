@@ -3,7 +3,9 @@
 The engine sees storage as channels of messages: it sends messages (text and at most one
 attachment), reads a channel's history newest first, reads what is newer than an id, downloads
 attachments, deletes messages, and lists, creates and deletes channels and categories of the
-one guild the storage is bound to. :class:`~discobase.transport.Transport` implements it over
+one guild the storage is bound to, and private threads of its channels. A thread is read and
+written by its id exactly as a channel is (Discord: a thread is a channel object whose
+``parent_id`` is the text channel it was made in; discord-api-docs, topics/threads.mdx). :class:`~discobase.transport.Transport` implements it over
 Discord; :class:`~.storage_memory.MemoryStorage` keeps everything in memory (unit tests).
 Message ids are snowflakes: they grow with the time the message was made.
 """
@@ -60,18 +62,21 @@ class StoredOverwrite:
 
 @dataclass(frozen=True)
 class StoredChannel:
-    """A channel of the bound guild (a category, a text channel or another kind) and the id
-    of the category it is in (None: none)."""
+    """A channel of the bound guild (a category, a text channel, a private thread or another
+    kind) and the id of the category it is in (None: none); a thread's ``parent_id`` is the
+    text channel it belongs to."""
 
     id: int
     name: str
-    kind: Literal["category", "text", "other"] = "text"
+    kind: Literal["category", "text", "thread", "other"] = "text"
     category_id: int | None = None
     #: Its permission overwrites (None: the storage does not say).
     overwrites: tuple[StoredOverwrite, ...] | None = None
     #: What this process's own user may do in it, all things counted (roles, overwrites,
     #: Administrator), by Discord's permission names (None: the storage does not say).
     own_permissions: frozenset[str] | None = None
+    #: A thread's channel (threads inherit its permissions and have no overwrites of their own).
+    parent_id: int | None = None
 
 
 class Storage(Protocol):
@@ -137,7 +142,22 @@ class Storage(Protocol):
         ...
 
     async def delete_channel(self, channel_id: int) -> None:
-        """Delete a channel or category; one already gone counts as deleted."""
+        """Delete a channel, thread or category; one already gone counts as deleted."""
+        ...
+
+    async def create_thread(self, parent_id: int, name: str) -> int:
+        """Create a private thread of the text channel ``parent_id``; return its id. Names
+        are unique among a parent's threads: after an unknown outcome, a thread of that name
+        is adopted instead of making a second one."""
+        ...
+
+    async def fetch_thread(self, thread_id: int) -> StoredChannel | None:
+        """A thread by id, read from the storage (archived threads are in no cache); None when
+        it is gone or is not a thread."""
+        ...
+
+    async def list_threads(self, parent_id: int) -> list[StoredChannel]:
+        """The private threads of a text channel, active and archived, read from the storage."""
         ...
 
     async def hide_channel(self, channel_id: int) -> None:

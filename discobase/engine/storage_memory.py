@@ -4,7 +4,9 @@ Like TinyDB's ``MemoryStorage``: everything lives in dicts of one process and is
 ends. It keeps what the engine relies on from Discord: message ids are snowflakes of its clock
 (which stands still unless :meth:`MemoryStorage.advance` moves it), history is newest first, a
 nonce resent to a channel returns the first message sent with it, a deleted message's
-attachment is gone. Requests are counted by route in :attr:`MemoryStorage.calls`.
+attachment is gone. Private threads of a channel hold messages as channels do; an archived
+one (:meth:`MemoryStorage.archive`) is not in :meth:`~MemoryStorage.cached_channels` and a
+message sent to it unarchives it, as on Discord; deleting a channel deletes its threads. Requests are counted by route in :attr:`MemoryStorage.calls`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class MemoryStorage:
         self._files: dict[str, bytes] = {}
         self._nonces: dict[tuple[int, str], StoredMessage] = {}
         self.calls: Counter[str] = Counter()
+        #: Threads that are archived.
+        self.archived: set[int] = set()
 
     # -- the clock ------------------------------------------------------------------------
 
@@ -111,6 +115,7 @@ class MemoryStorage:
             raise DiscordRejectedError(route, 400, 50035, "content is over 2000 characters")
         if nonce is not None and (channel_id, nonce) in self._nonces:
             return self._nonces[channel_id, nonce]
+        self.archived.discard(channel_id)  # a message unarchives its thread
         message = self.post(channel_id, content, attachment, filename=filename)
         if nonce is not None:
             self._nonces[channel_id, nonce] = message
@@ -154,11 +159,11 @@ class MemoryStorage:
     # -- channels -------------------------------------------------------------------------
 
     def cached_channels(self) -> list[StoredChannel]:
-        return list(self.channels.values())
+        return [c for c in self.channels.values() if c.id not in self.archived]
 
     async def list_channels(self) -> list[StoredChannel]:
         self.calls["GET /guilds/{id}/channels"] += 1
-        return list(self.channels.values())
+        return [c for c in self.channels.values() if c.kind != "thread"]
 
     def _create(self, name: str, kind: str, category_id: int | None) -> int:
         self.calls["POST /guilds/{id}/channels"] += 1
@@ -204,10 +209,43 @@ class MemoryStorage:
 
     async def delete_channel(self, channel_id: int) -> None:
         self.calls["DELETE /channels/{id}"] += 1
+        self._delete(channel_id)
+
+    def _delete(self, channel_id: int) -> None:
         self.channels.pop(channel_id, None)
+        self.archived.discard(channel_id)
         for message in self.messages.pop(channel_id, {}).values():
             for attachment in message.attachments:
                 self._files.pop(attachment.url, None)
+        for thread in [c.id for c in self.channels.values() if c.parent_id == channel_id]:
+            self._delete(thread)
+
+    # -- threads --------------------------------------------------------------------------
+
+    async def create_thread(self, parent_id: int, name: str) -> int:
+        self.calls["POST /channels/{id}/threads"] += 1
+        parent = self.channels.get(parent_id)
+        if parent is None or parent.kind != "text":
+            raise StorageCorruptError(f"channel {parent_id} is not a text channel")
+        thread_id = self._snowflake()
+        self.channels[thread_id] = StoredChannel(
+            thread_id, name, "thread", parent.category_id, parent_id=parent_id
+        )
+        self.messages[thread_id] = {}
+        return thread_id
+
+    async def fetch_thread(self, thread_id: int) -> StoredChannel | None:
+        self.calls["GET /channels/{id}"] += 1
+        channel = self.channels.get(thread_id)
+        return channel if channel is not None and channel.kind == "thread" else None
+
+    async def list_threads(self, parent_id: int) -> list[StoredChannel]:
+        self.calls["GET /channels/{id}/threads"] += 1
+        return [c for c in self.channels.values() if c.parent_id == parent_id]
+
+    def archive(self, thread_id: int) -> None:
+        """Archive a thread (as Discord does after it has been idle)."""
+        self.archived.add(thread_id)
 
 
 if TYPE_CHECKING:

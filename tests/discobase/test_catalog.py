@@ -61,7 +61,7 @@ async def test_a_table_whose_channel_the_gateway_has_not_announced_is_confirmed_
 ):
     db = new_db()
     await db.open()
-    Fresh = await db.create_table("fresh", {"name": str})
+    Fresh = await db.create_table("fresh", {"name": str}, shards=1)
     await Fresh(name="a").save()
     [channel_id] = db.schema("fresh").channels
     await db.close()

@@ -214,7 +214,7 @@ async def test_attachment_downloads_are_retried(simcord_env, new_db):
 
 async def test_drop_table_survives_a_failed_channel_delete(simcord_env, new_db):
     db = await open_db(new_db)
-    await db.create_table("gone", {"a": str})
+    await db.create_table("gone", {"a": str}, shards=1)
     simcord_env.inject_error("DELETE", "/channels/*", status=500, times=None)
     with pytest.raises(discobase.DiscordUnavailableError):
         await db.drop_table("gone")

@@ -17,6 +17,7 @@ class Item(discobase.Table):
 
     class Settings:
         primary_key = "key"
+        shards = 1  # one channel: the 60 records are one batch, an attachment
 
 
 async def open_pair(new_db, guild, strict, fast_retry):

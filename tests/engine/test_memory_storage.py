@@ -256,3 +256,42 @@ async def test_handled_ids_stay_bounded_without_compaction_or_reconnects(
     per_process = writes // (limit - int(MARGIN) - 1) + 1
     reads = storage.calls["GET /channels/{id}/messages"]
     assert reads <= 2 * per_process * (limit // 100 + 1) + 2
+
+
+async def test_a_table_whose_shards_are_threads_writes_compacts_and_reloads_when_archived() -> None:
+    storage = MemoryStorage()
+    layout = StorageLayout(storage, "discobase")
+    await layout.ensure_category()
+    parent = await layout.create_channel("pet")
+    threads = [await storage.create_thread(parent, f"pet-{i}") for i in range(1, 4)]
+    schema = TableSchema(
+        "pet",
+        [FieldSchema("name", "str"), FieldSchema("age", "int")],
+        shards=4,
+        channels=[parent, *threads],
+        threads=True,
+    )
+    assert layout.threads() == dict.fromkeys(threads, parent)
+    assert set(layout.channels()) == {parent}  # threads are no channels of the category
+    table = engine(storage, schema, compaction=None)
+    await table.load()
+    await table.write([put(f"k{i}", f"pet{i}", i) for i in range(12)])
+    assert all(storage.messages[t] for t in threads)  # every thread holds a shard
+    for thread in threads:
+        storage.archive(thread)  # idle for a week
+    assert layout.threads() == {}  # archived threads are in no cache
+    assert await layout.read_threads() == {
+        t: (parent, f"pet-{i}") for i, t in enumerate(threads, 1)
+    }
+    await table.write([put(f"k{i}", f"pet{i}", 100 + i) for i in range(12)])
+    touched = {t for t in threads if len(storage.messages[t]) == 2}
+    assert touched and not storage.archived & touched  # a message unarchives its thread
+    storage.advance(MARGIN + 1)
+    assert await table.compact() > 0
+    reloaded = engine(storage, schema, compaction=None)
+    await reloaded.load()
+    assert {k: r.age for k, r in reloaded.state.records.items()} == {
+        f"k{i}": 100 + i for i in range(12)
+    }
+    await storage.delete_channel(parent)
+    assert not any(t in storage.channels for t in threads)  # a channel's threads go with it
