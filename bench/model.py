@@ -409,6 +409,12 @@ class RestMetrics:
         }
 
 
+#: The path parameters that key each scope's buckets. A thread is a channel: a message sent
+#: to a thread is ``POST /channels/{channel_id}/messages`` with the thread's id, so each
+#: thread gets buckets of its own, as Discord keeps limits per top-level resource
+#: (discord-api-docs, topics/rate-limits.mdx: "Top-level resources are currently limited to
+#: channels (channel_id), guilds (guild_id), and webhooks"; topics/threads.mdx: threads reuse
+#: the channel object and endpoints).
 _SCOPE_PARAMETERS = {
     "channel": ("channel_id",),
     "guild": ("guild_id",),

@@ -467,8 +467,9 @@ def render_markdown(
         f"{machine_info['simcord']}, looptime {machine_info['looptime']}",
         f"- sizes: {sizes}",
         f"- our table: `Settings.shards = {results.get('table_shards')}` (a log spread over that "
-        "many channels, each with its own rate limit), except in `W1 ..., library defaults`, "
-        "whose table sets nothing",
+        "many shards, the table's channel and private threads of it, each with its own rate "
+        "limit), except in `W1 ..., library defaults`, whose table sets nothing (6 shards: "
+        "the channel and 5 threads)",
         "",
         "## Reading the table",
         "",

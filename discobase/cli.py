@@ -195,7 +195,8 @@ async def _tables(args: argparse.Namespace, client: discord.Client | None) -> in
 async def _schema(args: argparse.Namespace, client: discord.Client | None) -> int:
     async with _opened(args, client) as db:
         data = db.schema(args.table).to_dict()
-        del data["channels"]
+        del data["channels"]  # where it lives (channels, threads) is this guild's business
+        data.pop("threads", None)
         print(json.dumps(data, indent=2, ensure_ascii=False))
     return OK
 
@@ -319,6 +320,7 @@ async def _backup(args: argparse.Namespace, client: discord.Client | None) -> in
             for name in names:
                 data = schemas[name].to_dict()
                 del data["channels"]
+                data.pop("threads", None)
                 out.write(json.dumps({"table": data}) + "\n")
                 async for record in db.tables[name].all():
                     line = json.dumps({"r": record.model_dump(mode="json")}, ensure_ascii=False)

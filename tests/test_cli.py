@@ -193,7 +193,7 @@ async def test_tables_schema_check_compact_stats_and_usage_errors(
     assert await run(["tables", "--guild", "home"], bot) == 0
     out = capsys.readouterr().out
     assert "notes\t7 records\t2 fields\tkey (generated)\t2 shards" in out
-    assert "pets\t3 records\t5 fields\tkey name\t1 shards" in out
+    assert "pets\t3 records\t5 fields\tkey name\t6 shards" in out
     assert await run(["schema", "--guild", "home", "pets"], bot) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["primary_key"] == "name" and schema["unique"] == ["email"]

@@ -379,3 +379,56 @@ async def test_a_hung_request_times_out_after_aiohttp_s_timeout(
         await channel.send("applied, never answered")
     assert [(seconds, why) for _, seconds, why in strict.waits] == [(300, "hang")]
     assert stored(simcord_env, channel.id) == ["applied, never answered"]
+
+
+async def private_thread(channel: discord.TextChannel, name: str = "t") -> discord.Thread:
+    return await channel.create_thread(name=name, type=discord.ChannelType.private_thread)
+
+
+async def test_an_archived_thread_refuses_edits_and_a_message_unarchives_it(
+    simcord_env, strict: Strict, guild, channel
+):
+    thread = await private_thread(channel)
+    message = await thread.send("first")
+    assert strict.archive_threads() == [thread.id]
+    await simcord_env.settle()
+    assert simcord_env.bot.get_guild(guild.id).get_thread(thread.id) is None  # not cached
+    with pytest.raises(discord.HTTPException) as refused:
+        await message.edit(content="changed")
+    assert refused.value.code == 50083
+    await thread.send("second")  # sending unarchives
+    assert not simcord_env.backend.channels[thread.id].thread_metadata.archived
+    await message.edit(content="changed")
+    assert stored(simcord_env, thread.id) == ["changed", "second"]
+    strict.archive_threads(thread.id)
+    await simcord_env.bot.http.delete_message(thread.id, message.id)  # deletes still work
+    assert stored(simcord_env, thread.id) == ["second"]
+
+
+async def test_at_the_active_thread_cap_threads_are_neither_made_nor_unarchived(
+    simcord_env, strict: Strict, channel
+):
+    first = await private_thread(channel, "first")
+    strict.active_thread_cap = 1
+    with pytest.raises(discord.HTTPException) as refused:
+        await private_thread(channel, "second")
+    assert refused.value.code == 160006
+    strict.archive_threads(first.id)
+    second = await private_thread(channel, "second")
+    for attempt in (first.send("x"), first.edit(archived=False)):
+        with pytest.raises(discord.HTTPException) as refused:
+            await attempt
+        assert refused.value.code == 160006
+    assert [c.name for c in simcord_env.backend.active_threads(channel.guild.id)] == [second.name]
+
+
+async def test_a_fresh_ready_announces_active_threads_only_and_no_thread_created_message(
+    simcord_env, strict: Strict, guild, channel
+):
+    active, archived = await private_thread(channel, "a"), await private_thread(channel, "b")
+    strict.archive_threads(archived.id)
+    strict.drop_gateway()
+    await simcord_env.settle()
+    cached = simcord_env.bot.get_guild(guild.id)
+    assert [t.id for t in cached.threads] == [active.id]
+    assert stored(simcord_env, channel.id) == []  # Discord posts none for a private thread

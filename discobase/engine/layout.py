@@ -125,7 +125,8 @@ class StorageLayout:
         """Create a storage text channel in the first storage category with room (a new
         category when all are full); return its id."""
         cached = self._cached()
-        used = Counter(c.category_id for c in cached)
+        # threads name their channel's category but take none of its 50 places
+        used = Counter(c.category_id for c in cached if c.kind != "thread")
         category = next(
             (c.id for c in self.categories(cached) if used[c.id] < CATEGORY_LIMIT), None
         )

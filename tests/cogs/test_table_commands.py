@@ -35,6 +35,13 @@ async def test_table_create_makes_a_table_the_library_can_use(world: World) -> N
     users = database.tables["users"]
     await users(name="ann").save()
     assert (await users.get("ann")).age == 0
+    # the library's default: one channel, its other five shards private threads of it
+    parent, *threads = schema.channels
+    assert schema.shards == 6 and schema.threads
+    made = [c for c in world.env.backend.channels.values() if c.parent_id == parent]
+    assert sorted(c.id for c in made) == sorted(threads)
+    assert {c.type for c in made} == {12}  # private threads
+    assert [c.name for c in world.guild.channels.values()].count("users") == 1
 
 
 @pytest.mark.parametrize(

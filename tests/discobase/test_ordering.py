@@ -24,6 +24,7 @@ class Note(discobase.Table):
 
     class Settings:
         primary_key = "key"
+        shards = 1  # one channel: its history pages and snapshots are what these tests pause
 
 
 class Pair(discobase.Table):

@@ -103,10 +103,17 @@ async def test_duplicate_table_is_refused(new_db, simcord_env):
     await db.open()
     before = len(simcord_env.http_requests)
     await db.create_table("t", {"a": str})
-    # one channel, one catalog event, one read of the catalog (a racing create may win)
-    assert [c.split(" ")[0] for c in rest_calls(simcord_env, before)] == ["POST", "POST", "GET"]
+    # one channel and five private threads of it (the default six shards), one catalog event,
+    # one read of the catalog (a racing create may win)
+    parent, catalog = db.schema("t").channels[0], db._catalog.channel_id
+    assert rest_calls(simcord_env, before) == [
+        f"POST /guilds/{db.guild_id}/channels",
+        *[f"POST /channels/{parent}/threads"] * 5,
+        f"POST /channels/{catalog}/messages",
+        f"GET /channels/{catalog}/messages",
+    ]
     await simcord_env.settle()  # the catalog event's gateway echo changes nothing
-    assert len(simcord_env.http_requests) == before + 3
+    assert len(simcord_env.http_requests) == before + 8
     with pytest.raises(discobase.TableExistsError):
         await db.create_table("t", {"b": int})
     assert [f.name for f in db.schema("t").fields] == ["a"]

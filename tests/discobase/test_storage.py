@@ -22,6 +22,7 @@ class Note(discobase.Table):
     class Settings:
         primary_key = "key"
         indexes = ["n"]
+        shards = 1  # one channel: these tests post into it and count its pages
 
 
 async def open_db(new_db, **options):

@@ -15,6 +15,7 @@ class Item(discobase.Table):
 
     class Settings:
         primary_key = "key"
+        shards = 1  # one channel: the injected 404 is on it
 
 
 async def open_items(new_db, strict: Strict) -> discobase.Database:

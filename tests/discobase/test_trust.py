@@ -28,6 +28,7 @@ class Note(discobase.Table):
 
     class Settings:
         primary_key = "key"
+        shards = 1  # one channel: the forged alter below names one channel for it
 
 
 async def open_db(new_db):

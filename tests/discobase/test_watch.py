@@ -19,6 +19,7 @@ class Doc(discobase.Table):
 
     class Settings:
         primary_key = "key"
+        shards = 1  # one channel (Spread covers several shards)
 
 
 class Spread(discobase.Table):

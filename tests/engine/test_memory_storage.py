@@ -293,5 +293,10 @@ async def test_a_table_whose_shards_are_threads_writes_compacts_and_reloads_when
     assert {k: r.age for k, r in reloaded.state.records.items()} == {
         f"k{i}": 100 + i for i in range(12)
     }
+    listed = storage.calls["GET /guilds/{id}/channels"]
+    for i in range(CATEGORY_LIMIT - 1):  # threads take none of the category's places
+        await layout.create_channel(f"other-{i}")
+    assert len({c.category_id for c in storage.channels.values() if c.kind != "category"}) == 1
+    assert storage.calls["GET /guilds/{id}/channels"] == listed  # it never looked for room
     await storage.delete_channel(parent)
     assert not any(t in storage.channels for t in threads)  # a channel's threads go with it
