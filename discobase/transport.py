@@ -520,18 +520,37 @@ class Transport:
             }
 
         before = made(self._guild().channels)
+
+        async def created() -> int:
+            channel = await self._call(route, create, idempotent=False)
+            if isinstance(channel, discord.CategoryChannel):
+                self._categories[channel.id] = channel
+            return channel.id
+
+        async def adoptable() -> set[int]:
+            return made(await self._fetch_channels()) - before
+
+        return await self._create_once(route, f"#{name}", created, adoptable)
+
+    async def _create_once(
+        self,
+        route: str,
+        what: str,
+        create: Callable[[], Awaitable[int]],
+        made: Callable[[], Awaitable[set[int]]],
+    ) -> int:
+        """Run a create that is not idempotent (``create`` raises :class:`_OutcomeUnknown` when
+        its outcome is unknown); after an unknown outcome read what ``made`` finds (what the
+        lost request made) and adopt it, or try again when it made nothing."""
         last: BaseException | None = None
         for attempt in range(1, self.retry.attempts + 1):
             try:
-                created = await self._call(route, create, idempotent=False)
-                if isinstance(created, discord.CategoryChannel):
-                    self._categories[created.id] = created
-                return created.id
+                return await create()
             except _OutcomeUnknown as unknown:
                 last = unknown.__cause__
-            adopted = made(await self._fetch_channels()) - before
+            adopted = await made()
             if adopted:
-                log.warning("%s: outcome unknown (%s); adopting #%s", route, last, name)
+                log.warning("%s: outcome unknown (%s); adopting %s", route, last, what)
                 return min(adopted)
             if attempt < self.retry.attempts:
                 self.retries[route] += 1
@@ -611,33 +630,26 @@ class Transport:
         each thread of a parent its own name) instead of making a second one. A guild at its
         cap of active threads raises :class:`ActiveThreadLimitError`."""
         route = "POST /channels/{id}/threads"
-        last: BaseException | None = None
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                data = await self._call(
-                    route,
-                    lambda: self.client.http.start_thread_without_message(
-                        parent_id,
-                        name=name,
-                        auto_archive_duration=THREAD_ARCHIVE_MINUTES,
-                        type=PRIVATE_THREAD,
-                        invitable=False,
-                        reason="discobase storage",
-                    ),
-                    idempotent=False,
-                )
-                return int(data["id"])
-            except _OutcomeUnknown as unknown:
-                last = unknown.__cause__
-            made = [t.id for t in await self.list_threads(parent_id) if t.name == name]
-            if made:
-                log.warning("%s: outcome unknown (%s); adopting thread %s", route, last, name)
-                return min(made)
-            if attempt < self.retry.attempts:
-                self.retries[route] += 1
-                log.warning("%s failed (%s) and made nothing, retry %d", route, last, attempt)
-                await asyncio.sleep(self.retry.delay(attempt))
-        raise DiscordUnavailableError(route, self.retry.attempts, last)
+
+        async def created() -> int:
+            data = await self._call(
+                route,
+                lambda: self.client.http.start_thread_without_message(
+                    parent_id,
+                    name=name,
+                    auto_archive_duration=THREAD_ARCHIVE_MINUTES,
+                    type=PRIVATE_THREAD,
+                    invitable=False,
+                    reason="discobase storage",
+                ),
+                idempotent=False,
+            )
+            return int(data["id"])
+
+        async def adoptable() -> set[int]:
+            return {t.id for t in await self.list_threads(parent_id) if t.name == name}
+
+        return await self._create_once(route, f"thread {name}", created, adoptable)
 
     async def fetch_thread(self, thread_id: int) -> StoredChannel | None:
         """A thread by id (``GET /channels/{id}``: archived threads are in no cache); None
