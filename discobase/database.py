@@ -601,11 +601,14 @@ class Database:
         and whether they are threads. A guild at its cap of active threads gets channel
         shards instead (the threads made so far are deleted)."""
         parent = await self._layout.create_channel(shard_channel_name(schema.name, 0))
+        # What this process made is storage, whenever the gateway gets to announce it.
+        self._confirmed_channels.add(parent)
         threads: list[int] = []
         try:
             for index in range(1, schema.shards):
                 name = shard_channel_name(schema.name, index)
                 threads.append(await self.transport.create_thread(parent, name))
+                self._confirmed_threads[threads[-1]] = parent
         except ActiveThreadLimitError as error:
             log.warning(
                 "table %s: %s; its shards are channels instead of threads", schema.name, error
@@ -615,6 +618,7 @@ class Database:
                 await self._layout.create_channel(shard_channel_name(schema.name, i))
                 for i in range(1, schema.shards)
             ]
+            self._confirmed_channels.update(others)
             return [parent, *others], False
         return [parent, *threads], bool(threads)
 
