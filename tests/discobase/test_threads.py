@@ -205,13 +205,13 @@ async def test_tables_with_channel_shards_and_one_shard_tables_keep_working(
     Old = await db.create_table("old", {"v": int}, primary_key="v", shards=1)
     cached = simcord_env.bot.get_guild(guild.id)
     [category] = [c for c in cached.categories if c.name == "discobase"]
-    made = [await cached.create_text_channel(f"legacy-{i}", category=category) for i in range(3)]
+    made = [await db.transport.create_channel(f"legacy-{i}", category.id) for i in range(3)]
     schema = {
         "name": "legacy",
         "fields": [{"name": "key", "type": "str"}, {"name": "n", "type": "int"}],
         "primary_key": "key",
         "shards": 3,
-        "channels": [str(c.id) for c in made],
+        "channels": [str(c) for c in made],
     }
     catalog = simcord_env.bot.get_channel(db._catalog.channel_id)
     await catalog.send(encode_catalog_event({"op": "create", "table": "legacy", "schema": schema}))
@@ -236,13 +236,13 @@ async def test_tables_with_channel_shards_and_one_shard_tables_keep_working(
     await db2.open()
     assert db2.schema("old").shards == 1 and not db2.schema("old").threads
     assert [o.v for o in await Old1.find()] == [1]
-    assert db2.schema("legacy").channels == [c.id for c in made]
+    assert db2.schema("legacy").channels == made
     assert not db2.schema("legacy").threads
     assert await db2.tables["legacy"].count() == 12
     await db2.tables["legacy"](key="l0", n=99).save()
     assert (await db2.check()).ok
     await db2.drop_table("legacy")
-    assert not {c.id for c in made} & set(simcord_env.backend.channels)
+    assert not set(made) & set(simcord_env.backend.channels)
     await db2.close()
 
 
@@ -362,3 +362,37 @@ async def test_the_bot_needs_the_thread_permissions(simcord_env, guild, new_db):
         await db.open()
     assert "manage_threads" in str(raised.value)
     assert not [r for r in rest_calls(simcord_env) if r.startswith("POST")]  # nothing made
+
+
+async def test_a_create_naming_threads_of_another_channel_never_uses_them(
+    simcord_env, guild, new_db
+):
+    """Even written with the bot's own token, a thread table's threads must be private threads
+    of its own first channel: not another table's, not another guild's."""
+    db = new_db()
+    await db.open()
+    await db.create_table("real", {"v": int})
+    real_thread = db.schema("real").channels[1]
+    victim = simcord_env.create_guild("victim")
+    made = victim.create_text_channel("general")
+    await simcord_env.settle()
+    general = simcord_env.bot.get_channel(made.id)
+    outside = await general.create_thread(name="x", type=discord.ChannelType.private_thread)
+    await outside.send("the victim's thread")
+    catalog = simcord_env.bot.get_channel(db._catalog.channel_id)
+    fields = [{"name": "v", "type": "int"}]
+    for name, channels in (
+        ("borrowed", [db._catalog.channel_id, real_thread]),  # another channel's thread
+        ("stolen", [db.schema("real").channels[0], outside.id]),  # another guild's
+    ):
+        schema = {"name": name, "fields": fields, "shards": 2, "threads": True}
+        schema["channels"] = [str(c) for c in channels]
+        await catalog.send(encode_catalog_event({"op": "create", "table": name, "schema": schema}))
+    await simcord_env.settle()
+    await db.sync()
+    assert set(db.tables) == {"real"}
+    refused = [p for p in (await db.check()).problems if p.kind == "foreign-channel"]
+    assert [str(real_thread) in p.detail for p in refused] == [True, False]
+    assert str(outside.id) in refused[1].detail
+    assert [m.content async for m in outside.history()] == ["the victim's thread"]
+    await db.close()
