@@ -542,9 +542,12 @@ class Database:
         return set(self._layout.channels()) | self._confirmed_channels
 
     def _thread_parents(self) -> dict[int, int]:
-        """Known threads of storage channels, thread id -> parent id: the active ones the
-        gateway announced and those confirmed by a REST read."""
-        return self._layout.threads() | self._confirmed_threads
+        """Known threads of storage channels, thread id -> parent id: those the gateway
+        announced and those confirmed by a REST read. A thread stays known when it archives
+        (discord.py then drops it from its cache), so a table does not drop out of the catalog's
+        fold, nor need a read, because its shards were idle."""
+        self._confirmed_threads |= self._layout.threads()
+        return dict(self._confirmed_threads)
 
     async def _confirm_threads(self, thread_ids: Collection[int]) -> bool:
         """Read threads by id (archived ones are in no cache: topics/threads.mdx, the

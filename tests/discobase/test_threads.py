@@ -396,3 +396,27 @@ async def test_a_create_naming_threads_of_another_channel_never_uses_them(
     assert str(outside.id) in refused[1].detail
     assert [m.content async for m in outside.history()] == ["the victim's thread"]
     await db.close()
+
+
+async def test_shards_that_archive_while_open_keep_their_table_when_the_catalog_changes(
+    simcord_env, guild, new_db, strict: Strict, fast_retry
+):
+    db = new_db(compaction=None)
+    db.table(Note)
+    await db.open()
+    await Note(key="a", n=1).save()
+    db = await reopen(simcord_env, db, new_db, Note)  # it learnt the threads from the gateway
+    strict.archive_threads()  # a week later: discord.py drops them from its cache
+    await simcord_env.settle()
+    other = await strict.second_process()
+    there = discobase.Database(guild.id, bot=other.bot, retry=fast_retry)
+    await there.open()
+    before = db.metrics.get("GET /channels/{id}", 0)
+    await there.create_table("other", {"v": int})  # a catalog event reaches this process
+    await simcord_env.settle()
+    assert set(db.tables) == {"note", "other"}
+    assert db.metrics.get("GET /channels/{id}", 0) == before  # nothing to confirm by REST
+    assert {n.key: n.n for n in await Note.find()} == {"a": 1}
+    await Note(key="b", n=2).save()
+    await there.close()
+    await db.close()
