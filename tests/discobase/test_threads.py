@@ -420,3 +420,22 @@ async def test_shards_that_archive_while_open_keep_their_table_when_the_catalog_
     await Note(key="b", n=2).save()
     await there.close()
     await db.close()
+
+
+async def test_a_thread_create_that_meets_a_long_rate_limit_waits_it_out(
+    simcord_env, guild, new_db, strict: Strict
+):
+    """Thread creates have been answered with minutes of retry_after: discord.py sleeps them
+    inside the request, beyond the transport's per-exchange timeout, and makes one thread."""
+    db = new_db()
+    await db.open()
+    strict.rate_limit("thread_create", retry_after=240.0)
+    Pets = await db.create_table("pets", {"name": str}, primary_key="name")
+    assert [(route, seconds) for route, seconds, why in strict.waits if why == "429"] == [
+        (f"POST /channels/{db.schema('pets').channels[0]}/threads", 240.0)
+    ]
+    parent = db.schema("pets").channels[0]
+    assert len(threads_of(simcord_env, parent)) == 5
+    await Pets(name="rex").save()
+    assert (await db.check()).ok
+    await db.close()
