@@ -109,15 +109,17 @@ class Entry:
     Entries of one ``insert_many`` that may land in several messages carry ``group`` and
     ``group_size``; readers apply such entries only once all ``group_size`` are present.
     A snapshot says that a group completed with ``Entry(None, None, group, 0)`` (``done``).
-    Entries are not changed once made (not frozen only because that makes them slower to
-    make, and a load makes one per record).
+    Entries are not changed once made, but for ``decoded``, which a load fills in for a
+    message's records at once (not frozen because that makes them slower to make, and a load
+    makes one per record).
     """
 
     key: Any
     record: dict[str, Any] | None
     group: str | None = None
     group_size: int = 1
-    #: The decoded record, when the writer has it already (never encoded).
+    #: The decoded record (a row), when the writer has it already or a load decoded the
+    #: message's records together (never encoded).
     decoded: Any = field(default=None, compare=False, repr=False)
     #: The id of the log message the entry came from, when it is not the message that holds
     #: it (snapshot parts record it as ``v``).

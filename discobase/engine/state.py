@@ -115,14 +115,14 @@ class TableState:
             # The whole group is in this message, which makes it atomic by itself (the
             # writer stores such a group untagged): nothing to wait for or carry.
             entries = [Entry(e.key, e.record, None, 1, e.decoded, e.version) for e in entries]
-        rows = self._decoded_in_bulk(entries)
+        self._decode_in_bulk(entries)
         records, versions, indexed = self.records, self.versions, self._indexed
         for index, entry in enumerate(entries):
             entry_version = version if entry.version is None else entry.version
-            row = rows[index] if rows is not None else None
-            if row is not None:
-                # A put decoded in bulk (most of a load): _apply_one and put, without their
-                # other cases and calls.
+            row = entry.decoded
+            if row is not None and entry.group is None:
+                # A put already decoded (most of a load, and this process's writes):
+                # _apply_one and put, without their other cases and calls.
                 key = entry.key
                 if versions.get(key, -1) > entry_version:
                     continue
@@ -196,28 +196,25 @@ class TableState:
                 )
             )
 
-    def _decoded_in_bulk(self, entries: list[Entry]) -> list[Row | None] | None:
-        """The rows of the ungrouped records still to decode, validated in one call (or
-        None, and each is decoded as it is applied)."""
+    def _decode_in_bulk(self, entries: list[Entry]) -> None:
+        """Decode the ungrouped records still to decode, validated in one call, into their
+        entries' ``decoded`` (or leave them, and each is decoded as it is applied)."""
         if self._decode_many is None:
-            return None
+            return
         wanted = [
-            position
-            for position, entry in enumerate(entries)
+            entry
+            for entry in entries
             if entry.group is None and entry.record is not None and entry.decoded is None
         ]
         if len(wanted) < 2:
-            return None
+            return
         decoded = self._decode_many(
-            [entries[p].key for p in wanted],
-            [entries[p].record for p in wanted],  # type: ignore[misc]
+            [entry.key for entry in wanted],
+            [entry.record for entry in wanted],  # type: ignore[misc]
         )
-        if decoded is None:
-            return None
-        rows: list[Row | None] = [None] * len(entries)
-        for position, row in zip(wanted, decoded, strict=True):
-            rows[position] = row
-        return rows
+        if decoded is not None:
+            for entry, row in zip(wanted, decoded, strict=True):
+                entry.decoded = row
 
     def _apply_one(
         self,

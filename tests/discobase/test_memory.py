@@ -52,20 +52,21 @@ async def reopen(simcord_env, new_db, *classes: type[discobase.Table]) -> discob
     return db
 
 
-async def test_a_loaded_record_holds_under_700_bytes(simcord_env, new_db):
-    # Five fields and an index, as the benchmark's records (with a shorter name): held as
-    # pydantic models, such a record cost about 1,800 bytes; as a row about 500.
-    total = 3000
+async def held_per_record(
+    simcord_env, new_db, cls: type[discobase.Table], total: int
+) -> tuple[float, discobase.Database]:
+    """Bytes a new process holds per record after opening a compacted table of ``total``
+    records like :func:`reading`'s, and that process's database (open)."""
     db = new_db()
-    db.table(Reading)
+    db.table(cls)
     await db.open()
-    await Reading.insert_many([reading(number) for number in range(total)])
+    await cls.insert_many([cls(**reading(number).model_dump()) for number in range(total)])
     await past_horizon(simcord_env)
-    await db.compact("reading")
+    await db.compact(cls.__discobase_name__)
     await db.close()
     await simcord_env.restart_bot(make_bot())
     db = new_db()
-    db.table(Reading)
+    db.table(cls)
     gc.collect()
     tracemalloc.start()
     try:
@@ -75,8 +76,15 @@ async def test_a_loaded_record_holds_under_700_bytes(simcord_env, new_db):
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    assert await Reading.count() == total
-    assert held / total < 700, f"{held / total:.0f} bytes per loaded record"
+    assert await cls.count() == total
+    return held / total, db
+
+
+async def test_a_loaded_record_holds_under_700_bytes(simcord_env, new_db):
+    # Five fields and an index, as the benchmark's records (with a shorter name): held as
+    # pydantic models, such a record cost about 1,800 bytes; as a row about 500.
+    held, db = await held_per_record(simcord_env, new_db, Reading, 3000)
+    assert held < 700, f"{held:.0f} bytes per loaded record"
     assert (await Reading.find(name="reading-001234"))[0].n == 1234 * 7919
     await db.close()
 
@@ -97,29 +105,10 @@ async def test_a_table_of_eight_shards_holds_under_510_bytes_a_record(simcord_en
     # Each shard's keys span the whole key range, so a load of several shards brings most
     # keys out of key order; keeping each of them in a set for later reads cost some 40 bytes
     # a record (about 525 in all here).
-    total = 4000
-    db = new_db()
-    db.table(Spread)
-    await db.open()
-    await Spread.insert_many([Spread(**reading(number).model_dump()) for number in range(total)])
-    await past_horizon(simcord_env)
-    await db.compact("spread")
-    await db.close()
-    await simcord_env.restart_bot(make_bot())
-    db = new_db()
-    db.table(Spread)
-    gc.collect()
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        await db.open()
-        gc.collect()
-        held = tracemalloc.get_traced_memory()[0] - before
-    finally:
-        tracemalloc.stop()
-    assert held / total < 510, f"{held / total:.0f} bytes per loaded record"
+    held, db = await held_per_record(simcord_env, new_db, Spread, 4000)
+    assert held < 510, f"{held:.0f} bytes per loaded record"
     keys = [s.pk for s in await Spread.find()]
-    assert keys == sorted(keys) and len(keys) == total
+    assert keys == sorted(keys) and len(keys) == 4000
     await db.close()
 
 

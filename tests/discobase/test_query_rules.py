@@ -225,13 +225,14 @@ async def test_ints_round_trip_up_to_the_digit_limit_and_are_refused_beyond(simc
     await db.close()
 
 
+class Counter(discobase.Table):
+    n: int
+
+    class Settings:
+        primary_key = "n"
+
+
 async def test_key_order_holds_through_many_out_of_order_inserts_and_deletes(new_db):
-    class Counter(discobase.Table):
-        n: int
-
-        class Settings:
-            primary_key = "n"
-
     db = new_db()
     db.table(Counter)
     await db.open()
@@ -252,12 +253,6 @@ async def test_key_order_holds_through_many_out_of_order_inserts_and_deletes(new
 
 
 async def test_key_order_holds_when_keys_leave_and_come_back_out_of_order(new_db):
-    class Counter(discobase.Table):
-        n: int
-
-        class Settings:
-            primary_key = "n"
-
     db = new_db()
     db.table(Counter)
     await db.open()
