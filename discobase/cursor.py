@@ -10,7 +10,7 @@ rely on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Sequence
 from typing import Any, Protocol, TypeVar
 
 __all__ = ("DEFAULT_BATCH", "Cursor")
@@ -35,28 +35,30 @@ class Cursor(Coroutine[Any, Any, list[T]], AsyncIterator[T]):
     """The records a query matches. ``await`` it (or ``await cursor.to_list()``) for a list of
     them all; ``async for record in cursor`` reads them ``batch_size`` at a time, each as it
     is when reached. A cursor is read once: awaiting it after iterating part of it returns the
-    rest."""
+    rest.
+
+    ``everything(*arguments)`` makes the whole list, ``batches(*arguments)`` the source of the
+    batches (when iterating starts)."""
+
+    # Until reading starts, these stay the class's: awaiting a cursor (the usual find) sets
+    # nothing else on it.
+    _source: Batches[T] | None = None
+    _batch: Sequence[Any] = ()
+    _at = 0
+    _last_batch = False
+    _awaiting: Coroutine[Any, Any, list[T]] | None = None
 
     def __init__(
         self,
-        everything: Callable[[], list[T]],
-        batches: Callable[[], Batches[T]],
+        everything: Callable[..., list[T]],
+        batches: Callable[..., Batches[T]],
+        arguments: tuple[Any, ...],
         batch_size: int = DEFAULT_BATCH,
-        *,
-        offset: int = 0,
-        limit: int | None = None,
     ) -> None:
         self._everything = everything
-        self._open = batches
+        self._batches = batches
+        self._arguments = arguments
         self.batch_size = batch_size
-        self._offset = offset
-        self._limit = limit
-        self._source: Batches[T] | None = None
-        self._batch: list[Any] = []
-        self._at = 0
-        self._last_batch = False
-        self._given = 0
-        self._awaiting: Coroutine[Any, Any, list[T]] | None = None
 
     # -- iterating ----------------------------------------------------------------------
 
@@ -64,28 +66,22 @@ class Cursor(Coroutine[Any, Any, list[T]], AsyncIterator[T]):
         return self
 
     async def __anext__(self) -> T:
-        if self._limit is not None and self._given >= self._limit:
-            raise StopAsyncIteration
         while True:
-            while self._at < len(self._batch):
-                key = self._batch[self._at]
+            batch, source = self._batch, self._source
+            while self._at < len(batch):
+                key = batch[self._at]
                 self._at += 1
-                assert self._source is not None
-                record = self._source.reach(key)
-                if record is None:
-                    continue
-                if self._offset:
-                    self._offset -= 1
-                    continue
-                self._given += 1
-                return record
+                assert source is not None
+                record = source.reach(key)
+                if record is not None:
+                    return record
             if self._last_batch:
                 raise StopAsyncIteration
-            if self._source is None:
-                self._source = self._open()
+            if source is None:
+                source = self._source = self._batches(*self._arguments)
             else:
                 await asyncio.sleep(0)  # between batches, other tasks run
-            self._batch = self._source.next(self.batch_size)
+            self._batch = source.next(self.batch_size)
             self._at = 0
             self._last_batch = len(self._batch) < self.batch_size
 
@@ -95,7 +91,7 @@ class Cursor(Coroutine[Any, Any, list[T]], AsyncIterator[T]):
         """The records (at most ``length``) as a list: all of them, or the rest of them once
         iterating started."""
         if length is None and self._source is None:
-            return self._everything()
+            return self._everything(*self._arguments)
         found: list[T] = []
         async for record in self:
             found.append(record)
@@ -104,7 +100,9 @@ class Cursor(Coroutine[Any, Any, list[T]], AsyncIterator[T]):
         return found
 
     def __await__(self) -> Generator[Any, None, list[T]]:
-        return self.to_list().__await__()
+        if self._source is None:
+            return self._everything(*self._arguments)
+        return (yield from self.to_list().__await__())
 
     # A cursor is also a coroutine (of its list), as find() was: asyncio.create_task,
     # asyncio.run and friends take it.

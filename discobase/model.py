@@ -541,11 +541,10 @@ class Table(BaseModel):
         :class:`ValidationError` for bad fields and values (when awaited or first iterated),
         :class:`ValidationError` at once for a ``batch_size`` that is not a whole number >= 1.
         """
-        _check_batch_size(cls, batch_size)
-        arguments = _Find(expressions, equals, order_by, limit, offset, fields)
-        return Cursor(
-            lambda: cls._find_list(*arguments), lambda: cls._reader(arguments), batch_size
-        )
+        if batch_size is not DEFAULT_BATCH:
+            _check_batch_size(cls, batch_size)
+        arguments = (expressions, equals, order_by, limit, offset, fields)
+        return Cursor(cls._find_list, cls._reader, arguments, batch_size)
 
     @classmethod
     def _find_list(
@@ -585,8 +584,10 @@ class Table(BaseModel):
         return lambda record, _: {name: _copied(value(record)) for name, value in get}
 
     @classmethod
-    def _reader(cls, find: _Find) -> _Reader[Any]:
-        """A cursor's batches over the matches of ``find``."""
+    def _reader(cls, *arguments: Any) -> _Reader[Any]:
+        """A cursor's batches over the matches of ``find`` (its arguments as ``_find_list``
+        takes them)."""
+        find = _Find(*arguments)
         query = cls._query(find.expressions, find.equals, find.order_by, find.limit, find.offset)
         engine = cls._engine()
         make: Callable[[tuple[Any, ...], int], Any] = (
