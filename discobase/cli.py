@@ -405,6 +405,8 @@ async def _restore(args: argparse.Namespace, client: discord.Client | None) -> i
                 indexes=schema.indexes,
                 unique=schema.unique,
                 shards=schema.shards,
+                ttl=None if schema.ttl is None else dt.timedelta(seconds=schema.ttl),
+                claim_unique=schema.claim_unique,
             )
             await transfer.insert(table, checked[schema.name].records, progress.advance)
         progress.finish()

@@ -1,8 +1,8 @@
 """What ``find()`` and ``all()`` return: a :class:`Cursor` over the matching records.
 
 ``await User.find(...)`` (or ``await cursor.to_list()``) returns them all as a list, as
-before. ``async for user in User.find(...)`` reads them a batch at a time (``batch_size``
-records, 1,000 by default) without copying the table: see :mod:`.engine.cursor` for how a
+before. ``async for user in User.find(...)`` reads them a batch at a time (1,000 records, or
+``.batch_size(n)``) without copying the table: see :mod:`.engine.cursor` for how a
 batch resumes after the table changed, and docs/library.md ("Cursors") for what a reader can
 rely on.
 """
@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Sequence
 from typing import Any, Protocol, TypeVar
+
+from .errors import ValidationError
 
 __all__ = ("DEFAULT_BATCH", "Cursor")
 
@@ -33,12 +35,12 @@ class Batches(Protocol[T_co]):
 
 class Cursor(Coroutine[Any, Any, list[T]], AsyncIterator[T]):
     """The records a query matches. ``await`` it (or ``await cursor.to_list()``) for a list of
-    them all; ``async for record in cursor`` reads them ``batch_size`` at a time, each as it
-    is when reached. A cursor is read once: awaiting it after iterating part of it returns the
-    rest.
+    them all; ``async for record in cursor`` reads them a batch at a time (1,000 records, or
+    what :meth:`batch_size` set), each as it is when reached. A cursor is read once: awaiting
+    it after iterating part of it returns the rest.
 
     ``everything(*arguments)`` makes the whole list, ``batches(*arguments)`` the source of the
-    batches (when iterating starts)."""
+    batches (when iterating starts); ``table`` names the table in errors."""
 
     # Until reading starts, these stay the class's: awaiting a cursor (the usual find) sets
     # nothing else on it.
@@ -47,18 +49,30 @@ class Cursor(Coroutine[Any, Any, list[T]], AsyncIterator[T]):
     _at = 0
     _last_batch = False
     _awaiting: Coroutine[Any, Any, list[T]] | None = None
+    _size = DEFAULT_BATCH
 
     def __init__(
         self,
         everything: Callable[..., list[T]],
         batches: Callable[..., Batches[T]],
         arguments: tuple[Any, ...],
-        batch_size: int = DEFAULT_BATCH,
+        table: str = "",
     ) -> None:
         self._everything = everything
         self._batches = batches
         self._arguments = arguments
-        self.batch_size = batch_size
+        self._table = table
+
+    def batch_size(self, size: int) -> Cursor[T]:
+        """Read ``size`` records a batch when iterating (from the next batch on); returns the
+        cursor: ``async for user in User.find(...).batch_size(500)``. Raises
+        :class:`ValidationError` for anything but a whole number >= 1."""
+        if type(size) is not int or size < 1:
+            raise ValidationError(
+                self._table, f"batch_size must be a whole number >= 1, not {size!r}"
+            )
+        self._size = size
+        return self
 
     # -- iterating ----------------------------------------------------------------------
 
@@ -81,9 +95,9 @@ class Cursor(Coroutine[Any, Any, list[T]], AsyncIterator[T]):
                 source = self._source = self._batches(*self._arguments)
             else:
                 await asyncio.sleep(0)  # between batches, other tasks run
-            self._batch = source.next(self.batch_size)
+            self._batch = source.next(self._size)
             self._at = 0
-            self._last_batch = len(self._batch) < self.batch_size
+            self._last_batch = len(self._batch) < self._size
 
     # -- as a list ----------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, TypeAdapter
 from pydantic_core import SchemaSerializer, SchemaValidator, core_schema
 
 from .codec import pause_collector
-from .cursor import DEFAULT_BATCH, Cursor
+from .cursor import Cursor
 from .engine.aggregate import Aggregation, aggregate
 from .engine.cursor import KeyWalk, index_keys
 from .engine.feed import LAST, Position, Watch
@@ -503,7 +503,6 @@ class Table(BaseModel):
         limit: int | None = None,
         offset: int = 0,
         fields: None = None,
-        batch_size: int = DEFAULT_BATCH,
         **equals: Any,
     ) -> Cursor[Self]: ...
 
@@ -516,7 +515,6 @@ class Table(BaseModel):
         limit: int | None = None,
         offset: int = 0,
         fields: str | FieldRef | Sequence[str | FieldRef],
-        batch_size: int = DEFAULT_BATCH,
         **equals: Any,
     ) -> Cursor[dict[str, Any]]: ...
 
@@ -528,23 +526,19 @@ class Table(BaseModel):
         limit: int | None = None,
         offset: int = 0,
         fields: str | FieldRef | Sequence[str | FieldRef] | None = None,
-        batch_size: int = DEFAULT_BATCH,
         **equals: Any,
     ) -> Cursor[Self] | Cursor[dict[str, Any]]:
         """Records matching every condition (AND), e.g. ``find(User.age >= 3, name="a")``.
 
-        ``await`` it for a list; ``async for`` over it reads the records ``batch_size`` at a
-        time without copying the table, each as it is when reached (docs/library.md,
-        "Cursors"). Values are converted to the field's type (``age="3"`` finds ``age == 3``).
+        ``await`` it for a list; ``async for`` over it reads the records a batch at a time
+        (``.batch_size(n)``) without copying the table, each as it is when reached
+        (docs/library.md, "Cursors"). Values are converted to the field's type (``age="3"`` finds ``age == 3``).
         With ``fields`` (names or field references), each match is a dict of only those fields
         (values copied; no record is built). Raises :class:`UnknownFieldError` and
-        :class:`ValidationError` for bad fields and values (when awaited or first iterated),
-        :class:`ValidationError` at once for a ``batch_size`` that is not a whole number >= 1.
+        :class:`ValidationError` for bad fields and values (when awaited or first iterated).
         """
-        if batch_size is not DEFAULT_BATCH:
-            _check_batch_size(cls, batch_size)
         arguments = (expressions, equals, order_by, limit, offset, fields)
-        return Cursor(cls._find_list, cls._reader, arguments, batch_size)
+        return Cursor(cls._find_list, cls._reader, arguments, cls.__discobase_name__)
 
     @classmethod
     def _find_list(
@@ -587,23 +581,7 @@ class Table(BaseModel):
     def _reader(cls, *arguments: Any) -> _Reader[Any]:
         """A cursor's batches over the matches of ``find`` (its arguments as ``_find_list``
         takes them)."""
-        find = _Find(*arguments)
-        query = cls._query(find.expressions, find.equals, find.order_by, find.limit, find.offset)
-        engine = cls._engine()
-        make: Callable[[tuple[Any, ...], int], Any] = (
-            cls._revised if find.fields is None else cls._projection(find.fields)
-        )
-        engine.expire()
-        state = engine.state
-        where = query.where
-        check = (
-            None if isinstance(where, And) and not where.parts else where.compile(state.positions)
-        )
-        if query.order_by:  # sorted once: a reference per match, in the order asked
-            ordered = [row[0] for row in state.select(query)]
-            return _Reader(engine, KeyWalk(state, check, ordered), make, check, 0, None)
-        walk = KeyWalk(state, check, index_keys(state, where))
-        return _Reader(engine, walk, make, check, query.offset, query.limit)
+        return _Reader(cls, _Find(*arguments))
 
     @classmethod
     def _found_equal(
@@ -792,14 +770,13 @@ class Table(BaseModel):
         cls,
         *expressions: Predicate,
         order_by: str | FieldRef | Order | Sequence[str | FieldRef | Order] | None = None,
-        batch_size: int = DEFAULT_BATCH,
         **equals: Any,
     ) -> Cursor[Self]:
         """The matching records (all of them by default) as a cursor: ``async for record in
-        User.all()`` reads them ``batch_size`` at a time without copying the table, each as it
-        is when reached (with that revision), so stopping early is cheap; ``await`` it for a
+        User.all()`` reads them a batch at a time (``.batch_size(n)``) without copying the
+        table, each as it is when reached (with that revision), so stopping early is cheap; ``await`` it for a
         list. See ``find`` and docs/library.md, "Cursors"."""
-        return cls.find(*expressions, order_by=order_by, batch_size=batch_size, **equals)
+        return cls.find(*expressions, order_by=order_by, **equals)
 
 
 class _Find(typing.NamedTuple):
@@ -816,35 +793,59 @@ class _Find(typing.NamedTuple):
 class _Reader(Generic[R]):
     """A cursor's batches over a table: the walk's keys a batch at a time, then each record
     as it is when the reader reaches it (None when it is gone or stopped matching), after
-    ``offset`` such records and up to ``limit`` of them."""
+    ``offset`` such records and up to ``limit`` of them. It reads the memory of the table's
+    engine of the moment: after the database was closed and opened again, the new one's
+    (the walk takes up after the last key it handed out); when the table is closed or
+    dropped, it raises as ``find`` would."""
 
-    def __init__(
-        self,
-        engine: TableEngine,
-        walk: KeyWalk,
-        make: Callable[[tuple[Any, ...], int], R],
-        check: Callable[[tuple[Any, ...]], bool] | None,
-        offset: int,
-        limit: int | None,
-    ) -> None:
+    def __init__(self, table: type[Table], find: _Find) -> None:
+        self.table = table
+        self.find = find
+        self.walk: KeyWalk | None = None
+        self.skip = 0
+        self.left: int | None = None
+        self._bind(table._engine())
+
+    def _bind(self, engine: TableEngine) -> None:
+        find, table = self.find, self.table
+        query = table._query(find.expressions, find.equals, find.order_by, find.limit, find.offset)
         self.engine = engine
-        self.walk = walk
-        self.make = make
-        self.check = check
-        self.skip = offset
-        self.left = limit
+        self.make: Callable[[tuple[Any, ...], int], Any] = (
+            table._revised if find.fields is None else table._projection(find.fields)
+        )
+        engine.expire()
+        state = engine.state
+        where = query.where
+        self.check = (
+            None if isinstance(where, And) and not where.parts else where.compile(state.positions)
+        )
+        if self.walk is not None:
+            self.walk = self.walk.moved(state, self.check)
+        elif query.order_by:  # sorted once: a reference per match, in the order asked
+            ordered = [row[0] for row in state.select(query)]
+            self.walk = KeyWalk(state, self.check, ordered)
+        else:
+            self.walk = KeyWalk(state, self.check, index_keys(state, where))
+            self.skip, self.left = query.offset, query.limit
+
+    def _current(self) -> TableEngine:
+        engine = self.table._engine()  # NotConnectedError: closed, or dropped
+        if engine is not self.engine:
+            self._bind(engine)
+        engine.expire()
+        return engine
 
     def next(self, count: int) -> list[Any]:
         if self.left == 0:
             return []
-        self.engine.expire()
+        self._current()
+        assert self.walk is not None
         return self.walk.next(count)
 
     def reach(self, key: Any) -> R | None:
         if self.left == 0:
             return None
-        self.engine.expire()
-        state = self.engine.state
+        state = self._current().state
         row = state.records.get(key)
         if row is None or (self.check is not None and not self.check(row)):
             return None
@@ -853,15 +854,7 @@ class _Reader(Generic[R]):
             return None
         if self.left is not None:
             self.left -= 1
-        return self.make(row, state.versions.get(key, 0))
-
-
-def _check_batch_size(cls: type[Table], batch_size: object) -> None:
-    if type(batch_size) is not int or batch_size < 1:
-        raise ValidationError(
-            cls.__discobase_name__ or cls.__name__.lower(),
-            f"batch_size must be a whole number >= 1, not {batch_size!r}",
-        )
+        return typing.cast(R, self.make(row, state.versions.get(key, 0)))
 
 
 def _claims(cls: type[Table]) -> bool:

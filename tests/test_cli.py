@@ -4,6 +4,7 @@ subprocess with ``--offline``)."""
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 import os
@@ -90,6 +91,26 @@ async def test_backup_and_restore_into_another_guild_keep_every_schema_and_recor
     assert await run(["restore", "--guild", "other", str(backup)], simcord_env.bot) == 1
     assert "pets" in capsys.readouterr().err
     assert await contents(simcord_env, other) == original
+
+
+async def test_restore_keeps_the_ttl_and_claim_unique_a_table_stored(simcord_env, tmp_path):
+    home = simcord_env.create_guild("home")
+    other = simcord_env.create_guild("other")
+    db = discobase.Database(home.id, bot=simcord_env.bot)
+    await db.open()
+    await db.create_table(
+        "members", {"key": "str", "email": "str"}, primary_key="key", unique=["email"],
+        claim_unique=True, ttl=datetime.timedelta(days=2),
+    )  # fmt: skip
+    await db.close()
+    backup = tmp_path / "home.discobase"
+    assert await run(["backup", "--guild", "home", str(backup)], simcord_env.bot) == 0
+    assert await run(["restore", "--guild", str(other.id), str(backup)], simcord_env.bot) == 0
+    db = discobase.Database(other.id, bot=simcord_env.bot)
+    await db.open()
+    restored = db.schema("members")
+    assert (restored.claim_unique, restored.ttl) == (True, 2 * 86400)
+    await db.close()
 
 
 async def test_a_damaged_backup_restores_nothing(simcord_env, home, tmp_path, capsys):

@@ -95,6 +95,17 @@ class KeyWalk:
         self._passed = 0
         self._marks = self._now()
 
+    def moved(self, state: TableState, check: Callable[[Row], bool] | None) -> KeyWalk:
+        """The same walk over another state of the table (its database was opened again),
+        taking up after the last key it handed out."""
+        if self._given is not None:
+            walk = KeyWalk(state, check, self._given[self._given_at :])
+        else:
+            walk = KeyWalk(state, check)
+            walk._last = self._last  # the new walk passes over the keys up to it
+        walk._done = self._done
+        return walk
+
     def _now(self) -> tuple[int, int, int]:
         state = self.state
         return (len(state.records), state.removals, state.reorders)

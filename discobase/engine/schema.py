@@ -61,14 +61,14 @@ RESERVED_FIELD_NAMES = frozenset(
         "find_unique", "count", "all", "pk", "Settings", "self", "cls", "limit", "offset",
         "order_by", "expressions", "equals", "commit", "revision", "if_revision", "watch",
         "before_save", "after_save", "before_delete", "after_delete", "aggregate",
-        "fields", "batch_size",
+        "fields",
         *(name for name in dir(BaseModel) if not name.startswith("_")),
     }
 )  # fmt: skip
 _RESERVED_SUMMARY = (
     "save, insert, update, delete, insert_many, commit, get, find, find_one, find_unique, count, all, "
     "aggregate, watch, pk, revision, if_revision, Settings, before_save, after_save, before_delete, "
-    "after_delete, self, cls, limit, offset, order_by, fields, batch_size, model_* and pydantic's BaseModel methods "
+    "after_delete, self, cls, limit, offset, order_by, fields, model_* and pydantic's BaseModel methods "
     "(copy, dict, json, schema, validate, ...)"
 )
 #: Key types: values that JSON keeps exactly and that hash.

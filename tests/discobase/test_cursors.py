@@ -68,7 +68,7 @@ async def test_awaiting_find_and_all_still_gives_the_list(db):
 @pytest.mark.parametrize("batch_size", [1, 3, 1000])
 async def test_iterating_gives_what_awaiting_gives(db, conditions, options, batch_size):
     listed = await Item.find(*conditions, **options)
-    streamed = [x async for x in Item.find(*conditions, batch_size=batch_size, **options)]
+    streamed = [x async for x in Item.find(*conditions, **options).batch_size(batch_size)]
     assert streamed == listed
     assert [x.revision for x in streamed if isinstance(x, Item)] == [
         x.revision for x in listed if isinstance(x, Item)
@@ -82,17 +82,31 @@ async def test_keys_that_arrived_out_of_order_come_in_key_order(db):
     expected = [f"c{i:02}" for i in range(20)] + ["c05a", "a", "c19a", "c10a", "b"]
     assert codes(await Item.find()) == sorted(expected)
     for batch_size in (1, 2, 4, 100):
-        assert codes([i async for i in Item.all(batch_size=batch_size)]) == sorted(expected)
-        assert codes([i async for i in Item.all(n=1, batch_size=batch_size)]) == sorted(
+        assert codes([i async for i in Item.all().batch_size(batch_size)]) == sorted(expected)
+        assert codes([i async for i in Item.all(n=1).batch_size(batch_size)]) == sorted(
             c for c in expected if len(c) != 3 or int(c[1:]) % 3 == 1
         )
     seen = []
-    async for item in Item.all(batch_size=3):
+    async for item in Item.all().batch_size(3):
         seen.append(item.code)
         if item.code == "c04":
             await (await Item.get("c05a")).delete()  # out of order, not reached yet: skipped
             await (await Item.get("c10a")).update(n=2)  # comes in its current version
     assert seen == [c for c in sorted(expected) if c != "c05a"]
+
+
+async def test_keys_added_ahead_out_of_order_come_once_the_table_re_sorts(db):
+    added = [f"c10_{i:02}" for i in range(80)]  # between c10 and c11: ahead, out of key order
+    seen = []
+    async for item in Item.all().batch_size(3):
+        seen.append(item.code)
+        if item.code == "c04":
+            await Item(code="a0").save()  # behind the cursor: never comes
+            await Item.insert_many([Item(code=code) for code in added])
+            await Item.find(limit=1)  # an ordered read: that many out of order, it re-sorts
+    assert seen == sorted(seen)
+    assert "a0" not in seen
+    assert [code for code in seen if code in added] == added
 
 
 async def test_other_tasks_run_between_batches(db):
@@ -104,7 +118,7 @@ async def test_other_tasks_run_between_batches(db):
             await asyncio.sleep(0)
 
     task = asyncio.create_task(ticker())
-    seen = [(item.code, len(ticks)) async for item in Item.all(batch_size=5)]
+    seen = [(item.code, len(ticks)) async for item in Item.all().batch_size(5)]
     task.cancel()
     assert [ticked for _, ticked in seen[:5]] == [0] * 5  # one batch runs in one go
     assert seen[-1][1] >= 3  # three batches later, the other task ran three times
@@ -112,7 +126,7 @@ async def test_other_tasks_run_between_batches(db):
 
 async def test_changes_between_batches_keep_the_cursor_promise(db):
     seen = []
-    async for item in Item.all(batch_size=4):
+    async for item in Item.all().batch_size(4):
         seen.append((item.code, item.n))
         if item.code == "c05":
             await (await Item.get("c02")).delete()  # passed already
@@ -142,7 +156,7 @@ async def test_random_changes_never_repeat_or_skip_a_record_present_throughout(d
         touched: set[str] = set()
         seen: list[str] = []
         actions = 0
-        async for item in Item.all(Item.n < 5, batch_size=7):
+        async for item in Item.all(Item.n < 5).batch_size(7):
             assert item.n < 5  # as it is when reached: it still matches
             assert item == await Item.get(item.code)
             seen.append(item.code)
@@ -188,13 +202,13 @@ async def test_a_cursor_holds_no_copy_of_the_table(db, simcord_env):
 
     async def stream():
         count = 0
-        async for _ in Row.all(batch_size=100):
+        async for _ in Row.all().batch_size(100):
             count += 1
         return count
 
     async def stream_matching():
         count = 0
-        async for _ in Row.find(Row.n >= 5, batch_size=100):
+        async for _ in Row.find(Row.n >= 5).batch_size(100):
             count += 1
         return count
 
@@ -220,9 +234,9 @@ async def test_a_cursor_holds_no_copy_of_the_table(db, simcord_env):
 async def test_a_bad_batch_size_is_a_validation_error(db, simcord_env, bad):
     before = len(simcord_env.http_requests)
     with pytest.raises(discobase.ValidationError, match="batch_size"):
-        Item.find(batch_size=bad)
+        Item.find().batch_size(bad)
     with pytest.raises(discobase.ValidationError, match="batch_size"):
-        Item.all(batch_size=bad)
+        Item.all(n=1).batch_size(bad)
     assert len(simcord_env.http_requests) == before
 
 
@@ -235,9 +249,49 @@ async def test_errors_surface_when_the_cursor_is_read(db):
             pass
 
 
-async def test_a_field_named_batch_size_is_reserved(new_db):
+async def test_a_field_named_batch_size_is_an_ordinary_field(simcord_env, new_db):
     class Job(discobase.Table):
         batch_size: int
 
-    with pytest.raises(discobase.SchemaError, match="batch_size"):
-        new_db().table(Job)
+    database = new_db(compaction=None)
+    database.table(Job)
+    await database.open()
+    await Job.insert_many([Job(batch_size=n % 3) for n in range(9)])
+    assert [job.batch_size for job in await Job.find(batch_size=2)] == [2, 2, 2]
+    assert [job.batch_size async for job in Job.all(batch_size=1).batch_size(2)] == [1, 1, 1]
+    await database.close()
+
+
+async def test_a_cursor_reads_on_after_its_database_opened_again(db, new_db):
+    seen = {}
+    async for item in Item.all().batch_size(2):
+        seen[item.code] = (item.n, item.revision)
+        if item.code == "c01":
+            await db.close()
+            reopened = new_db(compaction=None)
+            reopened.table(Item)
+            await reopened.open()
+            await (await Item.get("c05")).update(n=50)
+    current = await Item.get("c05")
+    assert seen["c05"] == (50, current.revision)  # as it is when reached, in the new process
+    assert list(seen) == [f"c{i:02}" for i in range(20)]
+    await reopened.close()
+
+
+async def test_a_cursor_of_a_closed_or_dropped_table_raises_as_find_does(db):
+    pets = await db.create_table("pets", {"name": str}, primary_key="name")
+    await pets.insert_many([{"name": f"p{i}"} for i in range(6)])
+    seen = []
+    with pytest.raises(discobase.NotConnectedError):
+        async for pet in pets.all().batch_size(2):
+            seen.append(pet.name)
+            if pet.name == "p1":
+                await db.drop_table("pets")
+    assert seen == ["p0", "p1"]
+    with pytest.raises(discobase.NotConnectedError):
+        await pets.find()
+    cursor = Item.all().batch_size(2)
+    assert (await cursor.__anext__()).code == "c00"
+    await db.close()
+    with pytest.raises(discobase.NotConnectedError):
+        await cursor.__anext__()
