@@ -431,16 +431,22 @@ def encode_claim(field: str | None, value: Any, key: Any, by: str) -> str:
     return text
 
 
+def _inline_json(header: Header, content: str) -> dict[str, Any]:
+    """The JSON object a claim or release message holds inline."""
+    try:
+        found = json.loads(decode_body(header, content, None))
+    except ValueError as error:
+        raise FormatProblem(ProblemKind.UNREADABLE, f"{header.kind} is not JSON: {error}") from None
+    if not isinstance(found, dict):
+        raise FormatProblem(ProblemKind.UNREADABLE, f"{header.kind} is not a JSON object")
+    return found
+
+
 def decode_claim(header: Header, content: str) -> tuple[str | None, Any, Any, str]:
     """The (field, value, key, by) of a claim message."""
-    body = decode_body(header, content, None)
-    try:
-        claim = json.loads(body)
-    except ValueError as error:
-        raise FormatProblem(ProblemKind.UNREADABLE, f"claim is not JSON: {error}") from None
+    claim = _inline_json(header, content)
     if (
-        not isinstance(claim, dict)
-        or not {"value", "key"} <= claim.keys()
+        not {"value", "key"} <= claim.keys()
         or not isinstance(claim.get("field"), str | None)
         or not isinstance(claim.get("by"), str)
     ):
@@ -456,12 +462,8 @@ def encode_release(by: str) -> str:
 
 def decode_release(header: Header, content: str) -> str:
     """The claiming write (``by``) a release message releases."""
-    body = decode_body(header, content, None)
-    try:
-        release = json.loads(body)
-    except ValueError as error:
-        raise FormatProblem(ProblemKind.UNREADABLE, f"release is not JSON: {error}") from None
-    if not isinstance(release, dict) or not isinstance(release.get("by"), str):
+    release = _inline_json(header, content)
+    if not isinstance(release.get("by"), str):
         raise FormatProblem(ProblemKind.UNREADABLE, "release has no writer")
     by: str = release["by"]
     return by
