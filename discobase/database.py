@@ -46,6 +46,7 @@ from .errors import (
     StorageCorruptError,
     TableExistsError,
     TableNotFoundError,
+    TableShardsMissingError,
 )
 from .model import Table, settings_of
 from .problems import Problem, ProblemKind
@@ -636,6 +637,8 @@ class Database:
         if self.transport.keys:  # schema_of checked the plain event; sealed, it is longer
             check_catalog_fits(declared, self.transport.keys)
         stored = self._catalog.tables.get(name)
+        if stored is None and name in self._catalog.unusable:
+            raise TableShardsMissingError(name, self._catalog.unusable[name])
         if stored is None:
             stored, ours = await self._create_in_guild(declared)
             if stored is None:

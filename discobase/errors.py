@@ -41,6 +41,7 @@ __all__ = (
     "TableExistsError",
     "TableNotFoundError",
     "TableNotReadyError",
+    "TableShardsMissingError",
     "UniqueViolationError",
     "UnknownFieldError",
     "UnsupportedFormatError",
@@ -298,6 +299,21 @@ class RecordTooLargeError(DatabaseStorageError):
 
 class StorageCorruptError(DatabaseCorruptionError):
     """Stored data cannot be read as discobase data where it must be (e.g. the catalog)."""
+
+
+class TableShardsMissingError(StorageCorruptError):
+    """The catalog names a table whose shard channels or threads are gone (deleted by hand) or
+    are not this guild's: its records cannot be read, and a new table of that name would hide
+    them, so the table is not opened."""
+
+    def __init__(self, table: str, detail: str) -> None:
+        self.table = table
+        self.detail = detail
+        super().__init__(
+            f"table {table!r} cannot be opened: {detail}. Its other shards are kept; restore "
+            "the table from a backup or export (docs/operations.md), or create it again "
+            "explicitly to start it empty"
+        )
 
 
 class UnsupportedFormatError(StorageCorruptError):

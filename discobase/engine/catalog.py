@@ -69,6 +69,9 @@ class Catalog:
         #: Channels named by refused creates that this process does not know: may be
         #: another process's new channels whose gateway event has not arrived yet.
         self.unknown_channels: set[int] = set()
+        #: Table name -> why its ``create`` was refused for its channels (a shard deleted by
+        #: hand, or channels not this guild's), when no later event replaced or dropped it.
+        self.unusable: dict[str, str] = {}
 
     @property
     def channel_id(self) -> int:
@@ -133,6 +136,7 @@ class Catalog:
         self.created_by = {}
         self.lost_creates = {}
         self.unknown_channels = set()
+        self.unusable = {}
         self.problems = [p for p in self.problems if p not in self._fold_problems]
         self._fold_problems = []
         # A create refused for its channels, then dropped, is history: the drop deleted them.
@@ -158,6 +162,11 @@ class Catalog:
                 for c in _channel_ids(e[1])
                 if storage is not None and c not in storage and c not in self._threads
             )
+        self.unusable = {
+            name: refused[-1].detail
+            for name, refused in outside_creates.items()
+            if name not in self.tables
+        }
         self.problems += self._fold_problems
         return before != {name: schema.to_dict() for name, schema in self.tables.items()}
 

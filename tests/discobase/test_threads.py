@@ -439,3 +439,46 @@ async def test_a_thread_create_that_meets_a_long_rate_limit_waits_it_out(
     await Pets(name="rex").save()
     assert (await db.check()).ok
     await db.close()
+
+
+@pytest.mark.parametrize("threads", [True, False], ids=["thread-shard", "channel-shard"])
+async def test_a_table_missing_one_shard_is_refused_never_replaced_by_an_empty_one(
+    simcord_env, guild, new_db, strict: Strict, threads
+):
+    """An admin deletes one shard by hand: opening the declared class raises a typed error
+    naming the table and the shard, and makes nothing; the other shards keep their records."""
+    if not threads:
+        strict.active_thread_cap = 0  # the shards are channels, as older versions made them
+    db = new_db(compaction=None)
+    db.table(Note)
+    await db.open()
+    for i in range(12):
+        await Note(key=f"k{i}", n=i).save()
+    channels = db.schema("note").channels
+    assert db.schema("note").threads is threads
+    await simcord_env.bot.get_channel(channels[2]).delete()
+    await simcord_env.settle()
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    existing = set(simcord_env.backend.channels)
+    db2 = new_db(compaction=None)
+    db2.table(Note)
+    with pytest.raises(discobase.TableShardsMissingError) as raised:
+        await db2.open()
+    assert raised.value.table == "note" and str(channels[2]) in str(raised.value)
+    assert isinstance(raised.value, discobase.StorageCorruptError)
+    assert set(simcord_env.backend.channels) == existing  # no new table was made
+    db3 = new_db(compaction=None)
+    await db3.open()  # without the class: the table is left out and reported
+    assert "note" not in db3.tables
+    [refused] = [p for p in (await db3.check()).problems if p.kind == "foreign-channel"]
+    assert refused.table == "note" and str(channels[2]) in refused.detail
+    assert set(simcord_env.backend.channels) == existing
+    # giving the records up is explicit: a create makes a new table of that name
+    await db3.create_table("note", {"key": str, "n": int}, primary_key="key")
+    await db3.close()
+    db4 = new_db(compaction=None)
+    db4.table(Note)
+    await db4.open()
+    assert await Note.find() == [] and db4.schema("note").channels[0] not in channels
+    await db4.close()
