@@ -20,11 +20,19 @@ import itertools
 import logging
 import operator
 import secrets
+import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..codec import EncodedMessage, Entry, encode_batch, pause_collector, without_group
+from ..codec import (
+    BODY_COMPRESSION,
+    EncodedMessage,
+    Entry,
+    encode_batch,
+    pause_collector,
+    without_group,
+)
 from ..errors import NotConnectedError
 from .storage import Storage, StoredMessage
 
@@ -213,18 +221,30 @@ _group_of = operator.attrgetter("group")
 _group_size_of = operator.attrgetter("group_size")
 
 
+#: Raw bytes of lines whose compression tells how many lines a message can take; the share
+#: of the limit a run is planned to fill (lines after the sample may compress less well).
+_SAMPLE = 1 << 20
+_FILL = 0.9
+
+
 def split_to_fit(
     lines: list[str], size_limit: int, encode: Callable[[int, int], EncodedMessage]
 ) -> list[tuple[int, int, EncodedMessage]]:
     """Cut ``lines`` into runs that each encode (``encode(start, end)``) within ``size_limit``.
 
-    zlib shrinks JSON several times over, so runs are cut by a raw budget of four times the
-    limit, and a run whose attachment still comes out too large is halved until it fits.
+    zlib shrinks JSON several times over, so runs are cut by a raw budget: four times the
+    limit, or less when the lines are long enough to need cutting and their first megabyte
+    compresses less well (each run is then compressed once, not once too large and again in
+    halves). A run whose attachment still comes out too large is halved until it fits.
     """
-    budget = size_limit * 4
-    runs: list[tuple[int, int]] = []
     #: Raw bytes (lines and newlines) up to and including each line.
     ends = list(itertools.accumulate(len(line) + 1 for line in lines))
+    budget = size_limit * 4
+    if ends and ends[-1] > size_limit:
+        sample = "\n".join(lines[: bisect.bisect_left(ends, _SAMPLE) + 1]).encode()
+        ratio = len(sample) / len(zlib.compress(sample, BODY_COMPRESSION))
+        budget = min(budget, int(size_limit * ratio * _FILL))
+    runs: list[tuple[int, int]] = []
     start = 0
     while start < len(lines):
         before = ends[start - 1] if start else 0

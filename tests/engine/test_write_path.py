@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from discobase.engine.core import Write
 from discobase.engine.schema import FieldSchema, TableSchema
 from discobase.engine.storage_memory import MemoryStorage
 from discobase.engine.table import TableEngine
+from discobase.engine.writer import split_to_fit
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -131,3 +133,25 @@ def test_the_lines_of_a_write_read_back_as_pythons_encoder_writes_them(
 def test_an_int_longer_than_pythons_limit_is_refused_in_a_write_too() -> None:
     with pytest.raises(ValueError, match="4300"):
         codec.encode_puts(["a", "b"], [{"n": 1}, {"n": 10**4300}], "0123456789ab", 2)
+
+
+def test_lines_that_compress_poorly_are_cut_so_that_each_message_is_encoded_once() -> None:
+    draw = random.Random(7)
+    lines = [
+        json.dumps({"put": n, "rec": {"blob": f"{draw.getrandbits(800):0200x}"}})
+        for n in range(3000)
+    ]
+    limit = 100_000  # the lines hold about seven times that, and compress about twice
+    encoded: list[tuple[int, int]] = []
+
+    def encode(start: int, end: int) -> codec.EncodedMessage:
+        encoded.append((start, end))
+        return codec.encode_batch("0" * 16, lines[start:end])
+
+    runs = split_to_fit(lines, limit, encode)
+    assert [(start, end) for start, end, _ in runs] == encoded  # none encoded in vain
+    assert [start for start, _, _ in runs] == [0, *(end for _, end, _ in runs[:-1])]
+    assert runs[-1][1] == len(lines)
+    for _, _, message in runs:
+        assert message.attachment is not None and len(message.attachment) <= limit
+    assert len(runs) <= 8  # each message near the limit, not a fraction of it
