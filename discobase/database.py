@@ -868,9 +868,11 @@ class Database:
             catalog.add_channel(message.channel_id)
             self._background.spawn(self.sync())
 
-    def _on_reconnect(self) -> None:
+    async def _on_reconnect(self) -> None:
+        """Catch up after a fresh gateway session; raises when that failed (the transport
+        then catches up at the session's next signal)."""
         if self.is_open:
-            self._background.spawn(self.sync())
+            await self._background.spawn(self.sync())
         elif self._early is not None:
             # A fresh session while opening: what the reads had already passed and the lost
             # session missed is caught up once open.

@@ -20,7 +20,7 @@ Rotation reads such messages all the same: sealing them is its job.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -196,7 +196,7 @@ class SealedTransport(Transport):
     def listen(
         self,
         on_message: Callable[[StoredMessage], None],
-        on_reconnect: Callable[[], None],
+        on_reconnect: Callable[[], Awaitable[object]],
         *,
         guild_id: int | None = None,
     ) -> None:

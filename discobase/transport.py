@@ -270,11 +270,17 @@ class Transport:
         self.calls: Counter[str] = Counter()
         #: Failed attempts that were retried, by route.
         self.retries: Counter[str] = Counter()
-        self._subscriber: tuple[Callable[[StoredMessage], None], Callable[[], None]] | None = None
+        self._subscriber: (
+            tuple[Callable[[StoredMessage], None], Callable[[], Awaitable[object]]] | None
+        ) = None
         self._guild_id: int | None = None
-        #: Whether ``on_reconnect`` ran since the guild's connection last got a READY (or the
-        #: guild last went unavailable): its other signals of that READY are then redundant.
+        #: Whether an ``on_reconnect`` succeeded since the guild's connection last got a READY
+        #: (or the guild last went unavailable): its other signals of that READY are then
+        #: redundant. ``_round`` counts those READYs and outages; ``_catching`` is the round
+        #: whose catch-up is under way.
         self._caught_up = False
+        self._round = 0
+        self._catching: int | None = None
         #: The guild :meth:`bind` bound, and the role that may read the storage channels.
         self._bound: int | None = None
         self._admin_role: int | None = None
@@ -831,7 +837,7 @@ class Transport:
     def listen(
         self,
         on_message: Callable[[StoredMessage], None],
-        on_reconnect: Callable[[], None],
+        on_reconnect: Callable[[], Awaitable[object]],
         *,
         guild_id: int | None = None,
     ) -> None:
@@ -849,8 +855,12 @@ class Transport:
         (``on_shard_connect`` per shard), then dispatches ``on_guild_available`` for each
         guild that arrives within ``guild_ready_timeout`` and ``on_ready`` (or
         ``on_shard_ready``) after it; the first of those catches up, the rest are skipped
-        until the next READY or outage (``on_guild_unavailable``) of the guild. A resumed
-        session (``on_resumed``) needs nothing: Discord replays what it missed.
+        until the next READY or outage (``on_guild_unavailable``) of the guild. A catch-up
+        counts once the awaitable ``on_reconnect`` returned has completed without raising;
+        none starts while the guild is unavailable (a READY can leave it so: its
+        ``on_guild_available`` follows), and a failed one leaves the READY's next signal to
+        try again. A resumed session (``on_resumed``) needs nothing: Discord replays what it
+        missed.
 
         Needs a :class:`discord.ext.commands.Bot`-like client (``add_listener``); with any
         other client nothing is delivered (a warning says so) and only ``Database.sync``
@@ -867,7 +877,7 @@ class Transport:
         self.unlisten()
         self._subscriber = (on_message, on_reconnect)
         self._guild_id = guild_id
-        self._caught_up = False
+        self._new_round()
         for handler, event in self._handlers():
             add_listener(handler, event)
 
@@ -898,23 +908,40 @@ class Transport:
         guild = self.client.get_guild(self._guild_id) if self._guild_id is not None else None
         return guild is None or guild.shard_id == shard_id
 
+    def _new_round(self) -> None:
+        self._caught_up = False
+        self._round += 1
+
     async def _on_connect(self) -> None:
         # A sharded client also says which shard got the READY (on_shard_connect).
         if not isinstance(self.client, discord.AutoShardedClient):
-            self._caught_up = False
+            self._new_round()
 
     async def _on_shard_connect(self, shard_id: int) -> None:
         if self._is_our_shard(shard_id):
-            self._caught_up = False
+            self._new_round()
 
     async def _on_guild_unavailable(self, guild: discord.Guild) -> None:
         if self._guild_id is None or guild.id == self._guild_id:
-            self._caught_up = False
+            self._new_round()
 
     async def _on_ready(self) -> None:
-        if self._subscriber is not None and not self._caught_up:
-            self._caught_up = True
-            self._subscriber[1]()
+        if self._subscriber is None or self._caught_up or self._catching == self._round:
+            return
+        guild = self.client.get_guild(self._guild_id) if self._guild_id is not None else None
+        if guild is not None and guild.unavailable:
+            return  # nothing can be read yet: its on_guild_available catches up
+        this_round = self._catching = self._round
+        try:
+            await self._subscriber[1]()
+        except Exception as error:  # logged by whoever ran it; the next signal tries again
+            log.info("gateway catch-up failed (%s); the next READY signal retries", error)
+        else:
+            if self._round == this_round:
+                self._caught_up = True
+        finally:
+            if self._catching == this_round:
+                self._catching = None
 
     async def _on_shard_ready(self, shard_id: int) -> None:
         if self._is_our_shard(shard_id):

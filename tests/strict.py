@@ -343,6 +343,9 @@ class Strict:
             "application": {"id": str(self.backend.application_id), "flags": 0},
         }
         pipe.listener("READY", ready)
+        # Discord sends none of an unavailable guild's events until its GUILD_CREATE.
+        pipe.unavailable.difference_update(self.backend.guilds)
+        pipe.unavailable.update(unavailable)
         for guild in list(self.backend.guilds.values()):
             if guild.id not in unavailable and (
                 process.user is None or process.user.id in guild.members

@@ -119,6 +119,22 @@ async def test_a_fresh_ready_catches_up_once_although_the_guild_and_the_client_s
     await writer.close()
 
 
+async def test_a_ready_that_leaves_the_guild_unavailable_catches_up_when_it_comes_back(
+    simcord_env, strict: Strict, guild, fast_retry
+):
+    _, writer, written, reader = await writer_and_reader(simcord_env, strict, guild, fast_retry)
+    strict.drop_gateway(unavailable=(guild.id,))
+    await simcord_env.settle()  # on_ready has fired, with the guild still unavailable
+    await missed_writes(written)  # no events: the guild is unavailable
+    await simcord_env.settle()
+    assert await seen(reader) == {"a": 1}
+    strict.guild_available(guild.id)
+    await simcord_env.settle()
+    assert await seen(reader) == {"a": 3, "b": 2}
+    await reader.close()
+    await writer.close()
+
+
 @pytest.mark.parametrize("simcord_bot", ["sharded"], indirect=True)
 async def test_one_shard_re_identifying_catches_up_its_guild(
     simcord_env, strict: Strict, guild, fast_retry
