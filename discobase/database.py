@@ -564,13 +564,17 @@ class Database:
         self._confirmed_threads |= confirmed
         return bool(confirmed)
 
+    def _unconfirmed(self, catalog: Catalog) -> bool:
+        """Whether the catalog names channels neither the gateway nor a REST read confirmed."""
+        return bool(catalog.unknown_channels - self._confirmed_channels)
+
     async def _confirm_unknown_channels(self, catalog: Catalog) -> None:
         """Read by REST the storage channels when the catalog names channels the gateway has
         not announced (another process just made them, maybe in a category we have not seen
         yet, or they are archived threads); refold when some are this guild's storage."""
-        unknown = catalog.unknown_channels - self._confirmed_channels
-        if not unknown:
+        if not self._unconfirmed(catalog):
             return
+        unknown = catalog.unknown_channels - self._confirmed_channels
         storage = await self._layout.read_channels()
         confirmed = unknown & storage.keys()
         self._confirmed_channels |= confirmed
@@ -853,7 +857,7 @@ class Database:
         if catalog is None:
             return
         if message.channel_id in catalog.channel_ids:
-            if catalog.ingest(message):
+            if catalog.ingest(message) or self._unconfirmed(catalog):
                 self._background.spawn(self._follow_catalog())
             return
         for entry in self._registry.values():
@@ -986,7 +990,10 @@ class Database:
         # id than one already seen) is not missed.
         before = {name: schema.to_dict() for name, schema in catalog.tables.items()}
         await catalog.load()
-        if before != {name: schema.to_dict() for name, schema in catalog.tables.items()}:
+        after = {name: schema.to_dict() for name, schema in catalog.tables.items()}
+        # A table can be left out only for channels not confirmed yet (its threads archived
+        # while this process was disconnected): following confirms them by id and attaches it.
+        if before != after or self._unconfirmed(catalog):
             await self._follow_catalog()
         for engine in self._engines().values():
             await engine.catch_up()

@@ -482,3 +482,30 @@ async def test_a_table_missing_one_shard_is_refused_never_replaced_by_an_empty_o
     await db4.open()
     assert await Note.find() == [] and db4.schema("note").channels[0] not in channels
     await db4.close()
+
+
+async def test_sync_attaches_a_table_whose_threads_archived_while_disconnected(
+    simcord_env, guild, new_db, strict: Strict, fast_retry
+):
+    """Another process creates a table while this one's session is down, and its threads
+    archive before the new session's READY (archived threads are in no GUILD_CREATE): sync()
+    confirms them by id and attaches the table, with its acknowledged records."""
+    db = new_db(compaction=None)
+    await db.open()
+    other = await strict.second_process()
+    there = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+    await there.open()
+    strict.hold_gateway()
+    fresh = await there.create_table("fresh", {"v": int}, primary_key="v")
+    for i in range(6):
+        await fresh(v=i).save()
+    strict.archive_threads()
+    strict.drop_gateway()
+    await simcord_env.settle()
+    await db.sync()
+    assert "fresh" in db.tables
+    assert sorted(r.v for r in await db.tables["fresh"].find()) == list(range(6))
+    assert db.schema("fresh").channels == there.schema("fresh").channels
+    assert (await db.check()).ok
+    await there.close()
+    await db.close()
