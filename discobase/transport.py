@@ -65,8 +65,10 @@ REQUIRED_PERMISSIONS = (
     "manage_threads",
 )
 #: Discord's error codes (topics/opcodes-and-status-codes.mdx): an operation other than a
-#: delete on an archived thread, such as editing a message; the guild's active-thread cap.
+#: delete on an archived thread, such as editing a message; a message into a locked thread;
+#: the guild's active-thread cap.
 ARCHIVED_THREAD = 50083
+LOCKED_THREAD = 160005
 ACTIVE_THREAD_LIMIT = 160006
 #: A private thread (resources/channel.mdx, channel types).
 PRIVATE_THREAD: Final = 12
@@ -695,13 +697,15 @@ class Transport:
         return sorted(found.values(), key=lambda t: t.id)
 
     async def unarchive(self, thread_id: int) -> None:
-        """Unarchive a thread (``PATCH /channels/{id}`` with ``archived`` false; the bot made
-        it, so may: topics/threads.mdx, "Editing & Deleting Threads"). At the guild's cap of
+        """Unarchive and unlock a thread (``PATCH /channels/{id}`` with ``archived`` and
+        ``locked`` false: a moderator may have locked it, and only members with Manage
+        Threads, as the bot has, may then unarchive it: resources/channel.mdx, thread
+        metadata; topics/threads.mdx, "Editing & Deleting Threads"). At the guild's cap of
         active threads this raises :class:`ActiveThreadLimitError`."""
         await self._call(
             "PATCH /channels/{id}",
             lambda: self.client.http.edit_channel(
-                thread_id, archived=False, reason="discobase storage"
+                thread_id, archived=False, locked=False, reason="discobase storage"
             ),
         )
 
@@ -735,7 +739,18 @@ class Transport:
                 suppress_embeds=True,
             )
 
-        message = await self._call("POST /channels/{id}/messages", request)
+        route = "POST /channels/{id}/messages"
+        try:
+            message = await self._call(route, request)
+        except DiscordRejectedError as error:
+            # A message unarchives an archived thread unless a moderator locked it (160005):
+            # unlock and unarchive it, send again (the same nonce: at most one copy). A second
+            # refusal is raised as it is.
+            if error.code != LOCKED_THREAD:
+                raise
+            log.warning("thread %s is locked: unlocking it to write", channel_id)
+            await self.unarchive(channel_id)
+            message = await self._call(route, request)
         return _from_message(message)
 
     async def edit(
@@ -761,7 +776,8 @@ class Transport:
             edited = await self._call_unless_gone(route, request)
         except DiscordRejectedError as error:
             # Messages in an archived thread cannot be edited (50083; only deletes work
-            # there, topics/threads.mdx "Active & Archived Threads"): unarchive, edit again.
+            # there, topics/threads.mdx "Active & Archived Threads"): unarchive (and unlock,
+            # if a moderator locked it), edit again.
             if error.code != ARCHIVED_THREAD:
                 raise
             log.info("thread %s is archived: unarchiving it to edit a message", channel_id)

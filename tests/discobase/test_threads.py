@@ -509,3 +509,29 @@ async def test_sync_attaches_a_table_whose_threads_archived_while_disconnected(
     assert (await db.check()).ok
     await there.close()
     await db.close()
+
+
+async def test_a_write_to_a_thread_a_moderator_archived_and_locked_unlocks_it(
+    simcord_env, guild, new_db, strict: Strict
+):
+    """A locked archived thread refuses messages (160005, no auto-unarchive): the bot, which
+    has Manage Threads, unlocks and unarchives it and writes; every write lands once."""
+    db = new_db(compaction=None)
+    db.table(Note)
+    await db.open()
+    threads = db.schema("note").channels[1:]
+    for thread in threads:
+        simcord_env.backend.edit_channel(
+            thread, {}, thread_metadata={"archived": True, "locked": True}
+        )
+    await simcord_env.settle()
+    for i in range(12):
+        await Note(key=f"k{i}", n=i).save()
+    written = {t for t in threads if simcord_env.backend.messages.get(t)}
+    assert written, "some key lands on a thread shard"
+    for thread in written:
+        meta = simcord_env.backend.channels[thread].thread_metadata
+        assert not meta.archived and not meta.locked
+    db2 = await reopen(simcord_env, db, new_db, Note)
+    assert {n.key: n.n for n in await Note.find()} == {f"k{i}": i for i in range(12)}
+    await db2.close()
