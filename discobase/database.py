@@ -564,6 +564,13 @@ class Database:
         self._confirmed_threads |= confirmed
         return bool(confirmed)
 
+    @property
+    def unusable_tables(self) -> dict[str, str]:
+        """Tables the catalog names that are left out, name -> why: a shard channel or thread
+        of theirs is gone (deleted by hand) or is not this guild's. Opening a class declared
+        for one raises :class:`TableShardsMissingError`; ``check()`` reports them."""
+        return dict(self._require_open().unusable)
+
     def _unconfirmed(self, catalog: Catalog) -> bool:
         """Whether the catalog names channels neither the gateway nor a REST read confirmed."""
         return bool(catalog.unknown_channels - self._confirmed_channels)

@@ -113,6 +113,12 @@ def explain_expected(error: BaseException, *, reading: bool = False) -> str | No
         )
     if isinstance(error, discobase.DiscordUnavailableError):
         return f"Discord did not answer the bot in time.{unchanged} Try again in a minute."
+    if isinstance(error, discobase.TableShardsMissingError):
+        return (
+            f"Table {code(error.table)} cannot be read: {code(error.detail, 1000)}. Nothing was "
+            "changed. A server admin can restore it from a backup (`discobase restore`); "
+            "`/check` lists the problem."
+        )
     if isinstance(error, discobase.StorageCorruptError):
         return (
             f"Stored data could not be read: {code(str(error), 1500)}. An admin can run `/check`."

@@ -38,9 +38,13 @@ class TableRef:
 
     @classmethod
     def named(cls, database: discobase.Database, name: str) -> TableRef:
-        """The table called ``name``. Raises ``discobase.TableNotFoundError``."""
+        """The table called ``name``. Raises ``discobase.TableNotFoundError``, or
+        ``discobase.TableShardsMissingError`` for a table left out for a missing shard."""
         table = database.tables.get(name)
         if table is None:
+            why = database.unusable_tables.get(name)
+            if why is not None:
+                raise discobase.TableShardsMissingError(name, why)
             raise discobase.TableNotFoundError(name)
         return cls(database, table, database.schema(name))
 

@@ -125,3 +125,22 @@ async def test_a_bug_behind_a_form_is_logged_and_answered_generically(
     [captured] = world.env.errors
     assert str(captured) == "disk on fire"
     assert "dory" not in await stored(pets)
+
+
+async def test_a_table_with_a_shard_deleted_by_hand_is_answered_precisely(world: World) -> None:
+    database = await world.database()
+    cats = await database.create_table("cats", {"name": "str"}, primary_key="name")
+    await cats(name="tom").save()
+    thread = database.schema("cats").channels[1]
+    await world.env.bot.get_channel(thread).delete()
+    await world.env.settle()
+    await world.bot.databases.forget(world.guild.id)  # the bot restarts: a fresh open
+
+    result = await world.admin.slash(world.channel, "count", table="cats")
+
+    assert result.ephemeral
+    reply = result.response.content
+    assert reply.startswith("Table `cats` cannot be read:") and str(thread) in reply
+    assert "restore" in reply and "Nothing was changed" in reply
+    assert "cats" not in (await world.database()).tables
+    assert world.env.errors == []
