@@ -383,7 +383,7 @@ class Database:
             if channel is None:
                 continue
             lacking.extend(f"{name} in #{channel.name}" for name in missing_own(channel))
-            for problem in exposure(channel):
+            for problem in exposure(channel, self.admin_role):
                 log.warning(
                     "storage channel #%s (%s): %s; db.reset_permissions() (the command line's "
                     "reset-permissions) restores discobase's overwrites",
@@ -1020,7 +1020,7 @@ class Database:
         self._require_open()
         changed = []
         for channel in await self._listed_storage():
-            if missing_own(channel) or exposure(channel):
+            if missing_own(channel) or exposure(channel, self.admin_role):
                 log.warning(
                     "storage channel #%s: resetting its permission overwrites", channel.name
                 )
@@ -1054,7 +1054,7 @@ class Database:
         tables = {c: name for name, schema in fresh.tables.items() for c in schema.channels}
         for channel in await self._listed_storage():
             problems = [f"the bot lacks {name}" for name in missing_own(channel)]
-            for detail in [*problems, *exposure(channel)]:
+            for detail in [*problems, *exposure(channel, self.admin_role)]:
                 report.problems.append(
                     Problem(
                         tables.get(channel.id),

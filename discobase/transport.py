@@ -192,7 +192,11 @@ def _stored_overwrite(
     is_role = isinstance(target, discord.Role) or getattr(target, "type", None) is discord.Role
     kind: Literal["everyone", "self", "role", "member"]
     if is_role:
-        kind = "everyone" if target.id == guild.id else "role"
+        own_role = guild.self_role
+        if target.id == guild.id:
+            kind = "everyone"
+        else:
+            kind = "self" if own_role is not None and target.id == own_role.id else "role"
     else:
         kind = "self" if guild.me is not None and target.id == guild.me.id else "member"
     return StoredOverwrite(

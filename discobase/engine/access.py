@@ -4,7 +4,9 @@ discobase makes every storage channel hidden: ``@everyone`` is denied View Chann
 own user is allowed what storage needs, and an optional admin role may read but not write
 (see :mod:`discobase.transport`). Someone with Manage Roles can change that later. What each
 overwrite allows is read when the database opens and by ``check()``; this module says what is
-wrong with it, in Discord's permission names.
+wrong with it, in Discord's permission names. Reading is exposure too: whoever may view a
+storage channel reads every record of an unencrypted table, so only the bot (its member and
+its own managed role) and the admin role may be granted View Channel.
 """
 
 from __future__ import annotations
@@ -45,9 +47,10 @@ def missing_own(channel: StoredChannel) -> list[str]:
     return [name for name in NEEDED if name not in channel.own_permissions]
 
 
-def exposure(channel: StoredChannel) -> list[str]:
+def exposure(channel: StoredChannel, admin_role: int | None = None) -> list[str]:
     """How ``channel``'s overwrites let someone other than the bot read or change it: one
-    sentence each (none when the storage does not say)."""
+    sentence each (none when the storage does not say). ``admin_role`` is the one role that
+    may read it (not write)."""
     if channel.overwrites is None:
         return []
     problems = []
@@ -60,10 +63,10 @@ def exposure(channel: StoredChannel) -> list[str]:
         granted = sorted(overwrite.allow & WRITE)
         if granted:
             problems.append(f"{overwrite.describe()} is allowed {', '.join(granted)}")
-        elif (
-            overwrite.target != "everyone"
-            and "view_channel" in overwrite.allow
-            and "send_messages" not in overwrite.deny
-        ):
+        elif overwrite.target == "everyone" or "view_channel" not in overwrite.allow:
+            continue
+        elif overwrite.target != "role" or overwrite.target_id != admin_role:
+            problems.append(f"{overwrite.describe()} may view it: it can read every record")
+        elif "send_messages" not in overwrite.deny:
             problems.append(f"{overwrite.describe()} may view it and is not denied send_messages")
     return problems

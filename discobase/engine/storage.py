@@ -46,7 +46,7 @@ class StoredMessage:
 @dataclass(frozen=True)
 class StoredOverwrite:
     """One permission overwrite of a channel: whom it is for (``everyone``: the guild's
-    default role; ``self``: this process's own user) and the permissions it allows and
+    default role; ``self``: this process's own user or its managed role) and the permissions it allows and
     denies, by Discord's names as discord.py spells them (``"send_messages"``)."""
 
     target_id: int

@@ -81,7 +81,7 @@ async def test_channels_others_may_read_or_write_open_with_a_warning_and_are_rep
              "#catalog: @everyone is not denied view_channel: every member can read it"),
             ("note", note.id, f"#note: role {helpers.id} is allowed send_messages"),
             ("note", note.id,
-             f"#note: role {readers.id} may view it and is not denied send_messages"),
+             f"#note: role {readers.id} may view it: it can read every record"),
         ],
         key=str,
     )  # fmt: skip
@@ -89,6 +89,40 @@ async def test_channels_others_may_read_or_write_open_with_a_warning_and_are_rep
     # The admin role discobase made (read only) is no problem; nothing was changed.
     assert overwrites(simcord_env, guild) == before
     assert not [c for c in rest_calls(simcord_env, calls) if "permissions" in c]
+    await db.close()
+
+
+async def test_a_role_other_than_the_admin_role_that_may_only_read_is_reported(
+    simcord_env, new_db, guild, caplog
+):
+    admin_role = guild.create_role("db-admin")
+    await stored_guild(simcord_env, new_db, admin_role=admin_role.id)
+    snoops = guild.create_role("snoops")
+    bot_guild = simcord_env.bot.get_guild(guild.id)
+    note = channel(simcord_env, guild, "note")
+    # Read only, as discobase makes the admin role: it still reads every record.
+    await note.set_permissions(
+        bot_guild.get_role(snoops.id),
+        view_channel=True,
+        read_message_history=True,
+        send_messages=False,
+    )
+    await simcord_env.settle()
+    with caplog.at_level(logging.WARNING, logger="discobase.database"):
+        db = new_db(admin_role=admin_role.id)
+        db.table(Note)
+        await db.open()
+    warned = [r.getMessage() for r in caplog.records if r.name == "discobase.database"]
+    assert len(warned) == 1 and f"role {snoops.id} may view it" in warned[0]
+    report = await db.check()
+    access = [
+        (p.table, p.channel_id, p.detail)
+        for p in report.problems
+        if p.kind is discobase.ProblemKind.CHANNEL_ACCESS
+    ]
+    assert access == [
+        ("note", note.id, f"#note: role {snoops.id} may view it: it can read every record")
+    ]
     await db.close()
 
 
