@@ -378,11 +378,13 @@ class Database:
         (``check()`` reports them; nothing is changed)."""
         channels = {c.id: c for c in self.transport.cached_channels()}
         lacking: list[str] = []
+        parents = {channels[c].parent_id for c in channel_ids if c in channels}
         for channel_id in sorted(channel_ids):
             channel = channels.get(channel_id)
             if channel is None:
                 continue
-            lacking.extend(f"{name} in #{channel.name}" for name in missing_own(channel))
+            missing = missing_own(channel, threads=channel_id in parents)
+            lacking.extend(f"{name} in #{channel.name}" for name in missing)
             for problem in exposure(channel, self.admin_role):
                 log.warning(
                     "storage channel #%s (%s): %s; db.reset_permissions() (the command line's "
@@ -1052,8 +1054,11 @@ class Database:
                     )
                 )
         tables = {c: name for name, schema in fresh.tables.items() for c in schema.channels}
+        threads = await self._layout.read_threads()
+        parents = {threads[c][0] for c in tables if c in threads}
         for channel in await self._listed_storage():
-            problems = [f"the bot lacks {name}" for name in missing_own(channel)]
+            missing = missing_own(channel, threads=channel.id in parents)
+            problems = [f"the bot lacks {name}" for name in missing]
             for detail in [*problems, *exposure(channel, self.admin_role)]:
                 report.problems.append(
                     Problem(
@@ -1064,7 +1069,7 @@ class Database:
                         f"#{channel.name}: {detail}",
                     )
                 )
-        for thread_id, (parent, thread_name) in (await self._layout.read_threads()).items():
+        for thread_id, (parent, thread_name) in threads.items():
             if thread_id not in known:
                 report.problems.append(
                     Problem(

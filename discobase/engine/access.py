@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from .storage import StoredChannel
 
-__all__ = ("NEEDED", "WRITE", "exposure", "missing_own")
+__all__ = ("NEEDED", "NEEDED_FOR_THREADS", "WRITE", "exposure", "missing_own")
 
 #: What the bot's own user needs in a storage channel.
 NEEDED = (
@@ -23,6 +23,8 @@ NEEDED = (
     "attach_files",
     "manage_messages",
 )
+#: What it needs besides in the channel of a table whose shards include private threads of it.
+NEEDED_FOR_THREADS = ("create_private_threads", "send_messages_in_threads", "manage_threads")
 #: Permissions that let their holder add, remove or change what a channel holds.
 WRITE = frozenset(
     {
@@ -39,12 +41,13 @@ WRITE = frozenset(
 )
 
 
-def missing_own(channel: StoredChannel) -> list[str]:
-    """What the bot's own user needs in ``channel`` and does not have (none when the storage
-    does not say)."""
+def missing_own(channel: StoredChannel, *, threads: bool = False) -> list[str]:
+    """What the bot's own user needs in ``channel`` (with ``threads``: one that holds a
+    table's thread shards) and does not have (none when the storage does not say)."""
     if channel.own_permissions is None:
         return []
-    return [name for name in NEEDED if name not in channel.own_permissions]
+    needed = (*NEEDED, *NEEDED_FOR_THREADS) if threads else NEEDED
+    return [name for name in needed if name not in channel.own_permissions]
 
 
 def exposure(channel: StoredChannel, admin_role: int | None = None) -> list[str]:

@@ -156,6 +156,9 @@ async def test_a_storage_channel_hidden_from_the_bot_is_refused_before_it_is_rea
         for permission in (
             "view_channel", "send_messages", "read_message_history", "attach_files",
             "manage_messages",
+            # #note holds the table's thread shards.
+            *(("create_private_threads", "send_messages_in_threads", "manage_threads")
+              if name == "note" else ()),
         )
     ]  # fmt: skip
     assert f"/channels/{hidden.id}/messages" not in {
@@ -187,3 +190,29 @@ async def test_reset_permissions_hides_the_reported_channels_again(simcord_env, 
     assert await db.reset_permissions() == []  # nothing left to reset
     assert {r.n for r in await Note.find()} == {1}
     await db.close()
+
+
+async def test_the_channel_of_a_table_with_thread_shards_needs_the_thread_permissions(
+    simcord_env, new_db, guild
+):
+    await stored_guild(simcord_env, new_db)  # Note has the default shards: threads of #note
+    bot_guild = simcord_env.bot.get_guild(guild.id)
+    for name, denied in [
+        # The catalog holds no threads: denying them there is no problem.
+        ("catalog", {"manage_threads": False}),
+        ("note", {"send_messages_in_threads": False, "manage_threads": False}),
+    ]:
+        found = channel(simcord_env, guild, name)
+        own = found.overwrites_for(bot_guild.me)  # the bot's overwrite, with the denials added
+        own.update(**denied)
+        await found.set_permissions(bot_guild.me, overwrite=own)
+    await simcord_env.settle()
+    db = new_db()
+    db.table(Note)
+    with pytest.raises(discobase.MissingPermissionsError) as raised:
+        await db.open()
+    assert raised.value.missing == [
+        "send_messages_in_threads in #note",
+        "manage_threads in #note",
+    ]
+    assert not db.is_open
