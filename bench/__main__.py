@@ -11,7 +11,8 @@
 - ``--before PATH`` records a complete run's results there instead (``bench/results-before.json``
   is the run before the engine's speed-ups, shown beside every later one);
 - ``--groups W1,W6`` runs some groups only; ``--no-baseline`` skips 1.0.0; ``--shards N`` sets
-  the benchmark table's ``Settings.shards`` (default 8; ``--shards 1`` is the library's default); ``--limits`` prints the
+  the benchmark table's ``Settings.shards`` (default 8; the ``W1 library defaults`` group measures
+  the library's default, ``discobase.engine.schema.DEFAULT_SHARDS``); ``--limits`` prints the
   model's table and exits.
 
 Each workload group runs in a subprocess of its own (ours: ``bench.worker``; 1.0.0:
@@ -36,6 +37,8 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
+
+from discobase.engine.schema import DEFAULT_SHARDS
 
 from . import baseline, report
 from .figure import draw_w8
@@ -186,7 +189,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--shards",
         type=int,
         default=BENCH_SHARDS,
-        help=f"Settings.shards of our table (default {BENCH_SHARDS}; the library's default is 1)",
+        help=f"Settings.shards of our table (default {BENCH_SHARDS}; the library's default is "
+        f"{DEFAULT_SHARDS})",
     )
     parser.add_argument("--limits", action="store_true", help="print the model's figures")
     parser.add_argument(

@@ -490,6 +490,24 @@ class DiscordModel:
             self.sync_clock(backend)
         return result
 
+    async def rest(self) -> float:
+        """Wait (in loop time) until every bucket's window has closed; return the seconds waited.
+
+        A workload calls it between phases that write to the same channels, so that a phase
+        measures its own rate limits, not the windows the previous phase left spent.
+        """
+        now = asyncio.get_running_loop().time()
+        ends = [
+            bucket.window_ends
+            for bucket in (self.global_bucket, *self._buckets.values())
+            if bucket.window_ends is not None
+        ]
+        wait = max(ends, default=now) - now
+        if wait <= 0:
+            return 0.0
+        await virtual_sleep(wait)
+        return wait
+
     async def download(self, fetch: Callable[[], Awaitable[bytes]], *, backend: Any) -> bytes:
         """One attachment download from the CDN: a round trip, counted apart from REST calls."""
         await virtual_sleep(self.latency / 2)

@@ -114,6 +114,36 @@ def test_concurrent_waiters_are_served_in_windows_of_five() -> None:
     assert times == pytest.approx([0.0] * 5 + [5.0] * 5 + [10.0] * 2, abs=1e-6)
 
 
+def test_rest_waits_until_every_spent_window_closes_so_the_next_calls_wait_nothing() -> None:
+    async def scenario() -> tuple[float, float, list[float]]:
+        model = DiscordModel(latency=0.0)
+        await send_times(model, [(*CREATE_MESSAGE, {"channel_id": "1"})] * 5)
+        await asyncio.sleep(2.0)
+        await send_times(model, [(*CREATE_MESSAGE, {"channel_id": "2"})] * 3)
+        rested = await model.rest()
+        rested_at = now()
+        before = model.metrics.rate_limit_wait_seconds
+        times = await send_times(model, [(*CREATE_MESSAGE, {"channel_id": "1"})] * 5)
+        assert model.metrics.rate_limit_wait_seconds == before
+        return rested, rested_at, times
+
+    rested, rested_at, times = run_virtual(scenario())
+    # Channel 2's window, opened at 2 s, closes last.
+    assert rested == pytest.approx(5.0, abs=1e-6)
+    assert rested_at == pytest.approx(7.0, abs=1e-6)
+    assert times == pytest.approx([7.0] * 5, abs=1e-6)
+
+
+def test_rest_waits_nothing_when_no_window_is_open() -> None:
+    async def scenario() -> float:
+        model = DiscordModel(latency=0.0)
+        await send_times(model, [(*CREATE_MESSAGE, {"channel_id": "1"})])
+        await asyncio.sleep(6.0)
+        return await model.rest()
+
+    assert run_virtual(scenario()) == 0.0
+
+
 def test_global_bucket_caps_at_fifty_per_second() -> None:
     async def scenario() -> list[float]:
         model = DiscordModel(latency=0.0)

@@ -4,10 +4,14 @@ latency and W10's aggregates, and the rule that only ``bench/seam.py`` reaches i
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 from pathlib import Path
 
+import pytest
+
 import discobase
+from bench.__main__ import parse_args
 from bench.model import DiscordModel
 from bench.records import QUICK
 from bench.report import aggregate_rows
@@ -51,6 +55,34 @@ def test_library_default_w1_ignores_the_shards_option_and_uses_a_table_without_s
     # Virtual time makes calls and simulated seconds exact: the same as a table that sets nothing.
     same = ("calls_by_route", "simulated_seconds", "latency_p99_s")
     assert [defaults[key] for key in same] == [unset[key] for key in same]
+
+
+def test_w6_phases_start_on_rested_buckets_so_concurrent_writes_wait_for_no_earlier_phase() -> None:
+    # One channel: the awaited writes (5 per 5 s) leave its window spent at each phase's end.
+    sizes = dataclasses.replace(QUICK, w6_ops=10)
+    phases = {
+        phase["phase"]: phase
+        for phase in run_in_virtual_time(run_group("W6", sizes, DiscordModel(), 1))
+    }
+    awaited = phases["W6 deletes awaited one by one"]
+    assert (awaited["ops"], awaited["verified"]) == (10, "ok")
+    # Two windows of five: the sixth delete waits for the second window, nothing more.
+    assert awaited["rate_limit_wait_seconds"] == pytest.approx(4.5, abs=0.01)
+    for name in ("W6 concurrent updates", "W6 concurrent deletes"):
+        phase = phases[name]
+        assert (phase["ops"], phase["failed_ops"], phase["rest_calls"]) == (10, 0, 1)
+        assert phase["rate_limit_wait_seconds"] == 0.0
+        assert phase["latency_p99_s"] == pytest.approx(0.1, abs=1e-6)
+
+
+def test_the_shards_help_names_the_default_a_table_gets_from_the_library(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    default = inspect.signature(discobase.Database.create_table).parameters["shards"].default
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"the library's default is {default})" in help_text
 
 
 def test_only_the_seam_module_uses_simcords_private_modules_and_the_bot_is_the_package() -> None:
