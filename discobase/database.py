@@ -901,8 +901,11 @@ class Database:
             for name, engine in self._engines().items():
                 current = tables.get(name)
                 if current is not None and current.channels == engine.schema.channels:
-                    # Claims work only if every writer makes them: follow the stored choice.
+                    # Claims work only if every writer makes them, and a record expires for
+                    # all or none: follow the stored choices.
                     engine.schema.claim_unique = current.claim_unique
+                    if current.ttl != engine.schema.ttl:
+                        engine.follow_ttl(current.ttl)
                     continue
                 own = self._own_creates.pop(name, None)
                 winner = self._catalog.created_by.get(name)

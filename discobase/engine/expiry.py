@@ -6,6 +6,11 @@ Expired records are forgotten from memory before every read, write and snapshot,
 returns them and the next snapshot leaves them out (compaction removes them from Discord). Their
 key keeps its version, so an older write of the key that arrives late cannot bring one back.
 A heap of (version, key), pushed on every version change, finds them without scanning.
+
+The ttl is the catalog's: when another process changes it (an ``alter``), a process already open
+expires by the new one from its next read (:meth:`Expiry.follow`). A record it forgot under a
+shorter ttl stays forgotten there until the table is read again (a reopen): memory keeps no
+expired record to bring back.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 from .horizon import snowflake_ms
 from .state import TableState
 
-__all__ = ("Expiry",)
+__all__ = ("Expiry", "follow_ttl")
 
 
 class _TrackedVersions(dict[Any, int]):
@@ -42,6 +47,10 @@ class Expiry:
         self.ttl_ms = int(ttl_seconds * 1000)
         self.now = now
         self._heap: list[tuple[int, int, Any]] = []
+
+    def set_ttl(self, ttl_seconds: float) -> None:
+        """Expire by ``ttl_seconds`` from the next :meth:`expire` on."""
+        self.ttl_ms = int(ttl_seconds * 1000)
 
     def track(self, state: TableState) -> None:
         """Follow ``state``'s versions (call before anything is applied to it)."""
@@ -66,3 +75,18 @@ class Expiry:
             heap[:] = [(v, n, k) for n, (k, v) in enumerate(versions.items()) if k in records]
             heapq.heapify(heap)
         return forgotten
+
+
+def follow_ttl(
+    expiry: Expiry | None, ttl_seconds: float | None, state: TableState, now: Callable[[], datetime]
+) -> Expiry | None:
+    """The expiry of a table whose ttl is now ``ttl_seconds`` (None: no ttl), given its current
+    one: ``expiry`` itself with the new ttl, a new one tracking ``state``, or None."""
+    if ttl_seconds is None:
+        return None
+    if expiry is None:
+        expiry = Expiry(ttl_seconds, now)
+        expiry.track(state)
+    else:
+        expiry.set_ttl(ttl_seconds)
+    return expiry

@@ -22,7 +22,7 @@ from .claims import Claims
 from .compaction import HORIZON_MARGIN, Compaction, Compactor
 from .constraints import Constraints
 from .core import TableCore, Write
-from .expiry import Expiry
+from .expiry import Expiry, follow_ttl
 from .feed import ChangeLog
 from .horizon import ServerClock
 from .ingest import Ingest
@@ -106,10 +106,8 @@ class TableEngine:
         #: A read to the horizon starts when a shard holds this many handled ids.
         self._handled_mark = HANDLED_LIMIT
         self._settling = False
-        self.expiry = None if schema.ttl is None else Expiry(schema.ttl, storage.now)
-        if self.expiry is not None:
-            self.expiry.track(self.state)
-            self.core.expire = self.expire
+        self.expiry: Expiry | None = None
+        self.follow_ttl(schema.ttl)
 
     @property
     def name(self) -> str:
@@ -188,6 +186,13 @@ class TableEngine:
             # faster than the margin lets the horizon follow), wait for twice as many.
             left = max(len(shard.handled) for shard in self.shards)
             self._handled_mark = max(HANDLED_LIMIT, 2 * left)
+
+    def follow_ttl(self, ttl: float | None) -> None:
+        """Expire by ``ttl`` (the schema's; then the catalog's, after another process
+        altered the table)."""
+        self.schema.ttl = ttl
+        self.expiry = follow_ttl(self.expiry, ttl, self.state, self.storage.now)
+        self.core.expire = None if self.expiry is None else self.expire
 
     def expire(self) -> None:
         """Forget the records past the table's ttl (nothing without one): before every read."""

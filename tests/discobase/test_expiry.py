@@ -193,3 +193,60 @@ async def test_a_runtime_table_with_a_ttl(simcord_env, new_db):
     assert await Tokens.count() == 0
     assert db.schema("tokens").ttl == 5
     await db.close()
+
+
+def session_with_ttl(ttl: dt.timedelta | None) -> type[discobase.Table]:
+    """The session table as another process's class declares it, with ``ttl``."""
+
+    class Declared(discobase.Table):
+        key: str
+        user: str
+
+        class Settings:
+            name = "session"
+            primary_key = "key"
+            unique = ["user"]
+            indexes = ["user"]
+
+    if ttl is not None:
+        Declared.Settings.ttl = ttl  # type: ignore[attr-defined]
+    return Declared
+
+
+async def test_a_ttl_another_process_records_is_followed_by_a_process_already_open(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    p = await open_db(new_db, compaction=None)
+    await Session(key="a", user="ann").save()
+    other = await strict.second_process()
+
+    async def declare(ttl: dt.timedelta | None) -> None:
+        """Open and close the table in the other process with ``ttl`` in its class."""
+        await simcord_env.advance_time(1)  # its ids run behind P's: its alter comes after
+        q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+        q.table(session_with_ttl(ttl))
+        await q.open()
+        await q.close()
+        await simcord_env.settle()  # P hears of the alter
+
+    await declare(dt.timedelta(seconds=10))
+    assert p.schema("session").ttl == 10
+    await simcord_env.advance_time(9)  # "a" was written 10 s ago
+    assert await keys() == {"find": [], "indexed": [], "all": [], "count": ["0"]}
+    await Session(key="b", user="bob").save()
+    await simcord_env.advance_time(9)
+    assert await keys() == {"find": ["b"], "indexed": ["b"], "all": ["b"], "count": ["1"]}
+
+    await declare(dt.timedelta(seconds=100))
+    assert p.schema("session").ttl == 100
+    await simcord_env.advance_time(60)  # 70 s after "b"'s write: past 10, before 100
+    assert await Session.count() == 1
+    await simcord_env.advance_time(30)
+    assert await Session.count() == 0
+
+    await declare(None)
+    assert p.schema("session").ttl is None
+    await Session(key="c", user="cid").save()
+    await simcord_env.advance_time(3600)
+    assert [s.key for s in await Session.find()] == ["c"]
+    await p.close()
