@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from isal import isal_zlib
 from pydantic_core import PydanticSerializationError, from_json, to_json
 
 from .crypto import NONCE_BYTES, TAG_BYTES, KeyRing, Tampered
@@ -40,6 +41,7 @@ __all__ = (
     "Header",
     "MessageTooLongError",
     "OpenedContent",
+    "compress_body",
     "decode_body",
     "decode_catalog_event",
     "decode_claim",
@@ -68,8 +70,9 @@ FORMAT_VERSION = 1
 #: the threads for channels outside the storage category and lose the table) instead of
 #: misreading it. Every other message stays version 1.
 THREADS_CATALOG_VERSION = 3
-#: The zlib level of attached bodies. 1: twice as fast as the default, and records' JSON
-#: compresses barely less.
+#: The level of attached bodies, compressed by ISA-L (``isal``) into a zlib stream (RFC 1950)
+#: that any zlib reads. Its level 1 is four times as fast as zlib's level 1 and compresses
+#: records' JSON a tenth smaller.
 BODY_COMPRESSION = 1
 CONTENT_LIMIT = 2000
 _HEADER = re.compile(r"dbs(\d+) ([a-z]+)((?: [a-z]+=[^ \n]*)*)")
@@ -200,7 +203,12 @@ def _dumps(value: Any, *, scalars: bool = False) -> str:
 
 
 def _crc(body: bytes) -> str:
-    return f"{zlib.crc32(body):08x}"
+    return f"{isal_zlib.crc32(body):08x}"
+
+
+def compress_body(body: bytes) -> bytes:
+    """An attached body as it is sent: a zlib stream at :data:`BODY_COMPRESSION`."""
+    return isal_zlib.compress(body, BODY_COMPRESSION)
 
 
 def encode_entry(entry: Entry, *, with_group: bool = True) -> str:
@@ -274,9 +282,7 @@ def _pack(
     header = _header(kind, n=len(lines), crc=_crc(body), id=message_id)
     if inline_ok and len(header) + 1 + len(body) <= CONTENT_LIMIT:
         return EncodedMessage(f"{header}\n{body.decode('ascii')}", id=message_id)
-    return EncodedMessage(
-        f"{header} att=1", zlib.compress(body, BODY_COMPRESSION), filename, message_id
-    )
+    return EncodedMessage(f"{header} att=1", compress_body(body), filename, message_id)
 
 
 def encode_batch(batch_id: str, entry_lines: Sequence[str]) -> EncodedMessage:

@@ -20,15 +20,14 @@ import itertools
 import logging
 import operator
 import secrets
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..codec import (
-    BODY_COMPRESSION,
     EncodedMessage,
     Entry,
+    compress_body,
     encode_batch,
     pause_collector,
     without_group,
@@ -232,7 +231,7 @@ def split_to_fit(
 ) -> list[tuple[int, int, EncodedMessage]]:
     """Cut ``lines`` into runs that each encode (``encode(start, end)``) within ``size_limit``.
 
-    zlib shrinks JSON several times over, so runs are cut by a raw budget: four times the
+    Compression shrinks JSON several times over, so runs are cut by a raw budget: four times the
     limit, or less when the lines are long enough to need cutting and their first megabyte
     compresses less well (each run is then compressed once, not once too large and again in
     halves). A run whose attachment still comes out too large is halved until it fits.
@@ -242,7 +241,7 @@ def split_to_fit(
     budget = size_limit * 4
     if ends and ends[-1] > size_limit:
         sample = "\n".join(lines[: bisect.bisect_left(ends, _SAMPLE) + 1]).encode()
-        ratio = len(sample) / len(zlib.compress(sample, BODY_COMPRESSION))
+        ratio = len(sample) / len(compress_body(sample))
         budget = min(budget, int(size_limit * ratio * _FILL))
     runs: list[tuple[int, int]] = []
     start = 0

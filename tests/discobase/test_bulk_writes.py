@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import io
 import json
 import zlib
 from collections import Counter
 
+import discord
 import pytest
 
 import discobase
@@ -89,4 +91,50 @@ async def test_a_large_insert_many_leaves_the_collector_as_it_found_it(
     finally:
         if was:
             gc.enable()
+    await db.close()
+
+
+class Sample(discobase.Table):
+    key: str
+    n: int
+
+    class Settings:
+        name = "samples"
+        primary_key = "key"
+        shards = 1
+
+
+async def test_attached_bodies_are_zlib_streams_both_ways(simcord_env, new_db):
+    """What is written opens with the standard library's zlib, as every earlier reader opens
+    it (format.md: RFC 1950), and a body that zlib compressed at any level still loads."""
+    db = new_db(compaction=None)
+    db.table(Sample)
+    await db.open()
+    await Sample.insert_many([Sample(key=f"new{i:04}", n=i) for i in range(2000)])
+    channel = simcord_env.bot.get_channel(db.schema("samples").channels[0])
+    [message] = [m async for m in channel.history() if m.attachments]
+    header = dict(item.split("=") for item in message.content.split()[2:])
+    body = zlib.decompress(simcord_env.backend.cdn.get(message.attachments[0].url))
+    assert f"{zlib.crc32(body):08x}" == header["crc"]
+    assert [json.loads(line)["rec"]["n"] for line in body.split(b"\n")] == list(range(2000))
+    assert header["n"] == "2000" and header["att"] == "1"
+
+    for level in (1, 6, 9):
+        lines = [
+            json.dumps({"put": f"old{i}", "rec": {"key": f"old{i}", "n": level * 100 + i}})
+            for i in range(50)
+        ]
+        old = "\n".join(lines).encode()
+        await channel.send(
+            f"dbs1 batch n=50 crc={zlib.crc32(old):08x} id=level{level} att=1",
+            file=discord.File(io.BytesIO(zlib.compress(old, level)), filename="body.jsonl.z"),
+        )
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    db = new_db(compaction=None)
+    db.table(Sample)
+    await db.open()
+    assert await Sample.count() == 2050
+    assert (await Sample.get("old7")).n == 907
+    assert (await db.check()).ok
     await db.close()
