@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import operator
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -105,7 +104,8 @@ class ChangeLog:
         #: Per shard: the horizon of the last settling read that found nothing newer (the
         #: shard's own horizon moves only with a message: a quiet shard would hold others).
         self._quiet: dict[int, int] = {}
-        self._wakeup: asyncio.Event | None = None
+        #: Tasks in :meth:`wait`, which :meth:`_wake` ends early.
+        self._sleepers: set[asyncio.Task[Any]] = set()
         self._lock: asyncio.Lock | None = None
         core.on_changes = self.add
         core.on_snapshot = self.covered_to
@@ -167,9 +167,10 @@ class ChangeLog:
             items.insert(at, change)
 
     def _wake(self) -> None:
-        if self._wakeup is not None:
-            self._wakeup.set()
-            self._wakeup = None
+        if self._sleepers:
+            sleepers, self._sleepers = self._sleepers, set()
+            for task in sleepers:
+                task.cancel()
 
     def settled(self) -> int:
         """The message id up to which every shard is known complete."""
@@ -201,11 +202,23 @@ class ChangeLog:
         return max(0.0, (snowflake_ms(message) - snowflake_ms(now)) / 1000)
 
     async def wait(self, seconds: float) -> None:
-        """Until a change is added or the shards were read, or ``seconds`` have passed."""
-        if self._wakeup is None:
-            self._wakeup = asyncio.Event()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), seconds)
+        """Until a change is added or the shards were read, or ``seconds`` have passed.
+
+        A plain timer that :meth:`_wake` cancels: a host that tells timers from other waits
+        sees one (SimCord counts a watch in a command's task as parked on it, where a wait on
+        an event would be work that never settles). A cancellation from elsewhere propagates.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        self._sleepers.add(task)
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            # Ours only if _wake took the task out, and nobody else asked to cancel it too.
+            if task in self._sleepers or task.uncancel() > 0:
+                raise
+        finally:
+            self._sleepers.discard(task)
 
 
 #: A change's position: (message id, entry index).

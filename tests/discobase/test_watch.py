@@ -206,3 +206,58 @@ async def test_a_malformed_position_is_a_validation_error(simcord_env, new_db, a
     with pytest.raises(discobase.ValidationError, match="not a feed position"):
         Doc.watch(after=after)
     await db.close()
+
+
+async def test_a_watch_inside_a_bot_command_waits_as_a_timer_and_yields_once_settled(
+    simcord_env, new_db, guild
+):
+    """Under SimCord a command's task is the bot's work: a watch waiting in it must be a wait
+    the host recognises (a timer), or no later command would settle."""
+    db = await open_with(new_db)
+    tree = simcord_env.bot.tree
+    seen: list[str] = []
+
+    @tree.command(name="follow")
+    async def follow(interaction) -> None:
+        await interaction.response.defer()
+        async for change in Doc.watch():
+            seen.append(f"{change.op} {change.key} {change.record.n}")
+            break
+        await interaction.followup.send(seen[-1])
+
+    @tree.command(name="write")
+    async def write(interaction, key: str, n: int) -> None:
+        await Doc(key=key, n=n).save()
+        await interaction.response.send_message(f"wrote {key}")
+
+    await tree.sync()
+    channel = guild.create_text_channel("general")
+    member = guild.add_member(simcord_env.create_user("user"))
+
+    following = await member.slash(channel, "follow")
+    assert following.deferred and following.response.content == ""
+    assert seen == []  # the watch waits, parked on its timer
+    written = await member.slash(channel, "write", key="a", n=1)
+    assert written.response.content == "wrote a"
+    assert seen == []  # not settled yet
+    await past_horizon(simcord_env)
+    await simcord_env.settle()
+
+    assert seen == ["insert a 1"]
+    assert following.response.content == "insert a 1"  # the deferred answer, followed up
+    await db.close()
+
+
+async def test_a_waiting_watch_cancelled_by_its_caller_ends_and_others_go_on(simcord_env, new_db):
+    db = await open_with(new_db)
+    cancelled, kept = Doc.watch(), Doc.watch()
+    waiting = asyncio.ensure_future(anext(cancelled))
+    going_on = asyncio.ensure_future(anext(kept))
+    await simcord_env.settle()
+    waiting.cancel()
+    await Doc(key="a", n=1).save()  # wakes the watch still waiting
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await settled(simcord_env, db)
+    assert summary([await asyncio.wait_for(going_on, 10)]) == [("insert", "a", 1)]
+    await db.close()
