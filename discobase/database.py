@@ -171,6 +171,7 @@ class Database:
         self._owns_bot = bot is None
         self.bot = bot if bot is not None else Transport.create_client()
         self.transport = SealedTransport(self.bot, retry, keys, required=encryption_required)
+        self.transport.on_channel_gone = self._channel_gone
         self._layout = StorageLayout(self.transport, category)
         self.guild_id: int | None = None
         self.size_limit = MAX_ATTACHMENT
@@ -183,6 +184,9 @@ class Database:
         #: Threads of storage channels the gateway cache does not hold (archived threads
         #: never are), confirmed by a REST read: thread id -> parent id.
         self._confirmed_threads: dict[int, int] = {}
+        #: Storage channels and threads deleted since (Discord said so), by the table whose
+        #: shard each was, if any: never storage again (ids are not reused).
+        self._gone: dict[int, str | None] = {}
         #: Tables this process created, by name: the id of its ``create`` event.
         self._own_creates: dict[str, int] = {}
         self._open_lock = asyncio.Lock()
@@ -542,7 +546,7 @@ class Database:
 
     def _storage_channel_ids(self) -> set[int]:
         """This guild's storage channels: a table may use only these."""
-        return set(self._layout.channels()) | self._confirmed_channels
+        return (set(self._layout.channels()) | self._confirmed_channels) - self._gone.keys()
 
     def _thread_parents(self) -> dict[int, int]:
         """Known threads of storage channels, thread id -> parent id: those the gateway
@@ -550,6 +554,8 @@ class Database:
         (discord.py then drops it from its cache), so a table does not drop out of the catalog's
         fold, nor need a read, because its shards were idle."""
         self._confirmed_threads |= self._layout.threads()
+        for gone in self._gone.keys() & self._confirmed_threads.keys():
+            del self._confirmed_threads[gone]
         return dict(self._confirmed_threads)
 
     async def _confirm_threads(self, thread_ids: Collection[int]) -> bool:
@@ -574,8 +580,31 @@ class Database:
         return dict(self._require_open().unusable)
 
     def _unconfirmed(self, catalog: Catalog) -> bool:
-        """Whether the catalog names channels neither the gateway nor a REST read confirmed."""
-        return bool(catalog.unknown_channels - self._confirmed_channels)
+        """Whether the catalog names channels neither the gateway nor a REST read confirmed
+        (and not known to be deleted)."""
+        return bool(catalog.unknown_channels - self._confirmed_channels - self._gone.keys())
+
+    def _channel_gone(self, channel_id: int) -> TableShardsMissingError | None:
+        """Discord says a channel or thread is gone. If it was a shard of an attached table,
+        the table is left out as :meth:`open` leaves such a table out (``unusable_tables``;
+        its class raises :class:`TableShardsMissingError`) once its writes already queued for
+        its other shards are sent. Returns the error a request to the channel raises."""
+        if channel_id not in self._gone:
+            owner = next((n for n, e in self._engines().items() if e.owns(channel_id)), None)
+            self._gone[channel_id] = owner
+            catalog = self._catalog
+            if owner is not None and catalog is not None:
+                catalog.fold()
+                # Only a table the catalog now refuses: one moved to other channels, or
+                # dropped, had its old ones deleted on purpose.
+                if owner in catalog.unusable:
+                    log.warning("table %s: its shard %s was deleted", owner, channel_id)
+                    self._background.spawn(self._follow_catalog())
+        name = self._gone[channel_id]
+        unusable = self._catalog.unusable if self._catalog is not None else {}
+        if name is None or name not in unusable:
+            return None
+        return TableShardsMissingError(name, unusable[name])
 
     async def _confirm_unknown_channels(self, catalog: Catalog) -> None:
         """Read by REST the storage channels when the catalog names channels the gateway has

@@ -41,6 +41,7 @@ from .errors import (
     NotConnectedError,
     RecordNotFoundError,
     TableNotReadyError,
+    TableShardsMissingError,
     UnknownFieldError,
     ValidationError,
 )
@@ -171,6 +172,10 @@ class Table(BaseModel):
         engine = cls.__discobase_engine__
         if engine is None:
             database = cls.__discobase_database__
+            if database is not None and database.is_open:
+                missing = database.unusable_tables.get(cls.__discobase_name__)
+                if missing is not None:  # a shard deleted since the table was attached
+                    raise TableShardsMissingError(cls.__discobase_name__, missing)
             if database is None or database.is_open:
                 raise TableNotReadyError(
                     f"{cls.__name__} is not attached to a table: decorate it with @db.table "

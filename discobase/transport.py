@@ -70,6 +70,9 @@ REQUIRED_PERMISSIONS = (
 ARCHIVED_THREAD = 50083
 LOCKED_THREAD = 160005
 ACTIVE_THREAD_LIMIT = 160006
+#: A 404's code for a channel or thread that does not exist ("Unknown channel"; a message's
+#: is 10008).
+UNKNOWN_CHANNEL = 10003
 #: A private thread (resources/channel.mdx, channel types).
 PRIVATE_THREAD: Final = 12
 #: The longest a thread may stay active while idle, in minutes: 7 days. Discord archives a
@@ -242,9 +245,10 @@ def _stored_channel(channel: object) -> StoredChannel:
 class _NotFound(Exception):
     """Discord answered 404: the channel, message or attachment does not exist."""
 
-    def __init__(self, route: str, text: str) -> None:
+    def __init__(self, route: str, text: str, code: int) -> None:
         super().__init__(route)
         self.text = text
+        self.code = code
 
 
 class _Gone(enum.Enum):
@@ -292,6 +296,11 @@ class Transport:
         self._admin_role: int | None = None
         #: Categories as a REST read or a create returned them (the gateway cache may lag).
         self._categories: dict[int, discord.CategoryChannel] = {}
+        #: Told of a channel or thread Discord says is gone: deleted (THREAD_DELETE or
+        #: CHANNEL_DELETE while listening), or 404 Unknown Channel to a message sent to it or a
+        #: read of its history. Returns the error such a request raises instead of
+        #: :class:`StorageCorruptError` (None: that one).
+        self.on_channel_gone: Callable[[int], Exception | None] | None = None
 
     @staticmethod
     def create_client() -> discord.Client:
@@ -343,13 +352,23 @@ class Transport:
             _REQUEST_TIMEOUT.reset(token)
 
     async def _call(
-        self, route: str, request: Callable[[], Awaitable[T]], *, idempotent: bool = True
+        self,
+        route: str,
+        request: Callable[[], Awaitable[T]],
+        *,
+        idempotent: bool = True,
+        channel_id: int | None = None,
     ) -> T:
         """Run one REST request (see :meth:`_request`); a 404 means storage someone deleted
-        by hand: :class:`StorageCorruptError`."""
+        by hand: :class:`StorageCorruptError`, or what :attr:`on_channel_gone` gives for
+        ``channel_id`` when that channel is the one gone."""
         try:
             return await self._request(route, request, idempotent=idempotent)
         except _NotFound as missing:
+            if channel_id is not None and missing.code == UNKNOWN_CHANNEL:
+                error = self._channel_gone(channel_id)
+                if error is not None:
+                    raise error from missing.__cause__
             raise StorageCorruptError(
                 f"Discord answered 404 to {route}: {missing.text or 'not found'} (a storage "
                 "channel or message was deleted by hand?); run db.check()"
@@ -382,7 +401,7 @@ class Transport:
                     self._guild_id, [f"{route} ({error.text or 'forbidden'})"]
                 ) from error
             except discord.NotFound as error:
-                raise _NotFound(route, error.text) from error
+                raise _NotFound(route, error.text, error.code) from error
             except discord.RateLimited as error:
                 last, wait = error, error.retry_after
             except discord.HTTPException as error:
@@ -745,7 +764,7 @@ class Transport:
 
         route = "POST /channels/{id}/messages"
         try:
-            message = await self._call(route, request)
+            message = await self._call(route, request, channel_id=channel_id)
         except DiscordRejectedError as error:
             # A message unarchives an archived thread unless a moderator locked it (160005):
             # unlock and unarchive it, send again (the same nonce: at most one copy). A second
@@ -754,7 +773,7 @@ class Transport:
                 raise
             log.warning("thread %s is locked: unlocking it to write", channel_id)
             await self.unarchive(channel_id)
-            message = await self._call(route, request)
+            message = await self._call(route, request, channel_id=channel_id)
         return _from_message(message)
 
     async def edit(
@@ -799,6 +818,7 @@ class Transport:
             page: list[Any] = await self._call(
                 "GET /channels/{id}/messages",
                 functools.partial(self.client.http.logs_from, channel_id, 100, before=page_before),
+                channel_id=channel_id,
             )
             for data in page:
                 if data.get("type") != _THREAD_CREATED:
@@ -918,11 +938,30 @@ class Transport:
             (self._on_shard_ready, "on_shard_ready"),
             (self._on_guild_available, "on_guild_available"),
             (self._on_guild_unavailable, "on_guild_unavailable"),
+            (self._on_raw_thread_delete, "on_raw_thread_delete"),
+            (self._on_guild_channel_delete, "on_guild_channel_delete"),
         ]
 
     async def _on_message(self, message: discord.Message) -> None:
         if self._subscriber is not None and message.type is not discord.MessageType.thread_created:
             self._subscriber[0](_from_message(message))
+
+    def _channel_gone(self, channel_id: int) -> Exception | None:
+        return None if self.on_channel_gone is None else self.on_channel_gone(channel_id)
+
+    def _is_our_guild(self, guild_id: int | None) -> bool:
+        return self._guild_id is None or guild_id == self._guild_id
+
+    async def _on_raw_thread_delete(self, payload: discord.RawThreadDeleteEvent) -> None:
+        # THREAD_DELETE is "sent when a thread relevant to the current user is deleted"
+        # (events/gateway-events.mdx); the raw event, because archived threads are in no
+        # cache and their deletes count too.
+        if self._subscriber is not None and self._is_our_guild(payload.guild_id):
+            self._channel_gone(payload.thread_id)
+
+    async def _on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        if self._subscriber is not None and self._is_our_guild(channel.guild.id):
+            self._channel_gone(channel.id)
 
     def _is_our_shard(self, shard_id: int) -> bool:
         guild = self.client.get_guild(self._guild_id) if self._guild_id is not None else None
@@ -942,7 +981,7 @@ class Transport:
             self._new_round()
 
     async def _on_guild_unavailable(self, guild: discord.Guild) -> None:
-        if self._guild_id is None or guild.id == self._guild_id:
+        if self._is_our_guild(guild.id):
             self._new_round()
 
     async def _on_ready(self) -> None:
@@ -968,5 +1007,5 @@ class Transport:
             await self._on_ready()
 
     async def _on_guild_available(self, guild: discord.Guild) -> None:
-        if self._guild_id is None or guild.id == self._guild_id:
+        if self._is_our_guild(guild.id):
             await self._on_ready()

@@ -144,3 +144,22 @@ async def test_a_table_with_a_shard_deleted_by_hand_is_answered_precisely(world:
     assert "restore" in reply and "Nothing was changed" in reply
     assert "cats" not in (await world.database()).tables
     assert world.env.errors == []
+
+
+async def test_a_table_whose_shard_is_deleted_while_the_bot_runs_is_answered_the_same_way(
+    world: World,
+) -> None:
+    database = await world.database()
+    cats = await database.create_table("cats", {"name": "str"}, primary_key="name")
+    await cats(name="tom").save()
+    thread = database.schema("cats").channels[1]
+    world.env.backend.delete_channel(thread)  # a moderator deletes it; the bot runs on
+    await world.env.settle()
+
+    for command, options in [("count", {}), ("insert", {"data": '{"name": "kit"}'})]:
+        result = await world.admin.slash(world.channel, command, table="cats", **options)
+        assert result.ephemeral
+        reply = result.response.content
+        assert reply.startswith("Table `cats` cannot be read:") and str(thread) in reply
+    assert "cats" not in database.tables
+    assert world.env.errors == []

@@ -535,3 +535,55 @@ async def test_a_write_to_a_thread_a_moderator_archived_and_locked_unlocks_it(
     db2 = await reopen(simcord_env, db, new_db, Note)
     assert {n.key: n.n for n in await Note.find()} == {f"k{i}": i for i in range(12)}
     await db2.close()
+
+
+def stored_text(env: simcord.Env, channels: list[int]) -> str:
+    """Every message's content in ``channels``, as SimCord holds them."""
+    return "\n".join(m.content for c in channels for m in env.backend.messages.get(c, {}).values())
+
+
+@pytest.mark.parametrize("notice", ["thread-delete", "unknown-channel"])
+async def test_a_shard_thread_deleted_while_the_process_runs_leaves_the_table_out_as_open_does(
+    simcord_env, guild, new_db, strict: Strict, notice
+):
+    """Someone deletes a shard thread while the process runs. It notices (the THREAD_DELETE
+    event; or, having missed it, Discord's 404 Unknown Channel to a write), sends the writes
+    it holds for the other shards, and leaves the table out as a new process would."""
+    db = new_db(compaction=None)
+    db.table(Note)
+    await db.open()
+    for i in range(12):
+        await Note(key=f"k{i}", n=i).save()
+    parent, *threads = db.schema("note").channels
+    gone = threads[1]
+    if notice == "unknown-channel":
+        strict.hold_gateway()  # the THREAD_DELETE does not arrive
+    simcord_env.backend.delete_channel(gone)
+    await simcord_env.settle()
+    written: set[str] = set()
+    if notice == "unknown-channel":
+        assert db.unusable_tables == {}  # nothing noticed yet
+        outcomes = await asyncio.gather(
+            *(Note(key=f"w{i}", n=i).save() for i in range(24)), return_exceptions=True
+        )
+        failed = [o for o in outcomes if isinstance(o, BaseException)]
+        assert failed, "some key lands on the deleted thread"
+        assert all(isinstance(e, discobase.TableShardsMissingError) for e in failed)
+        written = {f"w{i}" for i, o in enumerate(outcomes) if not isinstance(o, BaseException)}
+        assert written, "the other shards take theirs"
+        strict.release_gateway()  # the event, late, changes nothing more
+        await simcord_env.settle()
+
+    assert list(db.unusable_tables) == ["note"] and str(gone) in db.unusable_tables["note"]
+    for verb in (Note.find(), Note.get("k0"), Note(key="x", n=1).save(), Note.count()):
+        with pytest.raises(discobase.TableShardsMissingError) as raised:
+            await verb
+        assert raised.value.table == "note"
+    stored = stored_text(simcord_env, [parent, *threads])
+    assert all(f'"put":"{key}"' in stored for key in written)  # acknowledged, so kept
+    assert '"put":"x"' not in stored
+    others = new_db(compaction=None)
+    await others.open()  # the table is in the state a new process finds it in
+    assert others.unusable_tables == db.unusable_tables and "note" not in others.tables
+    await others.close()
+    await db.close()
