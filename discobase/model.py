@@ -311,6 +311,16 @@ class Table(BaseModel):
         """The rows of many stored records, validated in one call; None if one of them does
         not validate (each is then decoded alone, which says which and why)."""
         rows = _rows(cls)
+        if rows.row_validator is not None:
+            try:
+                inputs = rows.row_inputs(keys, datas)
+            except KeyError:
+                pass  # a field to fill in, or one too many: validated as dicts below
+            else:
+                try:
+                    return rows.row_validator.validate_python(inputs)  # type: ignore[no-any-return]
+                except pydantic.ValidationError:
+                    return None
         if rows.list_validator is None:
             return None
         try:
@@ -995,6 +1005,18 @@ class _Rows:
         self.list_validator = (
             SchemaValidator(core_schema.list_schema(fields), config) if self.plain else None
         )
+        #: Validates stored records given as their key and field values in field order (what
+        #: :attr:`row_inputs` makes of them) into rows, without a dict per record; None when
+        #: a field's validation may depend on more than its own value.
+        self.row_validator: SchemaValidator | None = None
+        self.row_inputs: Callable[[list[Any], list[dict[str, Any]]], list[tuple[Any, ...]]]
+        if typed is not None and _positional(schema["schema"]):
+            items: list[Any] = [core_schema.any_schema()]
+            items += [field["schema"] for field in schema["schema"]["fields"].values()]
+            self.row_validator = SchemaValidator(
+                core_schema.list_schema(core_schema.tuple_schema(items)), config
+            )
+            self.row_inputs = _row_inputs(self.names)
 
     def equal_value(self, name: str) -> Callable[[Any], Any]:
         """What :func:`_coerce` does to a value compared with ``==`` to the field ``name``,
@@ -1043,6 +1065,50 @@ def _fields_schema(fields: Any, config: Any) -> core_schema.TypedDictSchema | No
         typed,
         strict=fields.get("strict"),
         extra_behavior=fields.get("extra_behavior", config.get("extra_fields_behavior")),
+    )
+
+
+def _positional(fields: Any) -> bool:
+    """Whether a model's fields (its ``model-fields`` schema) validate the same given as a
+    tuple of their values: no field is strict as a whole or read under another name, and
+    no validator anywhere in them takes pydantic's ``info`` (it could read other fields)."""
+    if fields.get("strict") or any(
+        field.get("validation_alias") is not None for field in fields["fields"].values()
+    ):
+        return False
+    pending: list[Any] = [fields["fields"]]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "with-info" or node.get("info_arg"):
+                return False
+            pending.extend(node.values())
+        elif isinstance(node, list | tuple):
+            pending.extend(node)
+    return True
+
+
+def _row_inputs(
+    names: tuple[str, ...],
+) -> Callable[[list[Any], list[dict[str, Any]]], list[tuple[Any, ...]]]:
+    """What :attr:`_Rows.row_validator` validates: each stored record as its key, then its
+    values in field order. Raises KeyError when a record lacks a field (a default to fill
+    in) or holds one more (left to the validation of dicts, which refuses or drops it).
+
+    Generated for the class as :func:`_plain_records` is, the names written as literals."""
+    values = "".join(f", data[{name!r}]" for name in names)
+    source = (
+        "def row_inputs(keys, datas):\n"
+        f"    made = [(key{values}) for key, data in zip(keys, datas)]\n"
+        f"    if sum(map(len, datas)) != {len(names)} * len(datas):\n"
+        "        raise KeyError('a record holds more than the fields')\n"
+        "    return made\n"
+    )
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)  # the names are the class's field names, written as literals
+    return typing.cast(
+        Callable[[list[Any], list[dict[str, Any]]], list[tuple[Any, ...]]],
+        namespace["row_inputs"],
     )
 
 

@@ -20,6 +20,11 @@ __all__ = ("FieldIndex",)
 
 #: A value's keys are a tuple up to this many, then a set.
 _TUPLE_LIMIT = 16
+#: The sorted view of the values is kept up to date while it holds at most this many; past
+#: that it is dropped, and made again by the next range read.
+_SORTED_LIMIT = 4096
+#: Stands for "no bucket" (a key is never this object).
+_ABSENT = object()
 
 
 def _keys_of(bucket: Any) -> Collection[Any]:
@@ -36,13 +41,18 @@ class FieldIndex:
         self._keys: dict[Any, Any] = {}
         self._sorted: list[Any] | None = []
 
+    def clear(self) -> None:
+        """Forget every value."""
+        self._keys.clear()
+        self._sorted = []
+
     def add(self, value: Any, key: Any) -> None:
         keys = self._keys
         if value not in keys:
             keys[value] = key
             if self._sorted is not None and value is not None:
                 # Keep the sorted view while it is cheap; rebuild lazily once it is not.
-                if len(self._sorted) < 4096:
+                if len(self._sorted) < _SORTED_LIMIT:
                     try:
                         bisect.insort(self._sorted, value)
                     except TypeError:
@@ -58,6 +68,43 @@ class FieldIndex:
                 keys[value] = (*bucket, key) if len(bucket) < _TUPLE_LIMIT else {*bucket, key}
         elif bucket != key:
             keys[value] = (bucket, key)
+
+    def add_many(self, values: Iterable[Any], keys: Iterable[Any]) -> None:
+        """:meth:`add` of each value with its key, for keys the index does not hold yet, in
+        one call: the index ends up as the calls one by one would leave it. A value's keys
+        gather in a list while the pairs are read, and become its bucket once at the end
+        (adding keys to a tuple one by one makes a tuple per key); new values join the
+        sorted view in one sort."""
+        held = self._keys
+        new_values: list[Any] = []
+        gathered: list[Any] = []  # values whose keys are a list for now
+        for value, key in zip(values, keys, strict=True):
+            bucket = held.get(value, _ABSENT)
+            if bucket is _ABSENT:
+                held[value] = key
+                new_values.append(value)
+            elif type(bucket) is list:
+                bucket.append(key)
+            elif type(bucket) is set:
+                bucket.add(key)
+            else:
+                held[value] = [*bucket, key] if type(bucket) is tuple else [bucket, key]
+                gathered.append(value)
+        for value in gathered:
+            bucket = held[value]
+            held[value] = tuple(bucket) if len(bucket) <= _TUPLE_LIMIT else set(bucket)
+        view = self._sorted
+        if view is None or not new_values:
+            return
+        new_values = [value for value in new_values if value is not None]
+        if len(view) + len(new_values) > _SORTED_LIMIT:
+            self._sorted = None
+            return
+        try:
+            view.extend(new_values)
+            view.sort()
+        except TypeError:
+            self._sorted = None
 
     def remove(self, value: Any, key: Any) -> None:
         keys = self._keys

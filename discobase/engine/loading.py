@@ -44,9 +44,19 @@ class Loader:
         made after the load finds it; when one does, ``restart`` drops what was read (fresh
         state and shards) and the table is read again."""
         core = self.core
+        try:
+            await self._load(restart)
+        finally:
+            core.state.index_records()
+
+    async def _load(self, restart: Callable[[], None]) -> None:
+        core = self.core
         for attempt in range(1, LOAD_ATTEMPTS + 1):
             if attempt > 1:
                 restart()
+            # Indexed once every shard is read (see TableState.defer_indexes): nothing reads
+            # them before the table is published.
+            core.state.defer_indexes()
             started = core.clock.read_starts()
             read: list[set[int]] = [set() for _ in core.shards]
             await asyncio.gather(

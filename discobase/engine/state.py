@@ -267,6 +267,25 @@ class TableState:
         for index, position in self._indexed:
             index.add(record[position], key)
 
+    def defer_indexes(self) -> None:
+        """Leave the indexes empty until :meth:`index_records`: a load applies every message
+        and then indexes the records left in one pass per index, which is several times
+        cheaper than keeping the indexes up to date record by record (and than indexing
+        records that a later message replaces). Nothing may read an index meanwhile."""
+        for index, _ in self._indexed:
+            index.clear()
+        self._indexed = []
+
+    def index_records(self) -> None:
+        """Index every record, after :meth:`defer_indexes` (else nothing to do)."""
+        if self._indexed or not self.indexes:
+            return
+        self._indexed = [(index, self.positions[name]) for name, index in self.indexes.items()]
+        keys = list(self.records)
+        rows = self.records.values()
+        for index, position in self._indexed:
+            index.add_many([row[position] for row in rows], keys)
+
     def _remove(self, key: Any) -> None:
         old = self.records.pop(key, None)
         if old is not None:
