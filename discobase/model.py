@@ -290,6 +290,34 @@ class Table(BaseModel):
             for key, data, values in zip(keys, datas, validated, strict=True)
         ]
 
+    def _queued_key(self, engine: TableEngine) -> Any:
+        """The key a save queues the record under: None for a record still to get a
+        generated key (its save generates it, on the shard it joins)."""
+        if engine.schema.primary_key is None:
+            return _private(self)["_discobase_key"]
+        return self.pk
+
+    @classmethod
+    def _writes_each(cls, records: list[Table], keys: list[Any]) -> list[Write | Exception]:
+        """:meth:`_write` of each record, or the error that stops it: in bulk (as
+        :meth:`_writes`) when every record writes, else one by one. ``keys``: the records'
+        keys, generated ones included (stored in their records here; None: the record's)."""
+        if cls._engine().schema.primary_key is None:
+            for record, key in zip(records, keys, strict=True):
+                if key is not None:
+                    _private(record)["_discobase_key"] = key
+        try:
+            return [*cls._writes(records)]
+        except Exception:
+            pass  # one of them does not write: each alone says which
+        made: list[Write | Exception] = []
+        for record in records:
+            try:
+                made.append(record._write())
+            except Exception as error:
+                made.append(error)
+        return made
+
     @classmethod
     def _decode(cls, key: Any, data: dict[str, Any]) -> tuple[Any, ...]:
         """The row (the key, then the field values) of a stored record; validates it."""
@@ -394,7 +422,10 @@ class Table(BaseModel):
         engine, hooks = cls._engine(), cls.__discobase_hooks__
         if "before_save" in hooks:
             await self._hook("before_save")
-        [revision] = await engine.write([self._write(if_revision)], claim=_claims(cls))
+        if if_revision is None and not engine.schema.claim_unique:
+            revision = await engine.save(self, self._queued_key(engine), cls._writes_each)
+        else:
+            [revision] = await engine.write([self._write(if_revision)], claim=_claims(cls))
         self._landed(revision)
         if "after_save" in hooks:
             await self._after([self], "after_save")
@@ -407,10 +438,16 @@ class Table(BaseModel):
     @_write_verb
     async def insert(self) -> Self:
         """Like :meth:`save`, but raise :class:`UniqueViolationError` if the key exists."""
-        engine, hooks = self._engine(), type(self).__discobase_hooks__
+        cls = type(self)
+        engine, hooks = cls._engine(), cls.__discobase_hooks__
         if "before_save" in hooks:
             await self._hook("before_save")
-        [revision] = await engine.write([self._write()], insert=True, claim=_claims(type(self)))
+        if engine.schema.claim_unique:
+            [revision] = await engine.write([self._write()], insert=True, claim=True)
+        else:
+            revision = await engine.save(
+                self, self._queued_key(engine), cls._writes_each, insert=True
+            )
         self._landed(revision)
         if "after_save" in hooks:
             await self._after([self], "after_save")

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 MAX_PROBLEMS = 1000
 
 
-@dataclass
+@dataclass(slots=True)
 class Write:
     """One operation of a write: a put of ``record`` (its JSON form in ``data``) or a delete.
 

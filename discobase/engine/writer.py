@@ -1,6 +1,7 @@
 """Group commit: one writer per log channel sends every write queued meanwhile as one batch.
 
-Callers hand the writer their entries, each with its encoded line, and wait. The writer takes everything queued,
+Callers hand the writer their entries, each with its encoded line, and wait (or a waiter that
+makes its lines when the writer takes it: :mod:`.saves`). The writer takes everything queued,
 packs it into as few messages as the limits allow (inline content up to 2,000 characters,
 else one compressed attachment up to the guild's file size limit), sends them one at a time,
 and after each acknowledgement calls ``on_commit`` and resolves the callers whose writes the
@@ -23,6 +24,7 @@ import secrets
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..codec import (
     EncodedMessage,
@@ -35,7 +37,7 @@ from ..codec import (
 from ..errors import NotConnectedError
 from .storage import Storage, StoredMessage
 
-__all__ = ("BatchWriter", "Line", "Submission")
+__all__ = ("BatchWriter", "Line", "Submission", "Waiter")
 
 log = logging.getLogger(__name__)
 _ticks = itertools.count(1)
@@ -43,15 +45,58 @@ _ticks = itertools.count(1)
 Line = tuple[Entry, str]
 
 
+class Waiter(Protocol):
+    """Who waits on lines queued in a writer: told, for each message that holds some of its
+    lines (``start`` to ``end`` of its own), whether it landed."""
+
+    lines: list[Line]
+
+    def prepare(self) -> None:
+        """Make the lines, as the writer takes them to send (nothing awaits in between)."""
+
+    def waiting(self, start: int, end: int) -> bool:
+        """Someone still waits on these lines (else a message holding only them is not sent)."""
+
+    def expect(self) -> None:
+        """One more message holds some of the lines (called as they are packed)."""
+
+    def landed(self, start: int, end: int, message_id: int) -> None:
+        """These lines are in message ``message_id``, acknowledged and applied."""
+
+    def failed(self, start: int, end: int, error: BaseException) -> None:
+        """These lines were not sent (``error``), or their message was not sent since
+        nobody waited on it (``error`` a :class:`asyncio.CancelledError`)."""
+
+
 @dataclass(eq=False)
 class Submission:
-    """The entries of one caller's write and the future that tells the caller how it went."""
+    """The entries of one caller's write, which lands whole or fails, and the future that
+    tells the caller how it went."""
 
     lines: list[Line]
     future: asyncio.Future[list[int]]
     #: Ids of the messages that hold this submission's entries, as they are acknowledged.
     message_ids: list[int] = field(default_factory=list)
     remaining: int = 0
+
+    def prepare(self) -> None:
+        pass
+
+    def waiting(self, start: int, end: int) -> bool:
+        return not self.future.done()
+
+    def expect(self) -> None:
+        self.remaining += 1
+
+    def landed(self, start: int, end: int, message_id: int) -> None:
+        self.message_ids.append(message_id)
+        self.remaining -= 1
+        if self.remaining <= 0 and not self.future.done():
+            self.future.set_result(self.message_ids)
+
+    def failed(self, start: int, end: int, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
 
 
 class BatchWriter:
@@ -72,7 +117,7 @@ class BatchWriter:
         self._on_failed = on_failed
         #: Batch ids sent and not yet acknowledged (their gateway echo waits for the outcome).
         self.in_flight: set[str] = set()
-        self._queue: list[Submission] = []
+        self._queue: list[Waiter] = []
         #: The task sending the queue; None while there is nothing to send.
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -87,16 +132,25 @@ class BatchWriter:
         """Writes are queued for a message that has not started to send."""
         return bool(self._queue)
 
+    @property
+    def last(self) -> Waiter | None:
+        """The waiter queued last, while the writer has not taken it to send."""
+        return self._queue[-1] if self._queue else None
+
     def submit(self, lines: list[Line]) -> asyncio.Future[list[int]]:
         """Queue a write; the future resolves to the ids of the messages that hold it."""
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._queue.append(Submission(lines, future))
+        self.queue(Submission(lines, future))
+        return future
+
+    def queue(self, waiter: Waiter) -> None:
+        """Queue the lines of ``waiter``, which the writer tells how each message went."""
+        self._queue.append(waiter)
         self._idle.clear()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"discobase-writer-{self.channel_id}"
             )
-        return future
 
     async def flush(self) -> None:
         """Wait until every write queued so far has been sent (or failed)."""
@@ -120,51 +174,59 @@ class BatchWriter:
         finally:
             self._task = None
             abandoned, self._queue = self._queue, []
-            for submission in abandoned:  # only when this task was cancelled mid-send
-                if not submission.future.done():
-                    submission.future.set_exception(
-                        NotConnectedError("the writer was stopped before this write was sent")
-                    )
+            for waiter in abandoned:  # only when this task was cancelled mid-send
+                waiter.failed(
+                    0,
+                    len(waiter.lines),
+                    NotConnectedError("the writer was stopped before this write was sent"),
+                )
             self._idle.set()
 
     def _pack(
-        self, batch: list[Submission]
-    ) -> list[tuple[EncodedMessage, list[Entry], list[Submission]]]:
+        self, batch: list[Waiter]
+    ) -> list[tuple[EncodedMessage, list[Entry], list[tuple[Waiter, int, int]]]]:
         """Split the batch into messages within the size limits (each with a fresh batch id),
-        and who waits on each."""
+        and who waits on each (with the part of their lines it holds)."""
         pairs = [pair for s in batch for pair in s.lines]
         entries = [e for e, _ in pairs]
         lines = [line for _, line in pairs]
-        #: Where each submission's lines end in ``pairs`` (they follow each other).
+        #: Where each waiter's lines end in ``pairs`` (they follow each other).
         ends = list(itertools.accumulate(len(s.lines) for s in batch))
 
         def encode(start: int, end: int) -> EncodedMessage:
             body = _untag_whole_groups(entries[start:end], lines[start:end])
             return encode_batch(secrets.token_hex(8), body)
 
-        for submission in batch:
-            submission.remaining = 0
         packed = []
         for start, end, message in split_to_fit(lines, self.size_limit, encode):
             first, last = bisect.bisect_right(ends, start), bisect.bisect_right(ends, end - 1)
-            holders = [s for s in batch[first : last + 1] if s.lines]
-            for submission in holders:
-                submission.remaining += 1
+            holders = []
+            for waiter, waiter_end in zip(
+                batch[first : last + 1], ends[first : last + 1], strict=True
+            ):
+                if waiter.lines:
+                    begin = waiter_end - len(waiter.lines)
+                    waiter.expect()
+                    holders.append(
+                        (waiter, max(start, begin) - begin, min(end, waiter_end) - begin)
+                    )
             packed.append((message, entries[start:end], holders))
         return packed
 
-    async def _send_all(self, batch: list[Submission]) -> None:
+    async def _send_all(self, batch: list[Waiter]) -> None:
         try:
-            with pause_collector(sum(len(submission.lines) for submission in batch)):
+            for waiter in batch:
+                waiter.prepare()
+            with pause_collector(sum(len(waiter.lines) for waiter in batch)):
                 messages = self._pack(batch)
         except Exception as error:  # encoding bug: fail the callers, keep the writer alive
-            for submission in batch:
-                if not submission.future.done():
-                    submission.future.set_exception(error)
+            for waiter in batch:
+                waiter.failed(0, len(waiter.lines), error)
             return
         for message, entries, holders in messages:
-            live = [s for s in holders if not s.future.done()]
-            if not live:
+            if not any(waiter.waiting(start, end) for waiter, start, end in holders):
+                for waiter, start, end in holders:
+                    waiter.failed(start, end, asyncio.CancelledError())
                 continue
             batch_id = message.id
             self.in_flight.add(batch_id)
@@ -182,9 +244,8 @@ class BatchWriter:
                 self.sending = False
                 self.in_flight.discard(batch_id)
                 self._on_failed(batch_id)
-                for submission in live:
-                    if not submission.future.done():
-                        submission.future.set_exception(error)
+                for waiter, start, end in holders:
+                    waiter.failed(start, end, error)
                 if isinstance(error, asyncio.CancelledError):
                     raise
                 continue
@@ -194,11 +255,8 @@ class BatchWriter:
                 self._on_commit(stored, batch_id, entries)
             except Exception:
                 log.exception("applying batch %s failed", stored.id)
-            for submission in live:
-                submission.message_ids.append(stored.id)
-                submission.remaining -= 1
-                if submission.remaining <= 0 and not submission.future.done():
-                    submission.future.set_result(submission.message_ids)
+            for waiter, start, end in holders:
+                waiter.landed(start, end, stored.id)
 
 
 def _untag_whole_groups(entries: list[Entry], lines: list[str]) -> list[str]:

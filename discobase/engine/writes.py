@@ -9,6 +9,7 @@ batch is applied to the state at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import operator
@@ -66,24 +67,30 @@ class KeyPlacement:
         return [_crc_of_json(key) % shards for key in keys]
 
     def new_key(self) -> str:
-        """A generated key, placed on the shard where it will be sent soonest.
+        """A generated key, placed on the shard where it will be sent soonest
+        (:meth:`placement`)."""
+        return self.new_keys_on(self.placement().index, 1)[0]
 
-        Keys are milliseconds since the epoch (hex) and 40 random bits; the random part is
-        drawn until the key hashes to the chosen shard: one whose next message is forming and
-        not blocked behind a send (join that batch), else the idle shard used least recently
-        (so awaited writes rotate over the channels and their rate limits), else the one that
-        started its send first.
-        """
-        target, shards = self._placement().index, len(self.shards)
+    def new_keys_on(self, index: int, count: int) -> list[str]:
+        """``count`` distinct generated keys on shard ``index``.
+
+        Keys are milliseconds since the epoch (hex) and 40 random bits, chosen to hash to
+        the shard (:func:`_keys_on`, else drawn until they do): 37 of the 40 bits random
+        (all 40 with one shard)."""
+        shards = len(self.shards)
         prefix = _key_prefix()
         head = zlib.crc32(f'"{prefix}'.encode())
-        while True:
-            # Candidate tails, each followed by the key's closing quote: what the CRC reads.
-            quoted = _random_bytes(_TAIL_BYTES * 4 * shards).hex('"', _TAIL_BYTES) + '"'
-            candidates = quoted.encode()
-            for at in range(0, len(candidates), _TAIL_DIGITS + 1):
-                if zlib.crc32(candidates[at : at + _TAIL_DIGITS + 1], head) % shards == target:
-                    return prefix + quoted[at : at + _TAIL_DIGITS]
+        pairs = _last_digits(len(prefix), shards - 1) if shards & (shards - 1) == 0 else None
+        keys: list[str] = []
+        while len(keys) < count:
+            draw = count - len(keys)
+            if pairs is not None:
+                keys.extend(_keys_on(prefix, head, shards - 1, index, pairs, draw))
+            else:
+                keys.extend(_keys_by_trial(prefix, head, shards, index, draw))
+            if len(keys) > 1:
+                keys = list(dict.fromkeys(keys))  # random bits may repeat (very rarely)
+        return keys[:count]
 
     def new_keys(self, count: int) -> list[str]:
         """``count`` distinct generated keys, in increasing order, spread evenly over the
@@ -96,7 +103,7 @@ class KeyPlacement:
         """
         shards = len(self.shards)
         wanted = [0] * shards
-        first = self._placement().index
+        first = self.placement().index
         for turn in range(min(count, shards)):
             wanted[(first + turn) % shards] = (count - turn + shards - 1) // shards
         prefix = _key_prefix()
@@ -114,7 +121,11 @@ class KeyPlacement:
                     keys.append(prefix + tail)
         return keys
 
-    def _placement(self) -> LogShard:
+    def placement(self) -> LogShard:
+        """Where a new key goes: a shard whose next message is forming and not blocked
+        behind a send (join that batch), else the idle shard used least recently (so
+        awaited writes rotate over the channels and their rate limits), else the one that
+        started its send first."""
         shards = self.shards
         if len(shards) == 1:
             return shards[0]
@@ -133,6 +144,50 @@ class KeyPlacement:
 #: Random bytes of a generated key, and its hex digits (the key's last 10).
 _TAIL_BYTES = 5
 _TAIL_DIGITS = 2 * _TAIL_BYTES
+
+
+def _keys_by_trial(prefix: str, head: int, shards: int, target: int, count: int) -> list[str]:
+    """Keys after ``prefix`` (whose JSON's CRC-32 so far is ``head``) on shard ``target``:
+    of ``count * shards`` random tails, those that land there."""
+    step = _TAIL_DIGITS + 1
+    # Candidate tails, each followed by the key's closing quote: what the CRC reads.
+    quoted = (_random_bytes(_TAIL_BYTES * count * shards).hex('"', _TAIL_BYTES) + '"').encode()
+    tails = [quoted[at : at + step] for at in range(0, len(quoted), step)]
+    places = map(zlib.crc32, tails, itertools.repeat(head))
+    tails = list(itertools.compress(tails, [crc % shards == target for crc in places]))
+    return [prefix + tail[:-1].decode() for tail in tails]
+
+
+def _keys_on(
+    prefix: str, head: int, mask: int, target: int, pairs: list[list[str]], count: int
+) -> list[str]:
+    """``count`` keys after ``prefix`` on shard ``target`` of ``mask + 1`` (a power of two),
+    without trials: random tails whose last two digits are chosen to land there.
+
+    For messages of one length CRC-32 is affine over GF(2) (the CRCs of two messages differ
+    by the CRC-32 of their difference, less that of zeros), so how the last two digits of a
+    tail change its low bits does not depend on the rest of it: ``pairs`` lists them by
+    that change (:func:`_last_digits`)."""
+    raw = _random_bytes(_TAIL_BYTES * count)
+    bodies = raw[: 4 * count].hex(" ", 4).split() if count > 1 else [raw[:4].hex()]
+    chosen = [pairs[(zlib.crc32(f'{body}00"'.encode(), head) & mask) ^ target] for body in bodies]
+    return [
+        f"{prefix}{body}{options[pick % len(options)]}"
+        for body, options, pick in zip(bodies, chosen, raw[4 * count :], strict=True)
+    ]
+
+
+@functools.cache
+def _last_digits(prefix_length: int, mask: int) -> list[list[str]] | None:
+    """The two-digit endings of a generated key's tail, by how they change the low bits
+    (``mask``) of its JSON's CRC-32 from the ending ``00``; None if one change has none."""
+    zeros = b'"' + b"0" * (prefix_length + _TAIL_DIGITS) + b'"'
+    base = zlib.crc32(zeros)
+    pairs: list[list[str]] = [[] for _ in range(mask + 1)]
+    for number in range(256):
+        pair = f"{number:02x}"
+        pairs[(zlib.crc32(zeros[:-3] + pair.encode() + b'"') ^ base) & mask].append(pair)
+    return pairs if all(pairs) else None
 
 
 def _crc_of_json(key: object) -> int:
@@ -234,36 +289,13 @@ class WritePath:
             keys = [w.key for w in writes]
             replaced = list(map(core.state.versions.get, keys, itertools.repeat(0)))
             held = self.constraints.reserve(writes)
-            count_in(self._writing, keys)
+            self.begin(keys)
         try:
             landed = await self._send(writes)
-            for attempt in range(RESENDS + 1):
-                behind = [
-                    i
-                    for i, (write, revision) in enumerate(zip(writes, landed, strict=True))
-                    if write.if_revision is None
-                    and revision is not None
-                    and revision <= replaced[i]
-                ]
-                if not behind:
-                    break
-                if attempt == RESENDS:
-                    raise DiscordUnavailableError(
-                        "POST /channels/{id}/messages",
-                        attempt + 1,
-                        TimeoutError("message ids stayed below the version the write replaced"),
-                    )
-                gap = max(snowflake_ms(replaced[i]) - snowflake_ms(landed[i] or 0) for i in behind)
-                await _wait(gap + 1, core.clock.now)
-                again = await self._send([writes[i] for i in behind])
-                for i, revision in zip(behind, again, strict=True):
-                    landed[i] = revision
+            await self.resend_behind(writes, replaced, landed)
         finally:
             self.constraints.release(held)
-            count_out(self._writing, keys)
-            if self._write_ended is not None:
-                self._write_ended.set()
-                self._write_ended = None
+            self.end(keys)
         for write, revision in zip(writes, landed, strict=True) if conditional else ():
             # An id below the revision the write was checked against (snowflakes of two
             # processes are only k-sorted) puts it first in log order, where that revision
@@ -277,6 +309,48 @@ class WritePath:
                     core.name, write.key, write.if_revision, self.constraints.revision(write.key)
                 )
         return landed
+
+    def begin(self, keys: list[Any]) -> None:
+        """Writes of ``keys`` are in flight (conditional writes of them wait)."""
+        count_in(self._writing, keys)
+
+    def end(self, keys: list[Any]) -> None:
+        """Writes of ``keys`` begun with :meth:`begin` ended (landed or failed)."""
+        count_out(self._writing, keys)
+        if self._write_ended is not None:
+            self._write_ended.set()
+            self._write_ended = None
+
+    async def resend_behind(
+        self, writes: list[Write], replaced: list[int], landed: list[int | None]
+    ) -> None:
+        """Send again the writes that landed at or below the version they replaced
+        (``replaced``), until they land above it; ``landed`` is updated in place.
+        Raises :class:`DiscordUnavailableError` when they never do."""
+        for attempt in range(RESENDS + 1):
+            behind = [
+                i
+                for i, (write, revision) in enumerate(zip(writes, landed, strict=True))
+                if write.if_revision is None and revision is not None and revision <= replaced[i]
+            ]
+            if not behind:
+                return
+            if attempt == RESENDS:
+                raise DiscordUnavailableError(
+                    "POST /channels/{id}/messages",
+                    attempt + 1,
+                    TimeoutError("message ids stayed below the version the write replaced"),
+                )
+            gap = max(snowflake_ms(replaced[i]) - snowflake_ms(landed[i] or 0) for i in behind)
+            await _wait(gap + 1, self.core.clock.now)
+            again = await self._send([writes[i] for i in behind])
+            for i, revision in zip(behind, again, strict=True):
+                landed[i] = revision
+
+    def revision_of(self, entry: Entry) -> int | None:
+        """Where an entry of ours landed, once (None: a later entry of its key in the same
+        message overtook it, or it has not landed)."""
+        return self._landed.pop(id(entry), None)
 
     async def _send(self, writes: list[Write]) -> list[int | None]:
         """Send one atomic write through the shards' writers; return where each write
@@ -311,7 +385,7 @@ class WritePath:
             [write] = writes
             entry = Entry(write.key, write.data, None, 1, write.record)
             return [entry], {
-                self.placement.shard_for(write.key).index: [(entry, self._encoded(entry))]
+                self.placement.shard_for(write.key).index: [(entry, self.encoded(entry))]
             }
         group = secrets.token_hex(6)
         made = [Entry(w.key, w.data, group, len(writes), w.record) for w in writes]
@@ -325,17 +399,17 @@ class WritePath:
                     keys, typing.cast(list[dict[str, Any]], datas), group, len(writes)
                 )
         except ValueError:  # each alone, to raise the first write's error
-            lines = list(map(self._encoded, made))
+            lines = list(map(self.encoded, made))
         limit = self.core.size_limit
         if max(map(len, lines)) > limit:
-            lines = list(map(self._encoded, made))
+            lines = list(map(self.encoded, made))
         places = self.placement.places(keys)
         by_shard: dict[int, list[Line]] = {place: [] for place in places}
         for place, entry, line in zip(places, made, lines, strict=True):
             by_shard[place].append((entry, line))
         return made, by_shard
 
-    def _encoded(self, entry: Entry) -> str:
+    def encoded(self, entry: Entry) -> str:
         """The line of one entry, or the error that says why it cannot be stored."""
         core = self.core
         try:

@@ -1,0 +1,353 @@
+"""Concurrent saves, written together and each on its own.
+
+A ``save()`` (or ``insert()``) of one record, with no condition and no claim, joins the saves
+queued in its shard's writer since that writer last took its queue, in one waiter (a
+:class:`~.writer.Waiter`); a write of another kind queued after it starts a new one, so writes
+keep the order they were made in. When the writer takes the waiter to send it, the records are
+made into writes together (dumped and validated in one call each, the keys still to generate
+drawn at once) and encoded together. Each save stays a write of its own:
+
+- it is checked against the constraints (and reserves its values) after the saves before it,
+  as if they were written one by one, so one that breaks a constraint fails alone with its
+  typed error, and two that take one unique value cannot both pass;
+- a record that does not validate or encode fails alone;
+- it returns once the message that holds it is acknowledged, with its own revision, and fails
+  alone with its message's error (another message of the same waiter may have landed).
+
+A burst of concurrent saves spends its CPU on what each save costs alone (a pydantic call,
+an encoding, a reservation, a pass over the change feed), which is why they are gathered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from ..codec import Entry, encode_puts, pause_collector
+from ..errors import ValidationError
+from .constraints import Held, Slot, count_in, count_out
+from .core import Write
+from .shard import LogShard
+from .writer import Line
+from .writes import WritePath
+
+__all__ = ("MakeWrites", "SaveQueue")
+
+log = logging.getLogger(__name__)
+
+#: Makes the writes of records under their keys (the model's part): each record's write, or
+#: the error that stops it, in the records' order.
+MakeWrites = Callable[[list[Any], list[Any]], list[Write | Exception]]
+
+
+class SaveQueue:
+    """Where the saves of one table join their shard's writer."""
+
+    def __init__(self, path: WritePath, expire: Callable[[], None]) -> None:
+        self.path = path
+        self.expire = expire
+        #: The waiter of each shard that saves join, while its writer has not taken it.
+        self._open: dict[int, _Saves] = {}
+        #: Records queued without a key (by ``id``) -> the waiter that generates it.
+        self.unkeyed: dict[int, _Saves] = {}
+
+    def put(
+        self, record: Any, key: Any, make: MakeWrites, *, insert: bool
+    ) -> asyncio.Future[int | None]:
+        """Queue the save of ``record`` under ``key`` (None: generate one); ``make`` makes
+        the writes of records like it. The future resolves to its revision (None: a later
+        save of its key in the same message overtook it) or to its error."""
+        path = self.path
+        replaced = 0
+        if key is not None:
+            shard = path.placement.shard_for(key)
+            count_in(path.constraints.keys, (key,))
+            path.begin([key])
+            replaced = path.core.state.versions.get(key, 0)
+        else:
+            joined = self.unkeyed.get(id(record))
+            shard = joined.shard if joined is not None else self._shard_for_new_key()
+        waiter = self._open.get(shard.index)
+        if waiter is None or shard.writer.last is not waiter:
+            waiter = self._open[shard.index] = _Saves(self, shard, make)
+            shard.writer.queue(waiter)
+        if key is None:
+            self.unkeyed[id(record)] = waiter
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        waiter.add(record, key, insert, replaced, future)
+        return future
+
+    def _shard_for_new_key(self) -> LogShard:
+        """Where :meth:`~.writes.KeyPlacement.new_key` would place a new key (a shard whose
+        message is forming and not blocked behind a send, as one that saves join is)."""
+        for waiter in self._open.values():
+            writer = waiter.shard.writer
+            if writer.last is waiter and not writer.sending:
+                return waiter.shard
+        return self.path.placement.placement()
+
+    def taken(self, waiter: _Saves) -> None:
+        """The writer took ``waiter``: saves join a new one."""
+        if self._open.get(waiter.shard.index) is waiter:
+            del self._open[waiter.shard.index]
+
+
+class _Saves:
+    """Saves in one shard's writer: each line a write of its own, told how its message went
+    (a :class:`~.writer.Waiter`)."""
+
+    def __init__(self, queue: SaveQueue, shard: LogShard, make: MakeWrites) -> None:
+        self.queue = queue
+        self.shard = shard
+        self.make = make
+        #: As queued: the records, their keys (None: to generate), whether each is an insert.
+        self.records: list[Any] = []
+        self.keys: list[Any] = []
+        self.inserts: list[bool] = []
+        #: Each save's future, and the version of its key it replaces (as applied when it
+        #: was queued); after :meth:`prepare`, those of the saves in :attr:`lines`.
+        self.futures: list[asyncio.Future[int | None]] = []
+        self.replaced: list[int] = []
+        #: After :meth:`prepare`: the saves that are sent, their lines, and the unique values
+        #: each reserved (None: none to reserve).
+        self.writes: list[Write] = []
+        self.lines: list[Line] = []
+        self.held: list[list[Slot]] | None = None
+        self.prepared = False
+
+    def add(
+        self,
+        record: Any,
+        key: Any,
+        insert: bool,
+        replaced: int,
+        future: asyncio.Future[int | None],
+    ) -> None:
+        self.records.append(record)
+        self.keys.append(key)
+        self.inserts.append(insert)
+        self.replaced.append(replaced)
+        self.futures.append(future)
+
+    def prepare(self) -> None:
+        queue = self.queue
+        queue.taken(self)
+        self.prepared = True
+        records, futures = self.records, self.futures
+        self.records = []
+        try:
+            with pause_collector(len(records)):
+                queue.expire()  # an expired record holds no key or unique value
+                keys = self._keys(records)
+                self._made(self.make(records, keys), keys, futures)
+        except Exception as error:  # a bug: fail the saves
+            log.exception("preparing %d saves failed", len(records))
+            self.writes, self.lines, self.futures = [], [], futures
+            self._abandon(error)
+
+    def _abandon(self, error: BaseException) -> None:
+        """Fail every save as queued (none was sent) and release what they hold since."""
+        queue = self.queue
+        queue.taken(self)
+        keyed = [key for key in self.keys if key is not None]
+        count_out(queue.path.constraints.keys, keyed)
+        queue.path.end(keyed)
+        for identity in [i for i, waiter in queue.unkeyed.items() if waiter is self]:
+            del queue.unkeyed[identity]
+        for future in self.futures:
+            if not future.done():
+                future.set_exception(error)
+
+    def _keys(self, records: list[Any]) -> list[Any]:
+        """The key of each record: generated here (on this shard) for the records queued
+        without one, once for a record queued twice."""
+        keys = self.keys
+        if None not in keys:
+            return keys
+        unkeyed = self.queue.unkeyed
+        fresh: dict[int, Any] = {}
+        for record in records:
+            if unkeyed.get(id(record)) is self:
+                del unkeyed[id(record)]
+                fresh[id(record)] = None
+        generated = iter(self.queue.path.placement.new_keys_on(self.shard.index, len(fresh)))
+        for identity in fresh:
+            fresh[identity] = next(generated)
+        # A record queued without a key in an earlier waiter of this shard took it there
+        # (None: the record's own).
+        return [
+            key if key is not None else fresh.get(id(record))
+            for record, key in zip(records, keys, strict=True)
+        ]
+
+    def _made(
+        self,
+        made: list[Write | Exception],
+        keys: list[Any],
+        futures: list[asyncio.Future[int | None]],
+    ) -> None:
+        """Keep the saves that can be sent (checked and reserved one after another) and
+        fail the others."""
+        path = self.queue.path
+        constraints = path.constraints
+        table = constraints.schema.name
+        queued = self.keys  # the keys counted in when queued
+        lines = _encoded(path, made)
+        checked = bool(constraints.schema.unique) or any(self.inserts)
+        if checked:
+            # Each save reserves its key again as it is checked, after those before it.
+            count_out(constraints.keys, [key for key in queued if key is not None])
+        writes: list[Write] = []
+        kept_lines: list[Line] = []
+        kept: list[asyncio.Future[int | None]] = []
+        held: list[list[Slot]] = []
+        dropped: list[Any] = []  # keys counted in when queued, of saves not sent
+        new: list[Any] = []  # keys generated here, of saves sent
+        sent: list[int] = []
+        for at, (write, line, future) in enumerate(zip(made, lines, futures, strict=True)):
+            error: BaseException | None = None
+            if isinstance(write, Exception):
+                error = write
+            elif write.key != keys[at] and (
+                keys[at] is not None or path.placement.shard_for(write.key) is not self.shard
+            ):
+                error = ValidationError(
+                    table, "the record's primary key changed while its save was queued"
+                )
+            elif isinstance(line, Exception):
+                error = line
+            elif future.done():  # its caller was cancelled
+                error = asyncio.CancelledError()
+            elif checked:
+                try:
+                    constraints.check([write], insert=self.inserts[at], must_exist=False)
+                except Exception as failed:
+                    error = failed
+                else:
+                    held.append(constraints.reserve([write])[0])
+            if error is not None:
+                if queued[at] is not None:
+                    dropped.append(queued[at])
+                if not future.done():
+                    future.set_exception(error)
+                continue
+            assert isinstance(write, Write) and isinstance(line, str)
+            if queued[at] is None:
+                new.append(write.key)
+            sent.append(at)
+            writes.append(write)
+            kept_lines.append((Entry(write.key, write.data, None, 1, write.record), line))
+            kept.append(future)
+        # Saves sent hold their key (in the constraints and as writes in flight) until they
+        # end; the others let go of what they held since they were queued.
+        if not checked:
+            count_out(constraints.keys, dropped)
+            count_in(constraints.keys, new)
+        path.end(dropped)
+        path.begin(new)
+        self.replaced = (
+            [self.replaced[at] for at in sent] if len(sent) < len(made) else self.replaced
+        )
+        self.writes, self.lines, self.futures = writes, kept_lines, kept
+        self.held = held if checked else None
+
+    def waiting(self, start: int, end: int) -> bool:
+        return not all(future.done() for future in self.futures[start:end])
+
+    def expect(self) -> None:
+        pass
+
+    def landed(self, start: int, end: int, message_id: int) -> None:
+        path = self.queue.path
+        revisions = list(map(path.revision_of, [entry for entry, _ in self.lines[start:end]]))
+        replaced = self.replaced
+        behind = [
+            at
+            for at, revision in enumerate(revisions, start)
+            if revision is not None and revision <= replaced[at]
+        ]
+        if behind:
+            # Below the version it replaced (Discord's workers' clocks differ): sent again,
+            # holding its reservations until then.
+            path.core.background.spawn(self._resend(behind, revisions, start))
+        resend = set(behind)
+        self._release([at for at in range(start, end) if at not in resend])
+        for at, (future, revision) in enumerate(
+            zip(self.futures[start:end], revisions, strict=True), start
+        ):
+            if not future.done() and at not in resend:
+                future.set_result(revision)
+
+    def failed(self, start: int, end: int, error: BaseException) -> None:
+        if not self.prepared:  # the writer stopped before it took this waiter
+            self._abandon(error)
+            return
+        self._release(range(start, end))
+        for future in self.futures[start:end]:
+            if not future.done():
+                future.set_exception(error)
+
+    async def _resend(self, behind: list[int], revisions: list[int | None], start: int) -> None:
+        path = self.queue.path
+        landed = [revisions[at - start] for at in behind]
+        try:
+            await path.resend_behind(
+                [self.writes[at] for at in behind], [self.replaced[at] for at in behind], landed
+            )
+        except BaseException as error:
+            for at in behind:
+                if not self.futures[at].done():
+                    self.futures[at].set_exception(error)
+            if not isinstance(error, Exception):
+                raise
+        else:
+            for at, revision in zip(behind, landed, strict=True):
+                if not self.futures[at].done():
+                    self.futures[at].set_result(revision)
+        finally:
+            self._release(behind)
+
+    def _release(self, ats: range | list[int]) -> None:
+        """The saves at ``ats`` ended: release what they hold."""
+        keys = [self.writes[at].key for at in ats]
+        slots = [slot for at in ats for slot in self.held[at]] if self.held is not None else []
+        held: Held = (slots, keys)
+        self.queue.path.constraints.release(held)
+        self.queue.path.end(keys)
+
+
+def _encoded(path: WritePath, made: list[Write | Exception]) -> list[str | Exception]:
+    """The line of each write's entry, or the error that says why it cannot be stored (an
+    error of the write itself stays in its place)."""
+    writes = [write for write in made if not isinstance(write, Exception)]
+    lines: list[str] = []
+    if writes:
+        try:
+            lines = encode_puts(
+                [w.key for w in writes],
+                typing.cast(list[dict[str, Any]], [w.data for w in writes]),
+                None,
+                1,
+            )
+        except ValueError:  # each alone below, to say which
+            lines = []
+        if lines and max(map(len, lines)) > path.core.size_limit:
+            lines = []
+    if len(writes) == len(made) and lines:
+        return [*lines]
+    each: list[str | Exception] = []
+    fresh = iter(lines)
+    for write in made:
+        if isinstance(write, Exception):
+            each.append(write)
+        elif lines:
+            each.append(next(fresh))
+        else:
+            try:
+                each.append(path.encoded(Entry(write.key, write.data, None, 1, write.record)))
+            except Exception as error:
+                each.append(error)
+    return each
