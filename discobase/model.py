@@ -423,7 +423,7 @@ class Table(BaseModel):
         if "before_save" in hooks:
             await self._hook("before_save")
         if if_revision is None and not engine.schema.claim_unique:
-            revision = await engine.save(self, self._queued_key(engine), cls._writes_each)
+            revision = await engine.saves.put(self, self._queued_key(engine), cls._writes_each)
         else:
             [revision] = await engine.write([self._write(if_revision)], claim=_claims(cls))
         self._landed(revision)
@@ -445,7 +445,7 @@ class Table(BaseModel):
         if engine.schema.claim_unique:
             [revision] = await engine.write([self._write()], insert=True, claim=True)
         else:
-            revision = await engine.save(
+            revision = await engine.saves.put(
                 self, self._queued_key(engine), cls._writes_each, insert=True
             )
         self._landed(revision)

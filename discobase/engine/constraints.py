@@ -7,6 +7,7 @@ check for the same value while neither is applied yet.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -139,12 +140,23 @@ class Constraints:
 
 def count_in(counts: dict[Any, int], keys: Iterable[Any]) -> None:
     """Count ``keys`` in (each once more in ``counts``)."""
+    keys = list(keys)
+    if len(keys) > 1 and counts.keys().isdisjoint(keys):
+        fresh = dict.fromkeys(keys, 1)
+        if len(fresh) == len(keys):  # new and distinct, as a rule: at once
+            counts.update(fresh)
+            return
     for key in keys:
         counts[key] = counts.get(key, 0) + 1
 
 
 def count_out(counts: dict[Any, int], keys: Iterable[Any]) -> None:
     """Count ``keys`` out (each once less in ``counts``; a key at 0 leaves it)."""
+    keys = list(keys)
+    if len(keys) > 1 and all(map((1).__eq__, map(counts.__getitem__, keys))):
+        # Each counted once (so each there once): all leave, at once.
+        collections.deque(map(counts.__delitem__, keys), maxlen=0)
+        return
     for key in keys:
         count = counts[key] - 1
         if count:

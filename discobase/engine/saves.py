@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -53,9 +54,11 @@ class SaveQueue:
         self._open: dict[int, _Saves] = {}
         #: Records queued without a key (by ``id``) -> the waiter that generates it.
         self.unkeyed: dict[int, _Saves] = {}
+        #: The waiter that a save of a new record joined last.
+        self._newest: _Saves | None = None
 
     def put(
-        self, record: Any, key: Any, make: MakeWrites, *, insert: bool
+        self, record: Any, key: Any, make: MakeWrites, *, insert: bool = False
     ) -> asyncio.Future[int | None]:
         """Queue the save of ``record`` under ``key`` (None: generate one); ``make`` makes
         the writes of records like it. The future resolves to its revision (None: a later
@@ -63,29 +66,42 @@ class SaveQueue:
         path = self.path
         replaced = 0
         if key is not None:
-            shard = path.placement.shard_for(key)
+            waiter = self._waiter_on(path.placement.shard_for(key), make)
             count_in(path.constraints.keys, (key,))
             path.begin([key])
             replaced = path.core.state.versions.get(key, 0)
         else:
+            # Saves of new records join the waiter new ones joined last while it is open (a
+            # record queued twice joins the waiter that generates its key, or its shard).
             joined = self.unkeyed.get(id(record))
-            shard = joined.shard if joined is not None else self._shard_for_new_key()
+            newest = joined if joined is not None else self._newest
+            if newest is not None and newest.open:
+                waiter = newest
+            else:
+                shard = joined.shard if joined is not None else self._shard_for_new_key()
+                waiter = self._waiter_on(shard, make)
+            self.unkeyed[id(record)] = self._newest = waiter
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        waiter.records.append(record)
+        waiter.keys.append(key)
+        waiter.inserts.append(insert)
+        waiter.replaced.append(replaced)
+        waiter.futures.append(future)
+        return future
+
+    def _waiter_on(self, shard: LogShard, make: MakeWrites) -> _Saves:
+        """The open waiter of ``shard``, or a new one queued in its writer."""
         waiter = self._open.get(shard.index)
         if waiter is None or shard.writer.last is not waiter:
             waiter = self._open[shard.index] = _Saves(self, shard, make)
             shard.writer.queue(waiter)
-        if key is None:
-            self.unkeyed[id(record)] = waiter
-        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-        waiter.add(record, key, insert, replaced, future)
-        return future
+        return waiter
 
     def _shard_for_new_key(self) -> LogShard:
         """Where :meth:`~.writes.KeyPlacement.new_key` would place a new key (a shard whose
         message is forming and not blocked behind a send, as one that saves join is)."""
         for waiter in self._open.values():
-            writer = waiter.shard.writer
-            if writer.last is waiter and not writer.sending:
+            if waiter.open:
                 return waiter.shard
         return self.path.placement.placement()
 
@@ -118,19 +134,11 @@ class _Saves:
         self.held: list[list[Slot]] | None = None
         self.prepared = False
 
-    def add(
-        self,
-        record: Any,
-        key: Any,
-        insert: bool,
-        replaced: int,
-        future: asyncio.Future[int | None],
-    ) -> None:
-        self.records.append(record)
-        self.keys.append(key)
-        self.inserts.append(insert)
-        self.replaced.append(replaced)
-        self.futures.append(future)
+    @property
+    def open(self) -> bool:
+        """Saves may join: the waiter is the last in its writer, which is not sending."""
+        writer = self.shard.writer
+        return writer.last is self and not writer.sending
 
     def prepare(self) -> None:
         queue = self.queue
@@ -262,23 +270,28 @@ class _Saves:
 
     def landed(self, start: int, end: int, message_id: int) -> None:
         path = self.queue.path
-        revisions = list(map(path.revision_of, [entry for entry, _ in self.lines[start:end]]))
-        replaced = self.replaced
+        revisions = path.revisions_of([entry for entry, _ in self.lines[start:end]])
         behind = [
             at
-            for at, revision in enumerate(revisions, start)
-            if revision is not None and revision <= replaced[at]
+            for at, (revision, replaced) in enumerate(
+                zip(revisions, self.replaced[start:end], strict=True), start
+            )
+            if revision is not None and revision <= replaced
         ]
+        futures = self.futures[start:end]
         if behind:
             # Below the version it replaced (Discord's workers' clocks differ): sent again,
             # holding its reservations until then.
             path.core.background.spawn(self._resend(behind, revisions, start))
-        resend = set(behind)
-        self._release([at for at in range(start, end) if at not in resend])
-        for at, (future, revision) in enumerate(
-            zip(self.futures[start:end], revisions, strict=True), start
-        ):
-            if not future.done() and at not in resend:
+            resend = set(behind)
+            self._release([at for at in range(start, end) if at not in resend])
+            for at, (future, revision) in enumerate(zip(futures, revisions, strict=True), start):
+                if at not in resend and not future.done():
+                    future.set_result(revision)
+            return
+        self._release(range(start, end))
+        for future, revision in zip(futures, revisions, strict=True):
+            if not future.done():
                 future.set_result(revision)
 
     def failed(self, start: int, end: int, error: BaseException) -> None:
@@ -312,11 +325,19 @@ class _Saves:
 
     def _release(self, ats: range | list[int]) -> None:
         """The saves at ``ats`` ended: release what they hold."""
-        keys = [self.writes[at].key for at in ats]
+        writes = (
+            self.writes[ats.start : ats.stop]
+            if type(ats) is range
+            else [self.writes[at] for at in ats]
+        )
+        keys = list(map(_key_of, writes))
         slots = [slot for at in ats for slot in self.held[at]] if self.held is not None else []
         held: Held = (slots, keys)
         self.queue.path.constraints.release(held)
         self.queue.path.end(keys)
+
+
+_key_of = operator.attrgetter("key")
 
 
 def _encoded(path: WritePath, made: list[Write | Exception]) -> list[str | Exception]:

@@ -13,7 +13,6 @@ wires them together and is what the model and the database call.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -28,7 +27,7 @@ from .feed import ChangeLog
 from .horizon import ServerClock
 from .ingest import Ingest
 from .loading import Loader
-from .saves import MakeWrites, SaveQueue
+from .saves import SaveQueue
 from .schema import TableSchema
 from .shard import LogShard
 from .state import TableState
@@ -105,6 +104,7 @@ class TableEngine:
         )
         self.feed = ChangeLog(self.core, self.ingest)
         self.writes.claims = Claims(self.core, self.feed, self.placement)
+        #: Where ``save()`` and ``insert()`` of one record queue (:mod:`.saves`).
         self.saves = SaveQueue(self.writes, self.expire)
         #: A read to the horizon starts when a shard holds this many handled ids.
         self._handled_mark = HANDLED_LIMIT
@@ -219,14 +219,6 @@ class TableEngine:
         (:mod:`.claims`). (Not a coroutine itself: one frame less for every write.)"""
         self.expire()  # an expired record holds no key or unique value
         return self.writes.write(writes, insert=insert, must_exist=must_exist, claim=claim)
-
-    def save(
-        self, record: Any, key: Any, make: MakeWrites, *, insert: bool = False
-    ) -> asyncio.Future[int | None]:
-        """Save one record under ``key`` (None: generate one), with no condition and no
-        claim, together with the saves queued with it and each on its own (:mod:`.saves`):
-        its revision, or its error. ``make`` makes the writes of such records."""
-        return self.saves.put(record, key, make, insert=insert)
 
     def _committed(self, message: StoredMessage, batch_id: str, entries: list[Entry]) -> None:
         self.writes.committed(message, batch_id, entries)

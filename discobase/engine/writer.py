@@ -262,6 +262,8 @@ class BatchWriter:
 def _untag_whole_groups(entries: list[Entry], lines: list[str]) -> list[str]:
     """The lines of one message's ``entries``: a group wholly inside the message is atomic by
     itself, so its tags can go."""
+    if not any(map(_group_of, entries)):
+        return lines
     groups = list(map(_group_of, entries))
     counts = Counter(groups)
     sizes = dict(zip(groups, map(_group_size_of, entries), strict=True))

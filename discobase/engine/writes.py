@@ -347,10 +347,10 @@ class WritePath:
             for i, revision in zip(behind, again, strict=True):
                 landed[i] = revision
 
-    def revision_of(self, entry: Entry) -> int | None:
-        """Where an entry of ours landed, once (None: a later entry of its key in the same
+    def revisions_of(self, entries: list[Entry]) -> list[int | None]:
+        """Where entries of ours landed, once (None: a later entry of its key in the same
         message overtook it, or it has not landed)."""
-        return self._landed.pop(id(entry), None)
+        return list(map(self._landed.pop, map(id, entries), itertools.repeat(None)))
 
     async def _send(self, writes: list[Write]) -> list[int | None]:
         """Send one atomic write through the shards' writers; return where each write

@@ -53,6 +53,7 @@ def channel_of(key: object, channels: list[int]) -> int:
     return channels[zlib.crc32(json.dumps(key).encode()) % len(channels)]
 
 
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings:UserWarning")
 async def test_bad_saves_among_concurrent_ones_fail_alone_and_the_rest_survive_a_restart(
     simcord_env, new_db
 ):
