@@ -19,7 +19,7 @@ import sys
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from isal import isal_zlib
 from pydantic_core import PydanticSerializationError, from_json, to_json
@@ -314,14 +314,18 @@ def encode_catalog_event(event: dict[str, Any]) -> str:
     return text
 
 
+#: What ISA-L raises for a stream it cannot read (its type stubs call it an instance).
+_DECOMPRESS_ERROR = cast(type[Exception], isal_zlib.error)
+
+
 def decode_body(header: Header, content: str, attachment: bytes | None) -> bytes:
     """The body bytes of a message, checked against the header's checksum."""
     if header.fields.get("att") == "1":
         if attachment is None:
             raise FormatProblem(ProblemKind.MISSING_ATTACHMENT, "the body attachment is gone")
-        try:
-            body = zlib.decompress(attachment)
-        except zlib.error as error:
+        try:  # ISA-L reads any zlib stream, several times as fast as zlib does
+            body = isal_zlib.decompress(attachment)
+        except _DECOMPRESS_ERROR as error:
             raise FormatProblem(
                 ProblemKind.UNREADABLE, f"attachment does not decompress: {error}"
             ) from None

@@ -673,13 +673,11 @@ class Table(BaseModel):
             value = _coerce(cls, name, "==", value)
         engine.expire()
         state = engine.state
+        if limit is None and not offset:  # the usual lookup
+            return state.equal_reader(name, rows.record)(value)
         found = state.equal_rows(name, value)
-        if offset or limit is not None:
-            found = found[offset:] if limit is None else found[offset : offset + limit]
+        found = found[offset:] if limit is None else found[offset : offset + limit]
         record, versions = rows.record, state.versions
-        if len(found) == 1:  # the usual lookup: spared a comprehension
-            row = found[0]
-            return [record(row, versions.get(row[0], 0))]
         return [record(row, versions.get(row[0], 0)) for row in found]
 
     @classmethod
@@ -1161,19 +1159,25 @@ def _plain_records(
     values zipped."""
     values = ", ".join(f"{name!r}: row[{position}]" for position, name in enumerate(names, 1))
     values = f"deepcopy({{{values}}})" if deep_copy else f"{{{values}}}"
+    others = "" if private.keys() <= {"_discobase_key"} else "**private, "
     source = (
         "def record(row, revision):\n"
         "    made = new(cls)\n"
-        f"    set_attribute(made, '__dict__', {values})\n"
-        "    set_attribute(made, '__pydantic_fields_set__', fields_set.copy())\n"
-        "    set_attribute(made, '__pydantic_extra__', None)\n"
-        "    made_private = {**private, '_discobase_key': row[0], REVISION: revision}\n"
-        "    set_attribute(made, '__pydantic_private__', made_private)\n"
+        f"    set_dict(made, {values})\n"
+        "    set_fields_set(made, fields_set.copy())\n"
+        "    set_extra(made, None)\n"
+        f"    set_private(made, {{{others}'_discobase_key': row[0], REVISION: revision}})\n"
         "    return made\n"
     )
+    # BaseModel's own slots, set through their descriptors: object.__setattr__ looks each
+    # one up on the class first.
+    slots = BaseModel.__dict__
     namespace: dict[str, Any] = {
         "new": object.__new__,
-        "set_attribute": object.__setattr__,
+        "set_dict": slots["__dict__"].__set__,
+        "set_fields_set": slots["__pydantic_fields_set__"].__set__,
+        "set_extra": slots["__pydantic_extra__"].__set__,
+        "set_private": slots["__pydantic_private__"].__set__,
         "deepcopy": copy.deepcopy,
         "cls": cls,
         "fields_set": set(names),

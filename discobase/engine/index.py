@@ -12,7 +12,7 @@ cheap; it holds no spare room, as a list would). Keys are ints or strings, never
 from __future__ import annotations
 
 import bisect
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 __all__ = ("FieldIndex",)
@@ -39,6 +39,9 @@ class FieldIndex:
         self.unique = unique
         #: Value -> its one key, or a tuple or set of its keys when several hold it.
         self._keys: dict[Any, Any] = {}
+        #: A value's bucket as held: None, its one key, or a tuple or set of its keys (the
+        #: fastest way to a value's key, for the lookups a read makes most).
+        self.bucket: Callable[[Any], Any] = self._keys.get
         self._sorted: list[Any] | None = []
 
     def clear(self) -> None:

@@ -82,6 +82,9 @@ class TableState:
         #: (a compaction of one channel must tell the others' readers the group completed).
         self.done_groups: dict[str, set[int]] = {}
         self.problems: list[Problem] = []
+        #: equal_reader's functions by field and what they make of a row.
+        self._readers: dict[tuple[str, Callable[[Row, int], Any]], Callable[[Any], list[Any]]]
+        self._readers = {}
 
     # -- applying the log ---------------------------------------------------------------
 
@@ -404,6 +407,37 @@ class TableState:
             for key in sorted(keys, key=_key_rank)
             if (row := records.get(key)) is not None and (row[position] == value) is True
         ]
+
+    def equal_reader(
+        self, field: str, make: Callable[[Row, int], Any]
+    ) -> Callable[[Any], list[Any]]:
+        """A function of a value (not None) that returns ``make(row, version)`` for each row
+        :meth:`equal_rows` returns for it, with the key's version: the usual lookup by an
+        indexed field in one call, made once per field and ``make``."""
+        reader = self._readers.get((field, make))
+        if reader is None:
+            reader = self._readers[(field, make)] = self._equal_reader(field, make)
+        return reader
+
+    def _equal_reader(
+        self, field: str, make: Callable[[Row, int], Any]
+    ) -> Callable[[Any], list[Any]]:
+        bucket_of = self.indexes[field].bucket
+        records, position = self.records, self.positions[field]
+
+        def read(value: Any) -> list[Any]:
+            key = bucket_of(value)
+            if key is None:
+                return []
+            if type(key) is tuple or type(key) is set:  # several keys: sorted
+                versions = self.versions
+                return [make(row, versions.get(row[0], 0)) for row in self.equal_rows(field, value)]
+            row = records.get(key)
+            if row is None or (row[position] == value) is not True:
+                return []
+            return [make(row, self.versions.get(key, 0))]
+
+        return read
 
     def _candidates(self, where: Predicate) -> Collection[Any] | None:
         """Keys that may match, from the most selective usable index; None means scan.

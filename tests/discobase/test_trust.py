@@ -9,6 +9,7 @@ over the gateway too (as it would on Discord)."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import zlib
 
 import discord
@@ -188,6 +189,26 @@ async def test_a_malformed_catalog_event_of_our_own_is_skipped_and_reported(
     assert await notes() == {"a": 1}
     kinds = [p.kind for p in (await db2.check()).problems]
     assert kinds == ["unreadable"]
+    await db2.close()
+
+
+@pytest.mark.parametrize(
+    "attachment", [b"not a zlib stream", zlib.compress(b'{"put":"b","rec":{"key":"b"}}')[:-3]]
+)
+async def test_a_batch_of_our_own_whose_attachment_does_not_decompress_is_reported(
+    simcord_env, new_db, attachment
+):
+    db = await open_db(new_db)
+    await Note(key="a", n=1).save()
+    header = encode_batch("0123456789abcdef", [encode_entry(Entry("b", {"key": "b"}))] * 100)
+    assert header.attachment is not None  # too long for the content: attached
+    channel = simcord_env.bot.get_channel(db.schema("note").channels[0])
+    await channel.send(header.content, file=discord.File(io.BytesIO(attachment), "body.jsonl.z"))
+    await simcord_env.settle()
+    db2 = await reopen(simcord_env, db, new_db)
+    assert await notes() == {"a": 1}
+    problems = (await db2.check()).problems
+    assert [(p.kind, "does not decompress" in p.detail) for p in problems] == [("unreadable", True)]
     await db2.close()
 
 
