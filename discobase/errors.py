@@ -10,7 +10,7 @@ took their place, so an ``except`` clause written for either version catches the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = (
     "AfterHookError",
@@ -69,6 +69,18 @@ class DatabaseStorageError(DiscobaseError):
 
 class DatabaseCorruptionError(DiscobaseError):
     """Stored data, or the stored schema, does not fit what reads it (1.0's category)."""
+
+
+class _TableDetailError(DiscobaseError):
+    """An error about the table ``table``; ``detail`` says what is wrong, and the subclass's
+    ``template`` (a format string of both) what to do about it."""
+
+    template: ClassVar[str]
+
+    def __init__(self, table: str, detail: str) -> None:
+        self.table = table
+        self.detail = detail
+        super().__init__(self.template.format(table=table, detail=detail))
 
 
 class NotConnectedError(DiscobaseError):
@@ -169,16 +181,13 @@ class UnknownFieldError(SchemaError, DatabaseLookupError):
         )
 
 
-class SchemaMismatchError(SchemaError, DatabaseCorruptionError):
+class SchemaMismatchError(_TableDetailError, SchemaError, DatabaseCorruptionError):
     """A table class does not match the schema stored in the guild, and its records do not fit."""
 
-    def __init__(self, table: str, detail: str) -> None:
-        self.table = table
-        self.detail = detail
-        super().__init__(
-            f"the class for table {table!r} does not match the stored schema: {detail}; make the "
-            "change backwards compatible (new fields need defaults) or migrate the data"
-        )
+    template = (
+        "the class for table {table!r} does not match the stored schema: {detail}; make the "
+        "change backwards compatible (new fields need defaults) or migrate the data"
+    )
 
 
 class ValidationError(DatabaseStorageError):
@@ -301,19 +310,16 @@ class StorageCorruptError(DatabaseCorruptionError):
     """Stored data cannot be read as discobase data where it must be (e.g. the catalog)."""
 
 
-class TableShardsMissingError(StorageCorruptError):
+class TableShardsMissingError(_TableDetailError, StorageCorruptError):
     """The catalog names a table whose shard channels or threads are gone (deleted by hand) or
     are not this guild's: its records cannot be read, and a new table of that name would hide
-    them, so the table is not opened."""
+    them, so the table is not opened (nor used further by a process that had it open)."""
 
-    def __init__(self, table: str, detail: str) -> None:
-        self.table = table
-        self.detail = detail
-        super().__init__(
-            f"table {table!r} cannot be opened: {detail}. Its other shards are kept; restore "
-            "the table from a backup or export (docs/operations.md), or create it again "
-            "explicitly to start it empty"
-        )
+    template = (
+        "table {table!r} cannot be opened: {detail}. Its other shards are kept; restore "
+        "the table from a backup or export (docs/operations.md), or create it again "
+        "explicitly to start it empty"
+    )
 
 
 class UnsupportedFormatError(StorageCorruptError):

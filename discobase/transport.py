@@ -762,18 +762,15 @@ class Transport:
                 suppress_embeds=True,
             )
 
-        route = "POST /channels/{id}/messages"
-        try:
-            message = await self._call(route, request, channel_id=channel_id)
-        except DiscordRejectedError as error:
-            # A message unarchives an archived thread unless a moderator locked it (160005):
-            # unlock and unarchive it, send again (the same nonce: at most one copy). A second
-            # refusal is raised as it is.
-            if error.code != LOCKED_THREAD:
-                raise
-            log.warning("thread %s is locked: unlocking it to write", channel_id)
-            await self.unarchive(channel_id)
-            message = await self._call(route, request, channel_id=channel_id)
+        # A message unarchives an archived thread unless a moderator locked it (160005):
+        # unlock and unarchive it, send again (the same nonce: at most one copy).
+        message = await self._unarchiving_on(
+            LOCKED_THREAD,
+            channel_id,
+            functools.partial(
+                self._call, "POST /channels/{id}/messages", request, channel_id=channel_id
+            ),
+        )
         return _from_message(message)
 
     async def edit(
@@ -794,19 +791,32 @@ class Transport:
             files = [discord.File(io.BytesIO(attachment), filename=filename)] if attachment else []
             return await message.edit(content=content, attachments=files)
 
-        route = "PATCH /channels/{id}/messages/{id}"
-        try:
-            edited = await self._call_unless_gone(route, request)
-        except DiscordRejectedError as error:
-            # Messages in an archived thread cannot be edited (50083; only deletes work
-            # there, topics/threads.mdx "Active & Archived Threads"): unarchive (and unlock,
-            # if a moderator locked it), edit again.
-            if error.code != ARCHIVED_THREAD:
-                raise
-            log.info("thread %s is archived: unarchiving it to edit a message", channel_id)
-            await self.unarchive(channel_id)
-            edited = await self._call_unless_gone(route, request)
+        # Messages in an archived thread cannot be edited (50083; only deletes work there,
+        # topics/threads.mdx "Active & Archived Threads"): unarchive (and unlock, if a
+        # moderator locked it), edit again.
+        edited = await self._unarchiving_on(
+            ARCHIVED_THREAD,
+            channel_id,
+            functools.partial(
+                self._call_unless_gone, "PATCH /channels/{id}/messages/{id}", request
+            ),
+        )
         return None if edited is GONE else _from_message(edited)
+
+    async def _unarchiving_on(
+        self, code: int, thread_id: int, attempt: Callable[[], Awaitable[T]]
+    ) -> T:
+        """``attempt()``; when Discord refuses it with ``code`` (the thread is archived, or
+        locked), unarchive and unlock the thread and attempt once more (a second refusal is
+        raised as it is)."""
+        try:
+            return await attempt()
+        except DiscordRejectedError as error:
+            if error.code != code:
+                raise
+            log.warning("thread %s refused a request (%s): unarchiving it", thread_id, code)
+            await self.unarchive(thread_id)
+            return await attempt()
 
     async def history(
         self, channel_id: int, *, before: int | None = None

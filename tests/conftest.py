@@ -105,6 +105,24 @@ def new_db(
     return make
 
 
+async def reopen(
+    env: simcord.Env,
+    db: discobase.Database | None,
+    new_db: Callable[..., discobase.Database],
+    *tables: type[discobase.Table],
+) -> discobase.Database:
+    """Close ``db`` (if given), restart the bot (a new process on the same guild) and open a
+    fresh Database with ``tables`` registered."""
+    if db is not None:
+        await db.close()
+    await env.restart_bot(make_bot())
+    fresh = new_db()
+    for table in tables:
+        fresh.table(table)
+    await fresh.open()
+    return fresh
+
+
 async def past_horizon(env: simcord.Env) -> None:
     """Move the clock past the horizon margin: what was written so far may be snapshotted
     (a compaction folds only messages made that long before it reads the channel)."""

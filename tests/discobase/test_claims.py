@@ -13,38 +13,47 @@ import discobase
 from tests.conftest import make_bot, past_horizon
 
 
-class Member(discobase.Table):
-    key: str
-    email: str
-    n: int = 0
+def member_as_declared(**settings: Any) -> type[discobase.Table]:
+    """The member table as a process's class declares it: these ``Settings`` besides its
+    name, key and unique field (each process registers a class of its own)."""
 
-    class Settings:
-        primary_key = "key"
-        unique = ["email"]
-        claim_unique = True
+    class Member(discobase.Table):
+        key: str
+        email: str
+        n: int = 0
 
+        class Settings:
+            name = "member"
+            primary_key = "key"
+            unique = ["email"]
 
-class OtherMember(discobase.Table):
-    """The same table, as the second process declares it."""
-
-    key: str
-    email: str
-    n: int = 0
-
-    class Settings:
-        name = "member"
-        primary_key = "key"
-        unique = ["email"]
-        claim_unique = True
+    for option, value in settings.items():
+        setattr(Member.Settings, option, value)
+    return Member
 
 
-async def two_processes(simcord_env, new_db, guild, strict, fast_retry):
+Member = member_as_declared(claim_unique=True)
+#: The same table, as the second process declares it.
+OtherMember = member_as_declared(claim_unique=True)
+
+
+async def two_processes(
+    simcord_env,
+    new_db,
+    guild,
+    strict,
+    fast_retry,
+    theirs: type[discobase.Table] | None = OtherMember,
+):
+    """P, this process, with ``Member``; Q, a second process, with ``theirs`` (None: no class
+    for the table, as the bot)."""
     p = new_db(compaction=None)
     p.table(Member)
     await p.open()
     other = await strict.second_process()
     q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
-    q.table(OtherMember)
+    if theirs is not None:
+        q.table(theirs)
     await q.open()
     return p, q, other
 
@@ -176,21 +185,10 @@ async def test_a_write_that_keeps_its_unique_values_claims_nothing(
     await p.close()
 
 
-async def without_class(guild, strict, fast_retry):
-    """A second process that opens the database with no class for the table (as the bot)."""
-    other = await strict.second_process()
-    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
-    await q.open()
-    return q, other
-
-
 async def test_a_process_without_the_class_follows_the_recorded_claim_unique(
     simcord_env, new_db, guild, strict, fast_retry
 ):
-    p = new_db(compaction=None)
-    p.table(Member)
-    await p.open()
-    q, other = await without_class(guild, strict, fast_retry)
+    p, q, other = await two_processes(simcord_env, new_db, guild, strict, fast_retry, None)
     assert q.schema("member").claim_unique is True
     assert q.schema("member").to_dict()["claim_unique"] is True
     Generated = q.tables["member"]
@@ -227,35 +225,11 @@ async def test_create_table_records_claim_unique_and_its_writes_claim(simcord_en
     await again.close()
 
 
-def member_as_declared(**settings: Any) -> type[discobase.Table]:
-    """The member table as another process's class declares it: these ``Settings`` besides
-    its name, key and unique field."""
-
-    class Declared(discobase.Table):
-        key: str
-        email: str
-        n: int = 0
-
-        class Settings:
-            name = "member"
-            primary_key = "key"
-            unique = ["email"]
-
-    for option, value in settings.items():
-        setattr(Declared.Settings, option, value)
-    return Declared
-
-
 async def test_a_class_that_declares_otherwise_records_it_and_running_processes_follow(
     simcord_env, new_db, guild, strict, fast_retry
 ):
-    p = new_db(compaction=None)
-    p.table(Member)
-    await p.open()
-    other = await strict.second_process()
-    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
-    q.table(member_as_declared())  # no word on claim_unique
-    await q.open()
+    theirs = member_as_declared()  # no word on claim_unique
+    p, q, other = await two_processes(simcord_env, new_db, guild, strict, fast_retry, theirs)
     assert q.schema("member").claim_unique is True  # no word on it: the stored value holds
     await q.close()
     await simcord_env.advance_time(1)  # Q's ids run behind P's: its alter comes after P's create

@@ -15,28 +15,28 @@ from tests.conftest import make_bot, past_horizon, rest_calls
 TTL = dt.timedelta(seconds=60)
 
 
-class Session(discobase.Table):
-    key: str
-    user: str
+def session_class(ttl: dt.timedelta | None) -> type[discobase.Table]:
+    """The session table's class with ``ttl`` (None: without one), as one process (or one
+    version of a program) declares it."""
 
-    class Settings:
-        primary_key = "key"
-        unique = ["user"]
-        indexes = ["user"]
-        ttl = TTL
+    class Session(discobase.Table):
+        key: str
+        user: str
+
+        class Settings:
+            name = "session"
+            primary_key = "key"
+            unique = ["user"]
+            indexes = ["user"]
+
+    if ttl is not None:
+        Session.Settings.ttl = ttl  # type: ignore[attr-defined]
+    return Session
 
 
-class Forever(discobase.Table):
-    """The same table without its ttl."""
-
-    key: str
-    user: str
-
-    class Settings:
-        name = "session"
-        primary_key = "key"
-        unique = ["user"]
-        indexes = ["user"]
+Session = session_class(TTL)
+#: The same table without its ttl.
+Forever = session_class(None)
 
 
 async def open_db(new_db, cls=Session, **options):
@@ -195,24 +195,6 @@ async def test_a_runtime_table_with_a_ttl(simcord_env, new_db):
     await db.close()
 
 
-def session_with_ttl(ttl: dt.timedelta | None) -> type[discobase.Table]:
-    """The session table as another process's class declares it, with ``ttl``."""
-
-    class Declared(discobase.Table):
-        key: str
-        user: str
-
-        class Settings:
-            name = "session"
-            primary_key = "key"
-            unique = ["user"]
-            indexes = ["user"]
-
-    if ttl is not None:
-        Declared.Settings.ttl = ttl  # type: ignore[attr-defined]
-    return Declared
-
-
 async def test_a_ttl_another_process_records_is_followed_by_a_process_already_open(
     simcord_env, new_db, guild, strict, fast_retry
 ):
@@ -224,7 +206,7 @@ async def test_a_ttl_another_process_records_is_followed_by_a_process_already_op
         """Open and close the table in the other process with ``ttl`` in its class."""
         await simcord_env.advance_time(1)  # its ids run behind P's: its alter comes after
         q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
-        q.table(session_with_ttl(ttl))
+        q.table(session_class(ttl))
         await q.open()
         await q.close()
         await simcord_env.settle()  # P hears of the alter

@@ -17,7 +17,7 @@ import pydantic
 import pytest
 
 import discobase
-from tests.conftest import make_bot, past_horizon
+from tests.conftest import make_bot, past_horizon, reopen
 
 EPOCH = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -41,15 +41,6 @@ def reading(number: int) -> Reading:
         flag=number % 2 == 0,
         at=EPOCH + dt.timedelta(seconds=number),
     )
-
-
-async def reopen(simcord_env, new_db, *classes: type[discobase.Table]) -> discobase.Database:
-    await simcord_env.restart_bot(make_bot())
-    db = new_db()
-    for cls in classes:
-        db.table(cls)
-    await db.open()
-    return db
 
 
 async def held_per_record(
@@ -89,12 +80,8 @@ async def test_a_loaded_record_holds_under_700_bytes(simcord_env, new_db):
     await db.close()
 
 
-class Spread(discobase.Table):
-    name: str
-    n: int
-    x: float
-    flag: bool
-    at: dt.datetime
+class Spread(Reading):
+    """Reading's fields over eight shards."""
 
     class Settings:
         indexes = ["name"]
@@ -189,8 +176,7 @@ async def test_a_record_made_without_validation_is_validated_before_it_is_sent(s
     with pytest.warns(UserWarning), pytest.raises(discobase.ValidationError):
         await Reading.insert_many([reading(2), Reading.model_construct(**{**fields, "x": "far"})])
     assert await Reading.count() == 0
-    await db.close()
-    db = await reopen(simcord_env, new_db, Reading)
+    db = await reopen(simcord_env, db, new_db, Reading)
     assert await Reading.count() == 0
     await db.close()
 
@@ -222,8 +208,7 @@ async def test_classes_whose_validation_does_more_keep_it_on_load(simcord_env, n
     await db.open()
     await Tagged(label="MiXed", size=3).save()
     await Derived(width=3, height=4).save()
-    await db.close()
-    db = await reopen(simcord_env, new_db, Tagged, Derived)
+    db = await reopen(simcord_env, db, new_db, Tagged, Derived)
     [tagged] = await Tagged.find()
     assert tagged.label == "mixed" and tagged.size == 3
     assert tagged._seen == 7
@@ -303,8 +288,7 @@ async def test_index_buckets_of_every_size_answer_like_a_scan(simcord_env, new_d
     await (await Vote.get(0)).delete()
     del choices[0]
     await check()
-    await db.close()
-    db = await reopen(simcord_env, new_db, Vote)
+    db = await reopen(simcord_env, db, new_db, Vote)
     await check()
     await db.close()
 
@@ -342,8 +326,7 @@ async def test_text_only_pythons_json_parser_reads_still_loads(simcord_env, new_
     await db.open()
     await Note(text="lone \ud800 surrogate").save()
     await Note(text="plain").save()
-    await db.close()
-    db = await reopen(simcord_env, new_db, Note)
+    db = await reopen(simcord_env, db, new_db, Note)
     assert sorted(n.text for n in await Note.find()) == ["lone \ud800 surrogate", "plain"]
     assert not [p for p in (await db.check()).problems if p.table == "note"]
     await db.close()
@@ -403,12 +386,12 @@ async def test_a_large_load_leaves_the_garbage_collector_as_it_found_it(simcord_
     await Reading.insert_many([reading(number) for number in range(total)])
     await db.close()
     assert gc.isenabled()
-    db = await reopen(simcord_env, new_db, Reading)
+    db = await reopen(simcord_env, None, new_db, Reading)
     assert gc.isenabled() and await Reading.count() == total
     await db.close()
     gc.disable()  # a host that turned it off keeps it off
     try:
-        db = await reopen(simcord_env, new_db, Reading)
+        db = await reopen(simcord_env, None, new_db, Reading)
         assert not gc.isenabled() and await Reading.count() == total
         await db.close()
     finally:
@@ -469,8 +452,7 @@ async def test_indexes_a_load_builds_answer_like_a_scan_and_follow_later_writes(
             assert [t.number for t in await Ticket.find(code=tickets[number][0])] == [number]
 
     await check()
-    await db.close()
-    db = await reopen(simcord_env, new_db, Ticket)
+    db = await reopen(simcord_env, db, new_db, Ticket)
     await check()
     for number in range(30, 60):  # into the bucket of many, out of the small ones
         code, _, weight = tickets[number]
@@ -488,8 +470,7 @@ async def test_indexes_a_load_builds_answer_like_a_scan_and_follow_later_writes(
     await Ticket(number=1000, code="c0299", queue=None, weight=1.0).insert()
     tickets[1000] = ("c0299", None, 1.0)
     await check()
-    await db.close()
-    db = await reopen(simcord_env, new_db, Ticket)
+    db = await reopen(simcord_env, db, new_db, Ticket)
     await check()
     await db.close()
 
@@ -529,7 +510,7 @@ async def test_bulk_loads_validate_each_record_as_its_class_does(simcord_env, ne
         def in_cents(cls, value: int, info: pydantic.ValidationInfo) -> int:
             return value * 100 if info.data["unit"] == "eur" else value
 
-    db = await reopen(simcord_env, new_db, Priced)
+    db = await reopen(simcord_env, None, new_db, Priced)
     assert sorted((p.unit, p.price) for p in await Priced.find()) == [
         ("eur", 500),
         ("eur", 900),
@@ -547,7 +528,7 @@ async def test_bulk_loads_validate_each_record_as_its_class_does(simcord_env, ne
             name = "line"
             shards = 1
 
-    db = await reopen(simcord_env, new_db, Grown)
+    db = await reopen(simcord_env, None, new_db, Grown)
     assert sorted((g.price, g.quantity) for g in await Grown.find()) == [(5, 1), (7, 1), (9, 1)]
     await db.close()
 
@@ -573,7 +554,6 @@ async def test_bulk_loads_validate_each_record_as_its_class_does(simcord_env, ne
     db.table(Shrunk)
     with pytest.raises(discobase.SchemaMismatchError, match="3 stored records do not fit"):
         await db.open()
-    await db.close()
-    db = await reopen(simcord_env, new_db, Lenient)
+    db = await reopen(simcord_env, db, new_db, Lenient)
     assert sorted(line.price for line in await Lenient.find()) == [5, 7, 9]
     await db.close()

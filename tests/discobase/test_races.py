@@ -33,6 +33,16 @@ def pause_between_pages(process: Any, channel_id: int) -> tuple[asyncio.Event, a
     return paused, resume
 
 
+async def note_in_two_processes(new_db, guild, strict, fast_retry):
+    """P, this process, with the ``Note`` class; Q, a second process whose ids run 5 ms
+    behind P's, with no class (``q.tables["note"]``)."""
+    p = await open_with(new_db, Note, compaction=None)
+    other = await strict.second_process()
+    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+    await q.open()
+    return p, q, other
+
+
 @pytest.mark.parametrize(
     "after_first_snapshot", [150, 99], ids=["marker-mid-page", "marker-ends-page"]
 )
@@ -117,10 +127,7 @@ async def test_a_create_race_loser_that_exits_first_keeps_its_writes(
 async def test_an_update_of_a_record_read_from_another_process_wins_over_it(
     simcord_env, new_db, guild, strict, fast_retry
 ):
-    p = await open_with(new_db, Note, compaction=None)
-    other = await strict.second_process()  # its ids run 5 ms behind ours
-    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
-    await q.open()
+    p, q, _ = await note_in_two_processes(new_db, guild, strict, fast_retry)
     QNote = q.tables["note"]
     await Note(key="k", n=1).save()
     await simcord_env.settle()  # Q has applied P's write
@@ -142,10 +149,7 @@ async def test_an_update_of_a_record_read_from_another_process_wins_over_it(
 async def test_writes_of_two_processes_that_did_not_see_each_other_resolve_by_id(
     simcord_env, new_db, guild, strict, fast_retry
 ):
-    p = await open_with(new_db, Note, compaction=None)
-    other = await strict.second_process()  # its ids run 5 ms behind ours
-    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
-    await q.open()
+    p, q, other = await note_in_two_processes(new_db, guild, strict, fast_retry)
     strict.hold_gateway(process=other)  # Q does not see P's write before its own
     await Note(key="k", n=1).save()
     await q.tables["note"](key="k", n=2).save()  # later, but with the lower id: concurrent
@@ -162,10 +166,7 @@ async def test_an_update_whose_ids_stay_below_the_version_it_replaced_raises(
     simcord_env, new_db, guild, strict, fast_retry, monkeypatch
 ):
     monkeypatch.setattr(writes, "RESEND_WAIT", 0.01)  # the simulated clock stands still
-    p = await open_with(new_db, Note, compaction=None)
-    other = await strict.second_process()  # its ids run 5 ms behind ours
-    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
-    await q.open()
+    p, q, _ = await note_in_two_processes(new_db, guild, strict, fast_retry)
     QNote = q.tables["note"]
     await Note(key="k", n=1).save()
     await simcord_env.settle()

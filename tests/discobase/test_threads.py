@@ -15,7 +15,7 @@ import simcord
 import discobase
 from discobase.codec import encode_catalog_event
 from discobase.engine.schema import DEFAULT_SHARDS
-from tests.conftest import make_bot, past_horizon, rest_calls
+from tests.conftest import make_bot, past_horizon, reopen, rest_calls
 from tests.strict import Strict
 
 pytestmark = pytest.mark.strict
@@ -35,6 +35,14 @@ class Event(discobase.Table):
     text: str
 
 
+async def open_notes(new_db) -> discobase.Database:
+    """A database with ``Note`` registered, open, compacting only when asked."""
+    db = new_db(compaction=None)
+    db.table(Note)
+    await db.open()
+    return db
+
+
 def threads_of(env: simcord.Env, parent: int) -> list[tuple[int, str, bool]]:
     """(id, name, archived) of every thread of ``parent`` SimCord holds, by id."""
     return sorted(
@@ -42,16 +50,6 @@ def threads_of(env: simcord.Env, parent: int) -> list[tuple[int, str, bool]]:
         for c in env.backend.channels.values()
         if c.parent_id == parent and c.is_thread
     )
-
-
-async def reopen(env: simcord.Env, db: discobase.Database, new_db, *tables) -> discobase.Database:
-    await db.close()
-    await env.restart_bot(make_bot())
-    db2 = new_db()
-    for table in tables:
-        db2.table(table)
-    await db2.open()
-    return db2
 
 
 async def test_a_default_table_keeps_five_shards_in_private_threads_of_its_channel(
@@ -94,9 +92,7 @@ async def test_archived_shard_threads_are_read_by_id_written_compacted_and_resea
     simcord_env, guild, new_db, strict: Strict
 ):
     key = discobase.EncryptionKey.generate()
-    db = new_db(compaction=None)
-    db.table(Note)
-    await db.open()
+    db = await open_notes(new_db)
     parent, *threads = db.schema("note").channels
     for i in range(24):
         await Note(key=f"k{i}", n=i).save()
@@ -278,9 +274,7 @@ async def test_drop_deletes_the_threads_and_check_reports_orphan_and_missing_thr
 async def test_two_processes_see_each_others_writes_to_thread_shards_live(
     simcord_env, guild, new_db, strict: Strict, fast_retry
 ):
-    db = new_db(compaction=None)
-    db.table(Note)
-    await db.open()
+    db = await open_notes(new_db)
     other = await strict.second_process()
     db2 = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
 
@@ -401,9 +395,7 @@ async def test_a_create_naming_threads_of_another_channel_never_uses_them(
 async def test_shards_that_archive_while_open_keep_their_table_when_the_catalog_changes(
     simcord_env, guild, new_db, strict: Strict, fast_retry
 ):
-    db = new_db(compaction=None)
-    db.table(Note)
-    await db.open()
+    db = await open_notes(new_db)
     await Note(key="a", n=1).save()
     db = await reopen(simcord_env, db, new_db, Note)  # it learnt the threads from the gateway
     strict.archive_threads()  # a week later: discord.py drops them from its cache
@@ -449,9 +441,7 @@ async def test_a_table_missing_one_shard_is_refused_never_replaced_by_an_empty_o
     naming the table and the shard, and makes nothing; the other shards keep their records."""
     if not threads:
         strict.active_thread_cap = 0  # the shards are channels, as older versions made them
-    db = new_db(compaction=None)
-    db.table(Note)
-    await db.open()
+    db = await open_notes(new_db)
     for i in range(12):
         await Note(key=f"k{i}", n=i).save()
     channels = db.schema("note").channels
@@ -516,9 +506,7 @@ async def test_a_write_to_a_thread_a_moderator_archived_and_locked_unlocks_it(
 ):
     """A locked archived thread refuses messages (160005, no auto-unarchive): the bot, which
     has Manage Threads, unlocks and unarchives it and writes; every write lands once."""
-    db = new_db(compaction=None)
-    db.table(Note)
-    await db.open()
+    db = await open_notes(new_db)
     threads = db.schema("note").channels[1:]
     for thread in threads:
         simcord_env.backend.edit_channel(
@@ -549,9 +537,7 @@ async def test_a_shard_thread_deleted_while_the_process_runs_leaves_the_table_ou
     """Someone deletes a shard thread while the process runs. It notices (the THREAD_DELETE
     event; or, having missed it, Discord's 404 Unknown Channel to a write), sends the writes
     it holds for the other shards, and leaves the table out as a new process would."""
-    db = new_db(compaction=None)
-    db.table(Note)
-    await db.open()
+    db = await open_notes(new_db)
     for i in range(12):
         await Note(key=f"k{i}", n=i).save()
     parent, *threads = db.schema("note").channels
