@@ -8,7 +8,7 @@ key keeps its version, so an older write of the key that arrives late cannot bri
 A heap of (version, key), pushed on every version change, finds them without scanning.
 
 The ttl is the catalog's: when another process changes it (an ``alter``), a process already open
-expires by the new one from its next read (:meth:`Expiry.follow`). A record it forgot under a
+expires by the new one from its next read (:func:`follow_ttl`). A record it forgot under a
 shorter ttl stays forgotten there until the table is read again (a reopen): memory keeps no
 expired record to bring back.
 """
@@ -53,7 +53,7 @@ class Expiry:
         self.ttl_ms = int(ttl_seconds * 1000)
 
     def track(self, state: TableState) -> None:
-        """Follow ``state``'s versions (call before anything is applied to it)."""
+        """Follow ``state``'s versions: those it holds, and every one set from now on."""
         self._heap.clear()
         tracked = _TrackedVersions(self._heap)
         for key, version in state.versions.items():
@@ -76,6 +76,11 @@ class Expiry:
             heapq.heapify(heap)
         return forgotten
 
+    @staticmethod
+    def untrack(state: TableState) -> None:
+        """Stop following ``state``'s versions (a table whose ttl was removed)."""
+        state.versions = dict(state.versions)
+
 
 def follow_ttl(
     expiry: Expiry | None, ttl_seconds: float | None, state: TableState, now: Callable[[], datetime]
@@ -83,6 +88,8 @@ def follow_ttl(
     """The expiry of a table whose ttl is now ``ttl_seconds`` (None: no ttl), given its current
     one: ``expiry`` itself with the new ttl, a new one tracking ``state``, or None."""
     if ttl_seconds is None:
+        if expiry is not None:
+            expiry.untrack(state)
         return None
     if expiry is None:
         expiry = Expiry(ttl_seconds, now)
