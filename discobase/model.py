@@ -303,9 +303,9 @@ class Table(BaseModel):
         :meth:`_writes`) when every record writes, else one by one. ``keys``: the records'
         keys, generated ones included (stored in their records here; None: the record's)."""
         if cls._engine().schema.primary_key is None:
-            for record, key in zip(records, keys, strict=True):
+            for private, key in zip(map(_private_of, records), keys, strict=True):
                 if key is not None:
-                    _private(record)["_discobase_key"] = key
+                    private["_discobase_key"] = key
         try:
             return [*cls._writes(records)]
         except Exception:
@@ -422,8 +422,10 @@ class Table(BaseModel):
         engine, hooks = cls._engine(), cls.__discobase_hooks__
         if "before_save" in hooks:
             await self._hook("before_save")
-        if if_revision is None and not engine.schema.claim_unique:
-            revision = await engine.saves.put(self, self._queued_key(engine), cls._writes_each)
+        schema = engine.schema
+        if if_revision is None and not schema.claim_unique:
+            key = _private(self)["_discobase_key"] if schema.primary_key is None else self.pk
+            revision = await engine.saves.put(self, key, cls._writes_each)
         else:
             [revision] = await engine.write([self._write(if_revision)], claim=_claims(cls))
         self._landed(revision)
@@ -1215,6 +1217,9 @@ def _optional_of(annotation: Any) -> Any:
 @cache
 def _rows(cls: type[Table]) -> _Rows:
     return _Rows(cls)
+
+
+_private_of = operator.attrgetter("__pydantic_private__")
 
 
 def _private(record: Table) -> dict[str, Any]:

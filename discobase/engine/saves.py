@@ -21,6 +21,7 @@ an encoding, a reservation, a pass over the change feed), which is why they are 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import operator
 import typing
@@ -32,7 +33,6 @@ from ..errors import ValidationError
 from .constraints import Held, Slot, count_in, count_out
 from .core import Write
 from .shard import LogShard
-from .writer import Line
 from .writes import WritePath
 
 __all__ = ("MakeWrites", "SaveQueue")
@@ -124,13 +124,14 @@ class _Saves:
         self.keys: list[Any] = []
         self.inserts: list[bool] = []
         #: Each save's future, and the version of its key it replaces (as applied when it
-        #: was queued); after :meth:`prepare`, those of the saves in :attr:`lines`.
+        #: was queued); after :meth:`prepare`, those of the saves in :attr:`entries`.
         self.futures: list[asyncio.Future[int | None]] = []
         self.replaced: list[int] = []
-        #: After :meth:`prepare`: the saves that are sent, their lines, and the unique values
-        #: each reserved (None: none to reserve).
-        self.writes: list[Write] = []
-        self.lines: list[Line] = []
+        #: After :meth:`prepare`: the keys of the saves that are sent, their entries and
+        #: lines, and the unique values each reserved (None: none to reserve).
+        self.sent: list[Any] = []
+        self.entries: list[Entry] = []
+        self.texts: list[str] = []
         self.held: list[list[Slot]] | None = None
         self.prepared = False
 
@@ -153,7 +154,7 @@ class _Saves:
                 self._made(self.make(records, keys), keys, futures)
         except Exception as error:  # a bug: fail the saves
             log.exception("preparing %d saves failed", len(records))
-            self.writes, self.lines, self.futures = [], [], futures
+            self.sent, self.entries, self.texts, self.futures = [], [], [], futures
             self._abandon(error)
 
     def _abandon(self, error: BaseException) -> None:
@@ -205,11 +206,14 @@ class _Saves:
         queued = self.keys  # the keys counted in when queued
         lines = _encoded(path, made)
         checked = bool(constraints.schema.unique) or any(self.inserts)
+        if not checked and self._all_sent(made, lines, keys, futures):
+            return
         if checked:
             # Each save reserves its key again as it is checked, after those before it.
             count_out(constraints.keys, [key for key in queued if key is not None])
-        writes: list[Write] = []
-        kept_lines: list[Line] = []
+        sent_keys: list[Any] = []
+        entries: list[Entry] = []
+        texts: list[str] = []
         kept: list[asyncio.Future[int | None]] = []
         held: list[list[Slot]] = []
         dropped: list[Any] = []  # keys counted in when queued, of saves not sent
@@ -246,8 +250,9 @@ class _Saves:
             if queued[at] is None:
                 new.append(write.key)
             sent.append(at)
-            writes.append(write)
-            kept_lines.append((Entry(write.key, write.data, None, 1, write.record), line))
+            sent_keys.append(write.key)
+            entries.append(Entry(write.key, write.data, None, 1, write.record))
+            texts.append(line)
             kept.append(future)
         # Saves sent hold their key (in the constraints and as writes in flight) until they
         # end; the others let go of what they held since they were queued.
@@ -259,8 +264,40 @@ class _Saves:
         self.replaced = (
             [self.replaced[at] for at in sent] if len(sent) < len(made) else self.replaced
         )
-        self.writes, self.lines, self.futures = writes, kept_lines, kept
+        self.sent, self.entries, self.texts, self.futures = sent_keys, entries, texts, kept
         self.held = held if checked else None
+
+    def _all_sent(
+        self,
+        made: list[Write | Exception],
+        lines: list[str | Exception],
+        keys: list[Any],
+        futures: list[asyncio.Future[int | None]],
+    ) -> bool:
+        """Keep every save, when each made its write under its key and its line, and none
+        needs a check or was cancelled (as a rule; in one pass)."""
+        writes = typing.cast(list[Write], made)
+        if (
+            list(map(type, made)).count(Write) != len(made)
+            or list(map(type, lines)).count(str) != len(lines)
+            or list(map(_key_of, writes)) != keys
+            or any(map(asyncio.Future.done, futures))
+        ):
+            return False
+        entries = map(
+            Entry,
+            keys,
+            map(_data_of, writes),
+            itertools.repeat(None),
+            itertools.repeat(1),
+            map(_record_of, writes),
+        )
+        self.entries, self.texts = list(entries), typing.cast(list[str], lines)
+        self.sent, self.futures, self.held = keys, futures, None
+        new = [key for key, queued in zip(keys, self.keys, strict=True) if queued is None]
+        count_in(self.queue.path.constraints.keys, new)
+        self.queue.path.begin(new)
+        return True
 
     def waiting(self, start: int, end: int) -> bool:
         return not all(future.done() for future in self.futures[start:end])
@@ -270,7 +307,7 @@ class _Saves:
 
     def landed(self, start: int, end: int, message_id: int) -> None:
         path = self.queue.path
-        revisions = path.revisions_of([entry for entry, _ in self.lines[start:end]])
+        revisions = path.revisions_of(self.entries[start:end])
         behind = [
             at
             for at, (revision, replaced) in enumerate(
@@ -305,11 +342,10 @@ class _Saves:
 
     async def _resend(self, behind: list[int], revisions: list[int | None], start: int) -> None:
         path = self.queue.path
+        writes = [Write(e.key, e.decoded, e.record) for e in map(self.entries.__getitem__, behind)]
         landed = [revisions[at - start] for at in behind]
         try:
-            await path.resend_behind(
-                [self.writes[at] for at in behind], [self.replaced[at] for at in behind], landed
-            )
+            await path.resend_behind(writes, [self.replaced[at] for at in behind], landed)
         except BaseException as error:
             for at in behind:
                 if not self.futures[at].done():
@@ -325,19 +361,14 @@ class _Saves:
 
     def _release(self, ats: range | list[int]) -> None:
         """The saves at ``ats`` ended: release what they hold."""
-        writes = (
-            self.writes[ats.start : ats.stop]
-            if type(ats) is range
-            else [self.writes[at] for at in ats]
-        )
-        keys = list(map(_key_of, writes))
+        if type(ats) is range:
+            keys = self.sent[ats.start : ats.stop]
+        else:
+            keys = [self.sent[at] for at in ats]
         slots = [slot for at in ats for slot in self.held[at]] if self.held is not None else []
         held: Held = (slots, keys)
         self.queue.path.constraints.release(held)
         self.queue.path.end(keys)
-
-
-_key_of = operator.attrgetter("key")
 
 
 def _encoded(path: WritePath, made: list[Write | Exception]) -> list[str | Exception]:
@@ -372,3 +403,8 @@ def _encoded(path: WritePath, made: list[Write | Exception]) -> list[str | Excep
             except Exception as error:
                 each.append(error)
     return each
+
+
+_key_of = operator.attrgetter("key")
+_data_of = operator.attrgetter("data")
+_record_of = operator.attrgetter("record")

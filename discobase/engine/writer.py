@@ -49,7 +49,9 @@ class Waiter(Protocol):
     """Who waits on lines queued in a writer: told, for each message that holds some of its
     lines (``start`` to ``end`` of its own), whether it landed."""
 
-    lines: list[Line]
+    #: The entries, and their encoded lines (what a message holds), in order.
+    entries: list[Entry]
+    texts: list[str]
 
     def prepare(self) -> None:
         """Make the lines, as the writer takes them to send (nothing awaits in between)."""
@@ -73,7 +75,8 @@ class Submission:
     """The entries of one caller's write, which lands whole or fails, and the future that
     tells the caller how it went."""
 
-    lines: list[Line]
+    entries: list[Entry]
+    texts: list[str]
     future: asyncio.Future[list[int]]
     #: Ids of the messages that hold this submission's entries, as they are acknowledged.
     message_ids: list[int] = field(default_factory=list)
@@ -140,7 +143,7 @@ class BatchWriter:
     def submit(self, lines: list[Line]) -> asyncio.Future[list[int]]:
         """Queue a write; the future resolves to the ids of the messages that hold it."""
         future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self.queue(Submission(lines, future))
+        self.queue(Submission([e for e, _ in lines], [t for _, t in lines], future))
         return future
 
     def queue(self, waiter: Waiter) -> None:
@@ -177,7 +180,7 @@ class BatchWriter:
             for waiter in abandoned:  # only when this task was cancelled mid-send
                 waiter.failed(
                     0,
-                    len(waiter.lines),
+                    len(waiter.entries),
                     NotConnectedError("the writer was stopped before this write was sent"),
                 )
             self._idle.set()
@@ -187,11 +190,13 @@ class BatchWriter:
     ) -> list[tuple[EncodedMessage, list[Entry], list[tuple[Waiter, int, int]]]]:
         """Split the batch into messages within the size limits (each with a fresh batch id),
         and who waits on each (with the part of their lines it holds)."""
-        pairs = [pair for s in batch for pair in s.lines]
-        entries = [e for e, _ in pairs]
-        lines = [line for _, line in pairs]
-        #: Where each waiter's lines end in ``pairs`` (they follow each other).
-        ends = list(itertools.accumulate(len(s.lines) for s in batch))
+        if len(batch) == 1:
+            entries, lines = batch[0].entries, batch[0].texts
+        else:
+            entries = [entry for waiter in batch for entry in waiter.entries]
+            lines = [line for waiter in batch for line in waiter.texts]
+        #: Where each waiter's lines end in ``entries`` (they follow each other).
+        ends = list(itertools.accumulate(len(waiter.entries) for waiter in batch))
 
         def encode(start: int, end: int) -> EncodedMessage:
             body = _untag_whole_groups(entries[start:end], lines[start:end])
@@ -204,8 +209,8 @@ class BatchWriter:
             for waiter, waiter_end in zip(
                 batch[first : last + 1], ends[first : last + 1], strict=True
             ):
-                if waiter.lines:
-                    begin = waiter_end - len(waiter.lines)
+                if waiter.entries:
+                    begin = waiter_end - len(waiter.entries)
                     waiter.expect()
                     holders.append(
                         (waiter, max(start, begin) - begin, min(end, waiter_end) - begin)
@@ -217,11 +222,11 @@ class BatchWriter:
         try:
             for waiter in batch:
                 waiter.prepare()
-            with pause_collector(sum(len(waiter.lines) for waiter in batch)):
+            with pause_collector(sum(len(waiter.entries) for waiter in batch)):
                 messages = self._pack(batch)
         except Exception as error:  # encoding bug: fail the callers, keep the writer alive
             for waiter in batch:
-                waiter.failed(0, len(waiter.lines), error)
+                waiter.failed(0, len(waiter.entries), error)
             return
         for message, entries, holders in messages:
             if not any(waiter.waiting(start, end) for waiter, start, end in holders):

@@ -168,16 +168,6 @@ async def test_a_record_saved_twice_at_once_gets_one_generated_key(simcord_env, 
     await db.close()
 
 
-async def test_saves_awaited_one_by_one_send_a_message_each(simcord_env, new_db):
-    db = await open_db(new_db, Member)
-    before = len(simcord_env.http_requests)
-    for i in range(6):
-        await Member(name=f"one-by-one {i}").save()
-    calls = rest_calls(simcord_env, before)
-    assert len(calls) == 6 and len(set(calls)) == 4  # and they rotate over the shards
-    await db.close()
-
-
 async def test_a_primary_key_changed_while_its_save_waits_fails_that_save(simcord_env, new_db):
     db = await open_db(new_db, Doc)
     record = Doc(key="before", n=1)
