@@ -124,16 +124,22 @@ class _Saves:
         self.keys: list[Any] = []
         self.inserts: list[bool] = []
         #: Each save's future, and the version of its key it replaces (as applied when it
-        #: was queued); after :meth:`prepare`, those of the saves in :attr:`entries`.
+        #: was queued); after :meth:`prepare`, those of the saves in :attr:`texts`.
         self.futures: list[asyncio.Future[int | None]] = []
         self.replaced: list[int] = []
-        #: After :meth:`prepare`: the keys of the saves that are sent, their entries and
-        #: lines, and the unique values each reserved (None: none to reserve).
+        #: After :meth:`prepare`: the keys of the saves that are sent, their records' JSON
+        #: forms and rows, their lines, and the unique values each reserved (None: none to
+        #: reserve). Their entries are made once a message holding them is acknowledged:
+        #: objects the garbage collector tracks, kept no longer than they are needed.
         self.sent: list[Any] = []
-        self.entries: list[Entry] = []
+        self.datas: list[dict[str, Any]] = []
+        self.rows: list[Any] = []
         self.texts: list[str] = []
+        #: The entries made last (of the lines from a start), which :meth:`landed` meets.
+        self._landing: tuple[int, list[Entry]] = (0, [])
         self.held: list[list[Slot]] | None = None
         self.prepared = False
+        self.grouped = False
 
     @property
     def open(self) -> bool:
@@ -154,7 +160,7 @@ class _Saves:
                 self._made(self.make(records, keys), keys, futures)
         except Exception as error:  # a bug: fail the saves
             log.exception("preparing %d saves failed", len(records))
-            self.sent, self.entries, self.texts, self.futures = [], [], [], futures
+            self.sent, self.texts, self.futures = [], [], futures
             self._abandon(error)
 
     def _abandon(self, error: BaseException) -> None:
@@ -212,7 +218,8 @@ class _Saves:
             # Each save reserves its key again as it is checked, after those before it.
             count_out(constraints.keys, [key for key in queued if key is not None])
         sent_keys: list[Any] = []
-        entries: list[Entry] = []
+        datas: list[dict[str, Any]] = []
+        rows: list[Any] = []
         texts: list[str] = []
         kept: list[asyncio.Future[int | None]] = []
         held: list[list[Slot]] = []
@@ -251,7 +258,8 @@ class _Saves:
                 new.append(write.key)
             sent.append(at)
             sent_keys.append(write.key)
-            entries.append(Entry(write.key, write.data, None, 1, write.record))
+            datas.append(typing.cast(dict[str, Any], write.data))
+            rows.append(write.record)
             texts.append(line)
             kept.append(future)
         # Saves sent hold their key (in the constraints and as writes in flight) until they
@@ -264,7 +272,8 @@ class _Saves:
         self.replaced = (
             [self.replaced[at] for at in sent] if len(sent) < len(made) else self.replaced
         )
-        self.sent, self.entries, self.texts, self.futures = sent_keys, entries, texts, kept
+        self.sent, self.datas, self.rows = sent_keys, datas, rows
+        self.texts, self.futures = texts, kept
         self.held = held if checked else None
 
     def _all_sent(
@@ -284,20 +293,27 @@ class _Saves:
             or any(map(asyncio.Future.done, futures))
         ):
             return False
-        entries = map(
-            Entry,
-            keys,
-            map(_data_of, writes),
-            itertools.repeat(None),
-            itertools.repeat(1),
-            map(_record_of, writes),
-        )
-        self.entries, self.texts = list(entries), typing.cast(list[str], lines)
+        self.datas, self.rows = list(map(_data_of, writes)), list(map(_record_of, writes))
+        self.texts = typing.cast(list[str], lines)
         self.sent, self.futures, self.held = keys, futures, None
         new = [key for key, queued in zip(keys, self.keys, strict=True) if queued is None]
         count_in(self.queue.path.constraints.keys, new)
         self.queue.path.begin(new)
         return True
+
+    def entries(self, start: int, end: int) -> list[Entry]:
+        entries = list(
+            map(
+                Entry,
+                self.sent[start:end],
+                self.datas[start:end],
+                itertools.repeat(None),
+                itertools.repeat(1),
+                self.rows[start:end],
+            )
+        )
+        self._landing = (start, entries)
+        return entries
 
     def waiting(self, start: int, end: int) -> bool:
         return not all(future.done() for future in self.futures[start:end])
@@ -307,7 +323,13 @@ class _Saves:
 
     def landed(self, start: int, end: int, message_id: int) -> None:
         path = self.queue.path
-        revisions = path.revisions_of(self.entries[start:end])
+        made_from, entries = self._landing
+        # (Made for these lines, as the writer asks before it tells: else none landed here.)
+        revisions: list[int | None] = [None] * (end - start)
+        if made_from == start:
+            revisions = path.revisions_of(entries)
+        self._landing = (0, [])
+        del entries
         behind = [
             at
             for at, (revision, replaced) in enumerate(
@@ -342,7 +364,7 @@ class _Saves:
 
     async def _resend(self, behind: list[int], revisions: list[int | None], start: int) -> None:
         path = self.queue.path
-        writes = [Write(e.key, e.decoded, e.record) for e in map(self.entries.__getitem__, behind)]
+        writes = [Write(self.sent[at], self.rows[at], self.datas[at]) for at in behind]
         landed = [revisions[at - start] for at in behind]
         try:
             await path.resend_behind(writes, [self.replaced[at] for at in behind], landed)

@@ -1,7 +1,8 @@
 """Group commit: one writer per log channel sends every write queued meanwhile as one batch.
 
 Callers hand the writer their entries, each with its encoded line, and wait (or a waiter that
-makes its lines when the writer takes it: :mod:`.saves`). The writer takes everything queued,
+makes its lines when the writer takes it, and its entries once a message holding them is
+acknowledged: :mod:`.saves`). The writer takes everything queued,
 packs it into as few messages as the limits allow (inline content up to 2,000 characters,
 else one compressed attachment up to the guild's file size limit), sends them one at a time,
 and after each acknowledgement calls ``on_commit`` and resolves the callers whose writes the
@@ -49,12 +50,17 @@ class Waiter(Protocol):
     """Who waits on lines queued in a writer: told, for each message that holds some of its
     lines (``start`` to ``end`` of its own), whether it landed."""
 
-    #: The entries, and their encoded lines (what a message holds), in order.
-    entries: list[Entry]
+    #: The encoded lines (what a message holds), in order; whether entries of an atomic
+    #: group are among them (:func:`_untag_whole_groups`).
     texts: list[str]
+    grouped: bool
 
     def prepare(self) -> None:
         """Make the lines, as the writer takes them to send (nothing awaits in between)."""
+
+    def entries(self, start: int, end: int) -> list[Entry]:
+        """The entries of lines ``start`` to ``end`` (asked once a message holding them is
+        acknowledged, and to pack lines that are ``grouped``)."""
 
     def waiting(self, start: int, end: int) -> bool:
         """Someone still waits on these lines (else a message holding only them is not sent)."""
@@ -75,12 +81,16 @@ class Submission:
     """The entries of one caller's write, which lands whole or fails, and the future that
     tells the caller how it went."""
 
-    entries: list[Entry]
+    all_entries: list[Entry]
     texts: list[str]
     future: asyncio.Future[list[int]]
     #: Ids of the messages that hold this submission's entries, as they are acknowledged.
     message_ids: list[int] = field(default_factory=list)
     remaining: int = 0
+    grouped: bool = True
+
+    def entries(self, start: int, end: int) -> list[Entry]:
+        return self.all_entries[start:end]
 
     def prepare(self) -> None:
         pass
@@ -180,26 +190,32 @@ class BatchWriter:
             for waiter in abandoned:  # only when this task was cancelled mid-send
                 waiter.failed(
                     0,
-                    len(waiter.entries),
+                    len(waiter.texts),
                     NotConnectedError("the writer was stopped before this write was sent"),
                 )
             self._idle.set()
 
     def _pack(
         self, batch: list[Waiter]
-    ) -> list[tuple[EncodedMessage, list[Entry], list[tuple[Waiter, int, int]]]]:
+    ) -> list[tuple[EncodedMessage, list[tuple[Waiter, int, int]]]]:
         """Split the batch into messages within the size limits (each with a fresh batch id),
         and who waits on each (with the part of their lines it holds)."""
         if len(batch) == 1:
-            entries, lines = batch[0].entries, batch[0].texts
+            lines = batch[0].texts
         else:
-            entries = [entry for waiter in batch for entry in waiter.entries]
             lines = [line for waiter in batch for line in waiter.texts]
-        #: Where each waiter's lines end in ``entries`` (they follow each other).
-        ends = list(itertools.accumulate(len(waiter.entries) for waiter in batch))
+        entries = (
+            [entry for waiter in batch for entry in waiter.entries(0, len(waiter.texts))]
+            if any(waiter.grouped for waiter in batch)
+            else None
+        )
+        #: Where each waiter's lines end in ``lines`` (they follow each other).
+        ends = list(itertools.accumulate(len(waiter.texts) for waiter in batch))
 
         def encode(start: int, end: int) -> EncodedMessage:
-            body = _untag_whole_groups(entries[start:end], lines[start:end])
+            body = lines[start:end]
+            if entries is not None:
+                body = _untag_whole_groups(entries[start:end], body)
             return encode_batch(secrets.token_hex(8), body)
 
         packed = []
@@ -209,26 +225,26 @@ class BatchWriter:
             for waiter, waiter_end in zip(
                 batch[first : last + 1], ends[first : last + 1], strict=True
             ):
-                if waiter.entries:
-                    begin = waiter_end - len(waiter.entries)
+                if waiter.texts:
+                    begin = waiter_end - len(waiter.texts)
                     waiter.expect()
                     holders.append(
                         (waiter, max(start, begin) - begin, min(end, waiter_end) - begin)
                     )
-            packed.append((message, entries[start:end], holders))
+            packed.append((message, holders))
         return packed
 
     async def _send_all(self, batch: list[Waiter]) -> None:
         try:
             for waiter in batch:
                 waiter.prepare()
-            with pause_collector(sum(len(waiter.entries) for waiter in batch)):
+            with pause_collector(sum(len(waiter.texts) for waiter in batch)):
                 messages = self._pack(batch)
         except Exception as error:  # encoding bug: fail the callers, keep the writer alive
             for waiter in batch:
-                waiter.failed(0, len(waiter.entries), error)
+                waiter.failed(0, len(waiter.texts), error)
             return
-        for message, entries, holders in messages:
+        for message, holders in messages:
             if not any(waiter.waiting(start, end) for waiter, start, end in holders):
                 for waiter, start, end in holders:
                     waiter.failed(start, end, asyncio.CancelledError())
@@ -256,12 +272,17 @@ class BatchWriter:
                 continue
             self.sending = False
             self.in_flight.discard(batch_id)
-            try:
-                self._on_commit(stored, batch_id, entries)
-            except Exception:
-                log.exception("applying batch %s failed", stored.id)
-            for waiter, start, end in holders:
-                waiter.landed(start, end, stored.id)
+            # The entries live from here to the callers' wake-up only: made, applied and
+            # dropped with the collector paused, no collection finds them still alive.
+            with pause_collector(sum(end - start for _, start, end in holders)):
+                entries = [e for waiter, start, end in holders for e in waiter.entries(start, end)]
+                try:
+                    self._on_commit(stored, batch_id, entries)
+                except Exception:
+                    log.exception("applying batch %s failed", stored.id)
+                del entries
+                for waiter, start, end in holders:
+                    waiter.landed(start, end, stored.id)
 
 
 def _untag_whole_groups(entries: list[Entry], lines: list[str]) -> list[str]:
