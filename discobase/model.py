@@ -302,7 +302,8 @@ class Table(BaseModel):
         """:meth:`_write` of each record, or the error that stops it: in bulk (as
         :meth:`_writes`) when every record writes, else one by one. ``keys``: the records'
         keys, generated ones included (stored in their records here; None: the record's)."""
-        if cls._engine().schema.primary_key is None:
+        engine = cls.__discobase_engine__  # None once detached: each write then says so
+        if engine is not None and engine.schema.primary_key is None:
             for private, key in zip(map(_private_of, records), keys, strict=True):
                 if key is not None:
                     private["_discobase_key"] = key
