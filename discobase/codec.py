@@ -31,6 +31,7 @@ __all__ = (
     "BODY_COMPRESSION",
     "CONTENT_LIMIT",
     "FORMAT_VERSION",
+    "RESHARD_CATALOG_VERSION",
     "SEALED_FILENAME",
     "SEALED_VERSION",
     "SEAL_OVERHEAD",
@@ -70,6 +71,10 @@ FORMAT_VERSION = 1
 #: the threads for channels outside the storage category and lose the table) instead of
 #: misreading it. Every other message stays version 1.
 THREADS_CATALOG_VERSION = 3
+#: The version of a catalog ``reshard`` event (format.md, "Versions"): a reader from before
+#: resharding refuses the catalog instead of ignoring the event, writing with the old shard
+#: count and compacting away records that moved to the new shards.
+RESHARD_CATALOG_VERSION = 4
 #: The level of attached bodies, compressed by ISA-L (``isal``) into a zlib stream (RFC 1950)
 #: that any zlib reads. Its level 1 is four times as fast as zlib's level 1 and compresses
 #: records' JSON a tenth smaller.
@@ -163,7 +168,9 @@ def parse_header(content: str) -> Header:
             "a sealed message that does not authenticate (edited, cut or moved)",
         )
     kind = match.group(2)
-    if version != FORMAT_VERSION and not (version == THREADS_CATALOG_VERSION and kind == "cat"):
+    if version != FORMAT_VERSION and not (
+        version in (THREADS_CATALOG_VERSION, RESHARD_CATALOG_VERSION) and kind == "cat"
+    ):
         raise FormatProblem(ProblemKind.UNKNOWN_VERSION, f"format version {version}")
     if kind not in _KINDS:
         raise FormatProblem(ProblemKind.UNREADABLE, f"unknown message kind {kind!r}")
@@ -302,11 +309,13 @@ def encode_marker(snapshot_id: str, upto: int, count: int, parts: Iterable[int])
 
 
 def encode_catalog_event(event: dict[str, Any]) -> str:
-    """A catalog message: one JSON object inline (schemas are small); version 3 for a table
-    whose shards are threads."""
+    """A catalog message: one JSON object inline (schemas are small); version 4 for a
+    ``reshard``, else version 3 for a table whose shards are threads."""
     body = _dumps(event).encode("ascii")
     header = _header("cat", crc=_crc(body))
-    if (event.get("schema") or {}).get("threads"):
+    if event.get("op") == "reshard":
+        header = header.replace(f"dbs{FORMAT_VERSION} ", f"dbs{RESHARD_CATALOG_VERSION} ", 1)
+    elif (event.get("schema") or {}).get("threads"):
         header = header.replace(f"dbs{FORMAT_VERSION} ", f"dbs{THREADS_CATALOG_VERSION} ", 1)
     text = f"{header}\n{body.decode('ascii')}"
     if len(text) > CONTENT_LIMIT:
@@ -421,7 +430,16 @@ def decode_catalog_event(header: Header, content: str) -> dict[str, Any]:
         raise FormatProblem(ProblemKind.UNREADABLE, "catalog event has no table")
     schema = event.get("schema")
     threads = isinstance(schema, dict) and schema.get("threads") is True
-    if threads != (header.version == THREADS_CATALOG_VERSION) and event.get("op") != "drop":
+    if (event.get("op") == "reshard") != (header.version == RESHARD_CATALOG_VERSION):
+        raise FormatProblem(
+            ProblemKind.UNREADABLE,
+            f"a version {header.version} catalog event "
+            + ("of a reshard" if header.version != RESHARD_CATALOG_VERSION else "not a reshard"),
+        )
+    if threads != (header.version == THREADS_CATALOG_VERSION) and event.get("op") not in (
+        "drop",
+        "reshard",
+    ):
         raise FormatProblem(
             ProblemKind.UNREADABLE,
             f"a version {header.version} catalog event "

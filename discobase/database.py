@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import functools
 import logging
@@ -32,6 +33,7 @@ from .engine.access import exposure, missing_own
 from .engine.catalog import Catalog
 from .engine.horizon import ServerClock
 from .engine.layout import CATALOG_CHANNEL, StorageLayout, shard_channel_name
+from .engine.reshard import MAX_SHARDS, check_growth
 from .engine.schema import DEFAULT_SHARDS, TableSchema, check_name, check_new_field_names
 from .engine.storage import StoredChannel, StoredMessage
 from .engine.table import Compaction, TableEngine, Write
@@ -693,7 +695,9 @@ class Database:
         if declared.shards != stored.shards:
             raise SchemaMismatchError(
                 name,
-                f"shards changed from {stored.shards} to {declared.shards}; shards cannot change",
+                f"shards changed from {stored.shards} to {declared.shards}; the class cannot "
+                f"change them: leave Settings.shards out or set it to {stored.shards}, and grow "
+                f"the table with `await db.reshard({name!r}, shards=...)`",
             )
         if declared.primary_key != stored.primary_key:
             raise SchemaMismatchError(
@@ -706,6 +710,7 @@ class Database:
         if "claim_unique" not in settings_of(cls):  # no opinion: the stored value holds
             declared.claim_unique = stored.claim_unique
         declared.channels, declared.threads = stored.channels, stored.threads
+        declared.resharding = stored.resharding
         engine = await self._attach(declared, cls, publish=False)
         # Stored records that the class refuses (a new field, or stricter validators of the
         # same shape) would be invisible here: refuse the class instead.
@@ -869,6 +874,95 @@ class Database:
                 if channel_id in storage:
                     await self.transport.delete_channel(channel_id)
 
+    async def reshard(self, name: str, shards: int) -> None:
+        """Grow the table to ``shards`` shards: a multiple of its count, at most 16 (1 to 2,
+        3, ... 16; 6 to 12). Each shard is about one awaited write per second, so a table
+        made with one shard (or by discobase 1.0) writes about ``shards`` times as fast after.
+
+        The new shards are private threads of the table's channel (a table whose shards are
+        channels gets channels). The records that now belong to them are moved there (a
+        compaction of the old shards); the table stays readable and writable throughout,
+        and every other open process follows (:mod:`discobase.engine.reshard`). A crash or
+        an error midway loses nothing: the table then reads whole, and running the same
+        reshard again finishes it. Raises :class:`TableNotFoundError`, :class:`SchemaError`
+        (fewer shards, not a multiple, more than 16, another reshard of the table under way
+        or made meanwhile), :class:`ActiveThreadLimitError` (nothing changed)."""
+        catalog = self._require_open()
+        async with self._schema_lock:
+            engine = self._engine(name)
+            schema = engine.schema
+            if schema.resharding is None:
+                check_growth(schema, shards)
+                if shards == schema.shards:
+                    return
+                await self._start_reshard(catalog, engine, shards)
+            elif shards != schema.shards:
+                raise SchemaError(
+                    f"table {name!r} is growing from {schema.resharding} to {schema.shards} "
+                    f"shards: run reshard({name!r}, shards={schema.shards}) to finish that first"
+                )
+        # The move: compacting each old shard sends its records of the new shards there first.
+        await engine.compact()
+        async with self._schema_lock:
+            current = catalog.tables.get(name)
+            if current is None or current.channels != schema.channels:
+                raise SchemaError(f"table {name!r} was dropped or resharded meanwhile")
+            if current.resharding is not None:
+                await catalog.append("reshard", dataclasses.replace(current, resharding=None))
+            await engine.follow_layout(catalog.tables[name])
+        log.info("table %s: now %d shards", name, shards)
+
+    async def _start_reshard(self, catalog: Catalog, engine: TableEngine, shards: int) -> None:
+        """Make the new shards and write the ``reshard`` that starts the move; every process
+        (this one included) writes with the new shard count from then on."""
+        schema = engine.schema
+        parent = schema.channels[0]
+        threads = schema.threads or schema.shards == 1
+        if threads:
+            await self._delete_unused_threads(schema)
+        added: list[int] = []
+        try:
+            for index in range(schema.shards, shards):
+                shard_name = shard_channel_name(schema.name, index)
+                if threads:
+                    added.append(await self.transport.create_thread(parent, shard_name))
+                    self._confirmed_threads[added[-1]] = parent
+                else:
+                    added.append(await self._layout.create_channel(shard_name))
+                    self._confirmed_channels.add(added[-1])
+        except ActiveThreadLimitError:
+            await self._delete_shards(added)
+            raise
+        grown = dataclasses.replace(
+            schema,
+            shards=shards,
+            channels=[*schema.channels, *added],
+            threads=threads,
+            resharding=schema.shards,
+        )
+        # A reshard that fails here may have been written: its threads are left in place.
+        await catalog.append("reshard", grown)
+        await catalog.load()
+        await self._confirm_unknown_channels(catalog)
+        settled = catalog.tables.get(schema.name)
+        if settled is None or settled.channels != grown.channels:
+            await self._delete_shards(added)
+            raise SchemaError(
+                f"table {schema.name!r} was dropped or resharded by another process meanwhile"
+            )
+        await engine.follow_layout(settled)
+
+    async def _delete_unused_threads(self, schema: TableSchema) -> None:
+        """Delete the threads of the table's channel that bear its shards' names and that no
+        table uses: what a reshard that failed before its catalog event left."""
+        assert self._catalog is not None
+        used = {c for table in self._catalog.tables.values() for c in table.channels}
+        names = {shard_channel_name(schema.name, i) for i in range(1, MAX_SHARDS)}
+        for thread in await self.transport.list_threads(schema.channels[0]):
+            if thread.name in names and thread.id not in used:
+                log.info("table %s: deleting unused thread %s", schema.name, thread.name)
+                await self._layout.delete(thread.id)
+
     async def compact(self, name: str | None = None) -> int:
         """Snapshot the table (all tables with no name) now; return old messages deleted."""
         self._require_open()
@@ -935,6 +1029,11 @@ class Database:
                     engine.schema.claim_unique = current.claim_unique
                     if current.ttl != engine.schema.ttl:
                         engine.follow_ttl(current.ttl)
+                    if current.resharding != engine.schema.resharding:
+                        await engine.follow_layout(current)  # a reshard ended
+                    continue
+                if current is not None and _grew(engine.schema, current):
+                    await engine.follow_layout(current)  # another process resharded it
                     continue
                 own = self._own_creates.pop(name, None)
                 winner = self._catalog.created_by.get(name)
@@ -1142,6 +1241,12 @@ def _newer_writes(
         elif key in present and key not in state.undecodable:
             writes.append(Write(key))
     return writes
+
+
+def _grew(engine: TableSchema, stored: TableSchema) -> bool:
+    """Whether the catalog's table is the engine's with shards added (a reshard)."""
+    count = len(engine.channels)
+    return len(stored.channels) > count and stored.channels[:count] == engine.channels
 
 
 def _repeated_unique(engine: TableEngine, stored: TableSchema, declared: TableSchema) -> str | None:

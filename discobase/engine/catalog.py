@@ -10,6 +10,7 @@ event that arrives late (another process's, over the gateway) lands in its place
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -21,6 +22,8 @@ from .schema import TableSchema
 from .storage import Storage, StoredMessage
 
 __all__ = ("Catalog",)
+#: The operations that give a table its channels.
+_LAYOUTS = ("create", "reshard")
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +152,7 @@ class Catalog:
             if refusal is not None:
                 kind, detail = refusal
                 problem = Problem(event.get("table"), channel_id, message_id, kind, detail)
-                if event.get("op") == "create" and kind is ProblemKind.FOREIGN_CHANNEL:
+                if event.get("op") in _LAYOUTS and kind is ProblemKind.FOREIGN_CHANNEL:
                     outside_creates.setdefault(event["table"], []).append(problem)
                 else:
                     self._fold_problems.append(problem)
@@ -158,7 +161,7 @@ class Catalog:
             self.unknown_channels.update(
                 c
                 for e in self._events.values()
-                if e[1].get("table") == name and e[1].get("op") == "create"
+                if e[1].get("table") == name and e[1].get("op") in _LAYOUTS
                 for c in _channel_ids(e[1])
                 if storage is not None and c not in storage and c not in self._threads
             )
@@ -179,7 +182,7 @@ class Catalog:
             self.tables.pop(name, None)
             self.lost_creates.pop(name, None)
             return None
-        if op not in ("create", "alter"):
+        if op not in ("create", "alter", "reshard"):
             return ProblemKind.UNREADABLE, f"unknown catalog operation {op!r}"
         try:
             schema = TableSchema.from_dict(event["schema"]).validate()
@@ -202,8 +205,11 @@ class Catalog:
                     ProblemKind.FOREIGN_CHANNEL,
                     "an alter may not move a table to other channels",
                 )
+            schema.resharding = current.resharding  # only a reshard starts or ends one
             self.tables[name] = schema
             return None
+        if op == "reshard":
+            return None if current is None else self._reshard(current, schema, storage)
         if current is not None:
             # Two processes created the same table at once: the first event wins.
             self.lost_creates.setdefault(name, []).append(schema)
@@ -214,6 +220,45 @@ class Catalog:
                 return outside
         self.tables[name] = schema
         self.created_by[name] = message_id
+        return None
+
+    def _reshard(
+        self, current: TableSchema, event: TableSchema, storage: set[int] | None
+    ) -> tuple[ProblemKind, str] | None:
+        """Apply a ``reshard``: its start (``resharding``, the count it grows from) gives the
+        table more shards; its end (no ``resharding``, same channels) says the records moved.
+        Each must follow the table's current layout (a reshard that lost a race to another
+        does not); only the layout changes, the rest of the schema stays the table's."""
+        name, old = current.name, len(current.channels)
+        if event.resharding is None:
+            if current.resharding is None or event.channels != current.channels:
+                return ProblemKind.UNREADABLE, "the end of a reshard that is not under way"
+            self.tables[name] = dataclasses.replace(current, resharding=None)
+            return None
+        if (
+            current.resharding is not None
+            or event.resharding != old
+            or event.channels[:old] != current.channels
+            or event.threads != (current.threads or old == 1)
+        ):
+            return (
+                ProblemKind.UNREADABLE,
+                f"a reshard of {old} shards into {event.shards} that does not follow the "
+                "table's layout (another reshard came first)",
+            )
+        if storage is not None:
+            outside = self._outside(event, storage)
+            if outside:
+                # Part of the table is not there (deleted by hand): it cannot be read whole.
+                del self.tables[name]
+                return outside
+        self.tables[name] = dataclasses.replace(
+            current,
+            shards=event.shards,
+            channels=list(event.channels),
+            threads=event.threads,
+            resharding=old,
+        )
         return None
 
     def _outside(self, schema: TableSchema, storage: set[int]) -> tuple[ProblemKind, str] | None:

@@ -120,15 +120,15 @@ class Claims:
         posted: list[tuple[Claim, int, LogShard]] = []
         try:
             for claim, content in encoded:
-                shard = self.placement.shard_for([claim.field, claim.value])
-                sent = await core.storage.send(
-                    shard.channel_id, content, nonce=secrets.token_hex(8)
-                )
-                core.clock.observe(sent.id)
-                shard.handled.add(sent.id)
-                shard.log_ids.append(sent.id)
-                self._add(claim, sent.id)
-                posted.append((claim, sent.id, shard))
+                for shard in self.placement.claim_shards([claim.field, claim.value]):
+                    sent = await core.storage.send(
+                        shard.channel_id, content, nonce=secrets.token_hex(8)
+                    )
+                    core.clock.observe(sent.id)
+                    shard.handled.add(sent.id)
+                    shard.log_ids.append(sent.id)
+                    self._add(claim, sent.id)
+                    posted.append((claim, sent.id, shard))
             await self._settle(posted)
             self._check(posted, by)
         except Exception:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +26,9 @@ from ..codec import (
 )
 from .core import TableCore
 from .ingest import Ingest
+from .reshard import Misplaced
 from .shard import LogShard
-from .writer import split_to_fit
+from .writer import Line, split_to_fit
 from .writes import KeyPlacement
 
 __all__ = ("HORIZON_MARGIN", "Compaction", "Compactor")
@@ -70,6 +71,8 @@ class Compactor:
         self.ingest = ingest
         self.encode = encode
         self.rule = rule
+        #: Sends entries moved to their shard (the write path's ``move``, set by the engine).
+        self.move: Callable[[dict[LogShard, list[Line]]], Awaitable[None]] | None = None
 
     def maybe_compact(self, shard: LogShard) -> None:
         """Start compacting ``shard`` in the background when the rule says it is due."""
@@ -102,6 +105,17 @@ class Compactor:
             # Everything at or below the new horizon is then applied, whatever order the
             # gateway delivered it in.
             await self.ingest.read_to_horizon(shard)
+            upto = shard.horizon
+            covered = [m for m in shard.log_ids if m <= upto]
+            grows_from = self.core.schema.resharding
+            moving = grows_from is not None and shard.index < grows_from
+            if not covered and not shard.stale_ids and shard.leftovers_from is None and not moving:
+                return 0  # nothing to fold or delete
+            lines, moves = self._snapshot_lines(shard, upto, covered)
+            if moves:
+                # Acknowledged before anything is deleted: the snapshot leaves them out.
+                assert self.move is not None
+                await self.move(moves)
             if shard.foreign_snapshot:
                 log.warning(
                     "table %s: another process compacted channel %s; reopen to compact it here",
@@ -109,28 +123,32 @@ class Compactor:
                     shard.channel_id,
                 )
                 return 0
-            upto = shard.horizon
-            covered = [m for m in shard.log_ids if m <= upto]
-            if not covered and not shard.stale_ids and shard.leftovers_from is None:
-                return 0  # nothing to fold or delete
-            lines = self._snapshot_lines(shard, upto)
             carried = self.core.state.groups_to_carry(shard.channel_id)
             lines += [encode_entry(Entry(None, None, group, 0)) for group in carried]
             return await self._write_snapshot(shard, upto, lines, carried, covered)
 
-    def _snapshot_lines(self, shard: LogShard, upto: int) -> list[str]:
+    def _snapshot_lines(
+        self, shard: LogShard, upto: int, covered: list[int]
+    ) -> tuple[list[str], dict[LogShard, list[Line]]]:
         """The shard's state as of ``upto``: every key whose last entry is at or below it
         (later entries stay in the log), records that do not decode under this process's
         class as stored, and the parts of groups not yet complete with the state of their
-        keys. Every line carries the version of the entry it folds."""
+        keys. Every line carries the version of the entry it folds.
+
+        Also the entries to move first: keys of other shards whose last entry this shard
+        holds (the table grew, see :mod:`.reshard`), for their shards."""
         if self.core.expire is not None:
             self.core.expire()  # expired records are left out of the snapshot
         state = self.core.state
         pending = state.pending_parts(shard.channel_id, upto)
         pending_keys = {json.dumps(e.key) for e in pending}
         lines = []
+        misplaced = Misplaced(self.core, self.placement, shard, covered)
         for key, version in state.versions_by_key():
-            if version > upto or self.placement.shard_for(key) is not shard:
+            if version > upto:
+                continue
+            if self.placement.shard_for(key) is not shard:
+                misplaced.check(key, version)
                 continue
             record = state.records.get(key)
             if record is not None:
@@ -143,7 +161,7 @@ class Compactor:
                 continue
             lines.append(encode_entry(Entry(key, data, version=version)))
         lines += [encode_entry(entry) for entry in pending]
-        return lines
+        return lines, misplaced.moves(self.encode)
 
     async def _write_snapshot(
         self, shard: LogShard, upto: int, lines: list[str], carried: list[str], covered: list[int]

@@ -80,6 +80,10 @@ class Loader:
         for shard in moved:
             shard.foreign_snapshot = True
 
+    async def load_added(self, shards: list[LogShard]) -> None:
+        """Read shards added to the loaded table (it grew: ``Database.reshard``)."""
+        await asyncio.gather(*(self._load_shard(shard, set()) for shard in shards))
+
     async def _compacted_meanwhile(self, shard: LogShard, started: int, seen: set[int]) -> bool:
         """Whether the shard holds a snapshot marker made after its load began (above that
         read's horizon) that the load did not read."""

@@ -213,6 +213,9 @@ class TableSchema:
     ttl: float | None = None
     #: Writes claim their new unique values in the log (``Settings.claim_unique``).
     claim_unique: bool = False
+    #: While the table's shard count grows (``Database.reshard``): the count before, whose
+    #: placement its first shards' snapshots still follow; None otherwise.
+    resharding: int | None = None
     #: Records in the table right now (filled in by ``Database.schema``).
     record_count: int = 0
     #: The table's class (filled in by ``Database.schema``); :meth:`json_schema` describes it.
@@ -256,6 +259,7 @@ class TableSchema:
             | ({} if self.ttl is None else {"ttl": self.ttl})
             | ({"claim_unique": True} if self.claim_unique else {})
             | ({"threads": True} if self.threads else {})
+            | ({} if self.resharding is None else {"resharding": self.resharding})
         )
 
     @classmethod
@@ -271,6 +275,7 @@ class TableSchema:
             ttl=data.get("ttl"),
             claim_unique=data.get("claim_unique", False),
             threads=data.get("threads", False),
+            resharding=data.get("resharding"),
         )
 
     def same_shape(self, other: TableSchema) -> bool:
@@ -321,6 +326,14 @@ class TableSchema:
         if not isinstance(self.threads, bool) or (self.threads and self.shards < 2):
             raise SchemaError(
                 f"table {self.name!r}: threads must be true (2 shards or more) or absent"
+            )
+        if self.resharding is not None and (
+            type(self.resharding) is not int
+            or not 1 <= self.resharding < self.shards
+            or self.shards % self.resharding
+        ):
+            raise SchemaError(
+                f"table {self.name!r}: resharding must be a shard count that divides shards"
             )
         if self.ttl is not None and (
             isinstance(self.ttl, bool)

@@ -127,7 +127,10 @@ class TableState:
                 # A put already decoded (most of a load, and this process's writes):
                 # _apply_one and put, without their other cases and calls.
                 key = entry.key
-                if versions.get(key, -1) > entry_version:
+                known = versions.get(key, -1)
+                # An entry carrying its version again (a snapshot's, a record moved to its
+                # shard) changes nothing.
+                if known > entry_version or (known == entry_version and entry.version):
                     continue
                 versions[key] = entry_version
                 if self.undecodable:
@@ -229,7 +232,8 @@ class TableState:
     ) -> None:
         key = entry.key
         versions = self.versions
-        if versions.get(key, -1) > version:
+        known = versions.get(key, -1)
+        if known > version or (known == version and entry.version):
             return
         versions[key] = version
         if self.undecodable:

@@ -79,29 +79,16 @@ class TableEngine:
             BackgroundTasks(f"table {schema.name}"),
         )
         self.ingest = Ingest(self.core)
-        self.core.add_shards(
-            [
-                LogShard(
-                    i,
-                    channel_id,
-                    BatchWriter(
-                        storage,
-                        channel_id,
-                        size_limit,
-                        self._committed,
-                        functools.partial(self.ingest.send_failed, channel_id),
-                    ),
-                )
-                for i, channel_id in enumerate(schema.channels)
-            ]
-        )
+        self.core.add_shards([self._new_shard(i, c) for i, c in enumerate(schema.channels)])
         self.placement = KeyPlacement(self.core.shards)
+        self.placement.moving_from = schema.resharding
         self.constraints = Constraints(schema, self.state)
         self.loader = Loader(self.core)
         self.compactor = Compactor(self.core, self.placement, self.ingest, encode, compaction)
         self.writes = WritePath(
             self.core, self.placement, self.constraints, self.compactor.maybe_compact
         )
+        self.compactor.move = self.writes.move
         self.feed = ChangeLog(self.core, self.ingest)
         self.writes.claims = Claims(self.core, self.feed, self.placement)
         #: Where ``save()`` and ``insert()`` of one record queue (:mod:`.saves`).
@@ -111,6 +98,16 @@ class TableEngine:
         self._settling = False
         self.expiry: Expiry | None = None
         self.follow_ttl(schema.ttl)
+
+    def _new_shard(self, index: int, channel_id: int) -> LogShard:
+        writer = BatchWriter(
+            self.storage,
+            channel_id,
+            self.size_limit,
+            self._committed,
+            functools.partial(self.ingest.send_failed, channel_id),
+        )
+        return LogShard(index, channel_id, writer)
 
     @property
     def name(self) -> str:
@@ -149,6 +146,20 @@ class TableEngine:
         self.state.report_incomplete_groups()
         for message in early:
             await self.ingest.ingest(message)
+
+    async def follow_layout(self, schema: TableSchema) -> None:
+        """Take the layout the catalog gives the table now (``Database.reshard``): the
+        channels it grew by, and whether its records are still moving. Writes use the new
+        shards at once; what other processes wrote there already is read."""
+        own = self.schema
+        added = [
+            self._new_shard(i, c) for i, c in enumerate(schema.channels) if i >= len(self.shards)
+        ]
+        own.shards, own.channels, own.threads = schema.shards, list(schema.channels), schema.threads
+        own.resharding = self.placement.moving_from = schema.resharding
+        if added:
+            self.core.add_shards([*self.shards, *added])
+            await self.loader.load_added(added)
 
     def _new_state(self) -> TableState:
         return TableState(

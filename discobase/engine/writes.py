@@ -53,6 +53,21 @@ class KeyPlacement:
 
     def __init__(self, shards: list[LogShard]) -> None:
         self.shards = shards
+        #: While the table grows (``Database.reshard``): its shard count before.
+        self.moving_from: int | None = None
+
+    def index_in(self, key: object, count: int) -> int:
+        """The index of ``key``'s shard in a table of ``count`` shards."""
+        return _crc_of_json(key) % count
+
+    def claim_shards(self, slot: object) -> list[LogShard]:
+        """Where a claim on ``slot`` goes: its shard, and while the table grows also its
+        shard before (a process that has not followed the new layout yet claims there)."""
+        shard = self.shard_for(slot)
+        if self.moving_from is None:
+            return [shard]
+        before = self.shards[self.index_in(slot, self.moving_from)]
+        return [shard] if before is shard else [shard, before]
 
     def shard_for(self, key: object) -> LogShard:
         if len(self.shards) == 1:
@@ -376,6 +391,20 @@ class WritePath:
             # failed part after all, the group completes wherever both are read.
             raise errors[0]
         return landed
+
+    async def move(self, lines: dict[LogShard, list[Line]]) -> None:
+        """Send entries that carry their own version (records moved to the shard their key
+        belongs to since the table grew: :mod:`.reshard`). They change no record: a reader
+        applies them at that version, so any later write of the key still wins."""
+        results = await asyncio.gather(
+            *(shard.writer.submit(part) for shard, part in lines.items()), return_exceptions=True
+        )
+        for part in lines.values():
+            for entry, _ in part:
+                self._landed.pop(id(entry), None)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise errors[0]
 
     def _lines(self, writes: list[Write]) -> tuple[list[Entry], dict[int, list[Line]]]:
         """The entries of ``writes``, and their lines by shard index (in the order the shards

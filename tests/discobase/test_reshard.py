@@ -1,0 +1,231 @@
+"""Growing an existing table's shard count: ``Database.reshard``.
+
+The records move to the new shards with their versions; every acknowledged write survives a
+crash at any step and writes of other processes made meanwhile (following the new layout or
+not yet); another process follows the new layout from the catalog."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import simcord
+
+import discobase
+from tests.conftest import make_bot, past_horizon
+from tests.strict import Strict
+
+
+class Item(discobase.Table):
+    key: str
+    n: int = 0
+
+    class Settings:
+        primary_key = "key"
+        indexes = ["n"]
+
+
+async def open_db(new_db, **options: Any) -> discobase.Database:
+    db = new_db(**options)
+    db.table(Item)
+    await db.open()
+    return db
+
+
+async def state(table: Any) -> dict[str, int]:
+    return {r.key: r.n for r in await table.find()}
+
+
+async def one_shard_table(env: simcord.Env, db: discobase.Database, name: str, records: int) -> Any:
+    """A table of one shard, as discobase made it before threads (or with shards=1), with a
+    snapshot, a log after it, updates and deletes."""
+    table = await db.create_table(name, {"key": str, "n": int}, primary_key="key", shards=1)
+    await table.insert_many([table(key=f"k{i}", n=i) for i in range(records)])
+    await past_horizon(env)
+    await db.compact(name)  # the records are in a snapshot
+    for i in range(0, records, 3):
+        await table(key=f"k{i}", n=1000 + i).save()  # updates in the log
+    for i in range(1, records, 7):
+        await (await table.get(f"k{i}")).delete()
+    return table
+
+
+async def reopened(env: simcord.Env, new_db, **options: Any) -> discobase.Database:
+    """A new process on the same guild (the old one died: it is not closed)."""
+    await env.restart_bot(make_bot())
+    db = new_db(**options)
+    await db.open()
+    return db
+
+
+async def test_a_table_of_one_shard_grows_to_six_and_keeps_every_record(simcord_env, new_db):
+    db = new_db(compaction=None)
+    await db.open()
+    table = await one_shard_table(simcord_env, db, "items", 120)
+    expected = await state(table)
+    channel = db.schema("items").channels[0]
+    await db.reshard("items", shards=6)
+    schema = db.schema("items")
+    assert schema.shards == 6 and schema.threads and schema.channels[0] == channel
+    assert schema.resharding is None
+    assert await state(table) == expected
+    # Each record is now in its shard: writes of one key go through one thread
+    for shard, channel_id in enumerate(schema.channels):
+        held = simcord_env.backend.messages.get(channel_id, {})
+        assert held, f"shard {shard} holds nothing"
+    await db.close()
+    db2 = await reopened(simcord_env, new_db, compaction=None)
+    again = db2.tables["items"]
+    assert await state(again) == expected
+    assert (await db2.check()).ok
+    await db2.close()
+
+
+#: The transport calls that change what Discord stores.
+MUTATIONS = ("send", "create_thread", "create_channel", "delete_channel", "delete_messages")
+
+
+def die_at(
+    db: discobase.Database, cut: int | None, made: list[str], after: str | None = None
+) -> None:
+    """The process dies at its ``cut``-th request that changes storage (counted in ``made``),
+    or at the first one after a request ``after``: that one and every later one never reach
+    Discord. Neither: none fails."""
+    for name in MUTATIONS:
+        real = getattr(db.transport, name)
+
+        async def request(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            if (cut is not None and len(made) >= cut) or (after is not None and after in made):
+                raise discobase.DiscordUnavailableError(_name, 1)
+            made.append(_name)
+            return await _real(*args, **kwargs)
+
+        setattr(db.transport, name, request)
+
+
+async def test_a_crash_at_any_step_of_a_reshard_loses_nothing_and_running_it_again_finishes(
+    simcord_env, new_db
+):
+    db = new_db(compaction=None)
+    await db.open()
+    await one_shard_table(simcord_env, db, "whole", 60)
+    steps: list[str] = []
+    die_at(db, None, steps)
+    await db.reshard("whole", shards=6)
+    # five threads, the reshard's start, the records moved into each new thread, the old
+    # shard's snapshot (a part and its marker), the log it folded deleted, the reshard's end
+    assert steps == [
+        *["create_thread"] * 5, "send", *["send"] * 5, "send", "send", "delete_messages", "send",
+    ]  # fmt: skip
+    for cut in range(len(steps)):
+        name = f"cut{cut}"
+        db = await reopened(simcord_env, new_db, compaction=None)
+        table = await one_shard_table(simcord_env, db, name, 60)
+        expected = await state(table)
+        die_at(db, cut, [])
+        with pytest.raises(discobase.DiscordUnavailableError):
+            await db.reshard(name, shards=6)
+        db = await reopened(simcord_env, new_db, compaction=None)  # it was not closed: it died
+        table = db.tables[name]
+        assert await state(table) == expected, cut
+        await table(key="meanwhile", n=-1).save()
+        expected["meanwhile"] = -1
+        await db.reshard(name, shards=6)  # again: it finishes
+        schema = db.schema(name)
+        assert (schema.shards, schema.resharding) == (6, None)
+        assert await state(table) == expected, cut
+        await past_horizon(simcord_env)
+        await db.compact(name)  # the move is over: the old shard keeps only its own records
+        db = await reopened(simcord_env, new_db, compaction=None)
+        assert await state(db.tables[name]) == expected, cut
+        report = await db.check()
+        assert report.ok, (cut, str(report))
+    await db.close()
+
+
+async def other_process(strict: Strict, guild, fast_retry) -> tuple[discobase.Database, Any]:
+    """Another process of the database (its own client, gateway and snowflake worker)."""
+    process = await strict.second_process()
+    db = discobase.Database(guild.id, bot=process.bot, retry=fast_retry, compaction=None)
+    await db.open()
+    return db, process
+
+
+async def test_another_process_writing_throughout_follows_the_new_layout_and_loses_nothing(
+    simcord_env, new_db, guild, strict: Strict, fast_retry
+):
+    db = new_db(compaction=None)
+    await db.open()
+    await one_shard_table(simcord_env, db, "shared", 60)
+    other, _ = await other_process(strict, guild, fast_retry)
+    await simcord_env.advance_time(1)  # its snowflake worker's clock runs 5 ms behind ours
+    theirs = other.tables["shared"]
+    acknowledged: dict[str, int] = {}
+    resharded = asyncio.Event()
+
+    async def write_throughout() -> None:
+        i = 0
+        while not resharded.is_set() or i < 40:  # before, during and after
+            key = f"k{i % 80}"  # updates of moving records and new ones
+            await theirs(key=key, n=-i).save()
+            acknowledged[key] = -i
+            i += 1
+
+    writing = asyncio.ensure_future(write_throughout())
+    await asyncio.sleep(0)
+    await db.reshard("shared", shards=6)
+    resharded.set()
+    await writing
+    await simcord_env.settle()
+    assert other.schema("shared").shards == 6  # it followed the catalog
+    assert other.schema("shared").resharding is None
+    mine = await state(db.tables["shared"])
+    assert acknowledged.items() <= mine.items()
+    assert await state(theirs) == mine
+    # its writes after the reshard went to the new threads
+    new_threads = set(db.schema("shared").channels[1:])
+    posted = [
+        r.path.split("/")[2]
+        for r in simcord_env.http_requests
+        if r.method == "POST" and r.path.endswith("/messages")
+    ]
+    assert new_threads & {int(c) for c in posted[-20:]}
+    await other.close()
+    await past_horizon(simcord_env)
+    await db.compact("shared")
+    db = await reopened(simcord_env, new_db, compaction=None)
+    assert await state(db.tables["shared"]) == mine
+    await db.close()
+
+
+async def test_writes_of_a_process_that_has_not_heard_of_the_reshard_are_moved_not_lost(
+    simcord_env, new_db, guild, strict: Strict, fast_retry
+):
+    db = new_db(compaction=None)
+    await db.open()
+    await one_shard_table(simcord_env, db, "late", 30)
+    other, process = await other_process(strict, guild, fast_retry)
+    await simcord_env.advance_time(1)  # its snowflake worker's clock runs 5 ms behind ours
+    strict.hold_gateway(process)
+    await db.reshard("late", shards=6)
+    theirs = other.tables["late"]
+    assert other.schema("late").shards == 1  # it has not heard: it writes the old layout
+    for i in range(30):
+        await theirs(key=f"k{i}", n=500 + i).save()  # all into the table's channel
+    await simcord_env.settle()
+    expected = await state(db.tables["late"])
+    assert expected == {f"k{i}": 500 + i for i in range(30)}
+    await past_horizon(simcord_env)
+    # The table's channel compacts first: it folds their writes (those of other shards move
+    # there first), then the process dies before the other shards compact.
+    die_at(db, None, [], after="delete_messages")
+    with pytest.raises(discobase.DiscordUnavailableError):
+        await db.compact("late")
+    db = await reopened(simcord_env, new_db, compaction=None)
+    assert await state(db.tables["late"]) == expected
+    strict.release_gateway(process)
+    await simcord_env.settle()
+    assert other.schema("late").shards == 6  # and it follows once it hears
+    await other.close()
+    await db.close()
