@@ -51,7 +51,7 @@ RESULTS = REPO / "bench" / "results.json"
 BEFORE = REPO / "bench" / "results-before.json"
 PERFORMANCE_DOC = REPO / "docs" / "performance.md"
 FIGURE = REPO / "docs" / "images" / "performance-w8.png"
-OUR_GROUPS = ("W1", "W1-defaults", "W2", "W3-W5", "W6", "W7", "W8", "W9", "W10")
+OUR_GROUPS = ("W1", "W1-defaults", "W2", "W3-W5", "W6", "W7", "W8", "W9", "W10", "W11")
 BASELINE_GROUPS = ("W1", "W2", "W3-W5", "W6", "W7")
 #: Real seconds a group of ours may take before it is reported as timed out.
 OUR_TIMEOUT_SECONDS = 1800.0

@@ -56,6 +56,10 @@ class Sizes:
     #: W10: the table aggregated, and the calls of each aggregate.
     w10_records: int = 100_000
     w10_calls: int = 20
+    #: W11: the records of the table that grows from 1 to 6 shards, and the awaited inserts
+    #: before and after.
+    w11_records: int = 10_000
+    w11_inserts: int = 100
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -100,6 +104,8 @@ QUICK = Sizes(
     w9_writes=5,
     w10_records=2_000,
     w10_calls=5,
+    w11_records=1_000,
+    w11_inserts=10,
 )
 
 

@@ -1,4 +1,4 @@
-"""Workloads W1..W10 on our discobase, on SimCord under the Discord model, in virtual time.
+"""Workloads W1..W11 on our discobase, on SimCord under the Discord model, in virtual time.
 
 Each workload group runs in its own process (see :mod:`bench.worker`) against a fresh simulated
 guild, and returns one result per measured phase (see :class:`bench.measure.Phase`). Workloads are
@@ -20,7 +20,9 @@ cold.
 
 W9 measures the change feed's latency (a write's acknowledgement to a watcher yielding it), for
 writes of the watcher's process and of another client through the gateway; W10 the CPU of
-``Table.aggregate`` per call over the whole table.
+``Table.aggregate`` per call over the whole table. W11 grows a table of one shard holding
+10,000 records to 6 shards (``Database.reshard``: REST calls and simulated seconds) and runs
+W1's awaited inserts before and after.
 
 W6's phases write to the same channels one after another; each starts once the model's buckets
 have rested (:meth:`bench.model.DiscordModel.rest`, outside the measured time), so a phase pays its
@@ -705,6 +707,37 @@ async def aggregate_cpu(sizes: Sizes, model: DiscordModel, shards: int | None) -
     return results
 
 
+W11_BEFORE = "W11 inserts awaited one by one, 1 shard"
+W11_RESHARD = "W11 reshard from 1 to 6 shards"
+W11_AFTER = "W11 inserts awaited one by one, after the reshard to 6 shards"
+
+
+async def reshard_growth(sizes: Sizes, model: DiscordModel, shards: int | None) -> list[Result]:
+    """W11: a table of one shard (made with ``shards=1``, before threads, or by 1.0) holding
+    ``w11_records`` in a snapshot grows to 6 shards (``Database.reshard``); W1's awaited
+    inserts before and after."""
+    results: list[Result] = []
+    async with simulated_guild(model) as world:
+        db, table = await world.open_database(world.env.bot, 1)  # type: ignore[arg-type]
+        await table.insert_many(records(range(sizes.w11_records)))
+        results.append(await compaction(world, model, db, "W11 compaction before the reshard"))
+        inserted = sizes.w11_records
+        for name in (W11_BEFORE, W11_RESHARD, W11_AFTER):
+            phase = Phase(name, model, unit="reshard" if name == W11_RESHARD else "insert")
+            phase.start()
+            with phase.guarded():
+                if name == W11_RESHARD:
+                    await phase.op(db.reshard(TABLE_NAME, shards=6))
+                else:
+                    for fields in records(range(inserted, inserted + sizes.w11_inserts)):
+                        await phase.op(table(**fields).save())
+                    inserted += sizes.w11_inserts
+            results.append(phase.finish())
+            await verify_count(results[-1], table, inserted)
+        await close_counting_trailing_calls(db, model, results)
+    return results
+
+
 Group = Callable[[Sizes, DiscordModel, int | None], Awaitable[list[Result]]]
 
 #: Workload groups by name; each runs in a process of its own.
@@ -718,6 +751,7 @@ GROUPS: dict[str, Group] = {
     "W8": w8_curve,
     "W9": watch_latency,
     "W10": aggregate_cpu,
+    "W11": reshard_growth,
 }
 
 

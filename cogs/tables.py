@@ -1,4 +1,5 @@
-"""Schema commands: ``/table create``, ``/table list``, ``/schema``, ``/drop``, ``/check``, ``/compact``."""
+"""Schema commands: ``/table create``, ``/table list``, ``/table reshard``, ``/schema``, ``/drop``,
+``/check``, ``/compact``."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ MAX_PROBLEMS_SHOWN = 20
 
 
 class Tables(commands.Cog):
-    """Create, list, inspect, drop, check and compact tables."""
+    """Create, list, grow, inspect, drop, check and compact tables."""
 
     table = app_commands.Group(name="table", description="Create and list database tables")
 
@@ -76,6 +77,39 @@ class Tables(commands.Cog):
             interaction,
             f"Created table {code(name)}.",
             embed=schema_embed(database.schema(name)),
+        )
+
+    @subcommand(
+        table,
+        name="reshard",
+        description="Give a table more shards (faster awaited writes)",
+        access=Access.WRITE,
+    )
+    @app_commands.describe(
+        table="The table to grow",
+        shards="The new shard count: a multiple of the table's, at most 16",
+    )
+    async def reshard(
+        self, interaction: Interaction, table: ChosenTable, shards: app_commands.Range[int, 2, 16]
+    ) -> None:
+        await defer(interaction)
+        before = table.schema.shards
+
+        async def grow() -> bool:
+            await table.database.reshard(table.name, shards)
+            return True
+
+        if await within_token(interaction, grow()) is None:
+            await respond(
+                interaction,
+                f"Still resharding table {code(table.name)}, longer than Discord lets a command "
+                "answer; it goes on in the background (a failure goes to the bot's log, and "
+                "running this again finishes it).",
+            )
+            return
+        await respond(
+            interaction,
+            f"Table {code(table.name)} has {plural(shards, 'shard')} now (it had {before}).",
         )
 
     @subcommand(table, name="list", description="List the tables", access=Access.READ)

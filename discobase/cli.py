@@ -33,7 +33,7 @@ from . import transfer
 from .crypto import EncryptionKey, KeyRing
 from .database import Database
 from .engine.schema import TableSchema
-from .errors import DiscobaseError, InvalidKeyError, TableExistsError
+from .errors import DiscobaseError, DiscordUnavailableError, InvalidKeyError, TableExistsError
 from .migrate_v1 import migrate_v1
 from .model import Table
 from .offline import OfflineStateError, default_state_path, offline_guild
@@ -437,6 +437,22 @@ async def _compact(args: argparse.Namespace, client: discord.Client | None) -> i
     return OK
 
 
+async def _reshard(args: argparse.Namespace, client: discord.Client | None) -> int:
+    async with _opened(args, client) as db:
+        before = db.schema(args.table).shards
+        try:
+            await db.reshard(args.table, shards=args.shards)
+        except DiscordUnavailableError as error:
+            print(
+                f"error: {error}\nreshard stopped: nothing is lost and the table reads whole; "
+                "run it again to finish",
+                file=sys.stderr,
+            )
+            return FAILED
+        print(f"{args.table}: {before} shards, now {db.schema(args.table).shards}")
+    return OK
+
+
 async def _stats(args: argparse.Namespace, client: discord.Client | None) -> int:
     async with _opened(args, client) as db:
         total_records = total_bytes = 0
@@ -597,6 +613,11 @@ def parser() -> argparse.ArgumentParser:
     )
     compact = add("compact", _compact, "snapshot a table (or all) and delete old messages")
     compact.add_argument("table", nargs="?")
+    reshard = add(
+        "reshard", _reshard, "grow a table to more shards (a multiple of its count, up to 16)"
+    )
+    reshard.add_argument("table")
+    reshard.add_argument("--shards", type=int, required=True, help="the new shard count")
     add("stats", _stats, "records and stored JSON size per table")
     add(
         "rotate-key",

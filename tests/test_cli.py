@@ -411,3 +411,21 @@ async def test_rotate_key_encrypts_a_database_and_moves_it_to_a_new_key(
     assert await run(["rotate-key", "--guild", "home"], bot) == 0
     assert "0 messages sealed again" in capsys.readouterr().out
     assert await contents(simcord_env, home, encryption_key=new.text()) == before
+
+
+async def test_reshard_grows_a_table_and_refuses_a_count_it_cannot_grow_to(
+    simcord_env, home, capsys
+):
+    bot = simcord_env.bot
+    before = await contents(simcord_env, home)
+    assert await run(["reshard", "notes", "--shards", "3", "--guild", "home"], bot) == 1
+    assert "multiple" in capsys.readouterr().err
+    assert await run(["reshard", "nothing", "--shards", "4", "--guild", "home"], bot) == 1
+    assert await contents(simcord_env, home) == before
+    assert await run(["reshard", "notes", "--shards", "4", "--guild", "home"], bot) == 0
+    assert "notes: 2 shards, now 4" in capsys.readouterr().out
+    after = await contents(simcord_env, home)
+    assert after["notes"][0]["shards"] == 4
+    before["notes"][0]["shards"] = 4
+    assert after == before  # every record kept
+    assert await run(["check", "--guild", "home"], bot) == 0

@@ -17,7 +17,16 @@ from bench.records import QUICK
 from bench.report import aggregate_rows
 from bench.targets import W1_DEFAULTS, phases_by_name, w8_phase
 from bench.worker import run_in_virtual_time
-from bench.workloads import OPEN_REPEATS, W9_OTHER, W9_THIS, W10_AGGREGATES, run_group
+from bench.workloads import (
+    OPEN_REPEATS,
+    W9_OTHER,
+    W9_THIS,
+    W10_AGGREGATES,
+    W11_AFTER,
+    W11_BEFORE,
+    W11_RESHARD,
+    run_group,
+)
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -83,6 +92,16 @@ def test_the_shards_help_names_the_default_a_table_gets_from_the_library(
         parse_args(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert f"the library's default is {default})" in help_text
+
+
+def test_w11_reshards_a_table_of_one_shard_and_its_awaited_inserts_speed_up() -> None:
+    sizes = dataclasses.replace(QUICK, w11_records=300, w11_inserts=12)
+    run = run_in_virtual_time(run_group("W11", sizes, DiscordModel(), None))
+    phases = {phase["phase"]: phase for phase in run}
+    assert [phases[name]["verified"] for name in (W11_BEFORE, W11_RESHARD, W11_AFTER)] == ["ok"] * 3
+    assert phases[W11_RESHARD]["calls_by_route"]["POST /channels/{id}/threads"] == 5
+    before = phases[W11_BEFORE]["ops_per_simulated_second"]
+    assert before < 1.5 and phases[W11_AFTER]["ops_per_simulated_second"] > 3
 
 
 def test_only_the_seam_module_uses_simcords_private_modules_and_the_bot_is_the_package() -> None:

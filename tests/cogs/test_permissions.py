@@ -26,6 +26,7 @@ WRITES: list[tuple[str, dict[str, Any]]] = [
     ("drop", {"table": "pets"}),
     ("check", {}),
     ("compact", {"table": "pets"}),
+    ("table reshard", {"table": "pets", "shards": 12}),
     ("import", {"table": "pets", "file": ("p.jsonl", b'{"name": "new"}\n')}),
 ]
 GRANTS = {

@@ -1,4 +1,5 @@
-"""``/table create``, ``/table list``, ``/schema``, ``/drop``, ``/check`` and ``/compact``."""
+"""``/table create``, ``/table list``, ``/table reshard``, ``/schema``, ``/drop``, ``/check`` and
+``/compact``."""
 
 from __future__ import annotations
 
@@ -171,6 +172,34 @@ async def test_compact_keeps_the_records(world: World, pets: Any) -> None:
 async def test_compact_of_an_unknown_table(world: World) -> None:
     result = await world.admin.slash(world.channel, "compact", table="nope")
     assert result.response.content.startswith("There is no table `nope`")
+
+
+async def test_table_reshard_grows_a_table_of_one_shard_and_keeps_its_records(world: World) -> None:
+    database = await world.database()
+    logs = await database.create_table("logs", {"line": "str"}, shards=1)
+    await logs.insert_many([{"line": f"line {i}"} for i in range(50)])
+
+    result = await world.admin.slash(world.channel, "table reshard", table="logs", shards=4)
+
+    assert result.ephemeral
+    assert result.response.content == "Table `logs` has 4 shards now (it had 1)."
+    schema = database.schema("logs")
+    assert schema.shards == 4 and schema.threads and schema.resharding is None
+    assert sorted(r.line for r in await logs.find()) == sorted(f"line {i}" for i in range(50))
+
+
+async def test_table_reshard_refuses_a_count_that_is_not_a_multiple(
+    world: World, pets: Any
+) -> None:
+    database = await world.database()
+    channels = database.schema("pets").channels
+
+    result = await world.admin.slash(world.channel, "table reshard", table="pets", shards=9)
+
+    assert result.ephemeral
+    assert "it can grow to a multiple of that up to 16 (12), not 9" in result.response.content
+    assert database.schema("pets").channels == channels
+    assert sorted(record.name for record in await pets.find()) == ["rex", "tweety"]
 
 
 async def test_table_names_autocomplete(world: World, pets: Any) -> None:

@@ -229,3 +229,22 @@ async def test_writes_of_a_process_that_has_not_heard_of_the_reshard_are_moved_n
     assert other.schema("late").shards == 6  # and it follows once it hears
     await other.close()
     await db.close()
+
+
+async def test_a_watcher_sees_each_write_once_and_no_change_for_records_that_moved(
+    simcord_env, new_db
+):
+    db = new_db(compaction=None)
+    await db.open()
+    table = await db.create_table("watched", {"key": str, "n": int}, primary_key="key", shards=1)
+    start = await table(key="start", n=0).save()
+    for i in range(12):
+        await table(key=f"k{i}", n=i).save()
+    feed = table.watch(after=start.revision)
+    await past_horizon(simcord_env)
+    await db.reshard("watched", shards=6)  # most move, with their versions
+    await table(key="new", n=-1).save()
+    await past_horizon(simcord_env)
+    seen = [(change.op, change.key) for change in [await anext(feed) for _ in range(13)]]
+    assert seen == [*(("insert", f"k{i}") for i in range(12)), ("insert", "new")]
+    await db.close()
