@@ -901,6 +901,16 @@ class Database:
                     f"table {name!r} is growing from {schema.resharding} to {schema.shards} "
                     f"shards: run reshard({name!r}, shards={schema.shards}) to finish that first"
                 )
+            # A reshard another process wrote at about the same time can have a lower id and
+            # reach the catalog after our first read (ids are only k-sorted): read it again
+            # before the move deletes anything.
+            await catalog.load()
+            await self._confirm_unknown_channels(catalog)
+            current = catalog.tables.get(name)
+            if current is None or current.channels != schema.channels:
+                if current is not None:
+                    await self._join_winner(current, engine)
+                raise SchemaError(f"table {name!r} was dropped or resharded by another process")
         # The move: compacting each old shard sends its records of the new shards there first.
         await engine.compact()
         async with self._schema_lock:
@@ -918,20 +928,26 @@ class Database:
         schema = engine.schema
         parent = schema.channels[0]
         threads = schema.threads or schema.shards == 1
-        if threads:
-            await self._delete_unused_threads(schema)
+        unused = await self._unused_threads(schema) if threads else {}
         added: list[int] = []
+        created: list[int] = []
         try:
             for index in range(schema.shards, shards):
                 shard_name = shard_channel_name(schema.name, index)
+                if shard_name in unused:
+                    added.append(unused[shard_name])  # a reshard that stopped made it
+                elif threads:
+                    created.append(await self.transport.create_thread(parent, shard_name))
+                    added.append(created[-1])
+                else:
+                    created.append(await self._layout.create_channel(shard_name))
+                    added.append(created[-1])
                 if threads:
-                    added.append(await self.transport.create_thread(parent, shard_name))
                     self._confirmed_threads[added[-1]] = parent
                 else:
-                    added.append(await self._layout.create_channel(shard_name))
                     self._confirmed_channels.add(added[-1])
         except ActiveThreadLimitError:
-            await self._delete_shards(added)
+            await self._delete_made(catalog, created)
             raise
         grown = dataclasses.replace(
             schema,
@@ -946,22 +962,39 @@ class Database:
         await self._confirm_unknown_channels(catalog)
         settled = catalog.tables.get(schema.name)
         if settled is None or settled.channels != grown.channels:
-            await self._delete_shards(added)
+            if settled is None:
+                await self._delete_made(catalog, created)
+            else:
+                # Processes that followed our reshard meanwhile wrote into our shards: move
+                # those writes into the winner's, then delete ours.
+                await engine.follow_layout(settled)
+                await self._fold_lost_create(grown, engine)
             raise SchemaError(
                 f"table {schema.name!r} was dropped or resharded by another process meanwhile"
             )
         await engine.follow_layout(settled)
 
-    async def _delete_unused_threads(self, schema: TableSchema) -> None:
-        """Delete the threads of the table's channel that bear its shards' names and that no
-        table uses: what a reshard that failed before its catalog event left."""
+    async def _unused_threads(self, schema: TableSchema) -> dict[str, int]:
+        """The threads of the table's channel that bear its new shards' names and that no
+        table uses, by name: what a reshard that stopped before its catalog event made (or
+        one under way in another process: both then name the same threads)."""
         assert self._catalog is not None
         used = {c for table in self._catalog.tables.values() for c in table.channels}
-        names = {shard_channel_name(schema.name, i) for i in range(1, MAX_SHARDS)}
-        for thread in await self.transport.list_threads(schema.channels[0]):
-            if thread.name in names and thread.id not in used:
-                log.info("table %s: deleting unused thread %s", schema.name, thread.name)
-                await self._layout.delete(thread.id)
+        names = {shard_channel_name(schema.name, i) for i in range(schema.shards, MAX_SHARDS)}
+        return {
+            thread.name: thread.id
+            for thread in sorted(
+                await self.transport.list_threads(schema.channels[0]), key=lambda t: t.id
+            )
+            if thread.name in names and thread.id not in used
+        }
+
+    async def _delete_made(self, catalog: Catalog, made: list[int]) -> None:
+        """Delete shards this reshard made that no table uses after all (read the catalog
+        again first: another process's reshard may have taken them up)."""
+        await catalog.load()
+        used = {c for table in catalog.tables.values() for c in table.channels}
+        await self._delete_shards([c for c in made if c not in used])
 
     async def compact(self, name: str | None = None) -> int:
         """Snapshot the table (all tables with no name) now; return old messages deleted."""

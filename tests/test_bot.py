@@ -97,6 +97,7 @@ async def test_every_command_option_is_described() -> None:
         assert {command.qualified_name for command in commands} == {
             "table create",
             "table list",
+            "table reshard",
             "schema",
             "drop",
             "check",

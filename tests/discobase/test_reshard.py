@@ -7,6 +7,8 @@ not yet); another process follows the new layout from the catalog."""
 from __future__ import annotations
 
 import asyncio
+import json
+import zlib
 from typing import Any
 
 import pytest
@@ -247,4 +249,113 @@ async def test_a_watcher_sees_each_write_once_and_no_change_for_records_that_mov
     await past_horizon(simcord_env)
     seen = [(change.op, change.key) for change in [await anext(feed) for _ in range(13)]]
     assert seen == [*(("insert", f"k{i}") for i in range(12)), ("insert", "new")]
+    await db.close()
+
+
+async def test_two_processes_resharding_at_once_end_with_one_layout_and_every_record(
+    simcord_env, new_db, guild, strict: Strict, fast_retry
+):
+    db = new_db(compaction=None)
+    await db.open()
+    await one_shard_table(simcord_env, db, "race", 40)
+    other, process = await other_process(strict, guild, fast_retry)
+    await simcord_env.advance_time(1)  # its snowflake worker's clock runs 5 ms behind ours
+    expected = await state(db.tables["race"])
+    parent = db.schema("race").channels[0]
+    strict.hold_gateway()
+    strict.hold_gateway(process)
+    outcomes = await asyncio.gather(
+        db.reshard("race", shards=6), other.reshard("race", shards=2), return_exceptions=True
+    )
+    strict.release_gateway()
+    strict.release_gateway(process)
+    await simcord_env.settle()
+    failed = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(failed) == 1 and isinstance(failed[0], discobase.SchemaError), outcomes
+    schema = db.schema("race")
+    assert schema.shards == (6 if outcomes[0] is None else 2) and schema.resharding is None
+    assert other.schema("race").channels == schema.channels  # both follow the winner
+    threads = sorted(c.id for c in simcord_env.backend.channels.values() if c.parent_id == parent)
+    assert threads == sorted(schema.channels[1:])  # the loser's threads are gone
+    assert await state(db.tables["race"]) == expected
+    assert await state(other.tables["race"]) == expected
+    await other.close()
+    db = await reopened(simcord_env, new_db, compaction=None)
+    assert await state(db.tables["race"]) == expected
+    report = await db.check()
+    # the reshard that lost stays in the catalog, skipped
+    assert [(p.kind, "does not follow" in p.detail) for p in report.problems] == [
+        ("unreadable", True)
+    ]
+    await db.close()
+
+
+async def test_while_records_move_a_unique_value_is_claimed_where_either_layout_looks(
+    simcord_env, new_db, guild, strict: Strict, fast_retry
+):
+    db = new_db(compaction=None)
+    await db.open()
+    await db.create_table(
+        "members",
+        {"key": str, "email": str},
+        primary_key="key",
+        unique=["email"],
+        shards=1,
+        claim_unique=True,
+    )
+    other, process = await other_process(strict, guild, fast_retry)
+    strict.hold_gateway(process)  # it will not hear of the reshard
+    # a value whose claim goes to a new shard: crc32 of its JSON (format.md, claims)
+    email = next(
+        f"v{i}@example.com"
+        for i in range(100)
+        if zlib.crc32(json.dumps(["email", f"v{i}@example.com"]).encode()) % 6
+    )
+    die_at(db, 6, [])  # threads and the reshard's start, then the process dies
+    with pytest.raises(discobase.DiscordUnavailableError):
+        await db.reshard("members", shards=6)
+    db = await reopened(simcord_env, new_db, compaction=None)
+    assert db.schema("members").resharding == 1  # the move is under way
+    strict.hold_gateway()
+    mine = asyncio.ensure_future(db.tables["members"](key="a", email=email).save())
+    await simcord_env.settle()
+    await simcord_env.advance_time(1)  # its claim comes first
+    theirs = asyncio.ensure_future(other.tables["members"](key="b", email=email).save())
+    await simcord_env.settle()
+    assert not mine.done() and not theirs.done()  # each waits for its claim to settle
+    strict.release_gateway()
+    await past_horizon(simcord_env)  # every claim settles
+    await db.sync()
+    outcomes = await asyncio.gather(mine, theirs, return_exceptions=True)
+    # the other process reads claims in the table's channel only (it has not heard of the
+    # reshard): ours is there too
+    strict.release_gateway(process)
+    assert not isinstance(outcomes[0], BaseException), outcomes
+    assert isinstance(outcomes[1], discobase.UniqueViolationError), outcomes
+    await db.reshard("members", shards=6)
+    holders = [m.key for m in await db.tables["members"].find() if m.email == email]
+    assert holders == ["a"]
+    await other.close()
+    await db.close()
+
+
+async def test_at_the_guilds_cap_of_active_threads_a_reshard_changes_nothing(
+    simcord_env, new_db, strict: Strict
+):
+    db = new_db(compaction=None)
+    await db.open()
+    table = await one_shard_table(simcord_env, db, "capped", 20)
+    expected = await state(table)
+    before = db.schema("capped").to_dict()
+    strict.active_thread_cap = len(simcord_env.backend.active_threads(db.guild_id)) + 2
+    with pytest.raises(discobase.ActiveThreadLimitError):
+        await db.reshard("capped", shards=6)
+    assert db.schema("capped").to_dict() == before
+    parent = db.schema("capped").channels[0]
+    assert not [c for c in simcord_env.backend.channels.values() if c.parent_id == parent]
+    assert await state(table) == expected
+    strict.active_thread_cap = 1000
+    await db.reshard("capped", shards=6)  # once there is room
+    assert db.schema("capped").shards == 6
+    assert await state(table) == expected
     await db.close()
