@@ -270,25 +270,20 @@ class Table(BaseModel):
         ):
             return [record._write() for record in records]
         if cls._engine().schema.primary_key is None:
-            keys = [_private(record)["_discobase_key"] for record in records]
+            keys = list(map(_generated_key, map(_privates, records)))
         else:
             keys = [record.pk for record in records]
         try:
             datas = serializer.to_python(records, mode="json")
-            validated = validator.validate_python(datas)
+            made = _validated_rows(rows, keys, datas)
         except (pydantic.ValidationError, pydantic_core.PydanticSerializationError, ValueError):
             return [record._write() for record in records]
         if None in keys or any(
-            type(value) is float and math.isnan(value)
+            _has_nan(list(map(dict.get, datas, itertools.repeat(name))))
             for name in rows.maybe_float
-            for value in map(dict.get, datas, itertools.repeat(name))
         ):
             return [record._write() for record in records]
-        take = rows.take_validated
-        return [
-            Write(key, (key, *take(values)), data)
-            for key, data, values in zip(keys, datas, validated, strict=True)
-        ]
+        return list(map(Write, keys, made, datas))
 
     def _queued_key(self, engine: TableEngine) -> Any:
         """The key a save queues the record under: None for a record still to get a
@@ -340,24 +335,12 @@ class Table(BaseModel):
         """The rows of many stored records, validated in one call; None if one of them does
         not validate (each is then decoded alone, which says which and why)."""
         rows = _rows(cls)
-        if rows.row_validator is not None:
-            try:
-                inputs = rows.row_inputs(keys, datas)
-            except KeyError:
-                pass  # a field to fill in, or one too many: validated as dicts below
-            else:
-                try:
-                    return rows.row_validator.validate_python(inputs)  # type: ignore[no-any-return]
-                except pydantic.ValidationError:
-                    return None
         if rows.list_validator is None:
             return None
         try:
-            validated = rows.list_validator.validate_python(datas)
+            return _validated_rows(rows, keys, datas)
         except pydantic.ValidationError:
             return None
-        take = rows.take_validated
-        return [(key, *take(values)) for key, values in zip(keys, validated, strict=True)]
 
     @classmethod
     def _encode(cls, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -515,14 +498,15 @@ class Table(BaseModel):
         if "before_save" in hooks:
             for instance in instances:
                 await instance._hook("before_save")
+        privates = list(map(_privates, instances))
         if engine.schema.primary_key is None:
-            unkeyed = [p for p in map(_private, instances) if p["_discobase_key"] is None]
+            unkeyed = [p for p in privates if p["_discobase_key"] is None]
             for private, key in zip(unkeyed, engine.new_keys(len(unkeyed)), strict=True):
                 private["_discobase_key"] = key
         with pause_collector(len(instances)):
             writes = cls._writes(instances)
         revisions = await engine.write(writes, insert=True, claim=_claims(cls))
-        for private, revision in zip(map(_private, instances), revisions, strict=True):
+        for private, revision in zip(privates, revisions, strict=True):
             if revision is not None:
                 private[_REVISION] = revision
         if "after_save" in hooks:
@@ -1227,6 +1211,35 @@ def _private(record: Table) -> dict[str, Any]:
     """A record's private attributes: reading one as an attribute goes through pydantic's
     ``__getattr__``, which costs more than a save's other steps together."""
     return typing.cast(dict[str, Any], record.__pydantic_private__)
+
+
+#: The private attributes of many records (:func:`_private` without a call of its own each).
+_privates: Callable[[Table], dict[str, Any]] = operator.attrgetter("__pydantic_private__")
+_generated_key = operator.itemgetter("_discobase_key")
+
+
+def _validated_rows(
+    rows: _Rows, keys: list[Any], datas: list[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """The rows of records under ``keys`` from their JSON forms, validated in one call: as
+    tuples of their values when the class allows it (without a dict per record), else as
+    dicts. Raises pydantic's ValidationError."""
+    if rows.row_validator is not None:
+        try:
+            inputs = rows.row_inputs(keys, datas)
+        except KeyError:
+            pass  # a field to fill in, or one too many: validated as dicts below
+        else:
+            return rows.row_validator.validate_python(inputs)  # type: ignore[no-any-return]
+    assert rows.list_validator is not None
+    take = rows.take_validated
+    validated = rows.list_validator.validate_python(datas)
+    return [(key, *take(values)) for key, values in zip(keys, validated, strict=True)]
+
+
+def _has_nan(values: list[Any]) -> bool:
+    """Whether one of the JSON values is NaN: the one value that is not equal to itself."""
+    return any(map(operator.ne, values, values))
 
 
 def _plain_private(attr: Any) -> bool:

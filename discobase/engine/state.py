@@ -14,6 +14,7 @@ pydantic model; the model layer builds a model from a row when a read returns it
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import operator
 import typing
@@ -34,6 +35,12 @@ Change = tuple[int, int, Any, Any, Any]
 
 
 Row = tuple[Any, ...]
+
+_entry_of_part, _version_of_part, _channel_of_part, _index_of_part = map(
+    operator.itemgetter, range(4)
+)
+_key_of = operator.attrgetter("key")
+_decoded_of = operator.attrgetter("decoded")
 
 
 class TableState:
@@ -118,6 +125,8 @@ class TableState:
             # The whole group is in this message, which makes it atomic by itself (the
             # writer stores such a group untagged): nothing to wait for or carry.
             entries = [Entry(e.key, e.record, None, 1, e.decoded, e.version) for e in entries]
+        elif first is not None and self._keep_parts(entries, version, channel_id, changes):
+            return
         self._decode_in_bulk(entries)
         records, versions, indexed = self.records, self.versions, self._indexed
         for index, entry in enumerate(entries):
@@ -158,13 +167,74 @@ class TableState:
                 if len(parts) >= entry.group_size:
                     self._complete(entry.group, self._groups.pop(entry.group), changes)
 
+    def _keep_parts(
+        self,
+        entries: list[Entry],
+        version: int,
+        channel_id: int | None,
+        changes: list[Change] | None,
+    ) -> bool:
+        """Keep a message's entries at once when they are all parts of one group that is
+        still to complete, and complete it when they are its last parts: what the loop of
+        :meth:`_apply` does with them one by one. Return False, having done nothing, when
+        they are not (other entries among them, or more parts than the group has)."""
+        first = entries[0]
+        group, size = first.group, first.group_size
+        if group is None or size == 0 or group in self.done_groups:
+            return False
+        parts = self._groups.get(group, [])
+        if len(parts) + len(entries) > size or not all(
+            entry.group == group and entry.group_size == size and entry.version is None
+            for entry in entries
+        ):
+            return False
+        parts.extend(
+            zip(
+                entries,
+                itertools.repeat(version),
+                itertools.repeat(channel_id or 0),
+                range(len(entries)),
+            )
+        )
+        if len(parts) == size:
+            self._groups.pop(group, None)
+            self._complete(group, parts, changes)
+        else:
+            self._groups[group] = parts
+        return True
+
     def _complete(
         self, group: str, parts: list[tuple[Entry, int, int, int]], changes: list[Change] | None
     ) -> None:
         channels = self.done_groups.setdefault(group, set())
+        if self._put_new(parts, changes):
+            channels.update(map(_channel_of_part, parts))
+            return
         for part, part_version, part_channel, index in parts:
             channels.add(part_channel)
             self._apply_one(part, part_version, part_channel, index, changes)
+
+    def _put_new(
+        self, parts: list[tuple[Entry, int, int, int]], changes: list[Change] | None
+    ) -> bool:
+        """Apply the parts of a group at once when they are decoded puts of distinct keys
+        that this state never had (an ``insert_many``, as a rule): each index takes
+        them in one call. Return False, having done nothing, when they are not."""
+        entries = list(map(_entry_of_part, parts))
+        keys = list(map(_key_of, entries))
+        rows = list(map(_decoded_of, entries))
+        if None in rows or not self.versions.keys().isdisjoint(keys) or len(set(keys)) < len(keys):
+            return False
+        versions = list(map(_version_of_part, parts))
+        self.versions.update(zip(keys, versions, strict=True))
+        if changes is not None:
+            changes.extend(
+                zip(versions, map(_index_of_part, parts), keys, itertools.repeat(None), rows)
+            )
+        self._add_new(keys, rows)
+        for field_index, position in self._indexed:
+            field_index.add_many([row[position] for row in rows], keys)
+        return True
 
     def groups_to_carry(self, channel_id: int) -> list[str]:
         """Completed groups a snapshot of ``channel_id`` must name: they have tagged parts
@@ -331,6 +401,36 @@ class TableState:
             if len(tail) > max(64, len(self.records) // 16):
                 tail.clear()
                 self._unsorted = True
+
+    def _add_new(self, keys: list[Any], rows: list[Row]) -> None:
+        """Add the records of new keys (distinct, none of them held), noting their order as
+        :meth:`_note_new_key` does one by one (but for when too long a tail is dropped: once
+        all are in, by the count of records then)."""
+        records = self.records
+        if not records:
+            self._note_new_key(keys[0])
+            records[keys[0]] = rows[0]
+            keys, rows = keys[1:], rows[1:]
+        if not self._mixed_keys:
+            try:
+                # Each key after the highest key before it (else it is out of order).
+                highest = list(itertools.accumulate(keys, max, initial=self._last_key))
+                behind = list(itertools.compress(keys, map(operator.le, keys, highest)))
+            except TypeError:
+                pass  # keys of mixed types: one by one
+            else:
+                records.update(zip(keys, rows, strict=True))
+                self._last_key = highest[-1]
+                if behind and not self._unsorted:
+                    tail = self._tail
+                    tail.extend(behind)
+                    if len(tail) > max(64, len(records) // 16):
+                        tail.clear()
+                        self._unsorted = True
+                return
+        for key, row in zip(keys, rows, strict=True):
+            self._note_new_key(key)
+            records[key] = row
 
     def tail_keys(self) -> set[Any]:
         """The keys of ``records`` that are out of key order (none right after a re-sort);

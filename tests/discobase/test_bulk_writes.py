@@ -138,3 +138,45 @@ async def test_attached_bodies_are_zlib_streams_both_ways(simcord_env, new_db):
     assert (await Sample.get("old7")).n == 907
     assert (await db.check()).ok
     await db.close()
+
+
+class Gauge(discobase.Table):
+    code: str
+    level: int
+
+    class Settings:
+        name = "gauges"
+        primary_key = "code"
+        indexes = ["level"]
+        shards = 3
+
+
+async def test_large_inserts_among_stored_records_keep_key_order_and_indexes(simcord_env, new_db):
+    """Two large inserts whose keys interleave, and one that inserts a deleted key again:
+    reads come in key order and the index finds every record, before and after a reload."""
+    db = new_db(compaction=None)
+    db.table(Gauge)
+    await db.open()
+    await Gauge.insert_many([Gauge(code=f"k{i:04}", level=i % 7) for i in range(0, 3000, 2)])
+    await (await Gauge.get("k0010")).delete()
+    await Gauge.insert_many([Gauge(code=f"k{i:04}", level=i % 7) for i in range(1, 3000, 2)])
+    await Gauge.insert_many([Gauge(code="k0010", level=99), Gauge(code="k0000a", level=6)])
+    levels = {f"k{i:04}": i % 7 for i in range(3000)} | {"k0010": 99, "k0000a": 6}
+
+    async def check() -> None:
+        assert [(g.code, g.level) for g in await Gauge.find()] == sorted(levels.items())
+        assert {g.code for g in await Gauge.find(level=3)} == {
+            code for code, level in levels.items() if level == 3
+        }
+        assert {g.code for g in await Gauge.find(Gauge.level >= 6)} == {
+            code for code, level in levels.items() if level >= 6
+        }
+
+    await check()
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    db = new_db(compaction=None)
+    db.table(Gauge)
+    await db.open()
+    await check()
+    await db.close()
