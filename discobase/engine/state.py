@@ -41,6 +41,9 @@ _entry_of_part, _version_of_part, _channel_of_part, _index_of_part = map(
 )
 _key_of = operator.attrgetter("key")
 _decoded_of = operator.attrgetter("decoded")
+_group_of = operator.attrgetter("group")
+_group_size_of = operator.attrgetter("group_size")
+_version_of = operator.attrgetter("version")
 
 
 class TableState:
@@ -183,9 +186,11 @@ class TableState:
         if group is None or size == 0 or group in self.done_groups:
             return False
         parts = self._groups.get(group, [])
-        if len(parts) + len(entries) > size or not all(
-            entry.group == group and entry.group_size == size and entry.version is None
-            for entry in entries
+        if (
+            len(parts) + len(entries) > size
+            or set(map(_group_of, entries)) != {group}
+            or set(map(_group_size_of, entries)) != {size}
+            or set(map(_version_of, entries)) != {None}
         ):
             return False
         parts.extend(

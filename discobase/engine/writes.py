@@ -383,8 +383,7 @@ class WritePath:
             else:
                 results = await asyncio.gather(*futures, return_exceptions=True)
         finally:
-            pop = self._landed.pop
-            landed = [pop(id(entry), None) for entry in made]
+            landed = self.revisions_of(made)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             # The parts that landed stay pending (and in snapshots): if Discord stored the
@@ -417,9 +416,18 @@ class WritePath:
                 self.placement.shard_for(write.key).index: [(entry, self.encoded(entry))]
             }
         group = secrets.token_hex(6)
-        made = [Entry(w.key, w.data, group, len(writes), w.record) for w in writes]
-        keys = [w.key for w in writes]
-        datas = [w.data for w in writes]
+        keys = list(map(_key_of, writes))
+        datas = list(map(_data_of, writes))
+        made = list(
+            map(
+                Entry,
+                keys,
+                datas,
+                itertools.repeat(group),
+                itertools.repeat(len(writes)),
+                map(_record_of, writes),
+            )
+        )
         try:
             if None in datas:  # deletes
                 lines = list(map(encode_entry, made))
@@ -467,6 +475,8 @@ class WritePath:
 
 
 _key_of = operator.attrgetter("key")
+_data_of = operator.attrgetter("data")
+_record_of = operator.attrgetter("record")
 
 
 async def _wait(ms: int, now: Callable[[], datetime]) -> None:
