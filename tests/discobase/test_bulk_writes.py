@@ -26,9 +26,9 @@ class Reading(discobase.Table):
         shards = 3
 
 
-async def open_db(new_db, **options):
+async def open_db(new_db, table=Reading, **options):
     db = new_db(**options)
-    db.table(Reading)
+    db.table(table)
     await db.open()
     return db
 
@@ -107,9 +107,7 @@ class Sample(discobase.Table):
 async def test_attached_bodies_are_zlib_streams_both_ways(simcord_env, new_db):
     """What is written opens with the standard library's zlib, as every earlier reader opens
     it (format.md: RFC 1950), and a body that zlib compressed at any level still loads."""
-    db = new_db(compaction=None)
-    db.table(Sample)
-    await db.open()
+    db = await open_db(new_db, Sample, compaction=None)
     await Sample.insert_many([Sample(key=f"new{i:04}", n=i) for i in range(2000)])
     channel = simcord_env.bot.get_channel(db.schema("samples").channels[0])
     [message] = [m async for m in channel.history() if m.attachments]
@@ -131,9 +129,7 @@ async def test_attached_bodies_are_zlib_streams_both_ways(simcord_env, new_db):
         )
     await db.close()
     await simcord_env.restart_bot(make_bot())
-    db = new_db(compaction=None)
-    db.table(Sample)
-    await db.open()
+    db = await open_db(new_db, Sample, compaction=None)
     assert await Sample.count() == 2050
     assert (await Sample.get("old7")).n == 907
     assert (await db.check()).ok
@@ -154,9 +150,7 @@ class Gauge(discobase.Table):
 async def test_large_inserts_among_stored_records_keep_key_order_and_indexes(simcord_env, new_db):
     """Two large inserts whose keys interleave, and one that inserts a deleted key again:
     reads come in key order and the index finds every record, before and after a reload."""
-    db = new_db(compaction=None)
-    db.table(Gauge)
-    await db.open()
+    db = await open_db(new_db, Gauge, compaction=None)
     await Gauge.insert_many([Gauge(code=f"k{i:04}", level=i % 7) for i in range(0, 3000, 2)])
     await (await Gauge.get("k0010")).delete()
     await Gauge.insert_many([Gauge(code=f"k{i:04}", level=i % 7) for i in range(1, 3000, 2)])
@@ -175,8 +169,6 @@ async def test_large_inserts_among_stored_records_keep_key_order_and_indexes(sim
     await check()
     await db.close()
     await simcord_env.restart_bot(make_bot())
-    db = new_db(compaction=None)
-    db.table(Gauge)
-    await db.open()
+    db = await open_db(new_db, Gauge, compaction=None)
     await check()
     await db.close()
