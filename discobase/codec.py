@@ -19,7 +19,7 @@ import sys
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from isal import isal_zlib
 from pydantic_core import PydanticSerializationError, from_json, to_json
@@ -42,11 +42,13 @@ __all__ = (
     "Header",
     "MessageTooLongError",
     "OpenedContent",
+    "Puts",
     "compress_body",
     "decode_body",
     "decode_catalog_event",
     "decode_claim",
     "decode_entries",
+    "decode_puts",
     "decode_release",
     "encode_batch",
     "encode_catalog_event",
@@ -380,10 +382,58 @@ def decode_entries(header: Header, body: bytes) -> list[Entry]:
     """The entries of a batch or snapshot part body."""
     lines = body.split(b"\n") if body else []
     with pause_collector(len(lines)):
-        return _decode_lines(header, lines)
+        entries = _decode_lines(lines)
+    if len(entries) != header.get_int("n"):
+        raise FormatProblem(ProblemKind.CHECKSUM, "entry count does not match the header")
+    return entries
 
 
-def _decode_lines(header: Header, lines: list[bytes]) -> list[Entry]:
+class Puts(NamedTuple):
+    """The entries of a body by column: puts outside any group (keys, stored records, and
+    versions, None where the entry carries none), then the entries of other kinds that
+    follow the last of them (``rest``: a snapshot's completed groups, as a rule)."""
+
+    keys: list[Any]
+    records: list[dict[str, Any]]
+    versions: list[int | None]
+    rest: list[Entry]
+
+
+def decode_puts(header: Header, body: bytes) -> Puts | None:
+    """The entries of a body whose entries up to the last put are all puts outside any group
+    (a snapshot part, as a rule) by column, as :func:`decode_entries` reads them; None for
+    any other body, and for one that does not read, which :func:`decode_entries` then
+    reads or says why it cannot."""
+    lines = body.split(b"\n") if body else []
+    with pause_collector(len(lines)):
+        try:
+            if len(lines) != header.get_int("n"):
+                return None
+            parsed = [from_json(raw) for raw in lines]
+            end = len(parsed)
+            while end and type(line := parsed[end - 1]) is dict and line.keys() == {"done"}:
+                end -= 1  # the groups a snapshot says completed
+            rest = _decode_lines(lines[end:])
+            del parsed[end:]
+            keys = [line["put"] for line in parsed]
+            records = [line["rec"] for line in parsed]
+            interned: dict[Any, Any] = {}  # one int object per version, as _decode_lines makes
+            versions = [
+                None if v is None else interned.setdefault(v, v)
+                for v in map(dict.get, parsed, itertools.repeat("v"))
+            ]
+        except (FormatProblem, ValueError, KeyError, TypeError):
+            return None  # not JSON, not an object, not a put, an unhashable v
+        if (
+            sum(map(len, parsed)) != 2 * len(parsed) + len(parsed) - versions.count(None)
+            or not all(type(record) is dict for record in records)
+            or not all(type(v) is int and v >= 0 for v in interned)
+        ):
+            return None  # more than put, rec and v, a record that is not an object, a bad v
+    return Puts(keys, records, versions, rest)
+
+
+def _decode_lines(lines: list[bytes]) -> list[Entry]:
     entries: list[Entry] = []
     #: One int object per version: a snapshot part repeats a few versions many times.
     versions: dict[int, int] = {}
@@ -414,8 +464,6 @@ def _decode_lines(header: Header, lines: list[bytes]) -> list[Entry]:
             entries.append(Entry(line["del"], None, group, group_size, version=version))
         else:
             raise FormatProblem(ProblemKind.UNREADABLE, "entry is neither a put nor a delete")
-    if len(entries) != header.get_int("n"):
-        raise FormatProblem(ProblemKind.CHECKSUM, "entry count does not match the header")
     return entries
 
 

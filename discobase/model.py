@@ -590,6 +590,24 @@ class Table(BaseModel):
         fields: str | FieldRef | Sequence[str | FieldRef] | None,
     ) -> list[Any]:
         """Every match of ``find`` at once."""
+        if (
+            len(equals) == 1
+            and not expressions
+            and order_by is None
+            and fields is None
+            and limit is None
+            and not offset
+            and type(offset) is int
+            and (engine := cls.__discobase_engine__) is not None
+        ):
+            # The usual lookup, find(field=value) on an indexed field: its function is made
+            # once (per class and field) and kept with the table's memory.
+            [name] = equals
+            made = engine.state.lookups.get(name)
+            if made is None or made[0] is not cls:
+                made = engine.state.lookups[name] = (cls, _equal_finder(cls, engine, name))
+            if made[1] is not None and (found := made[1](equals[name])) is not None:
+                return found
         if order_by is None and fields is None:
             found = cls._found_equal(expressions, equals, limit, offset)
             if found is not None:
@@ -892,6 +910,31 @@ class _Reader(Generic[R]):
         if self.left is not None:
             self.left -= 1
         return typing.cast(R, self.make(row, state.versions.get(key, 0)))
+
+
+def _equal_finder(
+    cls: type[Table], engine: TableEngine, name: str
+) -> Callable[[Any], list[Any] | None] | None:
+    """What ``cls.find(name=value)`` returns for a value, as :meth:`Table._found_equal`
+    finds it, in one call (None for the value None: the general way finds it); None when
+    ``name`` is not an indexed field."""
+    if name not in cls.__pydantic_fields__ or name not in engine.state.indexes:
+        return None
+    rows = _rows(cls)
+    convert, expire = rows.equal_value(name), engine.expire
+    read = engine.state.equal_reader(name, rows.record)
+
+    def find(value: Any) -> list[Any] | None:
+        if value is None:
+            return None
+        try:
+            value = convert(value)
+        except Exception:  # _coerce raises it as the general way does
+            value = _coerce(cls, name, "==", value)
+        expire()
+        return read(value)
+
+    return find
 
 
 def _claims(cls: type[Table]) -> bool:

@@ -14,7 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..codec import Entry, FormatProblem, Header, decode_body, decode_entries, pause_collector
+from ..codec import (
+    Entry,
+    FormatProblem,
+    Header,
+    decode_body,
+    decode_entries,
+    decode_puts,
+    pause_collector,
+)
 from ..problems import Problem, ProblemKind
 from .horizon import ServerClock
 from .schema import TableSchema
@@ -147,17 +155,23 @@ class TableCore:
         # Decoded and applied with the collector paused throughout, and the entries dropped
         # before it runs again: it then finds only the records kept, not every entry too.
         with pause_collector(body.count(b"\n") + 1):
-            try:
-                entries = decode_entries(header, body)
-            except FormatProblem as problem:
-                self.problem(shard, message, problem)
-                return
-            if header.kind == "batch":
-                self.apply_batch(shard, message.id, batch_id, entries)
+            upto = message.id if version is None else version
+            # A snapshot part (puts, as a rule) is read by column, without an Entry a record.
+            puts = decode_puts(header, body) if header.kind == "part" else None
+            if puts is not None:
+                self.state.apply_puts(puts, upto, shard.channel_id)
+                del puts
             else:
-                upto = message.id if version is None else version
-                self.state.apply(entries, upto, shard.channel_id)
-            del entries
+                try:
+                    entries = decode_entries(header, body)
+                except FormatProblem as problem:
+                    self.problem(shard, message, problem)
+                    return
+                if header.kind == "batch":
+                    self.apply_batch(shard, message.id, batch_id, entries)
+                else:
+                    self.state.apply(entries, upto, shard.channel_id)
+                del entries
         if header.kind != "batch" and version is not None and self.on_snapshot is not None:
             self.on_snapshot(version)
 

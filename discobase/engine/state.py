@@ -21,7 +21,7 @@ import typing
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
-from ..codec import Entry, pause_collector
+from ..codec import Entry, Puts, pause_collector
 from ..errors import ValidationError
 from ..problems import Problem, ProblemKind
 from ..query import COMPARISONS, And, Compare, Predicate, Query
@@ -92,6 +92,9 @@ class TableState:
         #: (a compaction of one channel must tell the others' readers the group completed).
         self.done_groups: dict[str, set[int]] = {}
         self.problems: list[Problem] = []
+        #: What the layers above make once for this memory and keep with it (the model's
+        #: short way of finding by an indexed field, by field name).
+        self.lookups: dict[str, Any] = {}
         #: equal_reader's functions by field and what they make of a row.
         self._readers: dict[tuple[str, Callable[[Row, int], Any]], Callable[[Any], list[Any]]]
         self._readers = {}
@@ -131,33 +134,15 @@ class TableState:
         elif first is not None and self._keep_parts(entries, version, channel_id, changes):
             return
         self._decode_in_bulk(entries)
-        records, versions, indexed = self.records, self.versions, self._indexed
+        run = 0  # entries[run:index] are puts decoded, outside any group, not applied yet
         for index, entry in enumerate(entries):
+            if entry.decoded is not None and entry.group is None:
+                continue
+            if run < index:
+                self._put_entries(entries, run, index, version, changes)
+            run = index + 1
             entry_version = version if entry.version is None else entry.version
-            row = entry.decoded
-            if row is not None and entry.group is None:
-                # A put already decoded (most of a load, and this process's writes):
-                # _apply_one and put, without their other cases and calls.
-                key = entry.key
-                known = versions.get(key, -1)
-                # An entry carrying its version again (a snapshot's, a record moved to its
-                # shard) changes nothing.
-                if known > entry_version or (known == entry_version and entry.version):
-                    continue
-                versions[key] = entry_version
-                if self.undecodable:
-                    self.undecodable.pop(key, None)
-                old = records.get(key)
-                if changes is not None:
-                    changes.append((entry_version, index, key, old, row))
-                if old is None:
-                    self._note_new_key(key)
-                else:
-                    self._unindex(key, old)
-                records[key] = row
-                for field_index, position in indexed:
-                    field_index.add(row[position], key)
-            elif entry.group is None:
+            if entry.group is None:
                 self._apply_one(entry, entry_version, channel_id, index, changes)
             elif entry.group_size == 0:
                 self._complete(entry.group, self._groups.pop(entry.group, []), changes)
@@ -169,6 +154,74 @@ class TableState:
                 parts.append((entry, entry_version, channel_id or 0, index))
                 if len(parts) >= entry.group_size:
                     self._complete(entry.group, self._groups.pop(entry.group), changes)
+        if run < len(entries):
+            self._put_entries(entries, run, len(entries), version, changes)
+
+    def apply_puts(self, puts: Puts, version: int, channel_id: int | None = None) -> None:
+        """:meth:`apply` of a message read by column (:func:`~discobase.codec.decode_puts`):
+        no :class:`Entry` is made for its puts unless one of their records does not decode
+        with the others."""
+        keys, records, row_versions, rest = puts
+        with pause_collector(len(keys)):
+            rows = None
+            if self._decode_many is not None and len(keys) >= 2:
+                rows = self._decode_many(keys, records)
+            if rows is not None:
+                self._put_rows(rows, row_versions, version, 0, None)
+            else:
+                rest = [
+                    *(
+                        Entry(key, record, None, 1, None, row_version)
+                        for key, record, row_version in zip(
+                            keys, records, row_versions, strict=True
+                        )
+                    ),
+                    *rest,
+                ]
+            if rest:
+                self._apply(rest, version, channel_id, None)
+
+    def _put_entries(
+        self, entries: list[Entry], start: int, end: int, version: int, changes: list[Change] | None
+    ) -> None:
+        run = entries[start:end]
+        rows = [entry.decoded for entry in run]
+        self._put_rows(rows, [entry.version for entry in run], version, start, changes)
+
+    def _put_rows(
+        self,
+        rows: list[Row],
+        row_versions: list[int | None],
+        version: int,
+        first: int,
+        changes: list[Change] | None,
+    ) -> None:
+        """Make each row the current record of its key (``row[0]``), unless the key holds a
+        later version: decoded puts outside any group, from entry ``first`` of a message;
+        a row's version is its own (from a snapshot) or else the message's, ``version``.
+        :meth:`_apply_one` and :meth:`put` do the same, one call per entry."""
+        records, versions, indexed = self.records, self.versions, self._indexed
+        for index, (row, row_version) in enumerate(zip(rows, row_versions, strict=True), first):
+            entry_version = version if row_version is None else row_version
+            key = row[0]
+            known = versions.get(key, -1)
+            # An entry carrying its version again (a snapshot's, a record moved to its
+            # shard) changes nothing.
+            if known > entry_version or (known == entry_version and row_version):
+                continue
+            versions[key] = entry_version
+            if self.undecodable:
+                self.undecodable.pop(key, None)
+            old = records.get(key)
+            if changes is not None:
+                changes.append((entry_version, index, key, old, row))
+            if old is None:
+                self._note_new_key(key)
+            else:
+                self._unindex(key, old)
+            records[key] = row
+            for field_index, position in indexed:
+                field_index.add(row[position], key)
 
     def _keep_parts(
         self,
