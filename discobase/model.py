@@ -921,17 +921,22 @@ def _equal_finder(
     if name not in cls.__pydantic_fields__ or name not in engine.state.indexes:
         return None
     rows = _rows(cls)
-    convert, expire = rows.equal_value(name), engine.expire
+    convert = rows.equal_value(name)
     read = engine.state.equal_reader(name, rows.record)
+    # A str for a str field (an int for an int field) converts to itself.
+    annotation = cls.model_fields[name].annotation
+    same = annotation if annotation in (str, int) else None
 
     def find(value: Any) -> list[Any] | None:
         if value is None:
             return None
-        try:
-            value = convert(value)
-        except Exception:  # _coerce raises it as the general way does
-            value = _coerce(cls, name, "==", value)
-        expire()
+        if type(value) is not same:
+            try:
+                value = convert(value)
+            except Exception:  # _coerce raises it as the general way does
+                value = _coerce(cls, name, "==", value)
+        if engine.expiry is not None:
+            engine.expire()
         return read(value)
 
     return find

@@ -43,6 +43,20 @@ def reading(number: int) -> Reading:
     )
 
 
+async def refused_open(
+    simcord_env, new_db, cls: type[discobase.Table], match: str
+) -> discobase.SchemaMismatchError:
+    """What a new process's open of the database with ``cls`` raises: the stored records
+    do not fit it."""
+    await simcord_env.restart_bot(make_bot())
+    db = new_db()
+    db.table(cls)
+    with pytest.raises(discobase.SchemaMismatchError, match=match) as raised:
+        await db.open()
+    await db.close()
+    return raised.value
+
+
 async def held_per_record(
     simcord_env, new_db, cls: type[discobase.Table], total: int
 ) -> tuple[float, discobase.Database]:
@@ -119,12 +133,7 @@ async def test_a_class_of_strict_config_refuses_on_load_what_its_model_refuses(s
     await db.open()
     await Event.insert_many([Event(at=EPOCH, size=1), Event(at=EPOCH, size=2)])
     await db.close()
-    await simcord_env.restart_bot(make_bot())
-    db = new_db()
-    db.table(StrictEvent)
-    with pytest.raises(discobase.SchemaMismatchError, match="2 stored records do not fit"):
-        await db.open()
-    await db.close()
+    await refused_open(simcord_env, new_db, StrictEvent, "2 stored records do not fit")
 
 
 async def test_records_read_are_copies_of_what_is_stored(simcord_env, new_db):
@@ -236,12 +245,8 @@ async def test_a_stored_record_that_no_longer_fits_is_reported_not_loaded(simcor
         class Settings:
             name = "item"
 
-    await simcord_env.restart_bot(make_bot())
-    db = new_db()
-    db.table(Strict)
-    with pytest.raises(discobase.SchemaMismatchError, match="at most 10 characters") as raised:
-        await db.open()
-    assert "1 stored records do not fit" in str(raised.value)
+    refused = await refused_open(simcord_env, new_db, Strict, "at most 10 characters")
+    assert "1 stored records do not fit" in str(refused)
 
 
 async def test_index_buckets_of_every_size_answer_like_a_scan(simcord_env, new_db):
@@ -549,12 +554,8 @@ async def test_bulk_loads_validate_each_record_as_its_class_does(simcord_env, ne
             name = "line"
             shards = 1
 
-    await simcord_env.restart_bot(make_bot())
-    db = new_db()
-    db.table(Shrunk)
-    with pytest.raises(discobase.SchemaMismatchError, match="3 stored records do not fit"):
-        await db.open()
-    db = await reopen(simcord_env, db, new_db, Lenient)
+    await refused_open(simcord_env, new_db, Shrunk, "3 stored records do not fit")
+    db = await reopen(simcord_env, None, new_db, Lenient)
     assert sorted(line.price for line in await Lenient.find()) == [5, 7, 9]
     await db.close()
 
@@ -584,7 +585,7 @@ async def test_a_snapshot_loads_as_the_log_it_folded(simcord_env, new_db):
     await past_horizon(simcord_env)
     await db.compact()
     await db.close()
-    db = await reopen(simcord_env, new_db, Crate)
+    db = await reopen(simcord_env, None, new_db, Crate)
     assert {c.pk: (c.label, c.size, c.revision) for c in await Crate.find()} == before
     assert sorted(c.label for c in await Crate.find(size=11)) == [
         f"c{n:03d}" for n in range(1, 30, 5)
@@ -603,9 +604,4 @@ async def test_a_snapshot_loads_as_the_log_it_folded(simcord_env, new_db):
         class Settings:
             name = "crate"
 
-    await simcord_env.restart_bot(make_bot())
-    db = new_db()
-    db.table(Small)
-    with pytest.raises(discobase.SchemaMismatchError, match="7 stored records do not fit"):
-        await db.open()
-    await db.close()
+    await refused_open(simcord_env, new_db, Small, "7 stored records do not fit")
