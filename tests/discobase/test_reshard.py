@@ -154,14 +154,24 @@ async def other_process(strict: Strict, guild, fast_retry) -> tuple[discobase.Da
     return db, process
 
 
+async def in_two_processes(
+    env: simcord.Env, new_db, guild, strict: Strict, fast_retry, name: str, records: int
+) -> tuple[discobase.Database, discobase.Database, Any]:
+    """A table of one shard (:func:`one_shard_table`) open in this process and another."""
+    db = new_db(compaction=None)
+    await db.open()
+    await one_shard_table(env, db, name, records)
+    other, process = await other_process(strict, guild, fast_retry)
+    await env.advance_time(1)  # its snowflake worker's clock runs 5 ms behind ours
+    return db, other, process
+
+
 async def test_another_process_writing_throughout_follows_the_new_layout_and_loses_nothing(
     simcord_env, new_db, guild, strict: Strict, fast_retry
 ):
-    db = new_db(compaction=None)
-    await db.open()
-    await one_shard_table(simcord_env, db, "shared", 60)
-    other, _ = await other_process(strict, guild, fast_retry)
-    await simcord_env.advance_time(1)  # its snowflake worker's clock runs 5 ms behind ours
+    db, other, _ = await in_two_processes(
+        simcord_env, new_db, guild, strict, fast_retry, "shared", 60
+    )
     theirs = other.tables["shared"]
     acknowledged: dict[str, int] = {}
     resharded = asyncio.Event()
@@ -204,11 +214,9 @@ async def test_another_process_writing_throughout_follows_the_new_layout_and_los
 async def test_writes_of_a_process_that_has_not_heard_of_the_reshard_are_moved_not_lost(
     simcord_env, new_db, guild, strict: Strict, fast_retry
 ):
-    db = new_db(compaction=None)
-    await db.open()
-    await one_shard_table(simcord_env, db, "late", 30)
-    other, process = await other_process(strict, guild, fast_retry)
-    await simcord_env.advance_time(1)  # its snowflake worker's clock runs 5 ms behind ours
+    db, other, process = await in_two_processes(
+        simcord_env, new_db, guild, strict, fast_retry, "late", 30
+    )
     strict.hold_gateway(process)
     await db.reshard("late", shards=6)
     theirs = other.tables["late"]
@@ -255,11 +263,9 @@ async def test_a_watcher_sees_each_write_once_and_no_change_for_records_that_mov
 async def test_two_processes_resharding_at_once_end_with_one_layout_and_every_record(
     simcord_env, new_db, guild, strict: Strict, fast_retry
 ):
-    db = new_db(compaction=None)
-    await db.open()
-    await one_shard_table(simcord_env, db, "race", 40)
-    other, process = await other_process(strict, guild, fast_retry)
-    await simcord_env.advance_time(1)  # its snowflake worker's clock runs 5 ms behind ours
+    db, other, process = await in_two_processes(
+        simcord_env, new_db, guild, strict, fast_retry, "race", 40
+    )
     expected = await state(db.tables["race"])
     parent = db.schema("race").channels[0]
     strict.hold_gateway()
@@ -358,4 +364,20 @@ async def test_at_the_guilds_cap_of_active_threads_a_reshard_changes_nothing(
     await db.reshard("capped", shards=6)  # once there is room
     assert db.schema("capped").shards == 6
     assert await state(table) == expected
+    await db.close()
+
+
+async def test_an_encrypted_table_grows_and_reads_back_with_its_key(simcord_env, new_db):
+    key = discobase.EncryptionKey.generate()
+    db = new_db(compaction=None, encryption_key=key)
+    await db.open()
+    table = await one_shard_table(simcord_env, db, "sealed", 30)
+    expected = await state(table)
+    await db.reshard("sealed", shards=6)
+    catalog = [m.content for m in simcord_env.backend.messages[db._catalog.channel_id].values()]
+    assert all(c.startswith("dbs2 sealed ") for c in catalog)  # the reshard's events too
+    db = await reopened(simcord_env, new_db, compaction=None, encryption_key=key)
+    assert db.schema("sealed").shards == 6
+    assert await state(db.tables["sealed"]) == expected
+    assert (await db.check()).ok
     await db.close()
