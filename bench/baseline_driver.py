@@ -312,8 +312,10 @@ async def w6(sizes: Sizes, model: DiscordModel, budget: Budget) -> list[Result]:
         async def delete(record: Rec) -> Any:
             return await record.delete()
 
+        # As for ours: each phase starts on rested buckets (bench.workloads, W6).
         for name, action in (("updates", update), ("deletes", delete)):
             budget.restart()
+            await model.rest()
             phase = Phase(f"W6 {name} awaited one by one", model, unit=name[:-1]).start()
             with phase.guarded():
                 for record in one_by_one:
@@ -323,6 +325,7 @@ async def w6(sizes: Sizes, model: DiscordModel, budget: Budget) -> list[Result]:
             phase.notes.append(note)
             results.append(phase.finish())
         for name, action in (("updates", update), ("deletes", delete)):
+            await model.rest()
             phase = Phase(f"W6 concurrent {name}", model, unit=name[:-1]).start()
             with phase.guarded():
                 await asyncio.gather(*(phase.op(action(record)) for record in concurrent))

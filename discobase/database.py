@@ -346,6 +346,9 @@ class Database:
             log.info("database open: guild %s, %d tables", guild.id, len(self._engines()))
 
     async def _load(self) -> None:
+        # Channels and threads confirmed while open before: one may be deleted since.
+        self._confirmed_channels.clear()
+        self._confirmed_threads.clear()
         await self._layout.ensure_category()
         channels = self._layout.channels()
         catalog_ids = [i for i, name in channels.items() if name == CATALOG_CHANNEL]
@@ -366,10 +369,13 @@ class Database:
         for name, entry in list(self._registry.items()):
             if entry.declared:
                 await self._open_class_table(name, entry.cls)
+        for name, entry in list(self._registry.items()):
+            if not entry.declared and name not in self._catalog.tables:
+                del self._registry[name]  # a generated class of a table gone while closed
         attached = self._engines()
         await asyncio.gather(
             *(
-                self._attach(schema, self._declared(name))
+                self._attach_found(schema)
                 for name, schema in self._catalog.tables.items()
                 if name not in attached
             )
@@ -377,6 +383,17 @@ class Database:
         for name, lost_creates in self._catalog.lost_creates.items():
             for lost in lost_creates:
                 await self._fold_lost_create(lost, self._engines()[name])
+
+    async def _attach_found(self, schema: TableSchema) -> None:
+        """Attach a table the catalog names; one whose shard turns out to be gone while it
+        loads is left out (``unusable_tables``), as if the catalog had said so."""
+        try:
+            await self._attach(schema, self._declared(schema.name))
+        except TableShardsMissingError:
+            engine = self._engines().get(schema.name)
+            if engine is not None:
+                await engine.close()
+            self._detach(schema.name)
 
     def _check_access(self, channel_ids: Collection[int]) -> None:
         """Refuse storage channels the bot cannot use (:class:`MissingPermissionsError`, before
@@ -601,7 +618,8 @@ class Database:
                 # dropped, had its old ones deleted on purpose.
                 if owner in catalog.unusable:
                     log.warning("table %s: its shard %s was deleted", owner, channel_id)
-                    self._background.spawn(self._follow_catalog())
+                    if self.is_open:  # an open in progress leaves the table out itself
+                        self._background.spawn(self._follow_catalog())
         name = self._gone[channel_id]
         unusable = self._catalog.unusable if self._catalog is not None else {}
         if name is None or name not in unusable:
@@ -1023,6 +1041,7 @@ class Database:
             return
         if message.channel_id in catalog.channel_ids:
             if catalog.ingest(message) or self._unconfirmed(catalog):
+                self._follow_choices()  # before any later read, not behind the schema lock
                 self._background.spawn(self._follow_catalog())
             return
         for entry in self._registry.values():
@@ -1057,11 +1076,6 @@ class Database:
             for name, engine in self._engines().items():
                 current = tables.get(name)
                 if current is not None and current.channels == engine.schema.channels:
-                    # Claims work only if every writer makes them, and a record expires for
-                    # all or none: follow the stored choices.
-                    engine.schema.claim_unique = current.claim_unique
-                    if current.ttl != engine.schema.ttl:
-                        engine.follow_ttl(current.ttl)
                     if current.resharding != engine.schema.resharding:
                         await engine.follow_layout(current)  # a reshard ended
                     continue
@@ -1075,9 +1089,30 @@ class Database:
                     continue
                 await engine.close()
                 self._detach(name)
+            self._follow_choices()
             for name, schema in list(self._catalog.tables.items()):
                 if name not in self._engines():
                     await self._attach(schema, self._declared(name))
+
+    def _follow_choices(self) -> None:
+        """Follow the catalog's ``claim_unique`` and ``ttl`` in the tables attached to the
+        channels it names, at once: claims work only if every writer makes them, and a record
+        expires for all or none."""
+        assert self._catalog is not None
+        tables = self._catalog.tables
+        for name, engine in self._engines().items():
+            current = tables.get(name)
+            if current is None or current.channels != engine.schema.channels:
+                continue
+            engine.schema.claim_unique = current.claim_unique
+            if current.ttl != engine.schema.ttl:
+                engine.follow_ttl(current.ttl)
+                if engine.forgot_live:
+                    log.warning(
+                        "table %s: its ttl grew after this process forgot records under the "
+                        "shorter one; it compacts the table once reopened",
+                        name,
+                    )
 
     async def _join_winner(self, schema: TableSchema, lost: TableEngine) -> None:
         """Another process created the same table at once and its ``create`` (a lower id,
@@ -1197,11 +1232,20 @@ class Database:
     async def check(self) -> CheckReport:
         """Re-read all storage and report what discobase skips; changes nothing."""
         catalog = self._require_open()
-        # Threads confirmed earlier are read again: one deleted since is no table's shard.
-        self._confirmed_threads.clear()
-        fresh = self._new_catalog(catalog.channel_ids)
+        # Storage as Discord has it now, read by REST (the gateway may not have told of a
+        # channel or thread deleted meanwhile): the fresh fold is checked against it.
+        listed = set(await self._layout.read_channels())
+        threads = await self._layout.read_threads()
+        parents = {t: parent for t, (parent, _) in threads.items()}
+        self._confirmed_threads = dict(parents)
+        fresh = Catalog(
+            self.transport,
+            catalog.channel_ids,
+            storage_channels=lambda: listed,
+            thread_parents=lambda: parents,
+            check_schema=runtime_class,
+        )
         await fresh.load()
-        await self._confirm_unknown_channels(fresh)
         report = CheckReport(problems=list(fresh.problems))
         assert self.guild_id is not None
         self.transport.bind(self.guild_id, self.admin_role)
@@ -1218,10 +1262,9 @@ class Database:
                     )
                 )
         tables = {c: name for name, schema in fresh.tables.items() for c in schema.channels}
-        threads = await self._layout.read_threads()
-        parents = {threads[c][0] for c in tables if c in threads}
+        with_threads = {threads[c][0] for c in tables if c in threads}
         for channel in await self._listed_storage():
-            missing = missing_own(channel, threads=channel.id in parents)
+            missing = missing_own(channel, threads=channel.id in with_threads)
             problems = [f"the bot lacks {name}" for name in missing]
             for detail in [*problems, *exposure(channel, self.admin_role)]:
                 report.problems.append(
@@ -1248,7 +1291,13 @@ class Database:
             entry = self._registry.get(name)
             cls = entry.cls if entry is not None else runtime_class(schema)
             scratch = self._engine_for(schema, cls, None)
-            await scratch.load()
+            try:
+                await scratch.load()
+            except TableShardsMissingError as error:  # deleted since the listing above
+                report.problems.append(
+                    Problem(name, None, None, ProblemKind.FOREIGN_CHANNEL, error.detail)
+                )
+                continue
             report.problems.extend(scratch.state.problems)
             report.tables[name] = len(scratch.state.records)
         return report

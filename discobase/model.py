@@ -751,7 +751,7 @@ class Table(BaseModel):
                 start = Position.parse(after)
             except ValueError as error:
                 raise ValidationError(engine.name, str(error)) from None
-        watch = Watch(feed, start, cls._revised, check)
+        watch = Watch(feed, start, cls._revised, check, lambda: cls._engine().feed)
         watch.check()
         return watch
 

@@ -6,7 +6,9 @@ passes through it, which counts it by route, retries what is safe to retry (5xx,
 dropped connections) with backoff, and turns Discord's exceptions into discobase's (a 404 where
 something is deleted means it is gone already). Messages come back as
 :class:`~discobase.engine.storage.StoredMessage`, plain data that the layers above can read
-without knowing discord.py. It also delivers gateway events to the database (:meth:`listen`).
+without knowing discord.py. It also delivers gateway events to the database (:meth:`listen`),
+and tells it of a storage channel or thread Discord says is gone
+(:attr:`Transport.on_channel_gone`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ A heap of (version, key), pushed on every version change, finds them without sca
 The ttl is the catalog's: when another process changes it (an ``alter``), a process already open
 expires by the new one from its next read (:func:`follow_ttl`). A record it forgot under a
 shorter ttl stays forgotten there until the table is read again (a reopen): memory keeps no
-expired record to bring back.
+expired record to bring back. Such a process no longer compacts the table until then: a snapshot
+of its memory would delete from Discord records that are live under the longer ttl.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class Expiry:
         self.ttl_ms = int(ttl_seconds * 1000)
         self.now = now
         self._heap: list[tuple[int, int, Any]] = []
+        #: Records forgotten so far (a longer ttl would have kept some of them).
+        self.forgotten = 0
 
     def set_ttl(self, ttl_seconds: float) -> None:
         """Expire by ``ttl_seconds`` from the next :meth:`expire` on."""
@@ -71,6 +74,7 @@ class Expiry:
             if versions.get(key) == version and key in records:
                 state._remove(key)
                 forgotten += 1
+        self.forgotten += forgotten
         if len(heap) > 2 * len(versions) + 1024:  # drop the entries of overwritten versions
             heap[:] = [(v, n, k) for n, (k, v) in enumerate(versions.items()) if k in records]
             heapq.heapify(heap)

@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from ..errors import ChangeFeedExpiredError
+from ..errors import ChangeFeedExpiredError, NotConnectedError
 from .core import TableCore
 from .horizon import snowflake_ms
 from .ingest import Ingest
@@ -106,6 +106,8 @@ class ChangeLog:
         self._quiet: dict[int, int] = {}
         #: Tasks in :meth:`wait`, which :meth:`_wake` ends early.
         self._sleepers: set[asyncio.Task[Any]] = set()
+        #: The table's engine closed (closed, dropped, left out, replaced): watchers move on.
+        self.closed = False
         self._lock: asyncio.Lock | None = None
         core.on_changes = self.add
         core.on_snapshot = self.covered_to
@@ -165,6 +167,11 @@ class ChangeLog:
             items[at] = change
         else:
             items.insert(at, change)
+
+    def close(self) -> None:
+        """The engine closed: wake every watcher to find out what became of its table."""
+        self.closed = True
+        self._wake()
 
     def _wake(self) -> None:
         if self._sleepers:
@@ -234,8 +241,12 @@ class Watch(AsyncIterator[Change[T]]):
         after: Position,
         copy: Callable[[Any, int], T],
         match: Callable[[T], bool],
+        current: Callable[[], ChangeLog] | None = None,
     ) -> None:
         self.log = log
+        #: The table's change log now (its engine's; raises when the table is gone): a watch
+        #: follows its table to a new engine when its own log closes.
+        self._current = current
         #: The position of the last change yielded (or passed over): resume from it.
         self.position = after
         self._copy = copy
@@ -254,6 +265,8 @@ class Watch(AsyncIterator[Change[T]]):
         log = self.log
         settling_failed = False
         while True:
+            if log.closed:
+                log = self._follow()
             self.check()
             settled = log.settled()
             items = log.items
@@ -279,6 +292,15 @@ class Watch(AsyncIterator[Change[T]]):
                 await log.wait(min(max(delay, 1.0), log.core.margin))
             else:
                 await log.wait(log.core.margin)
+
+    def _follow(self) -> ChangeLog:
+        """The log of the table's engine now, once this watch's own closed; raises what the
+        table's verbs raise when it is gone, :class:`NotConnectedError` while it closes."""
+        log = self._current() if self._current is not None else self.log
+        if log.closed:
+            raise NotConnectedError(f"table {log.core.name!r} was closed while watched")
+        self.log = log
+        return log
 
     def _change(self, position: Position, key: Any, before: Any, after: Any) -> Change[T] | None:
         previous = None if before is None else self._copy(before, 0)

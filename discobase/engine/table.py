@@ -97,6 +97,8 @@ class TableEngine:
         self._handled_mark = HANDLED_LIMIT
         self._settling = False
         self.expiry: Expiry | None = None
+        #: Records this memory forgot may be live under the table's ttl: no snapshot of it.
+        self.forgot_live = False
         self.follow_ttl(schema.ttl)
 
     def _new_shard(self, index: int, channel_id: int) -> LogShard:
@@ -203,7 +205,12 @@ class TableEngine:
 
     def follow_ttl(self, ttl: float | None) -> None:
         """Expire by ``ttl`` (the schema's; then the catalog's, after another process
-        altered the table)."""
+        altered the table). After records were forgotten under a shorter ttl, the table is
+        compacted no more here (see :mod:`.expiry`)."""
+        old, expiry = self.schema.ttl, self.expiry
+        if old is not None and (ttl is None or ttl > old) and expiry and expiry.forgotten:
+            self.forgot_live = True
+            self.compactor.rule = None
         self.schema.ttl = ttl
         self.expiry = follow_ttl(self.expiry, ttl, self.state, self.storage.now)
         self.core.expire = None if self.expiry is None else self.expire
@@ -236,7 +243,10 @@ class TableEngine:
         self._bound_handled(message.channel_id)
 
     async def compact(self) -> int:
-        """Snapshot every shard now; return how many old messages were deleted."""
+        """Snapshot every shard now; return how many old messages were deleted (none while
+        records this memory forgot may be live: see :meth:`follow_ttl`)."""
+        if self.forgot_live:
+            return 0
         return await self.compactor.compact()
 
     async def flush(self) -> None:
@@ -247,3 +257,4 @@ class TableEngine:
         for shard in self.shards:
             await shard.writer.close()
         await self.core.background.wait()
+        self.feed.close()

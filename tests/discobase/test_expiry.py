@@ -232,3 +232,33 @@ async def test_a_ttl_another_process_records_is_followed_by_a_process_already_op
     await simcord_env.advance_time(3600)
     assert [s.key for s in await Session.find()] == ["c"]
     await p.close()
+
+
+async def test_a_process_that_forgot_records_under_a_shorter_ttl_compacts_none_of_them_away(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    """P forgets a record under a 30 s ttl; another process records an hour: the record is
+    live again (a new process sees it), so P's memory, which lacks it, is no snapshot."""
+    p = await open_db(new_db, cls=session_class(dt.timedelta(seconds=30)), compaction=None)
+    Short = p.tables["session"]
+    await Short(key="a", user="ann").save()
+    await simcord_env.advance_time(40)
+    assert await Short.count() == 0  # forgotten here
+    other = await strict.second_process()
+    await simcord_env.advance_time(1)  # its ids run behind P's: its alter comes after
+    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+    q.table(session_class(dt.timedelta(hours=1)))
+    await q.open()
+    assert [s.key for s in await q.tables["session"].find()] == ["a"]
+    await q.close()
+    await simcord_env.settle()
+    assert p.schema("session").ttl == 3600
+    await past_horizon(simcord_env)
+
+    assert await p.compact("session") == 0
+    await p.close()
+
+    await simcord_env.restart_bot(make_bot())
+    fresh = await open_db(new_db, cls=None)
+    assert [s.key for s in await fresh.tables["session"].find()] == ["a"]
+    await fresh.close()

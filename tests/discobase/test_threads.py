@@ -530,17 +530,21 @@ def stored_text(env: simcord.Env, channels: list[int]) -> str:
     return "\n".join(m.content for c in channels for m in env.backend.messages.get(c, {}).values())
 
 
-@pytest.mark.parametrize("notice", ["thread-delete", "unknown-channel"])
+@pytest.mark.parametrize("notice", ["thread-delete", "unknown-channel", "channel-delete"])
 async def test_a_shard_thread_deleted_while_the_process_runs_leaves_the_table_out_as_open_does(
     simcord_env, guild, new_db, strict: Strict, notice
 ):
     """Someone deletes a shard thread while the process runs. It notices (the THREAD_DELETE
     event; or, having missed it, Discord's 404 Unknown Channel to a write), sends the writes
-    it holds for the other shards, and leaves the table out as a new process would."""
+    it holds for the other shards, and leaves the table out as a new process would. A shard
+    that is a channel (as older versions made them) is noticed by its CHANNEL_DELETE."""
+    if notice == "channel-delete":
+        strict.active_thread_cap = 0  # the shards are channels
     db = await open_notes(new_db)
     for i in range(12):
         await Note(key=f"k{i}", n=i).save()
     parent, *threads = db.schema("note").channels
+    assert db.schema("note").threads is (notice != "channel-delete")
     gone = threads[1]
     if notice == "unknown-channel":
         strict.hold_gateway()  # the THREAD_DELETE does not arrive
@@ -572,4 +576,46 @@ async def test_a_shard_thread_deleted_while_the_process_runs_leaves_the_table_ou
     await others.open()  # the table is in the state a new process finds it in
     assert others.unusable_tables == db.unusable_tables and "note" not in others.tables
     await others.close()
+    await db.close()
+
+
+async def test_a_database_opened_again_leaves_out_a_table_whose_shard_went_while_closed(
+    simcord_env, guild, new_db
+):
+    db = await open_notes(new_db)
+    Cats = await db.create_table("cats", {"name": str}, primary_key="name")
+    await Cats(name="tom").save()
+    await Note(key="x", n=1).save()
+    gone = db.schema("cats").channels[2]
+    await db.close()
+    simcord_env.backend.delete_channel(gone)  # while this database is closed
+    await simcord_env.settle()
+
+    await db.open()  # the same Database object, as a new one would
+
+    assert list(db.unusable_tables) == ["cats"] and str(gone) in db.unusable_tables["cats"]
+    assert "cats" not in db.tables
+    assert [n.key for n in await Note.find()] == ["x"]
+    await db.close()
+
+
+async def test_check_reports_a_shard_deleted_while_its_event_is_on_the_way_and_changes_nothing(
+    simcord_env, guild, new_db, strict: Strict
+):
+    db = await open_notes(new_db)
+    await Note(key="a", n=1).save()
+    gone = db.schema("note").channels[1]
+    strict.hold_gateway()  # the THREAD_DELETE has not arrived yet
+    simcord_env.backend.delete_channel(gone)
+    await simcord_env.settle()
+
+    report = await db.check()
+
+    [refused] = [p for p in report.problems if p.kind == "foreign-channel"]
+    assert refused.table == "note" and str(gone) in refused.detail
+    assert db.unusable_tables == {}  # a check changes nothing: the table is still attached
+    assert "note" in db.tables and db.schema("note").record_count == 1
+    strict.release_gateway()
+    await simcord_env.settle()
+    assert list(db.unusable_tables) == ["note"]  # the event, once it arrives, leaves it out
     await db.close()

@@ -261,3 +261,27 @@ async def test_a_waiting_watch_cancelled_by_its_caller_ends_and_others_go_on(sim
     await settled(simcord_env, db)
     assert summary([await asyncio.wait_for(going_on, 10)]) == [("insert", "a", 1)]
     await db.close()
+
+
+@pytest.mark.parametrize("gone", ["shard-deleted", "dropped", "database-closed"])
+async def test_a_waiting_watch_ends_when_its_table_goes(simcord_env, new_db, gone):
+    db = await open_with(new_db, Spread)
+    await Spread(key="a", n=1).save()
+    waiting = asyncio.ensure_future(anext(Spread.watch()))
+    await simcord_env.settle()
+    assert not waiting.done()
+    if gone == "shard-deleted":
+        simcord_env.backend.delete_channel(db.schema("spread").channels[1])
+        expected: type[Exception] = discobase.TableShardsMissingError
+    elif gone == "dropped":
+        await db.drop_table("spread")
+        expected = discobase.DiscobaseError
+    else:
+        await db.close()
+        expected = discobase.NotConnectedError
+    await simcord_env.settle()
+    assert waiting.done()  # woken, not left waiting for a table that is gone
+    with pytest.raises(expected):
+        await waiting
+    if gone != "database-closed":
+        await db.close()
