@@ -4,6 +4,7 @@ older than the ttl: no read returns it at once, and compaction removes it from D
 from __future__ import annotations
 
 import datetime as dt
+import tracemalloc
 
 import discord
 import pytest
@@ -262,3 +263,36 @@ async def test_a_process_that_forgot_records_under_a_shorter_ttl_compacts_none_o
     fresh = await open_db(new_db, cls=None)
     assert [s.key for s in await fresh.tables["session"].find()] == ["a"]
     await fresh.close()
+
+
+async def expiry_bytes_after(writes: int, cls: type[discobase.Table]) -> int:
+    """Bytes that the expiry's own code holds more after ``writes`` updates of five records."""
+    tracemalloc.start(1)
+    try:
+        before = tracemalloc.take_snapshot()
+        for i in range(writes):
+            await cls(key=f"k{i % 5}", user=f"u{i % 5}").save()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    only = [tracemalloc.Filter(True, "*/discobase/engine/expiry.py")]
+    diff = after.filter_traces(only).compare_to(before.filter_traces(only), "filename")
+    return sum(d.size_diff for d in diff)
+
+
+async def test_a_ttl_another_process_removes_leaves_no_expiry_work_behind(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    p = await open_db(new_db, compaction=None)
+    other = await strict.second_process()
+    await simcord_env.advance_time(1)  # its ids run behind P's: its alter comes after
+    q = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+    q.table(Forever)
+    await q.open()
+    await q.close()
+    await simcord_env.settle()
+    assert p.schema("session").ttl is None
+
+    # With a ttl, the expiry's heap is pruned as it grows; without one nothing would prune it.
+    assert await expiry_bytes_after(1200, Session) < 20_000
+    await p.close()
