@@ -47,6 +47,7 @@ def schema_of(cls: type[Table]) -> TableSchema:
     check_new_field_names(name, cls.model_fields, TABLE_ATTRIBUTES)
     settings = settings_of(cls)
     name = settings.get("name") or name
+    check_stored_shape(name, cls)
     schema = TableSchema.of_model(
         name,
         cls,
@@ -59,6 +60,23 @@ def schema_of(cls: type[Table]) -> TableSchema:
     )
     check_catalog_fits(schema)
     return schema
+
+
+def check_stored_shape(table: str, cls: type[Table]) -> None:
+    """Refuse a class whose records would not read back as they were saved: a table stores
+    its declared fields and nothing else."""
+    if cls.model_config.get("extra") == "allow":
+        raise SchemaError(
+            f"table {table!r}: extra='allow' is not supported: a table stores its declared "
+            "fields only, so the extra ones would be lost; declare them as fields (a dict "
+            "field holds free-form data)"
+        )
+    if cls.model_computed_fields:
+        names = ", ".join(sorted(cls.model_computed_fields))
+        raise SchemaError(
+            f"table {table!r}: computed fields ({names}) are not supported: a table stores "
+            "its declared fields only; use a plain property instead"
+        )
 
 
 def ttl_seconds(table: str, ttl: object) -> float | None:
