@@ -23,7 +23,7 @@ import resource
 import time
 import traceback
 from collections import Counter
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -129,6 +129,17 @@ class Phase:
             self.op_cpu.append(cpu - (metrics.server_cpu_seconds - server_started))
         self.ops += count
         return result
+
+    async def call(
+        self, function: Callable[..., Awaitable[_T]], *args: Any, **kwargs: Any
+    ) -> _T | None:
+        """Like :meth:`op`, the call that makes the awaitable timed with it: ``find()``
+        builds its cursor when called, work a user waits for too."""
+
+        async def made() -> _T:
+            return await function(*args, **kwargs)
+
+        return await self.op(made())
 
     def record_failure(self, error: BaseException) -> None:
         kind = f"{type(error).__module__}.{type(error).__qualname__}"

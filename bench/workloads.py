@@ -375,16 +375,17 @@ async def w4_queries(sizes: Sizes, model: DiscordModel, table: Any, total: int) 
         wrong: Counter[str] = Counter()
         with phase.guarded():
             for q in range(count):
-                found = await phase.op(query(q))
+                found = await phase.call(query, q)
                 if found is not None and len(found) != expect(q):
                     wrong["wrong result size"] += 1
         phase.extra["wrong_results"] = sum(wrong.values())
 
+    names = [record_name((q * 7919 + 13) % total) for q in range(sizes.w4_finds)]
     phase = Phase("W4 finds by an indexed field (name)", model, unit="find").start()
     await queries(
         phase,
         sizes.w4_finds,
-        lambda q: table.find(name=record_name((q * 7919 + 13) % total)),
+        lambda q: table.find(name=names[q]),
         lambda q: 1,
     )
     results.append(phase.finish())
@@ -576,12 +577,13 @@ async def _w8_at(total: int, finds: int, model: DiscordModel, shards: int | None
         gc.collect()
         await verify_count(results[-1], table, total)
 
+        names = [record_name((q * 7919 + 13) % total) for q in range(finds)]
         phase = Phase(f"W8 finds by an indexed field (name) on {total} records", model, unit="find")
         phase.start()
         wrong = 0
         with phase.guarded():
             for q in range(finds):
-                found = await phase.op(table.find(name=record_name((q * 7919 + 13) % total)))
+                found = await phase.call(table.find, name=names[q])
                 wrong += found is not None and len(found) != 1
         phase.extra["wrong_results"] = wrong
         results.append(phase.finish())
@@ -591,7 +593,7 @@ async def _w8_at(total: int, finds: int, model: DiscordModel, shards: int | None
         with phase.guarded():
             for q in range(w8_scans(total)):
                 lo, hi = scan_bounds(q)
-                found = await phase.op(table.find((table.x >= lo) & (table.x < hi)))
+                found = await phase.call(table.find, (table.x >= lo) & (table.x < hi))
                 expected = sum(1 for x in x_of if lo <= x < hi)
                 wrong += found is not None and len(found) != expected
         phase.extra["wrong_results"] = wrong
