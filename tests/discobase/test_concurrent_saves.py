@@ -11,7 +11,7 @@ import zlib
 import pytest
 
 import discobase
-from tests.conftest import make_bot, rest_calls
+from tests.conftest import reopen, rest_calls
 
 
 class Member(discobase.Table):
@@ -41,12 +41,6 @@ async def open_db(new_db, *tables):
         db.table(table)
     await db.open()
     return db
-
-
-async def reopen(simcord_env, db, new_db, *tables):
-    await db.close()
-    await simcord_env.restart_bot(make_bot())
-    return await open_db(new_db, *tables)
 
 
 def channel_of(key: object, channels: list[int]) -> int:
