@@ -300,8 +300,8 @@ class Table(BaseModel):
         engine = cls.__discobase_engine__  # None once detached: each write then says so
         if engine is not None and engine.schema.primary_key is None:
             for private, key in zip(map(_private_of, records), keys, strict=True):
-                if key is not None:
-                    private["_discobase_key"] = key
+                if key is not None and private["_discobase_key"] is None:
+                    private["_discobase_key"] = key  # (another write may have given one)
         try:
             return [*cls._writes(records)]
         except Exception:
@@ -409,7 +409,9 @@ class Table(BaseModel):
         schema = engine.schema
         if if_revision is None and not schema.claim_unique:
             key = _private(self)["_discobase_key"] if schema.primary_key is None else self.pk
-            revision = await engine.saves.put(self, key, cls._writes_each)
+            revision = await engine.saves.put(
+                _as_called(self), key, cls._writes_each, identity=self
+            )
         else:
             [revision] = await engine.write([self._write(if_revision)], claim=_claims(cls))
         self._landed(revision)
@@ -432,7 +434,11 @@ class Table(BaseModel):
             [revision] = await engine.write([self._write()], insert=True, claim=True)
         else:
             revision = await engine.saves.put(
-                self, self._queued_key(engine), cls._writes_each, insert=True
+                _as_called(self),
+                self._queued_key(engine),
+                cls._writes_each,
+                insert=True,
+                identity=self,
             )
         self._landed(revision)
         if "after_save" in hooks:
@@ -1253,6 +1259,24 @@ def _rows(cls: type[Table]) -> _Rows:
 
 
 _private_of = operator.attrgetter("__pydantic_private__")
+
+
+def _as_called(record: Table) -> Table:
+    """A copy of ``record`` as it is now, for a save that sends it later: its field values
+    (copied when they could change in place), and its very private attributes (the key a
+    save generates, and its revision, land in the record)."""
+    made = object.__new__(type(record))
+    values = record.__dict__
+    _set_attribute(
+        made, "__dict__", copy.deepcopy(values) if _rows(type(record)).deep_copy else dict(values)
+    )
+    _set_attribute(made, "__pydantic_fields_set__", record.__pydantic_fields_set__)
+    _set_attribute(made, "__pydantic_extra__", record.__pydantic_extra__)
+    _set_attribute(made, "__pydantic_private__", record.__pydantic_private__)
+    return made
+
+
+_set_attribute = object.__setattr__
 
 
 def _private(record: Table) -> dict[str, Any]:

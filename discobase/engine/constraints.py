@@ -51,13 +51,20 @@ class Constraints:
         self.reserved: dict[Slot, Reservation] = {}
         #: Keys that writes in flight put, and how many of them (a key's slot, held by itself).
         self.keys: dict[Any, int] = {}
+        #: Keys of saves queued and not checked yet (:mod:`.saves`): made before any write
+        #: checked now, so an insert of one of them finds it taken.
+        self.queued: dict[Any, int] = {}
 
     def revision(self, key: Any) -> int:
         """The key's revision: the id of the message holding its last write; 0 if no record."""
         return self.state.versions.get(key, 0) if key in self.state.records else 0
 
-    def check(self, writes: list[Write], *, insert: bool, must_exist: bool) -> None:
-        """Raise when a write breaks a constraint (nothing is reserved or sent)."""
+    def check(
+        self, writes: list[Write], *, insert: bool, must_exist: bool, queued: bool = True
+    ) -> None:
+        """Raise when a write breaks a constraint (nothing is reserved or sent). ``queued``:
+        the keys of saves still queued count (not for a queued save's own check: they were
+        made after it)."""
         name, pk = self.schema.name, self.schema.primary_key
         unique, records, keys = self.schema.unique, self.state.records, self.keys
         in_batch: dict[Slot, Any] = {}
@@ -73,7 +80,7 @@ class Constraints:
                 raise RecordNotFoundError(name, key)
             if write.data is None:
                 continue
-            if insert and (exists or key in keys):
+            if insert and (exists or key in keys or (queued and key in self.queued)):
                 raise UniqueViolationError(name, pk or "pk", key, key)
             for field_name in unique:
                 value = self.state.value(write.record, field_name)

@@ -58,31 +58,44 @@ class SaveQueue:
         self._newest: _Saves | None = None
 
     def put(
-        self, record: Any, key: Any, make: MakeWrites, *, insert: bool = False
+        self,
+        record: Any,
+        key: Any,
+        make: MakeWrites,
+        *,
+        insert: bool = False,
+        identity: object = None,
     ) -> asyncio.Future[int | None]:
         """Queue the save of ``record`` under ``key`` (None: generate one); ``make`` makes
-        the writes of records like it. The future resolves to its revision (None: a later
-        save of its key in the same message overtook it) or to its error."""
+        the writes of records like it. ``identity``: what the record is a copy of (saves of
+        one identity without a key take one generated key). The future resolves to its
+        revision (None: a later save of its key in the same message overtook it) or to its
+        error."""
         path = self.path
+        if identity is None:
+            identity = record
         replaced = 0
         if key is not None:
             waiter = self._waiter_on(path.placement.shard_for(key), make)
-            count_in(path.constraints.keys, (key,))
+            count_in(path.constraints.queued, (key,))
             path.begin([key])
             replaced = path.core.state.versions.get(key, 0)
         else:
             # Saves of new records join the waiter new ones joined last while it is open (a
             # record queued twice joins the waiter that generates its key, or its shard).
-            joined = self.unkeyed.get(id(record))
+            joined = self.unkeyed.get(id(identity))
             newest = joined if joined is not None else self._newest
             if newest is not None and newest.open:
                 waiter = newest
             else:
                 shard = joined.shard if joined is not None else self._shard_for_new_key()
                 waiter = self._waiter_on(shard, make)
-            self.unkeyed[id(record)] = self._newest = waiter
+            # The first waiter it joined generates its key (later ones find it in the record).
+            self.unkeyed.setdefault(id(identity), waiter)
+            self._newest = waiter
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         waiter.records.append(record)
+        waiter.identities.append(identity)
         waiter.keys.append(key)
         waiter.inserts.append(insert)
         waiter.replaced.append(replaced)
@@ -121,6 +134,7 @@ class _Saves:
         self.make = make
         #: As queued: the records, their keys (None: to generate), whether each is an insert.
         self.records: list[Any] = []
+        self.identities: list[object] = []
         self.keys: list[Any] = []
         self.inserts: list[bool] = []
         #: Each save's future, and the version of its key it replaces (as applied when it
@@ -152,50 +166,57 @@ class _Saves:
         queue.taken(self)
         self.prepared = True
         records, futures = self.records, self.futures
-        self.records = []
+        identities, self.records, self.identities = self.identities, [], []
+        # Checked now: their keys count no longer as queued (each is reserved as it passes).
+        count_out(queue.path.constraints.queued, [key for key in self.keys if key is not None])
         try:
             with pause_collector(len(records)):
                 queue.expire()  # an expired record holds no key or unique value
-                keys = self._keys(records)
+                keys = self._keys(identities)
                 self._made(self.make(records, keys), keys, futures)
-        except Exception as error:  # a bug: fail the saves
+        except Exception as error:  # a bug: fail the saves (what they hold stays held)
             log.exception("preparing %d saves failed", len(records))
             self.sent, self.texts, self.futures = [], [], futures
-            self._abandon(error)
+            self._fail_all(error)
 
     def _abandon(self, error: BaseException) -> None:
-        """Fail every save as queued (none was sent) and release what they hold since."""
+        """Fail every save as queued (the writer stopped before it took them) and release
+        what they hold since."""
         queue = self.queue
         queue.taken(self)
         keyed = [key for key in self.keys if key is not None]
-        count_out(queue.path.constraints.keys, keyed)
+        count_out(queue.path.constraints.queued, keyed)
         queue.path.end(keyed)
+        self._fail_all(error)
+
+    def _fail_all(self, error: BaseException) -> None:
+        queue = self.queue
         for identity in [i for i, waiter in queue.unkeyed.items() if waiter is self]:
             del queue.unkeyed[identity]
         for future in self.futures:
             if not future.done():
                 future.set_exception(error)
 
-    def _keys(self, records: list[Any]) -> list[Any]:
-        """The key of each record: generated here (on this shard) for the records queued
+    def _keys(self, identities: list[object]) -> list[Any]:
+        """The key of each save: generated here (on this shard) for the records queued
         without one, once for a record queued twice."""
         keys = self.keys
         if None not in keys:
             return keys
         unkeyed = self.queue.unkeyed
         fresh: dict[int, Any] = {}
-        for record in records:
-            if unkeyed.get(id(record)) is self:
-                del unkeyed[id(record)]
-                fresh[id(record)] = None
+        for identity in identities:
+            if unkeyed.get(id(identity)) is self:
+                del unkeyed[id(identity)]
+                fresh[id(identity)] = None
         generated = iter(self.queue.path.placement.new_keys_on(self.shard.index, len(fresh)))
-        for identity in fresh:
-            fresh[identity] = next(generated)
+        for number in fresh:
+            fresh[number] = next(generated)
         # A record queued without a key in an earlier waiter of this shard took it there
         # (None: the record's own).
         return [
-            key if key is not None else fresh.get(id(record))
-            for record, key in zip(records, keys, strict=True)
+            key if key is not None else fresh.get(id(identity))
+            for identity, key in zip(identities, keys, strict=True)
         ]
 
     def _made(
@@ -209,21 +230,18 @@ class _Saves:
         path = self.queue.path
         constraints = path.constraints
         table = constraints.schema.name
-        queued = self.keys  # the keys counted in when queued
+        queued = self.keys  # as queued (None: generated here)
         lines = _encoded(path, made)
         checked = bool(constraints.schema.unique) or any(self.inserts)
         if not checked and self._all_sent(made, lines, keys, futures):
             return
-        if checked:
-            # Each save reserves its key again as it is checked, after those before it.
-            count_out(constraints.keys, [key for key in queued if key is not None])
         sent_keys: list[Any] = []
         datas: list[dict[str, Any]] = []
         rows: list[Any] = []
         texts: list[str] = []
         kept: list[asyncio.Future[int | None]] = []
         held: list[list[Slot]] = []
-        dropped: list[Any] = []  # keys counted in when queued, of saves not sent
+        dropped: list[Any] = []  # keys counted as writes in flight when queued, not sent
         new: list[Any] = []  # keys generated here, of saves sent
         sent: list[int] = []
         for at, (write, line, future) in enumerate(zip(made, lines, futures, strict=True)):
@@ -231,10 +249,11 @@ class _Saves:
             if isinstance(write, Exception):
                 error = write
             elif write.key != keys[at] and (
-                keys[at] is not None or path.placement.shard_for(write.key) is not self.shard
+                queued[at] is not None or path.placement.shard_for(write.key) is not self.shard
             ):
+                # Its primary key changed, or another write gave it a key on another shard.
                 error = ValidationError(
-                    table, "the record's primary key changed while its save was queued"
+                    table, "the record's key changed while its save was queued; save it again"
                 )
             elif isinstance(line, Exception):
                 error = line
@@ -242,7 +261,9 @@ class _Saves:
                 error = asyncio.CancelledError()
             elif checked:
                 try:
-                    constraints.check([write], insert=self.inserts[at], must_exist=False)
+                    constraints.check(
+                        [write], insert=self.inserts[at], must_exist=False, queued=False
+                    )
                 except Exception as failed:
                     error = failed
                 else:
@@ -265,8 +286,7 @@ class _Saves:
         # Saves sent hold their key (in the constraints and as writes in flight) until they
         # end; the others let go of what they held since they were queued.
         if not checked:
-            count_out(constraints.keys, dropped)
-            count_in(constraints.keys, new)
+            count_in(constraints.keys, sent_keys)
         path.end(dropped)
         path.begin(new)
         self.replaced = (
@@ -297,7 +317,7 @@ class _Saves:
         self.texts = typing.cast(list[str], lines)
         self.sent, self.futures, self.held = keys, futures, None
         new = [key for key, queued in zip(keys, self.keys, strict=True) if queued is None]
-        count_in(self.queue.path.constraints.keys, new)
+        count_in(self.queue.path.constraints.keys, keys)
         self.queue.path.begin(new)
         return True
 

@@ -89,9 +89,9 @@ class KeyPlacement:
     def new_keys_on(self, index: int, count: int) -> list[str]:
         """``count`` distinct generated keys on shard ``index``.
 
-        Keys are milliseconds since the epoch (hex) and 40 random bits, chosen to hash to
-        the shard (:func:`_keys_on`, else drawn until they do): 37 of the 40 bits random
-        (all 40 with one shard)."""
+        Keys are milliseconds since the epoch (hex) and 40 bits, chosen to hash to the shard
+        (:func:`_keys_on`, else drawn until they do): random but for the ``log2(shards)``
+        bits the shard fixes, as many as a key drawn until it lands there has."""
         shards = len(self.shards)
         prefix = _key_prefix()
         head = zlib.crc32(f'"{prefix}'.encode())

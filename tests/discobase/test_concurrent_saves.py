@@ -162,15 +162,42 @@ async def test_a_record_saved_twice_at_once_gets_one_generated_key(simcord_env, 
     await db.close()
 
 
-async def test_a_primary_key_changed_while_its_save_waits_fails_that_save(simcord_env, new_db):
+async def test_a_save_sends_the_record_as_it_was_when_save_was_called(simcord_env, new_db):
     db = await open_db(new_db, Doc)
     record = Doc(key="before", n=1)
     saving = asyncio.ensure_future(record.save())
     other = asyncio.ensure_future(Doc(key="other").save())
     await asyncio.sleep(0)  # both are queued; their writer has not taken them yet
-    record.key = "after"
-    with pytest.raises(discobase.ValidationError, match="primary key changed"):
-        await saving
+    record.key, record.n = "after", 2
+    assert (await saving) is record and record.revision > 0
     await other
-    assert {d.key for d in await Doc.find()} == {"other"}
+    assert {d.key: d.n for d in await Doc.find()} == {"before": 1, "other": 0}
+    await db.close()
+
+
+async def test_a_new_record_saved_around_other_writes_is_stored_once(simcord_env, new_db):
+    db = await open_db(new_db, Member)
+    other = await Member(name="other").save()
+    record = Member(name="r")
+    first, conditional, second = await asyncio.gather(
+        record.save(), other.save(if_revision=other.revision), record.save()
+    )  # the second save joins a new waiter: the key is the first one's
+    assert first is record and second is record and isinstance(conditional, Member)
+    db = await reopen(simcord_env, db, new_db, Member)
+    assert sorted(m.name for m in await Member.find()) == ["other", "r"]
+    await db.close()
+
+
+async def test_an_insert_is_not_refused_for_a_save_of_its_key_made_after_it(simcord_env, new_db):
+    db = await open_db(new_db, Doc)
+    other = await Doc(key="other").save()
+    inserted, _, saved = await asyncio.gather(
+        Doc(key="k", n=1).insert(),
+        other.save(if_revision=other.revision),  # the insert's and the save's waiters part
+        Doc(key="k", n=2).save(),
+        return_exceptions=True,
+    )
+    assert isinstance(inserted, Doc) and isinstance(saved, Doc)
+    db = await reopen(simcord_env, db, new_db, Doc)
+    assert {d.key: d.n for d in await Doc.find()} == {"other": 0, "k": 2}
     await db.close()
