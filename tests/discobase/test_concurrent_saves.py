@@ -175,16 +175,24 @@ async def test_a_save_sends_the_record_as_it_was_when_save_was_called(simcord_en
     await db.close()
 
 
+class Note(discobase.Table):
+    text: str
+
+    class Settings:
+        name = "notes"
+        shards = 1  # the other write is queued between the two saves, in their writer
+
+
 async def test_a_new_record_saved_around_other_writes_is_stored_once(simcord_env, new_db):
-    db = await open_db(new_db, Member)
-    other = await Member(name="other").save()
-    record = Member(name="r")
+    db = await open_db(new_db, Note)
+    other = await Note(text="other").save()
+    record = Note(text="r")
     first, conditional, second = await asyncio.gather(
         record.save(), other.save(if_revision=other.revision), record.save()
     )  # the second save joins a new waiter: the key is the first one's
-    assert first is record and second is record and isinstance(conditional, Member)
-    db = await reopen(simcord_env, db, new_db, Member)
-    assert sorted(m.name for m in await Member.find()) == ["other", "r"]
+    assert first is record and second is record and isinstance(conditional, Note)
+    db = await reopen(simcord_env, db, new_db, Note)
+    assert sorted(n.text for n in await Note.find()) == ["other", "r"]
     await db.close()
 
 
