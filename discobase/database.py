@@ -904,7 +904,10 @@ class Database:
         an error midway loses nothing: the table then reads whole, and running the same
         reshard again finishes it. Raises :class:`TableNotFoundError`, :class:`SchemaError`
         (fewer shards, not a multiple, more than 16, another reshard of the table under way
-        or made meanwhile), :class:`ActiveThreadLimitError` (nothing changed)."""
+        or made meanwhile, or another process compacted an old shard since this one loaded
+        it: reopen and run it again), :class:`ActiveThreadLimitError` and
+        :class:`MissingPermissionsError` (the thread permissions on the table's channel;
+        nothing changed)."""
         catalog = self._require_open()
         async with self._schema_lock:
             engine = self._engine(name)
@@ -931,6 +934,15 @@ class Database:
                 raise SchemaError(f"table {name!r} was dropped or resharded by another process")
         # The move: compacting each old shard sends its records of the new shards there first.
         await engine.compact()
+        skipped = engine.foreign_snapshots(below=schema.resharding or schema.shards)
+        if skipped:
+            # Its snapshot (another process's) still holds the records just moved: the move
+            # is done only once this process has written its own, after a reopen.
+            raise SchemaError(
+                f"table {name!r}: another process compacted shards {skipped} since this one "
+                f"loaded them; reopen the database and run reshard({name!r}, shards={shards}) "
+                "again to finish (the table is whole meanwhile)"
+            )
         async with self._schema_lock:
             current = catalog.tables.get(name)
             if current is None or current.channels != schema.channels:
@@ -946,6 +958,14 @@ class Database:
         schema = engine.schema
         parent = schema.channels[0]
         threads = schema.threads or schema.shards == 1
+        if threads:
+            # Checked before anything is made: without them the moves would fail after the
+            # reshard is recorded, and every open would then refuse the database.
+            channel = next((c for c in self.transport.cached_channels() if c.id == parent), None)
+            if channel is not None and (missing := missing_own(channel, threads=True)):
+                raise MissingPermissionsError(
+                    self.guild_id, [f"{name} in #{channel.name}" for name in missing]
+                )
         unused = await self._unused_threads(schema) if threads else {}
         added: list[int] = []
         created: list[int] = []

@@ -144,6 +144,8 @@ class Compactor:
         pending_keys = {json.dumps(e.key) for e in pending}
         lines = []
         misplaced = Misplaced(self.core, self.placement, shard, covered)
+        grows_from = self.core.schema.resharding
+        growing_into = grows_from is not None and shard.index >= grows_from
         for key, version in state.versions_by_key():
             if version > upto:
                 continue
@@ -157,6 +159,10 @@ class Compactor:
                 data = state.undecodable[key]
             elif json.dumps(key) in pending_keys:
                 data = None  # a tombstone, so that a late group completion stays older
+            elif growing_into:
+                # A tombstone: an old shard's snapshot written before the move may still
+                # hold the key at an older version, until the reshard has written its own.
+                data = None
             else:
                 continue
             lines.append(encode_entry(Entry(key, data, version=version)))

@@ -249,6 +249,11 @@ class TableEngine:
             return 0
         return await self.compactor.compact()
 
+    def foreign_snapshots(self, below: int) -> list[int]:
+        """Shards among the first ``below`` whose snapshot another process wrote since this
+        one loaded them (a compaction here skips them: see :meth:`.Compactor.compact_shard`)."""
+        return [shard.index for shard in self.shards[:below] if shard.foreign_snapshot]
+
     async def flush(self) -> None:
         for shard in self.shards:
             await shard.writer.flush()

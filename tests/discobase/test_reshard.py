@@ -381,3 +381,101 @@ async def test_an_encrypted_table_grows_and_reads_back_with_its_key(simcord_env,
     assert await state(db.tables["sealed"]) == expected
     assert (await db.check()).ok
     await db.close()
+
+
+def shard_of(key: Any, shards: int) -> int:
+    """The shard a key's records go to (format.md: crc32 of its JSON)."""
+    return zlib.crc32(json.dumps(key).encode()) % shards
+
+
+async def test_a_record_deleted_after_a_reshard_stopped_midway_stays_deleted(simcord_env, new_db):
+    # The old shard's snapshot from before the reshard still holds every moved record at its
+    # old version: a delete in a new shard must survive that shard's compaction.
+    db = new_db(compaction=None)
+    await db.open()
+    table = await one_shard_table(simcord_env, db, "res", 60)
+    expected = await state(table)
+    steps: list[str] = []
+    die_at(db, 11, steps)  # 5 threads, the start, 5 move batches: the old shard's snapshot fails
+    with pytest.raises(discobase.DiscordUnavailableError):
+        await db.reshard("res", shards=6)
+    assert steps[-5:] == ["send"] * 5
+    db = await reopened(simcord_env, new_db, compaction=discobase.Compaction(min_messages=3))
+    table = db.tables["res"]
+    assert db.schema("res").resharding == 1
+    victim = next(key for key in sorted(expected) if shard_of(key, 6) != 0)
+    await (await table.get(victim)).delete()
+    del expected[victim]
+    await past_horizon(simcord_env)
+    # More writes into the victim's new shard: its own compaction folds the delete.
+    new_shard = shard_of(victim, 6)
+    for key in [f"x{i}" for i in range(200) if shard_of(f"x{i}", 6) == new_shard][:4]:
+        await table(key=key, n=7).save()
+        expected[key] = 7
+    await simcord_env.settle()
+    await db.flush()
+    await simcord_env.settle()
+    assert await state(table) == expected
+    db = await reopened(simcord_env, new_db, compaction=None)
+    assert await state(db.tables["res"]) == expected
+    await db.reshard("res", shards=6)  # finishes the move
+    await past_horizon(simcord_env)
+    await db.compact("res")
+    db = await reopened(simcord_env, new_db, compaction=None)
+    assert db.schema("res").resharding is None
+    assert await state(db.tables["res"]) == expected
+
+
+async def test_a_reshard_over_another_process_s_snapshot_finishes_after_a_reopen(
+    simcord_env, new_db, guild, strict, fast_retry
+):
+    # A script compacted the table since the bot loaded it: the bot's compaction leaves that
+    # snapshot alone (it holds the moved records), so its reshard cannot end there.
+    db = new_db(compaction=None)
+    await db.open()
+    table = await one_shard_table(simcord_env, db, "fs", 40)
+    other, _ = await other_process(strict, guild, fast_retry)
+    await past_horizon(simcord_env)
+    await other.compact("fs")
+    await other.close()
+    await simcord_env.settle()
+    expected = await state(table)
+    with pytest.raises(discobase.SchemaError, match="another process compacted shards"):
+        await db.reshard("fs", shards=4)
+    assert db.schema("fs").resharding == 1
+    assert await state(table) == expected
+    victim = next(key for key in sorted(expected) if shard_of(key, 4))
+    await (await table.get(victim)).delete()
+    del expected[victim]
+    await past_horizon(simcord_env)
+    await db.compact("fs")
+    db = await reopened(simcord_env, new_db, compaction=None)
+    assert await state(db.tables["fs"]) == expected
+    await db.reshard("fs", shards=4)
+    assert db.schema("fs").resharding is None
+    await past_horizon(simcord_env)
+    await db.compact("fs")
+    db = await reopened(simcord_env, new_db, compaction=None)
+    assert await state(db.tables["fs"]) == expected
+
+
+async def test_a_reshard_without_the_thread_permissions_is_refused_and_changes_nothing(
+    simcord_env, new_db, guild
+):
+    db = new_db(compaction=None)
+    await db.open()
+    table = await one_shard_table(simcord_env, db, "perm", 20)
+    expected = await state(table)
+    channel = simcord_env.bot.get_channel(db.schema("perm").channels[0])
+    me = simcord_env.bot.get_guild(guild.id).me
+    own = channel.overwrites_for(me)
+    own.update(send_messages_in_threads=False)
+    await channel.set_permissions(me, overwrite=own)
+    await simcord_env.settle()
+    db = await reopened(simcord_env, new_db, compaction=None)  # one channel: it opens
+    with pytest.raises(discobase.MissingPermissionsError, match="send_messages_in_threads"):
+        await db.reshard("perm", shards=4)
+    assert db.schema("perm").shards == 1
+    assert not [c for c in simcord_env.backend.channels.values() if c.parent_id == channel.id]
+    db = await reopened(simcord_env, new_db, compaction=None)
+    assert await state(db.tables["perm"]) == expected
