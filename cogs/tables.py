@@ -95,16 +95,19 @@ class Tables(commands.Cog):
         await defer(interaction)
         before = table.schema.shards
 
-        async def grow() -> bool:
-            await table.database.reshard(table.name, shards)
-            return True
-
-        if await within_token(interaction, grow()) is None:
+        grew = await within_token(interaction, table.database.reshard(table.name, shards))
+        if grew is None:
             await respond(
                 interaction,
                 f"Still resharding table {code(table.name)}, longer than Discord lets a command "
                 "answer; it goes on in the background (a failure goes to the bot's log, and "
                 "running this again finishes it).",
+            )
+            return
+        if not grew:
+            await respond(
+                interaction,
+                f"Table {code(table.name)} has {plural(shards, 'shard')} already: nothing to do.",
             )
             return
         await respond(

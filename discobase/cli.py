@@ -441,7 +441,7 @@ async def _reshard(args: argparse.Namespace, client: discord.Client | None) -> i
     async with _opened(args, client) as db:
         before = db.schema(args.table).shards
         try:
-            await db.reshard(args.table, shards=args.shards)
+            grew = await db.reshard(args.table, shards=args.shards)
         except DiscordUnavailableError as error:
             print(
                 f"error: {error}\nreshard stopped: nothing is lost and the table reads whole; "
@@ -449,6 +449,9 @@ async def _reshard(args: argparse.Namespace, client: discord.Client | None) -> i
                 file=sys.stderr,
             )
             return FAILED
+        if not grew:
+            print(f"{args.table}: {before} shards already: nothing to do")
+            return OK
         print(f"{args.table}: {before} shards, now {db.schema(args.table).shards}")
     return OK
 

@@ -892,10 +892,13 @@ class Database:
                 if channel_id in storage:
                     await self.transport.delete_channel(channel_id)
 
-    async def reshard(self, name: str, shards: int) -> None:
+    async def reshard(self, name: str, shards: int) -> bool:
         """Grow the table to ``shards`` shards: a multiple of its count, at most 16 (1 to 2,
         3, ... 16; 6 to 12). Each shard is about one awaited write per second, so a table
         made with one shard (or by discobase 1.0) writes about ``shards`` times as fast after.
+        Returns True once the table has grown (or a reshard to ``shards`` that had stopped
+        midway is finished), False when it has ``shards`` shards already: nothing to do, and
+        nothing is read or written.
 
         The new shards are private threads of the table's channel (a table whose shards are
         channels gets channels). The records that now belong to them are moved there (a
@@ -915,7 +918,8 @@ class Database:
             if schema.resharding is None:
                 check_growth(schema, shards)
                 if shards == schema.shards:
-                    return
+                    log.info("table %s: %d shards already; nothing to do", name, shards)
+                    return False
                 await self._start_reshard(catalog, engine, shards)
             elif shards != schema.shards:
                 raise SchemaError(
@@ -951,6 +955,7 @@ class Database:
                 await catalog.append("reshard", dataclasses.replace(current, resharding=None))
             await engine.follow_layout(catalog.tables[name])
         log.info("table %s: now %d shards", name, shards)
+        return True
 
     async def _start_reshard(self, catalog: Catalog, engine: TableEngine, shards: int) -> None:
         """Make the new shards and write the ``reshard`` that starts the move; every process
@@ -1209,8 +1214,13 @@ class Database:
         )
         await self._delete_shards(extra)
 
-    async def sync(self) -> None:
-        """Catch up with writes made by other processes (e.g. after a gateway reconnect)."""
+    async def sync(self) -> dict[str, str]:
+        """Catch up with writes made by other processes (e.g. after a gateway reconnect).
+
+        A table one of whose shards this catch-up finds deleted is left out, as the gateway's
+        delete event would leave it out (``unusable_tables``), and every other table is still
+        caught up. Returns those tables, name -> what is missing (empty: every table caught
+        up)."""
         catalog = self._require_open()
         for channel_id in self._catalog_channels():
             catalog.add_channel(channel_id)
@@ -1223,8 +1233,14 @@ class Database:
         # while this process was disconnected): following confirms them by id and attaches it.
         if before != after or self._unconfirmed(catalog):
             await self._follow_catalog()
-        for engine in self._engines().values():
-            await engine.catch_up()
+        missing: dict[str, str] = {}
+        for name, engine in self._engines().items():
+            try:
+                await engine.catch_up()
+            except TableShardsMissingError as error:
+                log.warning("table %s: left out: %s", name, error.detail)
+                missing[name] = error.detail
+        return missing
 
     async def _listed_storage(self) -> list[StoredChannel]:
         """The storage text channels, read by REST (with their overwrites)."""

@@ -429,3 +429,7 @@ async def test_reshard_grows_a_table_and_refuses_a_count_it_cannot_grow_to(
     before["notes"][0]["shards"] = 4
     assert after == before  # every record kept
     assert await run(["check", "--guild", "home"], bot) == 0
+    capsys.readouterr()
+    assert await run(["reshard", "notes", "--shards", "4", "--guild", "home"], bot) == 0
+    assert capsys.readouterr().out == "notes: 4 shards already: nothing to do\n"
+    assert await contents(simcord_env, home) == after

@@ -202,6 +202,25 @@ async def test_table_reshard_refuses_a_count_that_is_not_a_multiple(
     assert sorted(record.name for record in await pets.find()) == ["rex", "tweety"]
 
 
+async def test_table_reshard_to_the_count_a_table_has_says_there_is_nothing_to_do(
+    world: World, pets: Any
+) -> None:
+    database = await world.database()
+    schema = database.schema("pets")
+    calls = dict(database.metrics)
+
+    result = await world.admin.slash(
+        world.channel, "table reshard", table="pets", shards=schema.shards
+    )
+
+    assert result.ephemeral
+    assert result.response.content == (
+        f"Table `pets` has {schema.shards} shards already: nothing to do."
+    )
+    assert database.schema("pets") == schema and database.metrics == calls
+    assert sorted(record.name for record in await pets.find()) == ["rex", "tweety"]
+
+
 async def test_table_names_autocomplete(world: World, pets: Any) -> None:
     database = await world.database()
     await database.create_table("people", {"name": "str"})

@@ -84,6 +84,26 @@ async def test_a_table_of_one_shard_grows_to_six_and_keeps_every_record(simcord_
     await db2.close()
 
 
+async def test_a_reshard_to_the_count_the_table_has_says_there_is_nothing_to_do(
+    simcord_env, new_db
+):
+    db = new_db(compaction=None)
+    await db.open()
+    table = await one_shard_table(simcord_env, db, "same", 20)
+    expected = await state(table)
+    schema = db.schema("same")
+    calls = dict(db.metrics)
+    assert await db.reshard("same", shards=1) is False  # nothing read, nothing written
+    assert db.metrics == calls
+    assert db.schema("same") == schema and await state(table) == expected
+    assert await db.reshard("same", shards=2) is True
+    calls = dict(db.metrics)
+    assert await db.reshard("same", shards=2) is False
+    assert db.metrics == calls
+    assert db.schema("same").shards == 2 and await state(table) == expected
+    await db.close()
+
+
 #: The transport calls that change what Discord stores.
 MUTATIONS = ("send", "create_thread", "create_channel", "delete_channel", "delete_messages")
 
