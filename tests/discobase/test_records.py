@@ -329,3 +329,45 @@ async def test_nested_values_of_returned_records_are_copies_too(new_db):
     stored = await Bag.get(bag.pk)
     assert stored.tags == ["a"] and stored.meta == {"x": 1}
     await db.close()
+
+
+class Guest(discobase.Table):
+    name: str
+
+    class Settings:
+        shards = 4
+
+
+@pytest.mark.parametrize("save_forms_first", [False, True])
+async def test_a_save_racing_insert_many_of_the_same_new_record_stores_it_once(
+    simcord_env, new_db, save_forms_first
+):
+    """docs/library.md, "Records": one of the two may fail, with its typed error; the
+    record is never stored under two keys."""
+    db = await open_db(new_db, Guest)
+    outcomes: list[object] = []
+    for i in range(8):
+        guest = Guest(name=f"g{i}")
+        busy = [asyncio.ensure_future(Guest(name="other").save()) for _ in range(i % 4)]
+        saving = asyncio.ensure_future(guest.save())
+        if save_forms_first:
+            await asyncio.sleep(0)  # the save's message forms: the record has its key
+        inserting = asyncio.ensure_future(Guest.insert_many([guest]))
+        done = await asyncio.gather(saving, inserting, return_exceptions=True)
+        await asyncio.gather(*busy)
+        assert not all(isinstance(o, Exception) for o in done), done
+        for outcome in done:
+            if isinstance(outcome, Exception):
+                assert isinstance(
+                    outcome, (discobase.UniqueViolationError, discobase.ValidationError)
+                ), outcome
+        outcomes += done
+        [stored] = await Guest.find(name=f"g{i}")
+        assert stored.pk == guest.pk
+    if save_forms_first:  # the insert finds the key taken by the save
+        assert sum(isinstance(o, discobase.UniqueViolationError) for o in outcomes) == 8
+    db = await reopen(simcord_env, db, new_db, Guest)
+    assert sorted(g.name for g in await Guest.find(Guest.name != "other")) == [
+        f"g{i}" for i in range(8)
+    ]
+    await db.close()

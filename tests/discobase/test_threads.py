@@ -599,6 +599,38 @@ async def test_a_database_opened_again_leaves_out_a_table_whose_shard_went_while
     await db.close()
 
 
+async def test_sync_catches_up_every_other_table_past_one_whose_shard_was_deleted(
+    simcord_env, guild, new_db, strict: Strict, fast_retry
+):
+    db = await open_notes(new_db)  # "note" is attached first: sync() reaches it first
+    Cats = await db.create_table("cats", {"name": str}, primary_key="name")
+    await Note(key="a", n=1).save()
+    other = await strict.second_process()
+    writer = discobase.Database(guild.id, bot=other.bot, retry=fast_retry, compaction=None)
+    await writer.open()
+    strict.hold_gateway()  # this process hears neither the write nor the deletion
+    await writer.tables["cats"](name="tom").save()
+    gone = db.schema("note").channels[1]
+    simcord_env.backend.delete_channel(gone)
+    await simcord_env.settle()
+    assert [c.name for c in await Cats.find()] == []
+
+    missing = await db.sync()
+
+    assert list(missing) == ["note"] and str(gone) in missing["note"]
+    assert [c.name for c in await Cats.find()] == ["tom"]  # caught up all the same
+    await simcord_env.settle()
+    assert list(db.unusable_tables) == ["note"]
+    with pytest.raises(discobase.TableShardsMissingError):
+        await Note.get("a")
+    assert await db.sync() == {}  # the table is left out: nothing more to report
+    strict.release_gateway()
+    await simcord_env.settle()
+    assert [c.name for c in await Cats.find()] == ["tom"]
+    await writer.close()
+    await db.close()
+
+
 async def test_check_reports_a_shard_deleted_while_its_event_is_on_the_way_and_changes_nothing(
     simcord_env, guild, new_db, strict: Strict
 ):
