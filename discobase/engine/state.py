@@ -501,14 +501,18 @@ class TableState:
         (or keys of mixed types are); return whether it did."""
         if not (self._unsorted or (self._mixed_keys and self._tail)):
             return False
-        items = list(self.records.items())
-        items.sort(key=_item_rank if self._mixed_keys else operator.itemgetter(0))
-        self.records.clear()
-        self.records.update(items)
+        records = self.records
+        # The keys alone are sorted (runs of keys in order, one per shard loaded or written
+        # by an insert_many, merge in linear time), then the records taken in that order:
+        # no pair is made per record, and the dict keeps its identity (cursors hold it).
+        keys = sorted(records, key=_key_rank) if self._mixed_keys else sorted(records)
+        ordered = {key: records[key] for key in keys}
+        records.clear()
+        records.update(ordered)
         self.reorders += 1
         self._tail.clear()
         self._unsorted = False
-        self._last_key = items[-1][0] if items else None
+        self._last_key = keys[-1] if keys else None
         return True
 
     def ordered_records(self) -> Iterable[Any]:
