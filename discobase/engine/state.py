@@ -36,14 +36,37 @@ Change = tuple[int, int, Any, Any, Any]
 
 Row = tuple[Any, ...]
 
-_entry_of_part, _version_of_part, _channel_of_part, _index_of_part = map(
-    operator.itemgetter, range(4)
-)
+_entries_of_run = operator.itemgetter(0)
+_channel_of_run = operator.itemgetter(2)
 _key_of = operator.attrgetter("key")
 _decoded_of = operator.attrgetter("decoded")
 _group_of = operator.attrgetter("group")
 _group_size_of = operator.attrgetter("group_size")
 _version_of = operator.attrgetter("version")
+#: A part of a group still to complete: an entry, its version, its channel, its index in
+#: its message.
+Part = tuple[Entry, int, int, int]
+
+
+class _Parts:
+    """The parts of a group still to complete, as they came: runs of consecutive entries of
+    one message, each with its version and channel and the index of its first entry (a
+    message of parts is kept as it is, without an object for each of them)."""
+
+    __slots__ = ("count", "runs")
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[list[Entry], int, int, int]] = []
+        self.count = 0
+
+    def add(self, entries: list[Entry], version: int, channel: int, first: int) -> None:
+        self.runs.append((entries, version, channel, first))
+        self.count += len(entries)
+
+    def __iter__(self) -> Iterator[Part]:
+        for entries, version, channel, first in self.runs:
+            for index, entry in enumerate(entries, first):
+                yield entry, version, channel, index
 
 
 class TableState:
@@ -87,7 +110,7 @@ class TableState:
             name: FieldIndex(name, unique=name in unique) for name in {*indexes, *unique}
         }
         self._indexed = [(index, self.positions[name]) for name, index in self.indexes.items()]
-        self._groups: dict[str, list[tuple[Entry, int, int, int]]] = {}
+        self._groups: dict[str, _Parts] = {}
         #: Completed groups whose entries span channels -> channels still holding tagged parts
         #: (a compaction of one channel must tell the others' readers the group completed).
         self.done_groups: dict[str, set[int]] = {}
@@ -145,14 +168,16 @@ class TableState:
             if entry.group is None:
                 self._apply_one(entry, entry_version, channel_id, index, changes)
             elif entry.group_size == 0:
-                self._complete(entry.group, self._groups.pop(entry.group, []), changes)
+                self._complete(entry.group, self._groups.pop(entry.group, _Parts()), changes)
             elif entry.group in self.done_groups:
                 self.done_groups[entry.group].add(channel_id or 0)
                 self._apply_one(entry, entry_version, channel_id, index, changes)
             else:
-                parts = self._groups.setdefault(entry.group, [])
-                parts.append((entry, entry_version, channel_id or 0, index))
-                if len(parts) >= entry.group_size:
+                parts = self._groups.get(entry.group)
+                if parts is None:
+                    parts = self._groups[entry.group] = _Parts()
+                parts.add([entry], entry_version, channel_id or 0, index)
+                if parts.count >= entry.group_size:
                     self._complete(entry.group, self._groups.pop(entry.group), changes)
         if run < len(entries):
             self._put_entries(entries, run, len(entries), version, changes)
@@ -238,57 +263,54 @@ class TableState:
         group, size = first.group, first.group_size
         if group is None or size == 0 or group in self.done_groups:
             return False
-        parts = self._groups.get(group, [])
+        parts = self._groups.get(group) or _Parts()
         if (
-            len(parts) + len(entries) > size
+            parts.count + len(entries) > size
             or set(map(_group_of, entries)) != {group}
             or set(map(_group_size_of, entries)) != {size}
             or set(map(_version_of, entries)) != {None}
         ):
             return False
-        parts.extend(
-            zip(
-                entries,
-                itertools.repeat(version),
-                itertools.repeat(channel_id or 0),
-                range(len(entries)),
-            )
-        )
-        if len(parts) == size:
+        parts.add(list(entries), version, channel_id or 0, 0)
+        if parts.count == size:
             self._groups.pop(group, None)
             self._complete(group, parts, changes)
         else:
             self._groups[group] = parts
         return True
 
-    def _complete(
-        self, group: str, parts: list[tuple[Entry, int, int, int]], changes: list[Change] | None
-    ) -> None:
+    def _complete(self, group: str, parts: _Parts, changes: list[Change] | None) -> None:
         channels = self.done_groups.setdefault(group, set())
         if self._put_new(parts, changes):
-            channels.update(map(_channel_of_part, parts))
+            channels.update(map(_channel_of_run, parts.runs))
             return
         for part, part_version, part_channel, index in parts:
             channels.add(part_channel)
             self._apply_one(part, part_version, part_channel, index, changes)
 
-    def _put_new(
-        self, parts: list[tuple[Entry, int, int, int]], changes: list[Change] | None
-    ) -> bool:
+    def _put_new(self, parts: _Parts, changes: list[Change] | None) -> bool:
         """Apply the parts of a group at once when they are decoded puts of distinct keys
         that this state never had (an ``insert_many``, as a rule): each index takes
         them in one call. Return False, having done nothing, when they are not."""
-        entries = list(map(_entry_of_part, parts))
+        runs = parts.runs
+        entries = list(itertools.chain.from_iterable(map(_entries_of_run, runs)))
+        if not entries:  # a group that completed elsewhere, none of whose parts are here
+            return True
         keys = list(map(_key_of, entries))
         rows = list(map(_decoded_of, entries))
         if None in rows or not self.versions.keys().isdisjoint(keys) or len(set(keys)) < len(keys):
             return False
-        versions = list(map(_version_of_part, parts))
+        versions = list(
+            itertools.chain.from_iterable(
+                itertools.repeat(version, len(run)) for run, version, _, _ in runs
+            )
+        )
         self.versions.update(zip(keys, versions, strict=True))
         if changes is not None:
-            changes.extend(
-                zip(versions, map(_index_of_part, parts), keys, itertools.repeat(None), rows)
+            indexes = itertools.chain.from_iterable(
+                range(first, first + len(run)) for run, _, _, first in runs
             )
+            changes.extend(zip(versions, indexes, keys, itertools.repeat(None), rows))
         self._add_new(keys, rows)
         for field_index, position in self._indexed:
             field_index.add_many([row[position] for row in rows], keys)
@@ -318,14 +340,14 @@ class TableState:
 
     def report_incomplete_groups(self) -> None:
         for group, parts in self._groups.items():
-            entry, version, channel, _ = parts[0]
+            entry, version, channel, _ = next(iter(parts))
             self.problems.append(
                 Problem(
                     self.table,
                     channel,
                     version,
                     ProblemKind.INCOMPLETE_GROUP,
-                    f"insert_many group {group}: {len(parts)} of {entry.group_size} entries landed; "
+                    f"insert_many group {group}: {parts.count} of {entry.group_size} entries landed; "
                     "the write failed and is not applied",
                 )
             )

@@ -35,7 +35,7 @@ from .core import TableCore, Write
 from .horizon import snowflake_ms
 from .shard import LogShard
 from .storage import StoredMessage
-from .writer import Line
+from .writer import BatchWriter, Line, Submission
 
 if TYPE_CHECKING:
     from .claims import Claims
@@ -374,7 +374,10 @@ class WritePath:
         with pause_collector(len(writes)):
             made, by_shard = self._lines(writes)
         try:
-            futures = [core.shards[index].writer.submit(lines) for index, lines in by_shard.items()]
+            futures = [
+                _submit(core.shards[index].writer, entries, texts)
+                for index, (entries, texts) in by_shard.items()
+            ]
             if len(futures) == 1:  # the common case, without a gather
                 try:
                     results: list[object] = [await futures[0]]
@@ -405,15 +408,17 @@ class WritePath:
         if errors:
             raise errors[0]
 
-    def _lines(self, writes: list[Write]) -> tuple[list[Entry], dict[int, list[Line]]]:
-        """The entries of ``writes``, and their lines by shard index (in the order the shards
-        first appear). Raises :class:`ValidationError` or :class:`RecordTooLargeError` for
-        the first write that cannot be stored."""
+    def _lines(
+        self, writes: list[Write]
+    ) -> tuple[list[Entry], dict[int, tuple[list[Entry], list[str]]]]:
+        """The entries of ``writes``, and by shard index (in the order the shards first
+        appear) their entries and lines. Raises :class:`ValidationError` or
+        :class:`RecordTooLargeError` for the first write that cannot be stored."""
         if len(writes) == 1:
             [write] = writes
             entry = Entry(write.key, write.data, None, 1, write.record)
             return [entry], {
-                self.placement.shard_for(write.key).index: [(entry, self.encoded(entry))]
+                self.placement.shard_for(write.key).index: ([entry], [self.encoded(entry)])
             }
         group = secrets.token_hex(6)
         keys = list(map(_key_of, writes))
@@ -441,9 +446,15 @@ class WritePath:
         if max(map(len, lines)) > limit:
             lines = list(map(self.encoded, made))
         places = self.placement.places(keys)
-        by_shard: dict[int, list[Line]] = {place: [] for place in places}
+        if len(set(places)) == 1:
+            return made, {places[0]: (made, lines)}
+        # Two lists a shard (no pair a line): what a large write makes here lives until it
+        # lands, and the collector would look at every object of it meanwhile.
+        by_shard: dict[int, tuple[list[Entry], list[str]]] = {place: ([], []) for place in places}
         for place, entry, line in zip(places, made, lines, strict=True):
-            by_shard[place].append((entry, line))
+            shard_entries, shard_lines = by_shard[place]
+            shard_entries.append(entry)
+            shard_lines.append(line)
         return made, by_shard
 
     def encoded(self, entry: Entry) -> str:
@@ -472,6 +483,15 @@ class WritePath:
             applied = self.core.apply_batch(shard, message.id, batch_id, entries)
         if applied:
             self._on_batch(shard)
+
+
+def _submit(
+    writer: BatchWriter, entries: list[Entry], texts: list[str]
+) -> asyncio.Future[list[int]]:
+    """:meth:`BatchWriter.submit` of entries and their lines given apart."""
+    future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+    writer.queue(Submission(entries, texts, future))
+    return future
 
 
 _key_of = operator.attrgetter("key")
