@@ -63,13 +63,16 @@ class Cursor(Coroutine[Any, Any, list[T]], AsyncIterator[T]):
         self._arguments = arguments
         self._table = table
 
+    def _table_name(self) -> str:
+        return self._table
+
     def batch_size(self, size: int) -> Cursor[T]:
         """Read ``size`` records a batch when iterating (from the next batch on); returns the
         cursor: ``async for user in User.find(...).batch_size(500)``. Raises
         :class:`ValidationError` for anything but a whole number >= 1."""
         if type(size) is not int or size < 1:
             raise ValidationError(
-                self._table, f"batch_size must be a whole number >= 1, not {size!r}"
+                self._table_name(), f"batch_size must be a whole number >= 1, not {size!r}"
             )
         self._size = size
         return self

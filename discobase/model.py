@@ -582,6 +582,18 @@ class Table(BaseModel):
         (values copied; no record is built). Raises :class:`UnknownFieldError` and
         :class:`ValidationError` for bad fields and values (when awaited or first iterated).
         """
+        if (
+            len(equals) == 1
+            and not expressions
+            and order_by is None
+            and limit is None
+            and fields is None
+            and offset == 0
+            and type(offset) is int
+        ):
+            # The usual lookup, find(field=value): its own way, made once per field.
+            [(name, value)] = equals.items()
+            return _EqualCursor((cls, name, value))
         arguments = (expressions, equals, order_by, limit, offset, fields)
         return Cursor(cls._find_list, cls._reader, arguments, cls.__discobase_name__)
 
@@ -596,24 +608,6 @@ class Table(BaseModel):
         fields: str | FieldRef | Sequence[str | FieldRef] | None,
     ) -> list[Any]:
         """Every match of ``find`` at once."""
-        if (
-            len(equals) == 1
-            and not expressions
-            and order_by is None
-            and fields is None
-            and limit is None
-            and not offset
-            and type(offset) is int
-            and (engine := cls.__discobase_engine__) is not None
-        ):
-            # The usual lookup, find(field=value) on an indexed field: its function is made
-            # once (per class and field) and kept with the table's memory.
-            [name] = equals
-            made = engine.state.lookups.get(name)
-            if made is None or made[0] is not cls:
-                made = engine.state.lookups[name] = (cls, _equal_finder(cls, engine, name))
-            if made[1] is not None and (found := made[1](equals[name])) is not None:
-                return found
         if order_by is None and fields is None:
             found = cls._found_equal(expressions, equals, limit, offset)
             if found is not None:
@@ -918,20 +912,56 @@ class _Reader(Generic[R]):
         return typing.cast(R, self.make(row, state.versions.get(key, 0)))
 
 
+def _find_equal(cls: type[Table], name: str, value: Any) -> list[Any]:
+    """Every match of ``cls.find(name=value)`` at once. On an indexed field, its reader is
+    made once (per class and field) and kept with the table's memory: a value of the field's
+    own type (str or int) goes to it straight, any other is converted first."""
+    engine = cls.__discobase_engine__
+    if engine is not None:
+        made = engine.state.lookups.get(name)
+        if made is None or made[0] is not cls:
+            made = engine.state.lookups[name] = _equal_finder(cls, engine, name)
+        if type(value) is made[1] and engine.expiry is None:
+            return made[2](value)
+        found = made[3](value)
+        if found is not None:
+            return found
+    return cls._find_list((), {name: value}, None, None, 0, None)
+
+
+class _EqualCursor(Cursor[Any]):
+    """The cursor of ``cls.find(name=value)``, made from ``(cls, name, value)`` alone: the
+    usual lookup, made and awaited by the thousand."""
+
+    _everything = staticmethod(_find_equal)
+
+    def __init__(self, arguments: tuple[type[Table], str, Any]) -> None:
+        self._arguments = arguments
+
+    @staticmethod
+    def _batches(table: type[Table], name: str, value: Any) -> _Reader[Any]:
+        return table._reader((), {name: value}, None, None, 0, None)
+
+    def _table_name(self) -> str:
+        return str(self._arguments[0].__discobase_name__)
+
+
 def _equal_finder(
     cls: type[Table], engine: TableEngine, name: str
-) -> Callable[[Any], list[Any] | None] | None:
-    """What ``cls.find(name=value)`` returns for a value, as :meth:`Table._found_equal`
-    finds it, in one call (None for the value None: the general way finds it); None when
-    ``name`` is not an indexed field."""
+) -> tuple[type[Table], type | None, Callable[[Any], list[Any]], Callable[[Any], list[Any] | None]]:
+    """How :func:`_find_equal` finds by field ``name``: the class; the type of a value
+    that needs no conversion (or None) and the reader of such a value; and what
+    ``cls.find(name=value)`` returns for any value, as :meth:`Table._found_equal` finds it
+    (None for the value None, or when ``name`` is not an indexed field: the general way
+    finds it)."""
     if name not in cls.__pydantic_fields__ or name not in engine.state.indexes:
-        return None
+        return (cls, None, list, lambda value: None)
     rows = _rows(cls)
     convert = rows.equal_value(name)
     read = engine.state.equal_reader(name, rows.record)
     # A str for a str field (an int for an int field) converts to itself.
     annotation = cls.model_fields[name].annotation
-    same = annotation if annotation in (str, int) else None
+    same = str if annotation is str else int if annotation is int else None
 
     def find(value: Any) -> list[Any] | None:
         if value is None:
@@ -945,7 +975,7 @@ def _equal_finder(
             engine.expire()
         return read(value)
 
-    return find
+    return (cls, same, read, find)
 
 
 def _claims(cls: type[Table]) -> bool:
