@@ -1,58 +1,92 @@
-"""In-memory secondary indexes: a hash of value -> keys, with a sorted view for ranges.
+"""In-memory secondary indexes: a hash of value -> rows, with a sorted view for ranges.
 
-Indexes are derived data: rebuilt from the records on load, never stored, never trusted over
-the records (every candidate they return is checked against the full predicate).
+Indexes are derived data: rebuilt from the records on load, never stored. The rows they hold
+are the state's current rows (the state replaces a row in its indexes whenever it replaces it
+in its records), and every candidate they return is checked against the full predicate.
 
-A value held by one key maps to that key itself, by a few keys to a tuple of them, by many to a
-set: most values of an indexed field are distinct or nearly so, and a set costs some 200 bytes
-more than a tuple (a tuple is made anew when a key joins or leaves, which a few keys make
-cheap; it holds no spare room, as a list would). Keys are ints or strings, never tuples or sets.
+A value held by one record maps to that record's row itself (a tuple: the key, then the
+values), by a few to a :class:`Several` of their rows (a tuple of rows, told apart from a row
+by its type: a row may be of a tuple's subclass), by many to a set of their keys. Most values
+of an indexed field are distinct or nearly so, so the usual lookup reaches its row in one
+step, without going through the key. A set costs some 200 bytes more than a tuple (a tuple is
+made anew when a record joins or leaves, which a few make cheap; it holds no spare room, as a
+list would), and a set of rows could not hold a row with an unhashable value. A set shrinks
+to no key, never back to rows. Keys are ints or strings.
 """
 
 from __future__ import annotations
 
 import bisect
+import operator
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
-__all__ = ("FieldIndex",)
+__all__ = ("FieldIndex", "Several")
 
 
-#: A value's keys are a tuple up to this many, then a set.
+#: A value's rows are a tuple up to this many, then a set of their keys.
 _TUPLE_LIMIT = 16
 #: The sorted view of the values is kept up to date while it holds at most this many; past
 #: that it is dropped, and made again by the next range read.
 _SORTED_LIMIT = 4096
-#: Stands for "no bucket" (a key is never this object).
+#: Stands for "no bucket" (a row is never this object).
 _ABSENT = object()
+
+_key_of = operator.itemgetter(0)
+
+
+class Several(tuple[tuple[Any, ...], ...]):
+    """The rows (2 to :data:`_TUPLE_LIMIT`) of the records holding one value."""
+
+    __slots__ = ()
 
 
 def _keys_of(bucket: Any) -> Collection[Any]:
-    return bucket if type(bucket) in (tuple, set) else (bucket,)
+    kind = type(bucket)
+    if kind is set:
+        return bucket  # type: ignore[no-any-return]
+    if kind is Several:
+        return list(map(_key_of, bucket))
+    return (bucket[0],)
+
+
+def _size(bucket: Any) -> int:
+    return len(bucket) if type(bucket) is set or type(bucket) is Several else 1
+
+
+def _bucket(rows: list[tuple[Any, ...]]) -> Any:
+    """The bucket of a value held by these rows (at least one)."""
+    if len(rows) == 1:
+        return rows[0]
+    return Several(rows) if len(rows) <= _TUPLE_LIMIT else set(map(_key_of, rows))
 
 
 class FieldIndex:
-    """Keys by value of one field. ``None`` values are kept apart and never range-matched."""
+    """Rows by value of one field. ``None`` values are kept apart and never range-matched."""
 
     def __init__(self, field: str, *, unique: bool = False) -> None:
         self.field = field
         self.unique = unique
-        #: Value -> its one key, or a tuple or set of its keys when several hold it.
-        self._keys: dict[Any, Any] = {}
-        #: A value's bucket as held: None, its one key, or a tuple or set of its keys (the
-        #: fastest way to a value's key, for the lookups a read makes most).
-        self.bucket: Callable[[Any], Any] = self._keys.get
+        #: Value -> its one row, the :class:`Several` of several, or the set of many's keys.
+        self._held: dict[Any, Any] = {}
+        #: A value's bucket as held: None, its one row, a :class:`Several` of rows,
+        #: or a set of keys (the fastest way to a value's row, for the lookups a read makes
+        #: most).
+        self.bucket: Callable[[Any], Any] = self._held.get
         self._sorted: list[Any] | None = []
 
     def clear(self) -> None:
         """Forget every value."""
-        self._keys.clear()
+        self._held.clear()
         self._sorted = []
 
-    def add(self, value: Any, key: Any) -> None:
-        keys = self._keys
-        if value not in keys:
-            keys[value] = key
+    def add(self, value: Any, row: tuple[Any, ...]) -> None:
+        """Hold ``row`` (its key first) under ``value``, in place of a row of its key held
+        there before."""
+        held = self._held
+        bucket = held.get(value, _ABSENT)
+        if bucket is _ABSENT:
+            held[value] = row
             if self._sorted is not None and value is not None:
                 # Keep the sorted view while it is cheap; rebuild lazily once it is not.
                 if len(self._sorted) < _SORTED_LIMIT:
@@ -63,39 +97,40 @@ class FieldIndex:
                 else:
                     self._sorted = None
             return
-        bucket = keys[value]
-        if type(bucket) is set:
+        key = row[0]
+        kind = type(bucket)
+        if kind is set:
             bucket.add(key)
-        elif type(bucket) is tuple:
-            if key not in bucket:
-                keys[value] = (*bucket, key) if len(bucket) < _TUPLE_LIMIT else {*bucket, key}
-        elif bucket != key:
-            keys[value] = (bucket, key)
+        elif kind is Several:
+            held[value] = _bucket([*(r for r in bucket if r[0] != key), row])
+        else:
+            held[value] = row if bucket[0] == key else Several((bucket, row))
 
-    def add_many(self, values: Iterable[Any], keys: Iterable[Any]) -> None:
-        """:meth:`add` of each value with its key, for keys the index does not hold yet, in
-        one call: the index ends up as the calls one by one would leave it. A value's keys
+    def add_many(self, values: Iterable[Any], rows: Iterable[tuple[Any, ...]]) -> None:
+        """:meth:`add` of each value with its row, for keys the index does not hold yet, in
+        one call: the index ends up as the calls one by one would leave it. A value's rows
         gather in a list while the pairs are read, and become its bucket once at the end
-        (adding keys to a tuple one by one makes a tuple per key); new values join the
+        (adding rows to a tuple one by one makes a tuple per row); new values join the
         sorted view in one sort."""
-        held = self._keys
+        held = self._held
         new_values: list[Any] = []
-        gathered: list[Any] = []  # values whose keys are a list for now
-        for value, key in zip(values, keys, strict=True):
+        gathered: list[Any] = []  # values whose rows are a list for now
+        for value, row in zip(values, rows, strict=True):
             bucket = held.get(value, _ABSENT)
             if bucket is _ABSENT:
-                held[value] = key
+                held[value] = row
                 new_values.append(value)
-            elif type(bucket) is list:
-                bucket.append(key)
-            elif type(bucket) is set:
-                bucket.add(key)
+                continue
+            kind = type(bucket)
+            if kind is list:
+                bucket.append(row)
+            elif kind is set:
+                bucket.add(row[0])
             else:
-                held[value] = [*bucket, key] if type(bucket) is tuple else [bucket, key]
+                held[value] = [*bucket, row] if kind is Several else [bucket, row]
                 gathered.append(value)
         for value in gathered:
-            bucket = held[value]
-            held[value] = tuple(bucket) if len(bucket) <= _TUPLE_LIMIT else set(bucket)
+            held[value] = _bucket(held[value])
         view = self._sorted
         if view is None or not new_values:
             return
@@ -110,27 +145,28 @@ class FieldIndex:
             self._sorted = None
 
     def remove(self, value: Any, key: Any) -> None:
-        keys = self._keys
-        if value not in keys:
+        """Stop holding the row of ``key`` under ``value``."""
+        held = self._held
+        bucket = held.get(value, _ABSENT)
+        if bucket is _ABSENT:
             return
-        bucket = keys[value]
-        if type(bucket) is set:
-            if key in bucket:
-                bucket.remove(key)
-                if len(bucket) == 1:
-                    keys[value] = next(iter(bucket))
+        kind = type(bucket)
+        if kind is set:
+            bucket.discard(key)
+            if bucket:
+                return
+        elif kind is Several:
+            rest = [row for row in bucket if row[0] != key]
+            if len(rest) < len(bucket):
+                held[value] = _bucket(rest)
             return
-        if type(bucket) is tuple:
-            if key in bucket:
-                rest = tuple(k for k in bucket if k != key)
-                keys[value] = rest[0] if len(rest) == 1 else rest
+        elif bucket[0] != key:
             return
-        if bucket == key:
-            del keys[value]
-            if self._sorted is not None and value is not None:
-                position = bisect.bisect_left(self._sorted, value)
-                if position < len(self._sorted) and self._sorted[position] == value:
-                    del self._sorted[position]
+        del held[value]
+        if self._sorted is not None and value is not None:
+            position = bisect.bisect_left(self._sorted, value)
+            if position < len(self._sorted) and self._sorted[position] == value:
+                del self._sorted[position]
 
     def holder(self, value: Any, besides: Any = None) -> Any | None:
         """For a unique index: a key other than ``besides`` holding ``value``, if any.
@@ -138,30 +174,29 @@ class FieldIndex:
         None when ``besides`` holds the value itself: a record keeps a value it has, even
         where two processes raced onto one value and it has several holders.
         """
-        if value not in self._keys:
+        if value not in self._held:
             return None
-        bucket = _keys_of(self._keys[value])
-        if besides in bucket:
+        keys = _keys_of(self._held[value])
+        if besides in keys:
             return None
-        return next(iter(bucket))
+        return next(iter(keys))
 
     def repeated(self) -> list[tuple[Any, set[Any]]]:
         """Values (other than None) held by more than one key, with their keys."""
         return [
-            (v, set(keys))
-            for v, keys in self._keys.items()
-            if v is not None and type(keys) in (tuple, set)
+            (value, set(_keys_of(bucket)))
+            for value, bucket in self._held.items()
+            if value is not None and _size(bucket) > 1
         ]
 
     def sizes(self) -> dict[Any, int]:
         """How many keys hold each value (None included)."""
-        return {value: len(_keys_of(keys)) for value, keys in self._keys.items()}
+        return {value: _size(bucket) for value, bucket in self._held.items()}
 
     def equal(self, value: Any) -> Collection[Any]:
-        bucket = self._keys.get(value)  # keys are never None
-        if bucket is None:
-            return ()
-        return bucket if type(bucket) is tuple or type(bucket) is set else (bucket,)
+        """The keys holding ``value``."""
+        bucket = self._held.get(value)  # a bucket is never None
+        return () if bucket is None else _keys_of(bucket)
 
     def any_of(self, values: Iterable[Any]) -> set[Any]:
         found: set[Any] = set()
@@ -172,7 +207,7 @@ class FieldIndex:
     def _sorted_values(self) -> list[Any] | None:
         if self._sorted is None:
             try:
-                self._sorted = sorted(v for v in self._keys if v is not None)
+                self._sorted = sorted(v for v in self._held if v is not None)
             except TypeError:
                 return None
         return self._sorted
@@ -196,14 +231,17 @@ class FieldIndex:
         except TypeError:
             return None
         keys: set[Any] = set()
-        held = self._keys
+        held = self._held
         for selected_value in values[start:end]:
             bucket = held[selected_value]
-            if type(bucket) in (tuple, set):
+            kind = type(bucket)
+            if kind is set:
                 keys.update(bucket)
+            elif kind is Several:
+                keys.update(map(_key_of, bucket))
             else:
-                keys.add(bucket)
+                keys.add(bucket[0])
         return keys
 
     def __len__(self) -> int:
-        return sum(len(_keys_of(bucket)) for bucket in self._keys.values())
+        return sum(map(_size, self._held.values()))

@@ -25,7 +25,7 @@ from ..codec import Entry, Puts, pause_collector
 from ..errors import ValidationError
 from ..problems import Problem, ProblemKind
 from ..query import COMPARISONS, And, Compare, Predicate, Query
-from .index import FieldIndex
+from .index import FieldIndex, Several
 
 __all__ = ("Change", "TableState")
 
@@ -246,7 +246,7 @@ class TableState:
                 self._unindex(key, old)
             records[key] = row
             for field_index, position in indexed:
-                field_index.add(row[position], key)
+                field_index.add(row[position], row)
 
     def _keep_parts(
         self,
@@ -313,7 +313,7 @@ class TableState:
             changes.extend(zip(versions, indexes, keys, itertools.repeat(None), rows))
         self._add_new(keys, rows)
         for field_index, position in self._indexed:
-            field_index.add_many([row[position] for row in rows], keys)
+            field_index.add_many([row[position] for row in rows], rows)
         return True
 
     def groups_to_carry(self, channel_id: int) -> list[str]:
@@ -422,7 +422,7 @@ class TableState:
             self._unindex(key, old)
         self.records[key] = record  # a key that exists keeps its place
         for index, position in self._indexed:
-            index.add(record[position], key)
+            index.add(record[position], record)
 
     def defer_indexes(self) -> None:
         """Leave the indexes empty until :meth:`index_records`: a load applies every message
@@ -438,10 +438,9 @@ class TableState:
         if self._indexed or not self.indexes:
             return
         self._indexed = [(index, self.positions[name]) for name, index in self.indexes.items()]
-        keys = list(self.records)
-        rows = self.records.values()
+        rows = list(self.records.values())
         for index, position in self._indexed:
-            index.add_many([row[position] for row in rows], keys)
+            index.add_many([row[position] for row in rows], rows)
 
     def _remove(self, key: Any) -> None:
         old = self.records.pop(key, None)
@@ -584,17 +583,18 @@ class TableState:
     def equal_rows(self, field: str, value: Any) -> list[Row]:
         """The rows whose ``field`` (indexed) equals ``value`` (not None), in key order:
         what :meth:`select` returns for that one condition."""
-        keys = self.indexes[field].equal(value)
-        records, position = self.records, self.positions[field]
-        if len(keys) == 1:  # the usual lookup: spared a sort and a comprehension
-            [key] = keys
-            row = records.get(key)
-            return [row] if row is not None and (row[position] == value) is True else []
-        return [
-            row
-            for key in sorted(keys, key=_key_rank)
-            if (row := records.get(key)) is not None and (row[position] == value) is True
-        ]
+        bucket = self.indexes[field].bucket(value)
+        position = self.positions[field]
+        if bucket is None:
+            return []
+        if type(bucket) is set:  # many: their keys
+            records = self.records
+            rows = [records[key] for key in sorted(bucket, key=_key_rank) if key in records]
+        elif type(bucket) is Several:
+            rows = sorted(bucket, key=_item_rank)
+        else:  # the usual lookup: one row, spared a sort
+            rows = [bucket]
+        return [row for row in rows if (row[position] == value) is True]
 
     def equal_reader(
         self, field: str, make: Callable[[Row, int], Any]
@@ -611,19 +611,18 @@ class TableState:
         self, field: str, make: Callable[[Row, int], Any]
     ) -> Callable[[Any], list[Any]]:
         bucket_of = self.indexes[field].bucket
-        records, position = self.records, self.positions[field]
+        position = self.positions[field]
 
         def read(value: Any) -> list[Any]:
-            key = bucket_of(value)
-            if key is None:
+            row = bucket_of(value)
+            if type(row) is tuple:  # the usual: one row
+                if (row[position] == value) is not True:
+                    return []
+                return [make(row, self.versions.get(row[0], 0))]
+            if row is None:
                 return []
-            if type(key) is tuple or type(key) is set:  # several keys: sorted
-                versions = self.versions
-                return [make(row, versions.get(row[0], 0)) for row in self.equal_rows(field, value)]
-            row = records.get(key)
-            if row is None or (row[position] == value) is not True:
-                return []
-            return [make(row, self.versions.get(key, 0))]
+            versions = self.versions  # several (or a row of a tuple's subclass)
+            return [make(row, versions.get(row[0], 0)) for row in self.equal_rows(field, value)]
 
         return read
 
@@ -769,7 +768,8 @@ def _key_rank(key: Any) -> tuple[bool, Any]:
     return (isinstance(key, str), key)
 
 
-def _item_rank(item: tuple[Any, Any]) -> tuple[bool, Any]:
+def _item_rank(item: tuple[Any, ...]) -> tuple[bool, Any]:
+    """The rank of a (key, value) item or a row by its key."""
     return _key_rank(item[0])
 
 
