@@ -138,6 +138,10 @@ class Entry:
     #: The id of the log message the entry came from, when it is not the message that holds
     #: it (snapshot parts record it as ``v``).
     version: int | None = None
+    #: For an entry this process wrote: the id of the message it landed in, once that was
+    #: acknowledged, unless a later entry of its key in that message overtook it (never
+    #: encoded).
+    landed: int | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

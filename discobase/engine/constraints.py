@@ -162,7 +162,10 @@ def count_out(counts: dict[Any, int], keys: Iterable[Any]) -> None:
     keys = list(keys)
     if len(keys) > 1 and all(map((1).__eq__, map(counts.__getitem__, keys))):
         # Each counted once (so each there once): all leave, at once.
-        collections.deque(map(counts.__delitem__, keys), maxlen=0)
+        if len(keys) == len(counts):
+            counts.clear()  # (they are all there is)
+        else:
+            collections.deque(map(counts.__delitem__, keys), maxlen=0)
         return
     for key in keys:
         count = counts[key] - 1

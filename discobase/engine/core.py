@@ -87,6 +87,10 @@ class TableCore:
     by_channel: dict[int, LogShard] = field(default_factory=dict)
     #: Told of the record changes each applied log batch made (the change feed keeps them).
     on_changes: Callable[[list[Change]], None] | None = None
+    #: What ``on_changes`` keeps of one batch's changes at most: the newest (by position)
+    #: that many, less one. A batch that completes a group of more puts than that tells it
+    #: only the group's newest changes, at least that many (None: every change).
+    changes_kept: int | None = None
     #: Told of a snapshot loaded, by its ``upto``: the log before it is not there to replay.
     on_snapshot: Callable[[int], None] | None = None
     #: Forgets the records past the table's ttl (engine/expiry.py); None without a ttl.
@@ -186,7 +190,7 @@ class TableCore:
         shard.messages_since_snapshot += 1
         shard.entries_since_snapshot += len(entries)
         changes: list[Change] = []
-        self.state.apply(entries, message_id, shard.channel_id, changes)
+        self.state.apply(entries, message_id, shard.channel_id, changes, self.changes_kept)
         if self.on_changes is not None:
             self.on_changes(changes)
         return True

@@ -110,6 +110,8 @@ class ChangeLog:
         self.closed = False
         self._lock: asyncio.Lock | None = None
         core.on_changes = self.add
+        # More than this many changes at once leave only the newest ``capacity`` (add).
+        core.changes_kept = capacity * 5 // 4 + 1
         core.on_snapshot = self.covered_to
         ingest.on_read = self._read
 

@@ -121,6 +121,8 @@ class TableState:
         #: equal_reader's functions by field and what they make of a row.
         self._readers: dict[tuple[str, Callable[[Row, int], Any]], Callable[[Any], list[Any]]]
         self._readers = {}
+        #: ``newest`` of the :meth:`apply` under way.
+        self._newest: int | None = None
 
     # -- applying the log ---------------------------------------------------------------
 
@@ -130,10 +132,15 @@ class TableState:
         version: int,
         channel_id: int | None = None,
         changes: list[Change] | None = None,
+        newest: int | None = None,
     ) -> None:
         """Apply the entries of one message, whose id is ``version`` (an entry that carries
         its own version, from a snapshot, keeps it). With ``changes``, each change of a
-        record is appended to it: (message id, index in the message, key, before, after)."""
+        record is appended to it: (message id, index in the message, key, before, after);
+        with ``newest`` too, of a group that completes with more puts than that, only the
+        changes of its newest parts (by position), at least ``newest`` of them (the caller
+        keeps no more: see ``TableCore.changes_kept``)."""
+        self._newest = newest
         with pause_collector(len(entries)):
             self._apply(entries, version, channel_id, changes)
 
@@ -307,14 +314,48 @@ class TableState:
         )
         self.versions.update(zip(keys, versions, strict=True))
         if changes is not None:
-            indexes = itertools.chain.from_iterable(
-                range(first, first + len(run)) for run, _, _, first in runs
-            )
-            changes.extend(zip(versions, indexes, keys, itertools.repeat(None), rows))
+            self._new_changes(runs, keys, rows, changes)
         self._add_new(keys, rows)
         for field_index, position in self._indexed:
             field_index.add_many([row[position] for row in rows], rows)
         return True
+
+    def _new_changes(
+        self,
+        runs: list[tuple[list[Entry], int, int, int]],
+        keys: list[Any],
+        rows: list[Row],
+        changes: list[Change],
+    ) -> None:
+        """Append the changes of the records :meth:`_put_new` adds (``keys``, ``rows``: those
+        of ``runs`` in turn): every one, or with ``newest`` those of the runs of the newest
+        versions that hold at least that many (whole versions: a position is a version and
+        an index, so the changes left out are all older than those appended)."""
+        ends = list(itertools.accumulate(map(len, map(_entries_of_run, runs))))
+        chosen: Iterable[int] = range(len(runs))
+        newest = self._newest
+        if newest is not None and len(keys) > newest:
+            by_age = sorted(chosen, key=lambda at: runs[at][1], reverse=True)
+            taken: list[int] = []
+            held = 0
+            for at in by_age:
+                if held >= newest and runs[at][1] < runs[taken[-1]][1]:
+                    break
+                taken.append(at)
+                held += len(runs[at][0])
+            chosen = sorted(taken)
+        for at in chosen:
+            run, version, _, first = runs[at]
+            start, end = ends[at] - len(run), ends[at]
+            changes.extend(
+                zip(
+                    itertools.repeat(version, len(run)),
+                    range(first, first + len(run)),
+                    keys[start:end],
+                    itertools.repeat(None),
+                    rows[start:end],
+                )
+            )
 
     def groups_to_carry(self, channel_id: int) -> list[str]:
         """Completed groups a snapshot of ``channel_id`` must name: they have tagged parts

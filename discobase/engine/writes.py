@@ -261,8 +261,6 @@ class WritePath:
         #: dropped) when one of those writes ends, made when a conditional write waits on them.
         self._writing: dict[Any, int] = {}
         self._write_ended: asyncio.Event | None = None
-        #: The revision each entry of ours landed at, by ``id(entry)``, until write() takes it.
-        self._landed: dict[int, int] = {}
         #: Claims of unique values across processes (set by the engine).
         self.claims: Claims | None = None
 
@@ -342,6 +340,9 @@ class WritePath:
         """Send again the writes that landed at or below the version they replaced
         (``replaced``), until they land above it; ``landed`` is updated in place.
         Raises :class:`DiscordUnavailableError` when they never do."""
+        lowest = min(filter(None, landed), default=None)
+        if lowest is None or lowest > max(replaced, default=0):
+            return  # every write landed above what it replaced, or none landed
         for attempt in range(RESENDS + 1):
             behind = [
                 i
@@ -363,9 +364,9 @@ class WritePath:
                 landed[i] = revision
 
     def revisions_of(self, entries: list[Entry]) -> list[int | None]:
-        """Where entries of ours landed, once (None: a later entry of its key in the same
-        message overtook it, or it has not landed)."""
-        return list(map(self._landed.pop, map(id, entries), itertools.repeat(None)))
+        """Where entries of ours landed (None: a later entry of its key in the same message
+        overtook it, or it has not landed)."""
+        return list(map(_landed_of, entries))
 
     async def _send(self, writes: list[Write]) -> list[int | None]:
         """Send one atomic write through the shards' writers; return where each write
@@ -401,9 +402,6 @@ class WritePath:
         results = await asyncio.gather(
             *(shard.writer.submit(part) for shard, part in lines.items()), return_exceptions=True
         )
-        for part in lines.values():
-            for entry, _ in part:
-                self._landed.pop(id(entry), None)
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             raise errors[0]
@@ -478,7 +476,8 @@ class WritePath:
         shard.echoes.pop(batch_id, None)
         # An entry is the key's revision unless a later entry of the message overtook it.
         last = dict(zip(map(_key_of, entries), entries, strict=True))
-        self._landed.update(zip(map(id, last.values()), itertools.repeat(message.id)))
+        for entry in last.values():
+            entry.landed = message.id
         with pause_collector(len(entries)):  # the change feed's part included
             applied = self.core.apply_batch(shard, message.id, batch_id, entries)
         if applied:
@@ -495,6 +494,7 @@ def _submit(
 
 
 _key_of = operator.attrgetter("key")
+_landed_of = operator.attrgetter("landed")
 _data_of = operator.attrgetter("data")
 _record_of = operator.attrgetter("record")
 

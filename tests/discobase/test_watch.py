@@ -285,3 +285,36 @@ async def test_a_waiting_watch_ends_when_its_table_goes(simcord_env, new_db, gon
         await waiting
     if gone != "database-closed":
         await db.close()
+
+
+class Wide(discobase.Table):
+    n: int
+
+    class Settings:
+        shards = 3
+
+
+async def test_an_insert_many_past_the_history_leaves_exactly_its_newest_changes(
+    simcord_env, new_db
+):
+    db = await open_with(new_db, Wide)
+    inserted = await Wide.insert_many([Wide(n=i) for i in range(FEED_HISTORY * 2)])
+    await settled(simcord_env, db)
+    # A record's position: its message (its revision), and its place among that message's.
+    places: dict[int, int] = {}
+    positions = []
+    for record in inserted:
+        positions.append((record.revision, places.get(record.revision, 0), record.pk))
+        places[record.revision] = places.get(record.revision, 0) + 1
+    assert len(places) == 3  # one message a shard
+    positions.sort()
+    floor = discobase.Position(*positions[-FEED_HISTORY - 1][:2])
+    assert Wide._engine().feed.floor == floor
+    kept = await take(Wide.watch(after=floor), FEED_HISTORY)
+    assert [(c.position.message, c.position.entry, c.key) for c in kept] == positions[
+        -FEED_HISTORY:
+    ]
+    assert all(c.op == "insert" and c.previous is None for c in kept)
+    with pytest.raises(discobase.ChangeFeedExpiredError):
+        Wide.watch(after=discobase.Position(*positions[-FEED_HISTORY - 2][:2]))
+    await db.close()
