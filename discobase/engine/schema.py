@@ -394,7 +394,11 @@ def _field_schema(name: str, info: FieldInfo) -> FieldSchema:
     has_default = not info.is_required()
     default = info.default if has_default else None
     if has_default and not isinstance(default, str | int | float | bool | type(None)):
-        default = str(default)
+        # Recorded in its JSON form, as a record stores it: a list default as a list (not
+        # its str()), a date as its ISO text. One JSON cannot hold: not recorded.
+        default = _json_form(info, default)
+        if default is _NO_SAMPLE:
+            return FieldSchema(name, type_name, optional, False, None, annotation)
     return FieldSchema(name, type_name, optional, has_default, default, annotation)
 
 
@@ -407,9 +411,18 @@ def _factory_sample(info: FieldInfo) -> Any:
         return _NO_SAMPLE
     try:
         factory = typing.cast(Callable[[], Any], info.default_factory)
+        value = factory()
+    except Exception:  # a factory that fails
+        return _NO_SAMPLE
+    return _json_form(info, value)
+
+
+def _json_form(info: FieldInfo, value: Any) -> Any:
+    """``value`` of the field as JSON holds it, or ``_NO_SAMPLE`` when JSON cannot."""
+    try:
         adapter: TypeAdapter[Any] = TypeAdapter(typing.cast(Any, info.annotation))
-        sample = adapter.dump_python(factory(), mode="json")
+        sample = adapter.dump_python(value, mode="json")
         json.dumps(sample, allow_nan=False)
-    except Exception:  # a factory that fails or makes something JSON cannot hold
+    except Exception:  # something JSON cannot hold
         return _NO_SAMPLE
     return sample

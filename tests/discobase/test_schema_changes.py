@@ -234,6 +234,38 @@ async def test_the_bot_inserts_into_a_table_whose_class_uses_default_factories(s
     await runtime.close()
 
 
+class Shelf(discobase.Table):
+    label: str
+    tags: list[str] = []
+    sizes: dict[str, int] = {"small": 1}
+    since: dt.date = dt.date(2024, 1, 2)
+
+    class Settings:
+        name = "shelves"
+
+
+async def test_plain_defaults_are_recorded_as_records_store_them(simcord_env, new_db):
+    db = new_db()
+    db.table(Shelf)
+    await db.open()
+    defaults = {f.name: f.default for f in db.schema("shelves").fields}
+    assert defaults == {"label": None, "tags": [], "sizes": {"small": 1}, "since": "2024-01-02"}
+
+    other = new_db()  # a process without the class (the bot) uses the recorded schema
+    await other.open()
+    made = await other.tables["shelves"](label="top").insert()
+    assert made.tags == [] and made.sizes == {"small": 1}
+    made.tags.append("changed")  # each record has its own list, not the default's
+    assert (await other.tables["shelves"](label="low").insert()).tags == []
+    await simcord_env.settle()
+    stored = {s.label: s for s in await Shelf.find()}
+    assert (await db.check()).ok
+    assert stored["top"].tags == [] and stored["top"].sizes == {"small": 1}
+    assert stored["low"].since == dt.date(2024, 1, 2)
+    await other.close()
+    await db.close()
+
+
 # -- reserved names ----------------------------------------------------------------------
 
 
