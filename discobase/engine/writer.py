@@ -42,6 +42,12 @@ __all__ = ("BatchWriter", "Line", "Submission", "Waiter")
 
 log = logging.getLogger(__name__)
 _ticks = itertools.count(1)
+#: What the callers of a writer whose task was cancelled learn (a host stopping its tasks).
+_STOPPED = "the writer was stopped before this write was sent"
+_STOPPED_SENDING = (
+    "the writer was stopped while this write was being sent: Discord may have stored it "
+    "(this process then applies it once it sees the message, and a reload shows it)"
+)
 #: An entry and its encoded line (encoded once, by the caller).
 Line = tuple[Entry, str]
 
@@ -188,11 +194,7 @@ class BatchWriter:
             self._task = None
             abandoned, self._queue = self._queue, []
             for waiter in abandoned:  # only when this task was cancelled mid-send
-                waiter.failed(
-                    0,
-                    len(waiter.texts),
-                    NotConnectedError("the writer was stopped before this write was sent"),
-                )
+                waiter.failed(0, len(waiter.texts), NotConnectedError(_STOPPED))
             self._idle.set()
 
     def _pack(
@@ -244,7 +246,7 @@ class BatchWriter:
             for waiter in batch:
                 waiter.failed(0, len(waiter.texts), error)
             return
-        for message, holders in messages:
+        for at, (message, holders) in enumerate(messages):
             if not any(waiter.waiting(start, end) for waiter, start, end in holders):
                 for waiter, start, end in holders:
                     waiter.failed(start, end, asyncio.CancelledError())
@@ -265,10 +267,16 @@ class BatchWriter:
                 self.sending = False
                 self.in_flight.discard(batch_id)
                 self._on_failed(batch_id)
+                if isinstance(error, asyncio.CancelledError):
+                    # The task is stopped: its callers were not, and each gets an answer.
+                    for waiter, start, end in holders:
+                        waiter.failed(start, end, NotConnectedError(_STOPPED_SENDING))
+                    for _, later in messages[at + 1 :]:
+                        for waiter, start, end in later:
+                            waiter.failed(start, end, NotConnectedError(_STOPPED))
+                    raise
                 for waiter, start, end in holders:
                     waiter.failed(start, end, error)
-                if isinstance(error, asyncio.CancelledError):
-                    raise
                 continue
             self.sending = False
             self.in_flight.discard(batch_id)

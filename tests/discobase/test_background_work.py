@@ -203,9 +203,9 @@ async def test_a_writer_stopped_mid_send_fails_its_queue_and_the_next_write_rest
     [task] = discobase_tasks()
     task.cancel()  # as a host does when it shuts down
 
-    with pytest.raises(asyncio.CancelledError):
-        await in_flight
-    with pytest.raises(discobase.NotConnectedError):
+    with pytest.raises(discobase.NotConnectedError, match="while this write was being sent"):
+        await in_flight  # (its caller was not cancelled: the writer was)
+    with pytest.raises(discobase.NotConnectedError, match="before this write was sent"):
         await queued
     await writer.flush()
     assert discobase_tasks() == []

@@ -5,7 +5,9 @@ either wholly there or wholly absent."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import fnmatch
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -46,6 +48,13 @@ def flaky_http(
 
     http.request = request
     return left
+
+
+class Note(discobase.Table):
+    text: str
+
+    class Settings:
+        shards = 1
 
 
 async def open_db(new_db):
@@ -277,3 +286,53 @@ async def test_a_refusal_retrying_cannot_fix_is_a_typed_error(simcord_env, new_d
     assert "one_too_many" not in db.tables
     await db.create_table("one_too_many", {"a": str})  # once there is room, it works
     await db.close()
+
+
+@pytest.mark.parametrize("conditional", [False, True], ids=["save", "save-if-revision"])
+async def test_a_writer_stopped_mid_batch_answers_every_write_waiting_on_it(
+    simcord_env, new_db, monkeypatch, conditional
+):
+    """A host cancels the writer's task (a shutdown) while it sends the first message of a
+    batch of three: the write in that message and those in the later ones each get an error
+    that says so, nothing half-done stays, and the next write starts a new writer."""
+    monkeypatch.setattr(discobase.database, "MAX_ATTACHMENT", 4096)  # a message holds one note
+    db = new_db(compaction=None)
+    db.table(Note)
+    await db.open()
+    notes = [
+        Note(text=base64.b64encode(random.Random(i).randbytes(2400)).decode()) for i in range(3)
+    ]
+    http = simcord_env.bot.http
+    real = http.request
+    sending = asyncio.Event()
+
+    async def request(route: Any, **kwargs: Any) -> Any:
+        if route.method == "POST" and fnmatch.fnmatch(route.path, "/channels/*/messages"):
+            sending.set()
+            await asyncio.Event().wait()  # an answer that never comes
+        return await real(route, **kwargs)
+
+    http.request = request
+    saves = [
+        asyncio.create_task(note.save(if_revision=0) if conditional else note.save())
+        for note in notes
+    ]
+    await sending.wait()
+    [writer] = [t for t in asyncio.all_tasks() if t.get_name().startswith("discobase-writer-")]
+    writer.cancel()
+    # (wait_for: a safety net; the later writes used to wait for ever)
+    outcomes = await asyncio.wait_for(asyncio.gather(*saves, return_exceptions=True), 30)
+    assert [type(outcome) for outcome in outcomes] == [discobase.NotConnectedError] * 3
+    assert "stopped while this write was being sent" in str(outcomes[0])
+    assert all("stopped before this write was sent" in str(o) for o in outcomes[1:])
+    assert await Note.count() == 0
+    del http.request  # back to the real client method
+    await notes[1].save()
+    assert [note.text for note in await Note.find()] == [notes[1].text]
+    await db.close()
+    await simcord_env.restart_bot(make_bot())
+    db2 = new_db(compaction=None)
+    db2.table(Note)
+    await db2.open()
+    assert [note.text for note in await Note.find()] == [notes[1].text]
+    await db2.close()
