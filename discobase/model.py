@@ -144,6 +144,13 @@ class Table(BaseModel):
         for name in cls.__pydantic_fields__:
             if not hasattr(cls, name):  # a field may shadow a method: that stays the method
                 setattr(cls, name, _FieldAttribute(name))
+        privates = cls.__private_attributes__
+        if cls.model_post_init.__qualname__ == "init_private_attributes" and all(
+            map(_plain_private, privates.values())
+        ):
+            cls.model_post_init = _private_defaults(  # type: ignore[method-assign,assignment]
+                {name: attr.default for name, attr in privates.items()}
+            )
 
     def __init__(self, /, **data: Any) -> None:
         try:
@@ -256,33 +263,42 @@ class Table(BaseModel):
         return Write(key, cls._decode(key, data), data, if_revision)
 
     @classmethod
-    def _writes(cls, records: list[Self]) -> list[Write]:
+    def _writes(
+        cls, records: list[Self], values: list[dict[str, Any]] | None = None
+    ) -> list[Write]:
         """:meth:`_write` of every record (each with its key), in bulk: one pydantic call
         dumps them all and one validates what is sent. When one of them does not dump,
-        validate or store, each is written alone, which raises the error that says why."""
+        validate or store, each is written alone, which raises the error that says why.
+        ``values``: each record's field values to write instead of its own (as they were
+        when its save was called)."""
         rows = _rows(cls)
-        serializer, validator = rows.list_serializer, rows.list_validator
+        if values is not None and rows.values_serializer is None:
+            records, values = list(map(_copy_as, records, values)), None
+        serializer = rows.list_serializer if values is None else rows.values_serializer
         if (
             serializer is None
-            or validator is None
+            or rows.list_validator is None
             or len(records) < 2
-            or any(type(record) is not cls for record in records)
+            or list(map(type, records)).count(cls) != len(records)
         ):
-            return [record._write() for record in records]
-        if cls._engine().schema.primary_key is None:
+            return [record._write() for record in _as_given(records, values)]
+        primary_key = cls._engine().schema.primary_key
+        if primary_key is None:
             keys = list(map(_generated_key, map(_privates, records)))
-        else:
+        elif values is None:
             keys = [record.pk for record in records]
+        else:
+            keys = [_json_key(cls, primary_key, fields[primary_key]) for fields in values]
         try:
-            datas = serializer.to_python(records, mode="json")
+            datas = serializer.to_python(records if values is None else values, mode="json")
             made = _validated_rows(rows, keys, datas)
         except (pydantic.ValidationError, pydantic_core.PydanticSerializationError, ValueError):
-            return [record._write() for record in records]
+            return [record._write() for record in _as_given(records, values)]
         if None in keys or any(
             _has_nan(list(map(dict.get, datas, itertools.repeat(name))))
             for name in rows.maybe_float
         ):
-            return [record._write() for record in records]
+            return [record._write() for record in _as_given(records, values)]
         return list(map(Write, keys, made, datas))
 
     def _queued_key(self, engine: TableEngine) -> Any:
@@ -293,21 +309,24 @@ class Table(BaseModel):
         return self.pk
 
     @classmethod
-    def _writes_each(cls, records: list[Table], keys: list[Any]) -> list[Write | Exception]:
-        """:meth:`_write` of each record, or the error that stops it: in bulk (as
-        :meth:`_writes`) when every record writes, else one by one. ``keys``: the records'
-        keys, generated ones included (stored in their records here; None: the record's)."""
+    def _writes_each(
+        cls, records: list[Table], values: list[dict[str, Any]], keys: list[Any]
+    ) -> list[Write | Exception]:
+        """:meth:`_write` of each record with its field ``values`` as its save was called,
+        or the error that stops it: in bulk (as :meth:`_writes`) when every record writes,
+        else one by one. ``keys``: the records' keys, generated ones included (stored in
+        their records here; None: the record's)."""
         engine = cls.__discobase_engine__  # None once detached: each write then says so
         if engine is not None and engine.schema.primary_key is None:
             for private, key in zip(map(_private_of, records), keys, strict=True):
                 if key is not None and private["_discobase_key"] is None:
                     private["_discobase_key"] = key  # (another write may have given one)
         try:
-            return [*cls._writes(records)]
+            return [*cls._writes(records, values)]
         except Exception:
             pass  # one of them does not write: each alone says which
         made: list[Write | Exception] = []
-        for record in records:
+        for record in _as_given(records, values):
             try:
                 made.append(record._write())
             except Exception as error:
@@ -409,12 +428,11 @@ class Table(BaseModel):
         schema = engine.schema
         if if_revision is None and not schema.claim_unique:
             key = _private(self)["_discobase_key"] if schema.primary_key is None else self.pk
-            revision = await engine.saves.put(
-                _as_called(self), key, cls._writes_each, identity=self
-            )
+            revision = await engine.saves.put(self, _as_called(self), key, cls._writes_each)
         else:
             [revision] = await engine.write([self._write(if_revision)], claim=_claims(cls))
-        self._landed(revision)
+        if revision is not None:
+            _private(self)[_REVISION] = revision
         if "after_save" in hooks:
             await self._after([self], "after_save")
         return self
@@ -434,11 +452,7 @@ class Table(BaseModel):
             [revision] = await engine.write([self._write()], insert=True, claim=True)
         else:
             revision = await engine.saves.put(
-                _as_called(self),
-                self._queued_key(engine),
-                cls._writes_each,
-                insert=True,
-                identity=self,
+                self, _as_called(self), self._queued_key(engine), cls._writes_each, insert=True
             )
         self._landed(revision)
         if "after_save" in hooks:
@@ -1096,6 +1110,13 @@ class _Rows:
             if self.plain
             else None
         )
+        #: The same, of records given as their field values (dicts); None if the class's
+        #: dump needs more than them (a serializer of its own, computed or extra fields).
+        self.values_serializer = (
+            _values_serializer(schema)
+            if self.plain and not custom and cls.model_config.get("extra") != "allow"
+            else None
+        )
         # The model's field validation alone, without making a model: as a typed dict
         # (values in a dict) when it restates it, else its own (values first in a tuple).
         fields: Any = schema["schema"]
@@ -1171,6 +1192,31 @@ def _fields_schema(fields: Any, config: Any) -> core_schema.TypedDictSchema | No
         typed,
         strict=fields.get("strict"),
         extra_behavior=fields.get("extra_behavior", config.get("extra_fields_behavior")),
+    )
+
+
+def _values_serializer(schema: Any) -> SchemaSerializer | None:
+    """A serializer of a list of a model's field values (dicts) that dumps each as the
+    model's own serializer dumps a record holding them; None if the model's schema holds
+    more than fields."""
+    fields = schema["schema"]
+    if (
+        "serialization" in schema
+        or fields.get("computed_fields")
+        or not fields.keys() <= _MODEL_FIELDS_KEYS - {"serialization"}
+        or not all(field.keys() <= _MODEL_FIELD_KEYS for field in fields["fields"].values())
+    ):
+        return None
+    typed = {
+        name: core_schema.typed_dict_field(
+            field["schema"],
+            serialization_alias=field.get("serialization_alias"),
+            serialization_exclude=field.get("serialization_exclude"),
+        )
+        for name, field in fields["fields"].items()
+    }
+    return SchemaSerializer(
+        core_schema.list_schema(core_schema.typed_dict_schema(typed)), schema.get("config")
     )
 
 
@@ -1291,19 +1337,27 @@ def _rows(cls: type[Table]) -> _Rows:
 _private_of = operator.attrgetter("__pydantic_private__")
 
 
-def _as_called(record: Table) -> Table:
-    """A copy of ``record`` as it is now, for a save that sends it later: its field values
-    (copied when they could change in place), and its very private attributes (the key a
+def _as_called(record: Table) -> dict[str, Any]:
+    """The field values of ``record`` as they are now, for a save that sends it later
+    (copied when they could change in place: an assignment gives a record a new dict)."""
+    values = record.__dict__
+    return copy.deepcopy(values) if _rows(type(record)).deep_copy else dict(values)
+
+
+def _copy_as(record: TableT, values: dict[str, Any]) -> TableT:
+    """A copy of ``record`` holding ``values``, and its very private attributes (the key a
     save generates, and its revision, land in the record)."""
     made = object.__new__(type(record))
-    values = record.__dict__
-    _set_attribute(
-        made, "__dict__", copy.deepcopy(values) if _rows(type(record)).deep_copy else dict(values)
-    )
+    _set_attribute(made, "__dict__", values)
     _set_attribute(made, "__pydantic_fields_set__", record.__pydantic_fields_set__)
     _set_attribute(made, "__pydantic_extra__", record.__pydantic_extra__)
     _set_attribute(made, "__pydantic_private__", record.__pydantic_private__)
     return made
+
+
+def _as_given(records: list[TableT], values: list[dict[str, Any]] | None) -> list[TableT]:
+    """``records``, or copies of them holding ``values`` (:func:`_copy_as`)."""
+    return records if values is None else list(map(_copy_as, records, values))
 
 
 _set_attribute = object.__setattr__
@@ -1342,6 +1396,21 @@ def _validated_rows(
 def _has_nan(values: list[Any]) -> bool:
     """Whether one of the JSON values is NaN: the one value that is not equal to itself."""
     return any(map(operator.ne, values, values))
+
+
+def _private_defaults(defaults: dict[str, Any]) -> Callable[[Table, Any], None]:
+    """What pydantic's ``init_private_attributes`` does for a class whose private attributes
+    start as constants (:func:`_plain_private`), without its pass over their declarations
+    each time a record is made (that pass, run twice for a subclass, costs a third of
+    making a record)."""
+
+    def init_private_attributes(self: Table, context: Any, /) -> None:
+        if getattr(self, "__pydantic_private__", None) is None:
+            _set_attribute(self, "__pydantic_private__", defaults.copy())
+
+    # Named as pydantic's own: the class still has no model_post_init of its own (_Rows).
+    init_private_attributes.__qualname__ = "init_private_attributes"
+    return init_private_attributes
 
 
 def _plain_private(attr: Any) -> bool:

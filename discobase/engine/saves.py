@@ -21,6 +21,7 @@ an encoding, a reservation, a pass over the change feed), which is why they are 
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import logging
 import operator
@@ -39,9 +40,10 @@ __all__ = ("MakeWrites", "SaveQueue")
 
 log = logging.getLogger(__name__)
 
-#: Makes the writes of records under their keys (the model's part): each record's write, or
-#: the error that stops it, in the records' order.
-MakeWrites = Callable[[list[Any], list[Any]], list[Write | Exception]]
+#: Makes the writes of records from their field values as their saves were called, under
+#: their keys (the model's part): each record's write, or the error that stops it, in the
+#: records' order.
+MakeWrites = Callable[[list[Any], list[dict[str, Any]], list[Any]], list[Write | Exception]]
 
 
 class SaveQueue:
@@ -60,20 +62,18 @@ class SaveQueue:
     def put(
         self,
         record: Any,
+        values: dict[str, Any],
         key: Any,
         make: MakeWrites,
         *,
         insert: bool = False,
-        identity: object = None,
     ) -> asyncio.Future[int | None]:
-        """Queue the save of ``record`` under ``key`` (None: generate one); ``make`` makes
-        the writes of records like it. ``identity``: what the record is a copy of (saves of
-        one identity without a key take one generated key). The future resolves to its
-        revision (None: a later save of its key in the same message overtook it) or to its
-        error."""
+        """Queue the save of ``record``, whose field values are ``values`` (a copy, as the
+        save was called), under ``key`` (None: generate one; saves of one record without a
+        key take one generated key); ``make`` makes the writes of records like it. The
+        future resolves to its revision (None: a later save of its key in the same message
+        overtook it) or to its error."""
         path = self.path
-        if identity is None:
-            identity = record
         replaced = 0
         if key is not None:
             waiter = self._waiter_on(path.placement.shard_for(key), make)
@@ -83,7 +83,7 @@ class SaveQueue:
         else:
             # Saves of new records join the waiter new ones joined last while it is open (a
             # record queued twice joins the waiter that generates its key, or its shard).
-            joined = self.unkeyed.get(id(identity))
+            joined = self.unkeyed.get(id(record))
             newest = joined if joined is not None else self._newest
             if newest is not None and newest.open:
                 waiter = newest
@@ -91,11 +91,11 @@ class SaveQueue:
                 shard = joined.shard if joined is not None else self._shard_for_new_key()
                 waiter = self._waiter_on(shard, make)
             # The first waiter it joined generates its key (later ones find it in the record).
-            self.unkeyed.setdefault(id(identity), waiter)
+            self.unkeyed.setdefault(id(record), waiter)
             self._newest = waiter
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         waiter.records.append(record)
-        waiter.identities.append(identity)
+        waiter.values.append(values)
         waiter.keys.append(key)
         waiter.inserts.append(insert)
         waiter.replaced.append(replaced)
@@ -132,9 +132,10 @@ class _Saves:
         self.queue = queue
         self.shard = shard
         self.make = make
-        #: As queued: the records, their keys (None: to generate), whether each is an insert.
+        #: As queued: the records, their field values as their saves were called, their keys
+        #: (None: to generate), whether each is an insert.
         self.records: list[Any] = []
-        self.identities: list[object] = []
+        self.values: list[dict[str, Any]] = []
         self.keys: list[Any] = []
         self.inserts: list[bool] = []
         #: Each save's future, and the version of its key it replaces (as applied when it
@@ -165,15 +166,15 @@ class _Saves:
         queue = self.queue
         queue.taken(self)
         self.prepared = True
-        records, futures = self.records, self.futures
-        identities, self.records, self.identities = self.identities, [], []
+        records, values, futures = self.records, self.values, self.futures
+        self.records, self.values = [], []
         # Checked now: their keys count no longer as queued (each is reserved as it passes).
         count_out(queue.path.constraints.queued, [key for key in self.keys if key is not None])
         try:
             with pause_collector(len(records)):
                 queue.expire()  # an expired record holds no key or unique value
-                keys = self._keys(identities)
-                self._made(self.make(records, keys), keys, futures)
+                keys = self._keys(records)
+                self._made(self.make(records, values, keys), keys, futures)
         except Exception as error:  # a bug: fail the saves (what they hold stays held)
             log.exception("preparing %d saves failed", len(records))
             self.sent, self.texts, self.futures = [], [], futures
@@ -191,32 +192,38 @@ class _Saves:
 
     def _fail_all(self, error: BaseException) -> None:
         queue = self.queue
-        for identity in [i for i, waiter in queue.unkeyed.items() if waiter is self]:
-            del queue.unkeyed[identity]
+        for number in [i for i, waiter in queue.unkeyed.items() if waiter is self]:
+            del queue.unkeyed[number]
         for future in self.futures:
             if not future.done():
                 future.set_exception(error)
 
-    def _keys(self, identities: list[object]) -> list[Any]:
+    def _keys(self, records: list[Any]) -> list[Any]:
         """The key of each save: generated here (on this shard) for the records queued
         without one, once for a record queued twice."""
         keys = self.keys
         if None not in keys:
             return keys
         unkeyed = self.queue.unkeyed
+        numbers = list(map(id, records))
+        mine = list(map(unkeyed.get, numbers)).count(self)
+        if mine == len(numbers) == len(set(numbers)) and keys.count(None) == len(keys):
+            # Distinct records, each to get its key here (a burst of new records): at once.
+            collections.deque(map(unkeyed.__delitem__, numbers), maxlen=0)
+            return self.queue.path.placement.new_keys_on(self.shard.index, len(numbers))
         fresh: dict[int, Any] = {}
-        for identity in identities:
-            if unkeyed.get(id(identity)) is self:
-                del unkeyed[id(identity)]
-                fresh[id(identity)] = None
+        for record in records:
+            if unkeyed.get(id(record)) is self:
+                del unkeyed[id(record)]
+                fresh[id(record)] = None
         generated = iter(self.queue.path.placement.new_keys_on(self.shard.index, len(fresh)))
         for number in fresh:
             fresh[number] = next(generated)
         # A record queued without a key in an earlier waiter of this shard took it there
         # (None: the record's own).
         return [
-            key if key is not None else fresh.get(id(identity))
-            for identity, key in zip(identities, keys, strict=True)
+            key if key is not None else fresh.get(id(record))
+            for record, key in zip(records, keys, strict=True)
         ]
 
     def _made(

@@ -43,6 +43,7 @@ _decoded_of = operator.attrgetter("decoded")
 _group_of = operator.attrgetter("group")
 _group_size_of = operator.attrgetter("group_size")
 _version_of = operator.attrgetter("version")
+_first = operator.itemgetter(0)
 #: A part of a group still to complete: an entry, its version, its channel, its index in
 #: its message.
 Part = tuple[Entry, int, int, int]
@@ -233,6 +234,30 @@ class TableState:
         a row's version is its own (from a snapshot) or else the message's, ``version``.
         :meth:`_apply_one` and :meth:`put` do the same, one call per entry."""
         records, versions, indexed = self.records, self.versions, self._indexed
+        keys = list(map(_first, rows))
+        if (
+            len(keys) > 1
+            and row_versions.count(None) == len(keys)
+            and versions.keys().isdisjoint(keys)
+            and len(set(keys)) == len(keys)
+            and (not self.undecodable or self.undecodable.keys().isdisjoint(keys))
+        ):
+            # Keys this state never had (concurrent saves of new records, as a rule): at once.
+            versions.update(dict.fromkeys(keys, version))
+            if changes is not None:
+                changes.extend(
+                    zip(
+                        itertools.repeat(version),
+                        itertools.count(first),
+                        keys,
+                        itertools.repeat(None),
+                        rows,
+                    )
+                )
+            self._add_new(keys, rows)
+            for field_index, position in indexed:
+                field_index.add_many([row[position] for row in rows], rows)
+            return
         for index, (row, row_version) in enumerate(zip(rows, row_versions, strict=True), first):
             entry_version = version if row_version is None else row_version
             key = row[0]

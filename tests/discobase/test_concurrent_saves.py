@@ -8,6 +8,7 @@ import asyncio
 import json
 import zlib
 
+import pydantic
 import pytest
 
 import discobase
@@ -208,4 +209,44 @@ async def test_an_insert_is_not_refused_for_a_save_of_its_key_made_after_it(simc
     assert isinstance(inserted, Doc) and isinstance(saved, Doc)
     db = await reopen(simcord_env, db, new_db, Doc)
     assert {d.key: d.n for d in await Doc.find()} == {"other": 0, "k": 2}
+    await db.close()
+
+
+class Shown(discobase.Table):
+    name: str
+    secret: str = pydantic.Field(default="", exclude=True)  # never stored
+    n: int = 0
+
+    class Settings:
+        name = "shown"
+
+
+class Scaled(discobase.Table):
+    name: str
+    secret: str = ""
+    n: int = 0
+
+    class Settings:
+        name = "scaled"
+
+    @pydantic.field_serializer("n")
+    def tenfold(self, n: int) -> int:
+        return n * 10
+
+
+@pytest.mark.parametrize("table", [Shown, Scaled])
+async def test_concurrent_saves_store_what_a_save_alone_stores(simcord_env, new_db, table):
+    """Saves written together dump their records as ``model_dump`` does, as one alone does."""
+    db = await open_db(new_db, table)
+    alone = await table(name="alone", secret="s", n=1).save()
+    together = await asyncio.gather(
+        *(table(name=f"t{i}", secret="s", n=i).save() for i in range(5))
+    )
+    stored = [table.model_validate(r.model_dump(mode="json")) for r in [alone, *together]]
+    expected = {
+        r.pk: (s.name, s.secret, s.n) for r, s in zip([alone, *together], stored, strict=True)
+    }
+    assert {r.pk: (r.name, r.secret, r.n) for r in await table.find()} == expected
+    db = await reopen(simcord_env, db, new_db, table)
+    assert {r.pk: (r.name, r.secret, r.n) for r in await table.find()} == expected
     await db.close()
