@@ -357,13 +357,18 @@ class _Saves:
             revisions = path.revisions_of(entries)
         self._landing = (0, [])
         del entries
-        behind = [
-            at
-            for at, (revision, replaced) in enumerate(
-                zip(revisions, self.replaced[start:end], strict=True), start
-            )
-            if revision is not None and revision <= replaced
-        ]
+        replaced = self.replaced[start:end]
+        behind = (
+            [
+                at
+                for at, (revision, version) in enumerate(
+                    zip(revisions, replaced, strict=True), start
+                )
+                if revision is not None and revision <= version
+            ]
+            if any(replaced)  # (none is behind a version 0: keys new when queued)
+            else []
+        )
         futures = self.futures[start:end]
         if behind:
             # Below the version it replaced (Discord's workers' clocks differ): sent again,
