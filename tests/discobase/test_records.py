@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pydantic
 import pytest
 import simcord
 
@@ -105,6 +106,36 @@ async def test_a_subclass_queries_by_inherited_fields_and_keeps_their_defaults(n
     found = await Staff.get((await Staff.find_one(name="ann")).pk)  # type: ignore[union-attr]
     assert (found.age, found.role, found.email) == (40, "clerk", None)
     assert isinstance(User.age, discobase.FieldRef)  # the base class's references still work
+    await db.close()
+
+
+async def test_private_attributes_and_model_post_init_of_a_table_class_hold(new_db):
+    class Tally(discobase.Table):
+        name: str
+        _seen: list[str] = pydantic.PrivateAttr(default_factory=list)
+        _label: str = pydantic.PrivateAttr(default="")
+
+        def model_post_init(self, context: object, /) -> None:
+            self._label = self.name.upper()
+
+    class Plain(discobase.Table):
+        name: str
+        _note: str = pydantic.PrivateAttr(default="n")
+
+    class Sub(Plain):
+        size: int = 0
+        _extra: int = pydantic.PrivateAttr(default=7)
+
+    db = await open_db(new_db, Tally, Plain, Sub)
+    first, second = Tally(name="a"), Tally(name="b")
+    first._seen.append("x")
+    assert (first._label, second._label, second._seen) == ("A", "B", [])
+    plain, sub = Plain(name="p"), Sub(name="s")
+    assert (plain._note, sub._note, sub._extra) == ("n", "n", 7)
+    await asyncio.gather(*(r.save() for r in (first, second, plain, Plain(name="q"), sub)))
+    assert len({first.pk, second.pk, plain.pk, sub.pk}) == 4  # each its own generated key
+    assert sorted(t._label for t in await Tally.find()) == ["A", "B"]
+    assert [(s.name, s._extra, s.revision > 0) for s in await Sub.find()] == [("s", 7, True)]
     await db.close()
 
 
