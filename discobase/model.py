@@ -19,6 +19,7 @@ import operator
 import types
 import typing
 import uuid
+import warnings
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from functools import cache, partial, wraps
 from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, Self, TypeVar
@@ -153,10 +154,18 @@ class Table(BaseModel):
             )
 
     def __init__(self, /, **data: Any) -> None:
+        # What BaseModel.__init__ does, without its frame: its validator fills this record.
         try:
-            super().__init__(**data)
+            made = self.__pydantic_validator__.validate_python(data, self_instance=self)
         except pydantic.ValidationError as error:
             raise _validation_error(type(self), error) from None
+        if made is not self:
+            warnings.warn(
+                "A custom validator is returning a value other than `self`.\n"
+                "Returning anything other than `self` from a top level model validator isn't "
+                "supported when validating via `__init__`.",
+                stacklevel=2,
+            )
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pydantic
 import pytest
@@ -137,6 +138,23 @@ async def test_private_attributes_and_model_post_init_of_a_table_class_hold(new_
     assert sorted(t._label for t in await Tally.find()) == ["A", "B"]
     assert [(s.name, s._extra, s.revision > 0) for s in await Sub.find()] == [("s", 7, True)]
     await db.close()
+
+
+def test_a_validator_that_returns_another_record_is_warned_about_as_pydantic_does() -> None:
+    class Odd(discobase.Table):
+        name: str
+
+        @pydantic.model_validator(mode="wrap")
+        @classmethod
+        def other(cls, data: Any, handler: Any) -> Any:
+            handler(data)
+            return cls.model_construct(name="other")
+
+    with pytest.warns(UserWarning, match="returning a value other than `self`"):
+        odd = Odd(name="x")
+    assert odd.name == "x"
+    with pytest.raises(discobase.ValidationError):
+        Odd(name=3)
 
 
 async def test_a_registered_class_outlives_close_and_a_drop_frees_its_name(new_db):
