@@ -1372,14 +1372,10 @@ def _as_given(records: list[TableT], values: list[dict[str, Any]] | None) -> lis
 _set_attribute = object.__setattr__
 
 
-def _private(record: Table) -> dict[str, Any]:
-    """A record's private attributes: reading one as an attribute goes through pydantic's
-    ``__getattr__``, which costs more than a save's other steps together."""
-    return typing.cast(dict[str, Any], record.__pydantic_private__)
-
-
-#: The private attributes of many records (:func:`_private` without a call of its own each).
-_privates: Callable[[Table], dict[str, Any]] = operator.attrgetter("__pydantic_private__")
+#: A record's private attributes: reading one as an attribute goes through pydantic's
+#: ``__getattr__``, which costs more than a save's other steps together.
+_private: Callable[[Table], dict[str, Any]] = operator.attrgetter("__pydantic_private__")
+_privates = _private
 _generated_key = operator.itemgetter("_discobase_key")
 
 
