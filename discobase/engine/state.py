@@ -13,6 +13,7 @@ pydantic model; the model layer builds a model from a row when a read returns it
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import itertools
 import logging
@@ -330,14 +331,20 @@ class TableState:
             return True
         keys = list(map(_key_of, entries))
         rows = list(map(_decoded_of, entries))
-        if None in rows or not self.versions.keys().isdisjoint(keys) or len(set(keys)) < len(keys):
+        if None in rows or not self.versions.keys().isdisjoint(keys):
             return False
         versions = list(
             itertools.chain.from_iterable(
                 itertools.repeat(version, len(run)) for run, version, _, _ in runs
             )
         )
+        held = len(self.versions)
         self.versions.update(zip(keys, versions, strict=True))
+        if len(self.versions) - held < len(keys):
+            # A key repeats (found without a pass of its own): each key was new, so taking
+            # them out again leaves the versions as they were.
+            collections.deque(map(self.versions.pop, keys, itertools.repeat(None)), maxlen=0)
+            return False
         if changes is not None:
             self._new_changes(runs, keys, rows, changes)
         self._add_new(keys, rows)

@@ -71,3 +71,18 @@ def test_a_group_still_missing_parts_is_reported_with_how_many_landed() -> None:
     assert problem.kind is ProblemKind.INCOMPLETE_GROUP
     assert "3 of 5 entries landed" in problem.detail
     assert set(state.records) == {"x"}
+
+
+def test_a_group_that_repeats_a_key_applies_entry_by_entry_the_last_one_winning() -> None:
+    state = new_state()
+    state.apply([Entry("x", {"n": 9}, decoded=("x", 9))], 40, channel_id=1)
+    # Parts a snapshot carried (each with the version of its log entry), then one from the log.
+    carried = [
+        Entry("a", {"n": 1}, "g", 3, ("a", 1), version=41),
+        Entry("b", {"n": 2}, "g", 3, ("b", 2), version=41),
+    ]
+    state.apply(carried, 50, channel_id=1)
+    state.apply([part("a", 3, size=3)], 42, channel_id=2)
+    assert state.records == {"x": ("x", 9), "a": ("a", 3), "b": ("b", 2)}
+    assert state.versions == {"x": 40, "a": 42, "b": 41}
+    assert not state.indexes["n"].equal(1) and list(state.indexes["n"].equal(3)) == ["a"]
