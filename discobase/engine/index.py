@@ -5,13 +5,14 @@ are the state's current rows (the state replaces a row in its indexes whenever i
 in its records), and every candidate they return is checked against the full predicate.
 
 A value held by one record maps to that record's row itself (a tuple: the key, then the
-values), by a few to a :class:`Several` of their rows (a tuple of rows, told apart from a row
-by its type: a row may be of a tuple's subclass), by many to a set of their keys. Most values
-of an indexed field are distinct or nearly so, so the usual lookup reaches its row in one
-step, without going through the key. A set costs some 200 bytes more than a tuple (a tuple is
-made anew when a record joins or leaves, which a few make cheap; it holds no spare room, as a
-list would), and a set of rows could not hold a row with an unhashable value. A set shrinks
-to no key, never back to rows. Keys are ints or strings.
+values), by a few to a tuple of their rows (told apart from a row by its first item: a row's
+is its key, an int or a string), by many to a set of their keys. Most values of an indexed
+field are distinct or nearly so, so the usual lookup reaches its row in one step, without
+going through the key. A set costs some 200 bytes more than a tuple (a tuple is made anew when
+a record joins or leaves, which a few make cheap; it holds no spare room, as a list would), a
+set of rows could not hold a row with an unhashable value, and plain tuples of plain values
+leave the cyclic garbage collector's tracking (so that a full collection passes over them). A
+set shrinks to no key, never back to rows. Keys are ints or strings.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import operator
 from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
-__all__ = ("FieldIndex", "Several")
+__all__ = ("FieldIndex", "several")
 
 
 #: A value's rows are a tuple up to this many, then a set of their keys.
@@ -35,30 +36,29 @@ _ABSENT = object()
 _key_of = operator.itemgetter(0)
 
 
-class Several(tuple[tuple[Any, ...], ...]):
-    """The rows (2 to :data:`_TUPLE_LIMIT`) of the records holding one value."""
-
-    __slots__ = ()
+def several(bucket: Any) -> bool:
+    """Whether a bucket (other than a set) is the tuple of the rows of several records rather
+    than one record's row (whose first item is its key; a row may be of a tuple's subclass)."""
+    return type(bucket) is tuple and isinstance(bucket[0], tuple)
 
 
 def _keys_of(bucket: Any) -> Collection[Any]:
-    kind = type(bucket)
-    if kind is set:
-        return bucket  # type: ignore[no-any-return]
-    if kind is Several:
+    if type(bucket) is set:
+        return bucket
+    if several(bucket):
         return list(map(_key_of, bucket))
     return (bucket[0],)
 
 
 def _size(bucket: Any) -> int:
-    return len(bucket) if type(bucket) is set or type(bucket) is Several else 1
+    return len(bucket) if type(bucket) is set or several(bucket) else 1
 
 
 def _bucket(rows: list[tuple[Any, ...]]) -> Any:
     """The bucket of a value held by these rows (at least one)."""
     if len(rows) == 1:
         return rows[0]
-    return Several(rows) if len(rows) <= _TUPLE_LIMIT else set(map(_key_of, rows))
+    return tuple(rows) if len(rows) <= _TUPLE_LIMIT else set(map(_key_of, rows))
 
 
 class FieldIndex:
@@ -67,9 +67,9 @@ class FieldIndex:
     def __init__(self, field: str, *, unique: bool = False) -> None:
         self.field = field
         self.unique = unique
-        #: Value -> its one row, the :class:`Several` of several, or the set of many's keys.
+        #: Value -> its one row, the tuple of several's rows, or the set of many's keys.
         self._held: dict[Any, Any] = {}
-        #: A value's bucket as held: None, its one row, a :class:`Several` of rows,
+        #: A value's bucket as held: None, its one row, a tuple of rows (:func:`several`),
         #: or a set of keys (the fastest way to a value's row, for the lookups a read makes
         #: most).
         self.bucket: Callable[[Any], Any] = self._held.get
@@ -98,13 +98,12 @@ class FieldIndex:
                     self._sorted = None
             return
         key = row[0]
-        kind = type(bucket)
-        if kind is set:
+        if type(bucket) is set:
             bucket.add(key)
-        elif kind is Several:
+        elif several(bucket):
             held[value] = _bucket([*(r for r in bucket if r[0] != key), row])
         else:
-            held[value] = row if bucket[0] == key else Several((bucket, row))
+            held[value] = row if bucket[0] == key else (bucket, row)
 
     def add_many(self, values: Iterable[Any], rows: Iterable[tuple[Any, ...]]) -> None:
         """:meth:`add` of each value with its row, for keys the index does not hold yet, in
@@ -127,7 +126,7 @@ class FieldIndex:
             elif kind is set:
                 bucket.add(row[0])
             else:
-                held[value] = [*bucket, row] if kind is Several else [bucket, row]
+                held[value] = [*bucket, row] if several(bucket) else [bucket, row]
                 gathered.append(value)
         for value in gathered:
             held[value] = _bucket(held[value])
@@ -150,12 +149,11 @@ class FieldIndex:
         bucket = held.get(value, _ABSENT)
         if bucket is _ABSENT:
             return
-        kind = type(bucket)
-        if kind is set:
+        if type(bucket) is set:
             bucket.discard(key)
             if bucket:
                 return
-        elif kind is Several:
+        elif several(bucket):
             rest = [row for row in bucket if row[0] != key]
             if len(rest) < len(bucket):
                 held[value] = _bucket(rest)
@@ -234,10 +232,9 @@ class FieldIndex:
         held = self._held
         for selected_value in values[start:end]:
             bucket = held[selected_value]
-            kind = type(bucket)
-            if kind is set:
+            if type(bucket) is set:
                 keys.update(bucket)
-            elif kind is Several:
+            elif several(bucket):
                 keys.update(map(_key_of, bucket))
             else:
                 keys.add(bucket[0])

@@ -26,7 +26,7 @@ from ..codec import Entry, Puts, pause_collector
 from ..errors import ValidationError
 from ..problems import Problem, ProblemKind
 from ..query import COMPARISONS, And, Compare, Predicate, Query
-from .index import FieldIndex, Several
+from .index import FieldIndex, several
 
 __all__ = ("Change", "TableState")
 
@@ -708,7 +708,7 @@ class TableState:
         if type(bucket) is set:  # many: their keys
             records = self.records
             rows = [records[key] for key in sorted(bucket, key=_key_rank) if key in records]
-        elif type(bucket) is Several:
+        elif several(bucket):
             rows = sorted(bucket, key=_item_rank)
         else:  # the usual lookup: one row, spared a sort
             rows = [bucket]
@@ -733,10 +733,10 @@ class TableState:
 
         def read(value: Any) -> list[Any]:
             row = bucket_of(value)
-            if type(row) is tuple:  # the usual: one row
+            if type(row) is tuple and not isinstance(key := row[0], tuple):  # one row
                 if (row[position] == value) is not True:
                     return []
-                return [make(row, self.versions.get(row[0], 0))]
+                return [make(row, self.versions.get(key, 0))]
             if row is None:
                 return []
             versions = self.versions  # several (or a row of a tuple's subclass)
