@@ -57,21 +57,33 @@ async def refused_open(
     return raised.value
 
 
-async def held_per_record(
-    simcord_env, new_db, cls: type[discobase.Table], total: int
-) -> tuple[float, discobase.Database]:
-    """Bytes a new process holds per record after opening a compacted table of ``total``
-    records like :func:`reading`'s, and that process's database (open)."""
+async def compacted_then_restarted(
+    simcord_env, new_db, records: list[discobase.Table]
+) -> discobase.Database:
+    """A new process's database (not open yet) over a compacted table of ``records`` (of one
+    class), stored by a first process."""
+    cls = type(records[0])
     db = new_db()
     db.table(cls)
     await db.open()
-    await cls.insert_many([cls(**reading(number).model_dump()) for number in range(total)])
+    await cls.insert_many(records)
     await past_horizon(simcord_env)
     await db.compact(cls.__discobase_name__)
     await db.close()
     await simcord_env.restart_bot(make_bot())
     db = new_db()
     db.table(cls)
+    return db
+
+
+async def held_per_record(
+    simcord_env, new_db, cls: type[discobase.Table], total: int
+) -> tuple[float, discobase.Database]:
+    """Bytes a new process holds per record after opening a compacted table of ``total``
+    records like :func:`reading`'s, and that process's database (open)."""
+    db = await compacted_then_restarted(
+        simcord_env, new_db, [cls(**reading(number).model_dump()) for number in range(total)]
+    )
     gc.collect()
     tracemalloc.start()
     try:
@@ -110,16 +122,9 @@ async def test_loaded_rows_and_index_buckets_leave_the_collectors_tracking(simco
     # buckets that hold several rows are plain tuples of plain values, which it stops tracking,
     # so they add nothing to a full collection's walk.
     total = 3000
-    db = new_db()
-    db.table(Grouped)
-    await db.open()
-    await Grouped.insert_many([grouped(number) for number in range(total)])
-    await past_horizon(simcord_env)
-    await db.compact("grouped")
-    await db.close()
-    await simcord_env.restart_bot(make_bot())
-    db = new_db()
-    db.table(Grouped)
+    db = await compacted_then_restarted(
+        simcord_env, new_db, [grouped(number) for number in range(total)]
+    )
     gc.collect()
     gc.collect()
     before = len(gc.get_objects())
