@@ -938,12 +938,15 @@ class _Reader(Generic[R]):
 def _find_equal(cls: type[Table], name: str, value: Any) -> list[Any]:
     """Every match of ``cls.find(name=value)`` at once. On an indexed field, its reader is
     made once (per class and field) and kept with the table's memory: a value of the field's
-    own type (str or int) goes to it straight, any other is converted first."""
+    own type (str or int) goes to it straight, any other is converted first. A name that is
+    not a field keeps nothing (the general way raises)."""
     engine = cls.__discobase_engine__
     if engine is not None:
         made = engine.state.lookups.get(name)
         if made is None or made[0] is not cls:
-            made = engine.state.lookups[name] = _equal_finder(cls, engine, name)
+            made = _equal_finder(cls, engine, name)
+            if name in cls.__pydantic_fields__:
+                engine.state.lookups[name] = made
         if type(value) is made[1] and engine.expiry is None:
             return made[2](value)
         found = made[3](value)

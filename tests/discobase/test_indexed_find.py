@@ -7,7 +7,9 @@ back, a reopen, a ttl, another process's writes, a reshard stopped midway."""
 from __future__ import annotations
 
 import datetime
+import gc
 import random
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -142,6 +144,24 @@ async def test_the_usual_lookup_keeps_find_s_errors_and_cursor(db):
     assert await Pet.find(name=None) == []
     assert [p.name for p in await Pet.find(tags=[])] == ["rex"]  # an unindexed field: a scan
     assert [p.name async for p in Pet.find(name="rex")] == ["rex"]
+
+
+async def test_finds_by_names_that_are_no_field_keep_no_memory(db):
+    for attempt in range(100):  # what the first finds make once
+        with pytest.raises(discobase.UnknownFieldError):
+            await Pet.find(**{f"warm{attempt}": 1})
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for attempt in range(5000):
+            with pytest.raises(discobase.UnknownFieldError):
+                await Pet.find(**{f"nofield{attempt}": 1})
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 100_000, f"{grown} bytes kept by 5,000 finds of names that are no field"
 
 
 async def test_another_process_s_write_of_an_indexed_value_is_found(
