@@ -33,7 +33,7 @@ from .engine.access import exposure, missing_own
 from .engine.catalog import Catalog
 from .engine.horizon import ServerClock
 from .engine.layout import CATALOG_CHANNEL, StorageLayout, shard_channel_name
-from .engine.reshard import MAX_SHARDS, RESHARD_COMPACTIONS, check_growth
+from .engine.reshard import MAX_SHARDS, check_growth
 from .engine.schema import DEFAULT_SHARDS, TableSchema, check_name, check_new_field_names
 from .engine.storage import StoredChannel, StoredMessage
 from .engine.table import Compaction, TableEngine, Write
@@ -907,8 +907,8 @@ class Database:
         an error midway loses nothing: the table then reads whole, and running the same
         reshard again finishes it. Raises :class:`TableNotFoundError`, :class:`SchemaError`
         (fewer shards, not a multiple, more than 16, another reshard of the table under way
-        or made meanwhile, or another process compacting an old shard all through the move:
-        run it again), :class:`ActiveThreadLimitError` and
+        or made meanwhile, or another process compacted an old shard since this one loaded
+        it: reopen and run it again), :class:`ActiveThreadLimitError` and
         :class:`MissingPermissionsError` (the thread permissions on the table's channel;
         nothing changed)."""
         catalog = self._require_open()
@@ -937,18 +937,15 @@ class Database:
                     await self._join_winner(current, engine)
                 raise SchemaError(f"table {name!r} was dropped or resharded by another process")
         # The move: compacting each old shard sends its records of the new shards there first.
-        # A shard another process compacted is read again first (TableEngine.reload): its
-        # snapshot must be replaced by one of this process, which leaves the moved out.
-        for _ in range(RESHARD_COMPACTIONS):
-            await engine.compact()
-            skipped = engine.foreign_snapshots(below=schema.resharding or schema.shards)
-            if not skipped:
-                break
-        else:
+        await engine.compact()
+        skipped = engine.foreign_snapshots(below=schema.resharding or schema.shards)
+        if skipped:
+            # Its snapshot (another process's) still holds the records just moved: the move
+            # is done only once this process has written its own, after a reopen.
             raise SchemaError(
-                f"table {name!r}: another process kept compacting shards {skipped} while this "
-                f"one moved their records; run reshard({name!r}, shards={shards}) again to "
-                "finish (the table is whole meanwhile)"
+                f"table {name!r}: another process compacted shards {skipped} since this one "
+                f"loaded them; reopen the database and run reshard({name!r}, shards={shards}) "
+                "again to finish (the table is whole meanwhile)"
             )
         async with self._schema_lock:
             current = catalog.tables.get(name)
@@ -1136,9 +1133,9 @@ class Database:
             if current.ttl != engine.schema.ttl:
                 engine.follow_ttl(current.ttl)
                 if engine.forgot_live:
-                    log.info(
+                    log.warning(
                         "table %s: its ttl grew after this process forgot records under the "
-                        "shorter one; reading the table again",
+                        "shorter one; it compacts the table once reopened",
                         name,
                     )
 

@@ -3,10 +3,8 @@ deleted.
 
 A snapshot covers the shard up to its horizon and nothing later; a compaction deletes only the
 messages its snapshot folded (and superseded snapshots, orphan parts, duplicate batches and
-the leftovers of an interrupted clean-up). A shard where another process wrote a snapshot
-since this one loaded it is compacted only after the table is read again
-(``TableEngine.reload``): that snapshot may hold what this process never applied, the log it
-folded being deleted.
+the leftovers of an interrupted clean-up). A shard where another process wrote a snapshot is
+left to that process.
 """
 
 from __future__ import annotations
@@ -75,9 +73,6 @@ class Compactor:
         self.rule = rule
         #: Sends entries moved to their shard (the write path's ``move``, set by the engine).
         self.move: Callable[[dict[LogShard, list[Line]]], Awaitable[None]] | None = None
-        #: Reads the table again into memory (the engine's ``reload``): before compacting a
-        #: shard that another process compacted since this one loaded it.
-        self.reload: Callable[[], Awaitable[bool]] | None = None
 
     def maybe_compact(self, shard: LogShard) -> None:
         """Start compacting ``shard`` in the background when the rule says it is due."""
@@ -91,7 +86,7 @@ class Compactor:
             shard.entries_since_snapshot >= rule.min_entries
             and shard.entries_since_snapshot > rule.ratio * live
         ):
-            shard.compacting = self.core.background.spawn(self._compact_read(shard))
+            shard.compacting = self.core.background.spawn(self.compact_shard(shard))
 
     async def compact(self) -> int:
         """Snapshot every shard now; return how many old messages were deleted."""
@@ -100,13 +95,6 @@ class Compactor:
             await shard.writer.flush()
             deleted += await self.compact_shard(shard)
         return deleted
-
-    async def _compact_read(self, shard: LogShard) -> int:
-        """:meth:`compact_shard`, after reading the table again if another process compacted
-        the shard (its snapshot may hold what this memory never applied)."""
-        if shard.foreign_snapshot and self.reload is not None:
-            await self.reload()
-        return await self.compact_shard(shard)
 
     async def compact_shard(self, shard: LogShard) -> int:
         """Write the shard's state up to its horizon as a snapshot, then delete the messages
@@ -129,11 +117,8 @@ class Compactor:
                 assert self.move is not None
                 await self.move(moves)
             if shard.foreign_snapshot:
-                # Another process compacted it meanwhile (or all through the last read of the
-                # table): the next compaction reads the table again first.
                 log.warning(
-                    "table %s: another process compacted channel %s meanwhile; left to the "
-                    "next compaction",
+                    "table %s: another process compacted channel %s; reopen to compact it here",
                     self.core.name,
                     shard.channel_id,
                 )

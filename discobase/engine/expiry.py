@@ -8,11 +8,10 @@ key keeps its version, so an older write of the key that arrives late cannot bri
 A heap of (version, key), pushed on every version change, finds them without scanning.
 
 The ttl is the catalog's: when another process changes it (an ``alter``), a process already open
-expires by the new one from its next read (:func:`follow_ttl`). Memory keeps no expired record
-to bring back, so after the ttl grew a record forgotten under the shorter one is read again
-from storage (``TableEngine.reload``, started then); until that is done the process compacts
-the table no more: a snapshot of its memory would delete from Discord records that are live
-under the longer ttl.
+expires by the new one from its next read (:func:`follow_ttl`). A record it forgot under a
+shorter ttl stays forgotten there until the table is read again (a reopen): memory keeps no
+expired record to bring back. Such a process no longer compacts the table until then: a snapshot
+of its memory would delete from Discord records that are live under the longer ttl.
 """
 
 from __future__ import annotations

@@ -24,8 +24,7 @@ __all__ = ("LOAD_ATTEMPTS", "Loader")
 
 log = logging.getLogger(__name__)
 #: Reads of a table that another process's compactions may restart; after the last one the
-#: table opens with what it read, and reads it again before it compacts the shards that moved
-#: (``TableEngine.reload``).
+#: table opens with what it read and leaves compacting the shards that moved to that process.
 LOAD_ATTEMPTS = 3
 
 

@@ -17,10 +17,6 @@ The catalog says so in two steps (format.md, "Resharding"):
    its snapshot, which leaves them out, and delete the log it folded;
 3. a second ``reshard`` event without ``resharding``: the move is done.
 
-An old shard that another process compacted since this process loaded the table holds that
-process's snapshot, which still holds the records that move: the compaction reads the table
-again first (``TableEngine.reload``), so that it writes the shard's snapshot itself.
-
 A crash anywhere leaves a state that loads to the acknowledged records: before step 1 only
 unused threads (reported by ``check``), after it a table whose old shards still hold what
 was not moved yet. Running the reshard again resumes it. Whatever the step, a compaction
@@ -40,13 +36,10 @@ from .shard import LogShard
 from .writer import Line
 from .writes import KeyPlacement
 
-__all__ = ("MAX_SHARDS", "RESHARD_COMPACTIONS", "Misplaced", "check_growth")
+__all__ = ("MAX_SHARDS", "Misplaced", "check_growth")
 
 #: The most shards a table can have (as ``Settings.shards``).
 MAX_SHARDS = 16
-#: Compactions of the table a reshard makes to move its records: another process compacting
-#: an old shard meanwhile makes it compact again (after reading the table again).
-RESHARD_COMPACTIONS = 3
 
 
 def check_growth(schema: TableSchema, shards: object) -> int:

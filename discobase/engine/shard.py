@@ -40,7 +40,7 @@ class LogShard:
     #: Snapshot ids of markers this process wrote or loaded.
     own_snapshots: set[str] = field(default_factory=set)
     #: Another process wrote a snapshot here since this one loaded: compacting could delete
-    #: what that snapshot folded, so this process reads the table again first.
+    #: what that snapshot folded, so this process stops compacting the shard.
     foreign_snapshot: bool = False
     #: Log messages and entries since the last compaction (automatic compaction counts them).
     messages_since_snapshot: int = 0

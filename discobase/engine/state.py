@@ -411,51 +411,6 @@ class TableState:
             if channel == channel_id and version <= upto
         ]
 
-    def merge(self, fresh: TableState, floor: int, placed: Callable[[Any], bool]) -> int:
-        """Take from ``fresh`` (the same table read again from storage) what this memory
-        lacks: a key whose version there is newer than here, and a record forgotten here at
-        the version it has there (expired under a shorter ttl); a record of a key that
-        ``placed`` names, kept here at or below ``floor`` (the oldest horizon of that read),
-        that ``fresh`` does not know is gone from storage (a delete this process never
-        applied) and is dropped; parts of groups this memory never saw are kept. Returns how
-        many keys changed. Not changes of the log: the change feed is not told."""
-        versions, records, undecodable = self.versions, self.records, self.undecodable
-        changed = 0
-        for key, version in fresh.versions.items():
-            known = versions.get(key, -1)
-            row = fresh.records.get(key)
-            stored = fresh.undecodable.get(key)
-            if known > version or (
-                known == version
-                and (row is None or key in records)
-                and (stored is None or key in undecodable)
-            ):
-                continue
-            versions[key] = version
-            undecodable.pop(key, None)
-            if row is not None:
-                self.put(key, row)
-            else:
-                self._remove(key)
-                if stored is not None:
-                    undecodable[key] = stored
-            changed += 1
-        gone = [
-            key
-            for key in [*records, *undecodable]
-            if key not in fresh.versions and versions.get(key, floor + 1) <= floor and placed(key)
-        ]
-        for key in gone:
-            self._remove(key)
-            undecodable.pop(key, None)
-        for group, parts in fresh._groups.items():
-            if group not in self._groups and group not in self.done_groups:
-                self._groups[group] = parts  # the read is dropped after: nothing shares it
-        for group, channels in fresh.done_groups.items():
-            self._groups.pop(group, None)
-            self.done_groups.setdefault(group, set()).update(channels)
-        return changed + len(gone)
-
     def report_incomplete_groups(self) -> None:
         for group, parts in self._groups.items():
             entry, version, channel, _ = next(iter(parts))

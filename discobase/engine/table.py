@@ -13,9 +13,6 @@ wires them together and is what the model and the database call.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import dataclasses
 import functools
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
@@ -92,7 +89,6 @@ class TableEngine:
             self.core, self.placement, self.constraints, self.compactor.maybe_compact
         )
         self.compactor.move = self.writes.move
-        self.compactor.reload = self.reload
         self.feed = ChangeLog(self.core, self.ingest)
         self.writes.claims = Claims(self.core, self.feed, self.placement)
         #: Where ``save()`` and ``insert()`` of one record queue (:mod:`.saves`).
@@ -101,10 +97,8 @@ class TableEngine:
         self._handled_mark = HANDLED_LIMIT
         self._settling = False
         self.expiry: Expiry | None = None
-        #: Records this memory forgot may be live under the table's ttl: no snapshot of it
-        #: until :meth:`reload` has read them again.
+        #: Records this memory forgot may be live under the table's ttl: no snapshot of it.
         self.forgot_live = False
-        self._reloading = asyncio.Lock()
         self.follow_ttl(schema.ttl)
 
     def _new_shard(self, index: int, channel_id: int) -> LogShard:
@@ -212,13 +206,11 @@ class TableEngine:
     def follow_ttl(self, ttl: float | None) -> None:
         """Expire by ``ttl`` (the schema's; then the catalog's, after another process
         altered the table). After records were forgotten under a shorter ttl, the table is
-        read again in the background (:meth:`reload`), and compacted no more here until
-        then (see :mod:`.expiry`)."""
+        compacted no more here (see :mod:`.expiry`)."""
         old, expiry = self.schema.ttl, self.expiry
         if old is not None and (ttl is None or ttl > old) and expiry and expiry.forgotten:
             self.forgot_live = True
             self.compactor.rule = None
-            self.core.background.spawn(self.reload())
         self.schema.ttl = ttl
         self.expiry = follow_ttl(self.expiry, ttl, self.state, self.storage.now)
         self.core.expire = None if self.expiry is None else self.expire
@@ -251,78 +243,11 @@ class TableEngine:
         self._bound_handled(message.channel_id)
 
     async def compact(self) -> int:
-        """Snapshot every shard now; return how many old messages were deleted. A table this
-        memory may lack records of (another process compacted a shard since this one loaded
-        it, or records were forgotten under a shorter ttl) is read again first
-        (:meth:`reload`); none are deleted while that read could not be whole."""
-        if self.forgot_live or any(shard.foreign_snapshot for shard in self.shards):
-            await self.reload()
+        """Snapshot every shard now; return how many old messages were deleted (none while
+        records this memory forgot may be live: see :meth:`follow_ttl`)."""
         if self.forgot_live:
             return 0
         return await self.compactor.compact()
-
-    async def reload(self) -> bool:
-        """Read the table again from storage, as a new process would, and take into memory
-        what it lacks (:meth:`.TableState.merge`): what another process's snapshot folded
-        (and deleted from the log) before this one applied it, and records forgotten under a
-        shorter ttl. A shard another process compacted is then this process's to compact
-        again: the snapshot there is one it has read. Returns whether the read was whole
-        (a shard that another process compacts all through a load is not: memory and the
-        shards stay as they were, as after such a load)."""
-        async with self._reloading:
-            flagged = [shard for shard in self.shards if shard.foreign_snapshot]
-            if not flagged and not self.forgot_live:
-                return True
-            fresh = TableEngine(
-                dataclasses.replace(self.schema, channels=list(self.schema.channels)),
-                self.storage,
-                self.size_limit,
-                self._decode,
-                self.encode,
-                clock=self.clock,
-                fields=self._fields,
-                decode_many=self._decode_many,
-            )
-            # A snapshot written from here on flags its shard again (it may be past the read).
-            for shard in flagged:
-                shard.foreign_snapshot = False
-            started = self.clock.read_starts()
-            try:
-                await fresh.load()
-            except BaseException:
-                for shard in flagged:
-                    shard.foreign_snapshot = True
-                raise
-            finally:
-                await fresh.close()
-            if any(twin.foreign_snapshot for twin in fresh.shards):
-                for shard in flagged:
-                    shard.foreign_snapshot = True
-                return False
-            fresh.expire()
-            twins = {twin.channel_id: twin for twin in fresh.shards}
-            # Every message at or below it, in any shard, was read (an empty shard's horizon
-            # stays 0: the read's start bounds it; with no message read at all, nothing goes).
-            read = [twin.horizon for twin in fresh.shards if twin.horizon]
-            floor = min([*read, self.clock.horizon(started, self.core.margin)]) if read else 0
-            # Only the keys of those shards can have a delete this memory missed.
-            indexes = {shard.index for shard in flagged}
-            placement, grows_from = self.placement, self.schema.resharding
-
-            def placed(key: Any) -> bool:
-                return placement.shard_for(key).index in indexes or (
-                    grows_from is not None and placement.index_in(key, grows_from) in indexes
-                )
-
-            async with contextlib.AsyncExitStack() as held:
-                for shard in flagged:  # none of them is halfway through a compaction
-                    await held.enter_async_context(shard.lock)
-                self.state.merge(fresh.state, floor, placed)
-                for shard in flagged:
-                    _adopt(shard, twins[shard.channel_id])
-            self.forgot_live = False
-            self.compactor.rule = self.compaction
-            return True
 
     def foreign_snapshots(self, below: int) -> list[int]:
         """Shards among the first ``below`` whose snapshot another process wrote since this
@@ -338,20 +263,3 @@ class TableEngine:
             await shard.writer.close()
         await self.core.background.wait()
         self.feed.close()
-
-
-def _adopt(shard: LogShard, twin: LogShard) -> None:
-    """``shard`` takes what a fresh read of its channel (``twin``, :meth:`TableEngine.reload`)
-    found there: the snapshot it loaded, the log after it, what a compaction may delete."""
-    read = set(twin.log_ids)
-    shard.log_ids = sorted(read | {m for m in shard.log_ids if m > twin.horizon})
-    obsolete = [*shard.stale_ids, *shard.snapshot_ids, *twin.stale_ids]
-    shard.snapshot_ids = list(twin.snapshot_ids)
-    shard.stale_ids = [m for m in dict.fromkeys(obsolete) if m not in shard.snapshot_ids]
-    if twin.leftovers_from is not None:
-        shard.leftovers_from = twin.leftovers_from
-    shard.own_snapshots |= twin.own_snapshots
-    for batch, message in twin.seen_batches.items():
-        shard.seen_batches.setdefault(batch, message)
-    shard.handled |= twin.handled
-    shard.advance(twin.horizon)
