@@ -170,6 +170,8 @@ class BatchWriter:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"discobase-writer-{self.channel_id}"
             )
+            # A task cancelled before its first step never runs _run's cleanup.
+            self._task.add_done_callback(self._ended)
 
     async def flush(self) -> None:
         """Wait until every write queued so far has been sent (or failed)."""
@@ -191,11 +193,20 @@ class BatchWriter:
                 batch, self._queue = self._queue, []
                 await self._send_all(batch)
         finally:
-            self._task = None
-            abandoned, self._queue = self._queue, []
-            for waiter in abandoned:  # only when this task was cancelled mid-send
-                waiter.failed(0, len(waiter.texts), NotConnectedError(_STOPPED))
-            self._idle.set()
+            self._stopped()
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        """The writer's task is done: if it never ran (cancelled before its first step), do
+        what its end would have done, so no write waits on it."""
+        if self._task is task:
+            self._stopped()
+
+    def _stopped(self) -> None:
+        self._task = None
+        abandoned, self._queue = self._queue, []
+        for waiter in abandoned:  # only when the task was cancelled
+            waiter.failed(0, len(waiter.texts), NotConnectedError(_STOPPED))
+        self._idle.set()
 
     def _pack(
         self, batch: list[Waiter]

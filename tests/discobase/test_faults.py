@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import fnmatch
+import inspect
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -286,6 +287,31 @@ async def test_a_refusal_retrying_cannot_fix_is_a_typed_error(simcord_env, new_d
     assert "one_too_many" not in db.tables
     await db.create_table("one_too_many", {"a": str})  # once there is room, it works
     await db.close()
+
+
+async def test_a_writer_stopped_before_its_first_step_answers_its_writes(simcord_env, new_db):
+    """A host cancels every task at shutdown right after a save started the writer, before
+    the writer's task ran at all: the save gets an error, the next save starts a new writer
+    and lands, and the database closes."""
+    db = new_db(compaction=None)
+    db.table(Note)
+    await db.open()
+    save = asyncio.create_task(Note(text="a").save())
+    for _ in range(100):  # the save's first steps, up to the writer's task being made
+        await asyncio.sleep(0)
+        writers = [t for t in asyncio.all_tasks() if t.get_name().startswith("discobase-writer-")]
+        if writers:
+            break
+    [writer] = writers
+    assert inspect.getcoroutinestate(writer.get_coro()) == inspect.CORO_CREATED  # not started
+    writer.cancel()
+    # (wait_for: a safety net; the save used to wait for ever)
+    [outcome] = await asyncio.wait_for(asyncio.gather(save, return_exceptions=True), 30)
+    assert isinstance(outcome, discobase.NotConnectedError)
+    assert "stopped before this write was sent" in str(outcome)
+    await asyncio.wait_for(Note(text="b").save(), 30)
+    assert [note.text for note in await Note.find()] == ["b"]
+    await asyncio.wait_for(db.close(), 30)
 
 
 @pytest.mark.parametrize("conditional", [False, True], ids=["save", "save-if-revision"])
