@@ -106,9 +106,17 @@ class Cursor(Coroutine[Any, Any, list[T]], AsyncIterator[T]):
 
     async def to_list(self, length: int | None = None) -> list[T]:
         """The records (at most ``length``) as a list: all of them, or the rest of them once
-        iterating started."""
-        if length is None and self._source is None:
-            return self._everything(*self._arguments)
+        iterating started. Raises :class:`ValidationError` for a ``length`` that is not None
+        or a whole number >= 0."""
+        if length is None:
+            if self._source is None:
+                return self._everything(*self._arguments)
+        elif type(length) is not int or length < 0:
+            raise ValidationError(
+                self._table_name(), f"to_list takes None or a whole number >= 0, not {length!r}"
+            )
+        elif length == 0:
+            return []
         found: list[T] = []
         async for record in self:
             found.append(record)

@@ -54,6 +54,18 @@ async def test_awaiting_find_and_all_still_gives_the_list(db):
     assert await asyncio.create_task(Item.find(code="c03")) == [await Item.get("c03")]
 
 
+async def test_to_list_takes_a_whole_number_of_records_or_none(db):
+    for cursor in (Item.find(n=1), Item.find(Item.n >= 1), Item.all()):
+        assert await cursor.to_list(0) == []
+    cursor = Item.find(Item.n >= 0)
+    assert codes(await cursor.to_list(1)) == ["c00"]
+    assert await cursor.to_list(0) == []  # once iterating, too
+    assert codes(await cursor.to_list(2)) == ["c01", "c02"]
+    for wrong in (-1, 1.5, "2", True):
+        with pytest.raises(discobase.ValidationError, match="to_list takes None or a whole"):
+            await Item.find(n=1).to_list(wrong)
+
+
 @pytest.mark.parametrize(
     ("conditions", "options"),
     [
