@@ -38,7 +38,7 @@ _key_of = operator.itemgetter(0)
 
 def several(bucket: Any) -> bool:
     """Whether a bucket (other than a set) is the tuple of the rows of several records rather
-    than one record's row (whose first item is its key; a row may be of a tuple's subclass)."""
+    than one record's row (whose first item is its key)."""
     return type(bucket) is tuple and isinstance(bucket[0], tuple)
 
 
@@ -231,13 +231,7 @@ class FieldIndex:
         keys: set[Any] = set()
         held = self._held
         for selected_value in values[start:end]:
-            bucket = held[selected_value]
-            if type(bucket) is set:
-                keys.update(bucket)
-            elif several(bucket):
-                keys.update(map(_key_of, bucket))
-            else:
-                keys.add(bucket[0])
+            keys.update(_keys_of(held[selected_value]))
         return keys
 
     def __len__(self) -> int:

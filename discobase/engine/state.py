@@ -256,8 +256,6 @@ class TableState:
                     )
                 )
             self._add_new(keys, rows)
-            for field_index, position in indexed:
-                field_index.add_many([row[position] for row in rows], rows)
             return
         for index, (row, row_version) in enumerate(zip(rows, row_versions, strict=True), first):
             entry_version = version if row_version is None else row_version
@@ -348,8 +346,6 @@ class TableState:
         if changes is not None:
             self._new_changes(runs, keys, rows, changes)
         self._add_new(keys, rows)
-        for field_index, position in self._indexed:
-            field_index.add_many([row[position] for row in rows], rows)
         return True
 
     def _new_changes(
@@ -555,7 +551,14 @@ class TableState:
                 self._unsorted = True
 
     def _add_new(self, keys: list[Any], rows: list[Row]) -> None:
-        """Add the records of new keys (distinct, none of them held), noting their order as
+        """Add and index the records of new keys (distinct, none of them held) at once: each
+        index takes them in one call."""
+        self._hold_new(keys, rows)
+        for field_index, position in self._indexed:
+            field_index.add_many([row[position] for row in rows], rows)
+
+    def _hold_new(self, keys: list[Any], rows: list[Row]) -> None:
+        """Add the records of new keys to ``records``, noting their order as
         :meth:`_note_new_key` does one by one (but for when too long a tail is dropped: once
         all are in, by the count of records then)."""
         records = self.records
